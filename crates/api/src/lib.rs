@@ -1,0 +1,23 @@
+//! OpenAI-shaped wire types: chat completion requests and responses, stream chunks, embeddings,
+//! the model list and the error body.
+//!
+//! This crate owns the shapes only (serde, no I/O). Every struct keeps the fields it does not know
+//! in an `extra` map, so vendor extensions and fields OpenAI adds later survive a trip through the
+//! gateway untouched. It does not validate semantics beyond what the shape requires: that is the
+//! gateway's job.
+
+mod chat;
+mod embeddings;
+mod error;
+mod models;
+
+pub use chat::{
+    ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage, Role, StreamOptions,
+    Usage, UsageProbe,
+};
+pub use embeddings::EmbeddingsRequest;
+pub use error::{ErrorBody, ErrorObject};
+pub use models::{Model, ModelList};
+
+/// Fields a struct does not name, kept in arrival order of the map.
+pub type Extra = serde_json::Map<String, serde_json::Value>;

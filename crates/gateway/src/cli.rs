@@ -1,0 +1,130 @@
+//! The command line: `reprise serve` and `reprise check-config`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Overrides, ProcessEnv};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "reprise",
+    version,
+    about = "A self-hosted, OpenAI-compatible AI gateway with a semantic cache",
+    long_about = "Reprise speaks the OpenAI API: point any OpenAI SDK's base URL at it.\n\n\
+        Zero-config start: set OPENAI_API_KEY (and optionally OPENAI_BASE_URL) and run \
+        `reprise serve`. Everything else goes in a TOML file (--config); environment \
+        variables override the file, flags override both."
+)]
+pub struct Cli {
+    /// Configuration file (TOML).
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "REPRISE_CONFIG",
+        value_name = "FILE"
+    )]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Address to listen on [env: REPRISE_LISTEN] [default: 127.0.0.1:4080]
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+        /// Directory for the embedded store, created if missing [env: REPRISE_DATA_DIR]
+        /// [default: ./reprise-data]
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Listen beyond loopback with no client authentication. Only when something in front
+        /// of Reprise authenticates clients [env: REPRISE_ALLOW_UNAUTHENTICATED]
+        #[arg(long)]
+        allow_unauthenticated: bool,
+    },
+    /// Validate the configuration (file, environment) and exit: 0 when valid; otherwise the
+    /// failing key's path and the reason, and exit code 1.
+    CheckConfig {
+        /// The file to check (default: --config / REPRISE_CONFIG; none checks the environment
+        /// alone).
+        file: Option<PathBuf>,
+    },
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => {
+            let file = file.or(cli.config);
+            match Config::load(file.as_deref(), &ProcessEnv, &Overrides::default()) {
+                Ok(config) => {
+                    println!(
+                        "configuration is valid: listen {}, {} target(s): {}",
+                        config.listen,
+                        config.targets.len(),
+                        config
+                            .targets
+                            .iter()
+                            .map(|t| t.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("error: invalid configuration: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Serve {
+            listen,
+            data_dir,
+            allow_unauthenticated,
+        } => {
+            let overrides = Overrides {
+                listen,
+                data_dir,
+                allow_unauthenticated,
+            };
+            let config = match Config::load(cli.config.as_deref(), &ProcessEnv, &overrides) {
+                Ok(config) => config,
+                Err(err) => {
+                    eprintln!("error: invalid configuration: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if let Err(err) = crate::server::check_startable(&config) {
+                eprintln!("error: {err}");
+                return ExitCode::FAILURE;
+            }
+            let _guard = crate::telemetry::init(config.log_format);
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(err) => {
+                    eprintln!("error: cannot start the async runtime: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(crate::server::serve(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    tracing::error!(error = format!("{err:#}"), "reprise stopped with an error");
+                    eprintln!("error: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

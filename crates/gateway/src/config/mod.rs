@@ -1,0 +1,510 @@
+//! Configuration: a TOML file plus environment overrides, parsed raw (unknown keys rejected, the
+//! failing path reported) and then validated into [`Config`], the type the rest of the gateway
+//! uses. Precedence, lowest first: built-in defaults, the file, environment variables, CLI flags.
+
+mod raw;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use reprise_providers::{Secret, Timeouts};
+
+pub use raw::RawConfig;
+use raw::RawTarget;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4080";
+pub const DEFAULT_DATA_DIR: &str = "reprise-data";
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+
+/// A configuration problem: the dotted path of the offending key and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct ConfigError {
+    pub path: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// JSON when stdout is not a terminal, human-readable when it is.
+    Auto,
+    Json,
+    Pretty,
+}
+
+/// Which upstream API a target speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    OpenAi,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub max_body_bytes: usize,
+    pub shutdown_grace: Duration,
+    /// Run without client authentication even when reachable beyond loopback.
+    pub allow_unauthenticated: bool,
+    pub log_format: LogFormat,
+    pub targets: Vec<TargetConfig>,
+}
+
+/// One upstream target: a provider endpoint with its credentials.
+#[derive(Debug, Clone)]
+pub struct TargetConfig {
+    pub name: String,
+    pub provider: ProviderKind,
+    pub base_url: String,
+    /// The environment variable the key was read from (what logs and errors may name).
+    pub api_key_env: Option<String>,
+    pub api_key: Option<Secret>,
+    pub headers: Vec<(String, Secret)>,
+    /// Model name patterns (`*` matches any run of characters) this target serves; empty means
+    /// every model.
+    pub models: Vec<String>,
+    pub timeouts: Timeouts,
+}
+
+/// Values given on the command line; they win over everything else.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub allow_unauthenticated: bool,
+}
+
+/// Where environment variables come from: the process, or a map in tests.
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Env for F {
+    fn var(&self, name: &str) -> Option<String> {
+        self(name)
+    }
+}
+
+impl Config {
+    /// Reads `file` (if any), applies the environment and `overrides`, and validates.
+    pub fn load(
+        file: Option<&Path>,
+        env: &dyn Env,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let raw = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError::new(".", format!("cannot read {}: {e}", path.display()))
+                })?;
+                raw::parse(&text)?
+            }
+            None => RawConfig::default(),
+        };
+        Self::from_raw(raw, env, overrides)
+    }
+
+    /// Validates a parsed file together with the environment and the overrides.
+    pub fn from_raw(
+        mut raw: RawConfig,
+        env: &dyn Env,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        apply_openai_env(&mut raw, env);
+
+        let listen_text = overrides
+            .listen
+            .map(|a| a.to_string())
+            .or_else(|| env.var("REPRISE_LISTEN"))
+            .or(raw.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            ConfigError::new(
+                "listen",
+                format!("{listen_text:?} is not an IP address and port such as 127.0.0.1:4080"),
+            )
+        })?;
+
+        let data_dir = overrides
+            .data_dir
+            .clone()
+            .or_else(|| env.var("REPRISE_DATA_DIR").map(PathBuf::from))
+            .or(raw.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+
+        let max_body_bytes = match env.var("REPRISE_MAX_BODY_BYTES") {
+            Some(v) => Some(v.parse::<u64>().map_err(|_| {
+                ConfigError::new("max_body_bytes", format!("{v:?} is not a whole number"))
+            })?),
+            None => raw.max_body_bytes,
+        };
+        let max_body_bytes = match max_body_bytes {
+            None => DEFAULT_MAX_BODY_BYTES,
+            Some(0) => return Err(ConfigError::new("max_body_bytes", "must be at least 1")),
+            Some(n) => {
+                usize::try_from(n).map_err(|_| ConfigError::new("max_body_bytes", "too large"))?
+            }
+        };
+
+        let allow_unauthenticated = overrides.allow_unauthenticated
+            || match env.var("REPRISE_ALLOW_UNAUTHENTICATED") {
+                Some(v) => parse_bool("allow_unauthenticated", &v)?,
+                None => raw.allow_unauthenticated.unwrap_or(false),
+            };
+
+        let log_format = match env.var("REPRISE_LOG_FORMAT").or(raw.log_format).as_deref() {
+            None | Some("auto") => LogFormat::Auto,
+            Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "log_format",
+                    format!("{other:?} is not one of \"auto\", \"json\", \"pretty\""),
+                ));
+            }
+        };
+
+        let mut targets = Vec::with_capacity(raw.targets.len());
+        for (i, t) in raw.targets.into_iter().enumerate() {
+            let target = validate_target(i, t, env)?;
+            if targets.iter().any(|o: &TargetConfig| o.name == target.name) {
+                return Err(ConfigError::new(
+                    format!("targets[{i}].name"),
+                    format!("duplicate target name {:?}", target.name),
+                ));
+            }
+            targets.push(target);
+        }
+
+        Ok(Config {
+            listen,
+            data_dir,
+            max_body_bytes,
+            shutdown_grace: raw
+                .shutdown_grace_secs
+                .map(Duration::from_secs)
+                .unwrap_or(DEFAULT_SHUTDOWN_GRACE),
+            allow_unauthenticated,
+            log_format,
+            targets,
+        })
+    }
+}
+
+/// Zero-config start: `OPENAI_API_KEY` defines a target named `openai` when the file has none;
+/// `OPENAI_BASE_URL` sets (or overrides) that target's base URL.
+fn apply_openai_env(raw: &mut RawConfig, env: &dyn Env) {
+    let base_url = env.var("OPENAI_BASE_URL");
+    if let Some(existing) = raw.targets.iter_mut().find(|t| t.name == "openai") {
+        if base_url.is_some() {
+            existing.base_url = base_url;
+        }
+        return;
+    }
+    if env.var("OPENAI_API_KEY").is_some() {
+        raw.targets.push(RawTarget {
+            name: "openai".to_owned(),
+            provider: Some("openai".to_owned()),
+            base_url: Some(base_url.unwrap_or_else(|| DEFAULT_OPENAI_BASE_URL.to_owned())),
+            api_key_env: Some("OPENAI_API_KEY".to_owned()),
+            ..RawTarget::default()
+        });
+    }
+}
+
+fn parse_bool(path: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::new(
+            path,
+            format!("{value:?} is not a boolean (true/false)"),
+        )),
+    }
+}
+
+fn validate_target(i: usize, t: RawTarget, env: &dyn Env) -> Result<TargetConfig, ConfigError> {
+    let at = |key: &str| format!("targets[{i}].{key}");
+    if t.name.is_empty()
+        || !t
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(ConfigError::new(
+            at("name"),
+            format!(
+                "{:?} must be non-empty ASCII letters, digits, '-', '_' or '.'",
+                t.name
+            ),
+        ));
+    }
+    let provider = match t.provider.as_deref().unwrap_or("openai") {
+        "openai" | "openai-compatible" => ProviderKind::OpenAi,
+        other => {
+            return Err(ConfigError::new(
+                at("provider"),
+                format!("{other:?} is not a supported provider (supported: \"openai\")"),
+            ));
+        }
+    };
+    let base_url = t
+        .base_url
+        .unwrap_or_else(|| DEFAULT_OPENAI_BASE_URL.to_owned());
+    validate_url(&base_url).map_err(|reason| ConfigError::new(at("base_url"), reason))?;
+
+    let api_key = match &t.api_key_env {
+        Some(var) => Some(Secret::new(env.var(var).ok_or_else(|| {
+            ConfigError::new(
+                at("api_key_env"),
+                format!("environment variable {var} is not set"),
+            )
+        })?)),
+        None => None,
+    };
+
+    let mut headers = Vec::with_capacity(t.headers.len());
+    for (name, value) in t.headers {
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(ConfigError::new(
+                at(&format!("headers.{name}")),
+                "not a valid HTTP header name",
+            ));
+        }
+        if http::HeaderValue::from_str(&value).is_err() {
+            return Err(ConfigError::new(
+                at(&format!("headers.{name}")),
+                "not a valid HTTP header value",
+            ));
+        }
+        headers.push((name, Secret::new(value)));
+    }
+
+    for (j, pattern) in t.models.iter().enumerate() {
+        if pattern.trim().is_empty() {
+            return Err(ConfigError::new(
+                format!("targets[{i}].models[{j}]"),
+                "empty model pattern",
+            ));
+        }
+    }
+
+    let defaults = Timeouts::default();
+    let ms = |key: &str, v: Option<u64>, default: Duration| match v {
+        None => Ok(default),
+        Some(0) => Err(ConfigError::new(at(key), "must be at least 1 ms")),
+        Some(v) => Ok(Duration::from_millis(v)),
+    };
+    let timeouts = Timeouts {
+        connect: ms("connect_timeout_ms", t.connect_timeout_ms, defaults.connect)?,
+        first_byte: ms(
+            "first_byte_timeout_ms",
+            t.first_byte_timeout_ms,
+            defaults.first_byte,
+        )?,
+        total: ms("total_timeout_ms", t.total_timeout_ms, defaults.total)?,
+        stream_idle: ms(
+            "stream_idle_timeout_ms",
+            t.stream_idle_timeout_ms,
+            defaults.stream_idle,
+        )?,
+    };
+
+    Ok(TargetConfig {
+        name: t.name,
+        provider,
+        base_url,
+        api_key_env: t.api_key_env,
+        api_key,
+        headers,
+        models: t.models,
+        timeouts,
+    })
+}
+
+fn validate_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("{url:?} must start with http:// or https://"))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() {
+        return Err(format!("{url:?} has no host"));
+    }
+    if host.contains('@') {
+        return Err("credentials in the URL are not allowed; use api_key_env".to_owned());
+    }
+    if url.contains('?') || url.contains('#') {
+        return Err(format!("{url:?} must not contain a query or fragment"));
+    }
+    Ok(())
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogFormat::Auto => "auto",
+            LogFormat::Json => "json",
+            LogFormat::Pretty => "pretty",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name: &str| map.get(name).cloned()
+    }
+
+    fn load(toml: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_raw(raw::parse(toml)?, &env(vars), &Overrides::default())
+    }
+
+    #[test]
+    fn zero_config_with_an_openai_key() {
+        let c = load("", &[("OPENAI_API_KEY", "sk-test")]).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.targets.len(), 1);
+        assert_eq!(c.targets[0].name, "openai");
+        assert_eq!(c.targets[0].base_url, DEFAULT_OPENAI_BASE_URL);
+        assert_eq!(c.targets[0].api_key.as_ref().unwrap().expose(), "sk-test");
+        assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+    }
+
+    #[test]
+    fn no_key_no_target() {
+        assert!(load("", &[]).unwrap().targets.is_empty());
+    }
+
+    #[test]
+    fn env_overrides_file_and_flags_override_env() {
+        let file = "listen = \"127.0.0.1:1111\"\ndata_dir = \"/from/file\"\n";
+        let c = load(file, &[("REPRISE_LISTEN", "127.0.0.1:2222")]).unwrap();
+        assert_eq!(c.listen.port(), 2222);
+        assert_eq!(c.data_dir, PathBuf::from("/from/file"));
+        let c = Config::from_raw(
+            raw::parse(file).unwrap(),
+            &env(&[("REPRISE_LISTEN", "127.0.0.1:2222")]),
+            &Overrides {
+                listen: Some("127.0.0.1:3333".parse().unwrap()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 3333);
+    }
+
+    #[test]
+    fn openai_base_url_overrides_the_file_target() {
+        let file = "[[targets]]\nname = \"openai\"\nbase_url = \"https://file.example/v1\"\n";
+        let c = load(file, &[("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")]).unwrap();
+        assert_eq!(c.targets.len(), 1);
+        assert_eq!(c.targets[0].base_url, "http://127.0.0.1:9/v1");
+    }
+
+    #[test]
+    fn unknown_keys_name_their_path() {
+        let err = load("[[targets]]\nname = \"a\"\nbase_ulr = \"x\"\n", &[]).unwrap_err();
+        assert_eq!(err.path, "targets[0]");
+        assert!(err.reason.contains("base_ulr"), "{err}");
+        let err = load("lisen = \"x\"", &[]).unwrap_err();
+        assert!(err.reason.contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn type_errors_name_their_path() {
+        let err = load("max_body_bytes = \"big\"", &[]).unwrap_err();
+        assert_eq!(err.path, "max_body_bytes");
+        let err = load("[[targets]]\nname = \"a\"\nmodels = [1]\n", &[]).unwrap_err();
+        assert_eq!(err.path, "targets[0].models[0]");
+    }
+
+    #[test]
+    fn semantic_errors_name_their_path() {
+        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+            ("listen = \"nope\"", &[], "listen"),
+            (
+                "[[targets]]\nname = \"a\"\nbase_url = \"ftp://x\"",
+                &[],
+                "targets[0].base_url",
+            ),
+            (
+                "[[targets]]\nname = \"a\"\napi_key_env = \"MISSING_KEY\"",
+                &[],
+                "targets[0].api_key_env",
+            ),
+            (
+                "[[targets]]\nname = \"a\"\n[[targets]]\nname = \"a\"",
+                &[],
+                "targets[1].name",
+            ),
+            (
+                "[[targets]]\nname = \"a\"\nprovider = \"palm\"",
+                &[],
+                "targets[0].provider",
+            ),
+            (
+                "[[targets]]\nname = \"a\"\nfirst_byte_timeout_ms = 0",
+                &[],
+                "targets[0].first_byte_timeout_ms",
+            ),
+            ("log_format = \"xml\"", &[], "log_format"),
+            (
+                "",
+                &[("REPRISE_ALLOW_UNAUTHENTICATED", "maybe")],
+                "allow_unauthenticated",
+            ),
+            ("max_body_bytes = 0", &[], "max_body_bytes"),
+        ];
+        for (toml, vars, path) in cases {
+            let err = load(toml, vars).unwrap_err();
+            assert_eq!(&err.path, path, "{toml}: {err}");
+        }
+    }
+
+    #[test]
+    fn header_secrets_are_redacted_in_debug() {
+        let c = load(
+            "[[targets]]\nname = \"a\"\napi_key_env = \"K\"\nheaders = { \"X-Org\" = \"org-hidden\" }",
+            &[("K", "sk-hidden")],
+        )
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("sk-hidden") && !shown.contains("org-hidden"),
+            "{shown}"
+        );
+    }
+}

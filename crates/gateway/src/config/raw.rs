@@ -1,0 +1,57 @@
+//! The configuration file exactly as written: every key optional where a default exists,
+//! unknown keys rejected. [`super::Config::load`] turns it into the validated form.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub max_body_bytes: Option<u64>,
+    pub shutdown_grace_secs: Option<u64>,
+    pub allow_unauthenticated: Option<bool>,
+    pub log_format: Option<String>,
+    #[serde(default)]
+    pub targets: Vec<RawTarget>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    pub name: String,
+    pub provider: Option<String>,
+    pub base_url: Option<String>,
+    pub api_key_env: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub models: Vec<String>,
+    pub connect_timeout_ms: Option<u64>,
+    pub first_byte_timeout_ms: Option<u64>,
+    pub total_timeout_ms: Option<u64>,
+    pub stream_idle_timeout_ms: Option<u64>,
+}
+
+/// Parses TOML, reporting the dotted path of the key that failed.
+pub fn parse(text: &str) -> Result<RawConfig, super::ConfigError> {
+    let de = toml::de::Deserializer::parse(text).map_err(|e| toml_error(".", &e, text))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        toml_error(&path, e.inner(), text)
+    })
+}
+
+fn toml_error(path: &str, err: &toml::de::Error, text: &str) -> super::ConfigError {
+    let line = err
+        .span()
+        .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+    let reason = match line {
+        Some(line) => format!("{} (line {line})", err.message().trim()),
+        None => err.message().trim().to_owned(),
+    };
+    super::ConfigError::new(path, reason)
+}

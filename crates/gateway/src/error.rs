@@ -1,0 +1,210 @@
+//! Every error a client can receive, mapped to HTTP once, here, through one table:
+//! (HTTP status, OpenAI error `type`, `code`). Messages are written for the client and never
+//! carry internal detail; the detail is logged by the caller.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use reprise_api::ErrorBody;
+use reprise_providers::UpstreamError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("{message}")]
+    InvalidRequest {
+        message: String,
+        param: Option<String>,
+    },
+    #[error("request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("unknown route {method} {path}")]
+    UnknownRoute { method: String, path: String },
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("no configured target serves the model {model:?}")]
+    ModelNotFound { model: String },
+    #[error("upstream target {target:?} could not be reached")]
+    UpstreamUnreachable { target: String },
+    #[error("upstream target {target:?} did not answer in time")]
+    UpstreamTimeout { target: String },
+    #[error("upstream target {target:?} broke off its response")]
+    UpstreamBroken { target: String },
+    /// An upstream error whose body is already OpenAI-shaped: relayed as it came.
+    #[error("upstream answered HTTP {status}")]
+    UpstreamRelayed { status: StatusCode, body: Bytes },
+    /// An upstream error whose body is not OpenAI-shaped: wrapped.
+    #[error("upstream target {target:?} answered HTTP {status}")]
+    UpstreamStatus { target: String, status: StatusCode },
+    #[error("the gateway is not ready: {reason}")]
+    NotReady { reason: String },
+    #[error("internal error")]
+    Internal,
+}
+
+impl GatewayError {
+    pub fn invalid(message: impl Into<String>, param: Option<&str>) -> Self {
+        GatewayError::InvalidRequest {
+            message: message.into(),
+            param: param.map(str::to_owned),
+        }
+    }
+
+    /// Maps a failed upstream call; `target` is the configured target's name.
+    pub fn from_upstream(target: &str, err: UpstreamError) -> Self {
+        let target = target.to_owned();
+        match err {
+            UpstreamError::Status { status, body, .. } if is_openai_error(&body) => {
+                GatewayError::UpstreamRelayed { status, body }
+            }
+            UpstreamError::Status { status, .. } => GatewayError::UpstreamStatus { target, status },
+            e if e.is_timeout() => GatewayError::UpstreamTimeout { target },
+            UpstreamError::Connect(_) => GatewayError::UpstreamUnreachable { target },
+            UpstreamError::Transport(_)
+            | UpstreamError::Truncated
+            | UpstreamError::FirstByteTimeout(_)
+            | UpstreamError::TotalTimeout(_)
+            | UpstreamError::IdleTimeout(_) => GatewayError::UpstreamBroken { target },
+        }
+    }
+
+    /// The table: HTTP status, OpenAI error type, error code.
+    pub fn parts(&self) -> (StatusCode, &'static str, Option<&'static str>) {
+        use GatewayError as E;
+        match self {
+            E::InvalidRequest { .. } => (StatusCode::BAD_REQUEST, "invalid_request_error", None),
+            E::PayloadTooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                Some("request_too_large"),
+            ),
+            E::UnknownRoute { .. } => (
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                Some("unknown_url"),
+            ),
+            E::MethodNotAllowed { .. } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request_error",
+                Some("method_not_allowed"),
+            ),
+            E::ModelNotFound { .. } => (
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                Some("model_not_found"),
+            ),
+            E::UpstreamUnreachable { .. } => (
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                Some("upstream_unreachable"),
+            ),
+            E::UpstreamTimeout { .. } => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_error",
+                Some("upstream_timeout"),
+            ),
+            E::UpstreamBroken { .. } => (
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                Some("upstream_broken_response"),
+            ),
+            E::UpstreamRelayed { status, .. } => (*status, "upstream_error", None),
+            E::UpstreamStatus { status, .. } => (
+                *status,
+                if status.is_client_error() {
+                    "invalid_request_error"
+                } else {
+                    "upstream_error"
+                },
+                Some("upstream_http_error"),
+            ),
+            E::NotReady { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                Some("not_ready"),
+            ),
+            E::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                Some("internal_error"),
+            ),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.parts().0
+    }
+
+    /// A short, bounded label for the request log.
+    pub fn label(&self) -> &'static str {
+        let (_, kind, code) = self.parts();
+        code.unwrap_or(kind)
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        let (_, kind, code) = self.parts();
+        let param = match self {
+            GatewayError::InvalidRequest { param, .. } => param.clone(),
+            GatewayError::ModelNotFound { .. } => Some("model".to_owned()),
+            _ => None,
+        };
+        ErrorBody::new(self.to_string(), kind, param, code.map(str::to_owned))
+    }
+}
+
+fn is_openai_error(body: &[u8]) -> bool {
+    serde_json::from_slice::<ErrorBody>(body).is_ok()
+        || serde_json::from_slice::<serde_json::Value>(body)
+            .is_ok_and(|v| v["error"]["message"].is_string())
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = match self {
+            GatewayError::UpstreamRelayed { body, .. } => body,
+            other => match serde_json::to_vec(&other.body()) {
+                Ok(json) => Bytes::from(json),
+                Err(_) => Bytes::from_static(
+                    br#"{"error":{"message":"internal error","type":"server_error","param":null,"code":"internal_error"}}"#,
+                ),
+            },
+        };
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_errors_relay_openai_bodies_and_wrap_others() {
+        let openai = Bytes::from_static(
+            br#"{"error":{"message":"bad key","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#,
+        );
+        let e = GatewayError::from_upstream(
+            "openai",
+            UpstreamError::Status {
+                status: StatusCode::UNAUTHORIZED,
+                body: openai.clone(),
+                retry_after: None,
+            },
+        );
+        assert!(matches!(&e, GatewayError::UpstreamRelayed { body, .. } if *body == openai));
+        let e = GatewayError::from_upstream(
+            "openai",
+            UpstreamError::Status {
+                status: StatusCode::BAD_GATEWAY,
+                body: Bytes::from_static(b"<html>nginx</html>"),
+                retry_after: None,
+            },
+        );
+        assert_eq!(e.status(), StatusCode::BAD_GATEWAY);
+        assert!(!e.body().error.message.contains("nginx"));
+    }
+}

@@ -1,0 +1,5 @@
+//! The `reprise` binary: everything lives in the library; this only hands over the exit code.
+
+fn main() -> std::process::ExitCode {
+    reprise_gateway::cli::main()
+}

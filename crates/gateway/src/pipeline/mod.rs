@@ -1,0 +1,249 @@
+//! The request story, in order, in one place:
+//!
+//! ```text
+//! authenticate ─▶ limit ─▶ cache lookup ──hit──▶ respond
+//!                               │ miss / bypass
+//!                               ▼
+//!                 plan (target for the model) ─▶ attempt ─▶ respond (JSON or relayed SSE)
+//!                                                              ─▶ record (request log line)
+//! ```
+//!
+//! Each step is a plain async function called from here with explicit arguments. Authentication,
+//! limits and the cache are not built yet (their issues add them at the marked places); until the
+//! cache lands every response says `x-reprise-cache: bypass`.
+
+mod record;
+mod relay;
+
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use reprise_api::{ChatCompletionRequest, EmbeddingsRequest, Model, ModelList, UsageProbe};
+use reprise_providers::Reply;
+
+pub use record::{CacheStatus, Outcome, RequestLog};
+
+use crate::{AppState, GatewayError, routing};
+
+/// `POST /v1/chat/completions`.
+pub async fn chat(
+    state: &AppState,
+    mut log: RequestLog,
+    request: ChatCompletionRequest,
+    raw: Bytes,
+) -> Response {
+    log.model = Some(request.model.clone());
+    log.stream = request.is_stream();
+    if let Err(err) = validate_chat(&request) {
+        return fail(log, err, &[]);
+    }
+
+    // authenticate, limit: not yet (keys issue).
+    // cache lookup: not yet (cache issue).
+    let cache = CacheStatus::Bypass;
+    log.cache = cache;
+    let mut headers = vec![("x-reprise-cache", HeaderValue::from_static(cache.as_str()))];
+
+    let Some(target) = routing::plan(state.targets(), &request.model) else {
+        let err = GatewayError::ModelNotFound {
+            model: request.model,
+        };
+        return fail(log, err, &headers);
+    };
+    log.target = Some(target.name.clone());
+    if let Ok(value) = HeaderValue::from_str(&target.name) {
+        headers.push(("x-reprise-provider", value));
+    }
+
+    // The request is forwarded exactly as it arrived: unknown fields untouched.
+    let upstream_started = Instant::now();
+    match target.provider.chat(raw, request.is_stream()).await {
+        Err(err) => {
+            log.upstream = Some(upstream_started.elapsed());
+            tracing::warn!(target = %target.name, error = %err, "upstream call failed");
+            fail(
+                log,
+                GatewayError::from_upstream(&target.name, err),
+                &headers,
+            )
+        }
+        Ok(Reply::Json { status, body, .. }) => {
+            log.upstream = Some(upstream_started.elapsed());
+            log.usage = serde_json::from_slice::<UsageProbe>(&body)
+                .ok()
+                .and_then(|p| p.usage);
+            json_response(log, status, body, &headers)
+        }
+        Ok(Reply::Stream { events, .. }) => {
+            match relay::respond(log, events, upstream_started, &headers).await {
+                Ok(response) => response,
+                Err((log, err)) => fail(log, err, &headers),
+            }
+        }
+    }
+}
+
+fn validate_chat(request: &ChatCompletionRequest) -> Result<(), GatewayError> {
+    if request.model.trim().is_empty() {
+        return Err(GatewayError::invalid(
+            "'model' must name a model",
+            Some("model"),
+        ));
+    }
+    if request.messages.is_empty() {
+        return Err(GatewayError::invalid(
+            "'messages' must contain at least one message",
+            Some("messages"),
+        ));
+    }
+    Ok(())
+}
+
+/// `POST /v1/embeddings`: routed by model and forwarded.
+pub async fn embeddings(
+    state: &AppState,
+    mut log: RequestLog,
+    request: EmbeddingsRequest,
+    raw: Bytes,
+) -> Response {
+    log.model = Some(request.model.clone());
+    if request.model.trim().is_empty() {
+        let err = GatewayError::invalid("'model' must name a model", Some("model"));
+        return fail(log, err, &[]);
+    }
+    if request.input.is_null() {
+        let err = GatewayError::invalid("'input' must not be null", Some("input"));
+        return fail(log, err, &[]);
+    }
+    let mut headers = vec![(
+        "x-reprise-cache",
+        HeaderValue::from_static(CacheStatus::Bypass.as_str()),
+    )];
+    let Some(target) = routing::plan(state.targets(), &request.model) else {
+        let err = GatewayError::ModelNotFound {
+            model: request.model,
+        };
+        return fail(log, err, &headers);
+    };
+    log.target = Some(target.name.clone());
+    if let Ok(value) = HeaderValue::from_str(&target.name) {
+        headers.push(("x-reprise-provider", value));
+    }
+    let upstream_started = Instant::now();
+    let result = target.provider.embeddings(raw).await;
+    log.upstream = Some(upstream_started.elapsed());
+    match result {
+        Ok(Reply::Json { status, body, .. }) => {
+            log.usage = serde_json::from_slice::<UsageProbe>(&body)
+                .ok()
+                .and_then(|p| p.usage);
+            json_response(log, status, body, &headers)
+        }
+        Ok(Reply::Stream { .. }) => {
+            tracing::warn!(target = %target.name, "upstream answered embeddings with an event stream");
+            let err = GatewayError::UpstreamBroken {
+                target: target.name.clone(),
+            };
+            fail(log, err, &headers)
+        }
+        Err(err) => {
+            tracing::warn!(target = %target.name, error = %err, "upstream call failed");
+            fail(
+                log,
+                GatewayError::from_upstream(&target.name, err),
+                &headers,
+            )
+        }
+    }
+}
+
+/// `GET /v1/models`: the models every target serves. A target with exact model names configured
+/// lists those; one without (or with patterns only) is asked for its list. A target that cannot
+/// answer is left out; if none can, the error of the first is returned.
+pub async fn models(state: &AppState, mut log: RequestLog) -> Response {
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let upstream_started = Instant::now();
+    let lists = futures_util::future::join_all(state.targets().iter().map(|target| async move {
+        let exact: Vec<String> = target
+            .models
+            .iter()
+            .filter(|m| !m.contains('*'))
+            .cloned()
+            .collect();
+        if !exact.is_empty() {
+            return (target, Ok(exact));
+        }
+        (target, target.provider.list_models().await)
+    }))
+    .await;
+    log.upstream = Some(upstream_started.elapsed());
+
+    let mut data: Vec<Model> = Vec::new();
+    let mut first_error = None;
+    for (target, result) in lists {
+        match result {
+            Ok(ids) => {
+                for id in ids {
+                    if !data.iter().any(|m| m.id == id) {
+                        data.push(Model::new(id, created, target.name.clone()));
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::warn!(target = %target.name, error = %err, "could not list the target's models");
+                first_error.get_or_insert_with(|| GatewayError::from_upstream(&target.name, err));
+            }
+        }
+    }
+    if data.is_empty() {
+        if let Some(err) = first_error {
+            return fail(log, err, &[]);
+        }
+    }
+    match serde_json::to_vec(&ModelList::new(data)) {
+        Ok(body) => json_response(log, StatusCode::OK, Bytes::from(body), &[]),
+        Err(_) => fail(log, GatewayError::Internal, &[]),
+    }
+}
+
+/// Ends a request with an error response.
+pub fn fail(
+    mut log: RequestLog,
+    err: GatewayError,
+    headers: &[(&'static str, HeaderValue)],
+) -> Response {
+    log.status = err.status().as_u16();
+    log.outcome = Outcome::Error;
+    log.error = Some(err.label());
+    let mut response = err.into_response();
+    for (name, value) in headers {
+        response.headers_mut().insert(*name, value.clone());
+    }
+    response
+}
+
+fn json_response(
+    mut log: RequestLog,
+    status: StatusCode,
+    body: Bytes,
+    headers: &[(&'static str, HeaderValue)],
+) -> Response {
+    log.status = status.as_u16();
+    log.outcome = Outcome::Ok;
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    for (name, value) in headers {
+        h.insert(*name, value.clone());
+    }
+    response.into_response()
+}

@@ -1,0 +1,145 @@
+//! The request log: one line per request, written exactly once, when the request is over.
+//!
+//! A [`RequestLog`] travels with the request through the pipeline (and into a relayed stream's
+//! body) and writes its line when dropped, so a request that ends any way at all, including a
+//! client that disconnects mid-stream, still leaves its line.
+
+use std::time::{Duration, Instant};
+
+use axum::http::HeaderMap;
+use reprise_api::Usage;
+
+use crate::AppState;
+
+/// What the cache did with a request (the `x-reprise-cache` header).
+#[expect(
+    dead_code,
+    reason = "hit and miss arrive with the semantic cache issue"
+)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    Hit,
+    Miss,
+    /// The cache was not consulted.
+    Bypass,
+}
+
+impl CacheStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "hit",
+            CacheStatus::Miss => "miss",
+            CacheStatus::Bypass => "bypass",
+        }
+    }
+}
+
+/// How a request ended, as far as the log is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Error,
+    /// The response head went out but the stream was cut (by the upstream or a timeout).
+    StreamFailed,
+    /// The client went away before the answer was complete.
+    ClientClosed,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::StreamFailed => "stream_failed",
+            Outcome::ClientClosed => "client_closed",
+        }
+    }
+}
+
+/// One request's log line, filled in as the request goes and written on drop.
+#[derive(Debug)]
+pub struct RequestLog {
+    pub request_id: String,
+    pub route: &'static str,
+    pub started: Instant,
+    pub model: Option<String>,
+    pub target: Option<String>,
+    /// HTTP status sent; 499 (nginx's "client closed request") until a response is chosen.
+    pub status: u16,
+    pub stream: bool,
+    pub upstream: Option<Duration>,
+    /// Time from the request's arrival to the first event of a stream.
+    pub first_byte: Option<Duration>,
+    pub usage: Option<Usage>,
+    pub cache: CacheStatus,
+    pub outcome: Outcome,
+    pub error: Option<&'static str>,
+    /// The gateway runs without client authentication beyond loopback: warn on every line.
+    pub unauthenticated: bool,
+}
+
+impl RequestLog {
+    pub fn start(state: &AppState, headers: &HeaderMap, route: &'static str) -> Self {
+        let request_id = headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        Self {
+            request_id,
+            route,
+            started: Instant::now(),
+            model: None,
+            target: None,
+            status: 499,
+            stream: false,
+            upstream: None,
+            first_byte: None,
+            usage: None,
+            cache: CacheStatus::Bypass,
+            outcome: Outcome::ClientClosed,
+            error: None,
+            unauthenticated: state.open_mode(),
+        }
+    }
+}
+
+fn ms(d: Option<Duration>) -> Option<f64> {
+    d.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3)
+}
+
+macro_rules! request_line {
+    ($level:expr, $log:expr) => {{
+        let log = $log;
+        tracing::event!(
+            target: "reprise::request",
+            $level,
+            request_id = %log.request_id,
+            route = log.route,
+            model = log.model.as_deref(),
+            provider = log.target.as_deref(),
+            status = log.status,
+            stream = log.stream,
+            latency_ms = ms(Some(log.started.elapsed())),
+            upstream_ms = ms(log.upstream),
+            ttfb_ms = ms(log.first_byte),
+            prompt_tokens = log.usage.map(|u| u.prompt_tokens),
+            completion_tokens = log.usage.map(|u| u.completion_tokens),
+            cache = log.cache.as_str(),
+            outcome = log.outcome.as_str(),
+            error = log.error,
+            unauthenticated = log.unauthenticated.then_some(true),
+            "request"
+        )
+    }};
+}
+
+impl Drop for RequestLog {
+    fn drop(&mut self) {
+        if self.unauthenticated {
+            request_line!(tracing::Level::WARN, &*self);
+        } else {
+            request_line!(tracing::Level::INFO, &*self);
+        }
+    }
+}

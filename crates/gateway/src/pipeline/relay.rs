@@ -1,0 +1,139 @@
+//! Relaying an upstream event stream to the client: event by event as each arrives, never
+//! buffered whole. Each event is one body frame, which hyper writes (and flushes) on its own.
+//!
+//! The response head is held until the first event: a stream that fails before sending anything
+//! gets a real error status instead of a 200 followed by an error. After the head has gone out, a
+//! failure ends the stream with an OpenAI-shaped error event and no `[DONE]`, so no client takes
+//! a cut stream for a complete answer.
+
+use std::convert::Infallible;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use futures_util::stream;
+use reprise_api::{ErrorBody, UsageProbe};
+use reprise_providers::{EventStream, StreamEvent, UpstreamError};
+
+use super::record::{Outcome, RequestLog};
+use crate::GatewayError;
+
+struct Relay {
+    events: EventStream,
+    log: RequestLog,
+    upstream_started: Instant,
+    pending: Option<StreamEvent>,
+    finished: bool,
+}
+
+/// Builds the streamed response, or the error response if the stream fails before its first
+/// event. `headers` are the gateway's own response headers (provider, cache).
+pub async fn respond(
+    mut log: RequestLog,
+    mut events: EventStream,
+    upstream_started: Instant,
+    headers: &[(&'static str, HeaderValue)],
+) -> Result<Response, (RequestLog, GatewayError)> {
+    let first = match events.next().await {
+        Some(Ok(event)) => event,
+        Some(Err(err)) => {
+            let target = log.target.clone().unwrap_or_default();
+            log.upstream = Some(upstream_started.elapsed());
+            tracing::warn!(request_id = %log.request_id, %target, error = %err, "upstream stream failed before its first event");
+            return Err((log, GatewayError::from_upstream(&target, err)));
+        }
+        None => {
+            let target = log.target.clone().unwrap_or_default();
+            return Err((
+                log,
+                GatewayError::from_upstream(&target, UpstreamError::Truncated),
+            ));
+        }
+    };
+    log.first_byte = Some(log.started.elapsed());
+    log.status = 200;
+    let relay = Relay {
+        events,
+        log,
+        upstream_started,
+        pending: Some(first),
+        finished: false,
+    };
+    let body = Body::from_stream(stream::unfold(relay, next_frame));
+    let mut response = Response::new(body);
+    *response.status_mut() = StatusCode::OK;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Tells nginx-style reverse proxies in front of the gateway not to buffer the stream.
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    for (name, value) in headers {
+        h.insert(*name, value.clone());
+    }
+    Ok(response)
+}
+
+async fn next_frame(mut relay: Relay) -> Option<(Result<Bytes, Infallible>, Relay)> {
+    if relay.finished {
+        return None;
+    }
+    let event = match relay.pending.take() {
+        Some(event) => Ok(event),
+        None => relay.events.next().await?,
+    };
+    let frame = match event {
+        Ok(StreamEvent::Chunk(data)) => {
+            observe_usage(&mut relay.log, &data);
+            let mut frame = String::with_capacity(data.len() + 8);
+            frame.push_str("data: ");
+            frame.push_str(&data);
+            frame.push_str("\n\n");
+            Bytes::from(frame)
+        }
+        Ok(StreamEvent::Done) => {
+            relay.finished = true;
+            relay.log.outcome = Outcome::Ok;
+            relay.log.upstream = Some(relay.upstream_started.elapsed());
+            Bytes::from_static(b"data: [DONE]\n\n")
+        }
+        Err(err) => {
+            relay.finished = true;
+            relay.log.outcome = Outcome::StreamFailed;
+            relay.log.error = Some(err.label());
+            relay.log.upstream = Some(relay.upstream_started.elapsed());
+            tracing::warn!(request_id = %relay.log.request_id, target = relay.log.target.as_deref(), error = %err, "upstream stream failed after the response head");
+            error_frame(&err)
+        }
+    };
+    Some((Ok(frame), relay))
+}
+
+/// Reads `usage` from the chunks that carry it (the final one with `include_usage`).
+fn observe_usage(log: &mut RequestLog, data: &str) {
+    if data.contains("\"usage\"") {
+        if let Ok(UsageProbe { usage: Some(usage) }) = serde_json::from_str(data) {
+            log.usage = Some(usage);
+        }
+    }
+}
+
+fn error_frame(err: &UpstreamError) -> Bytes {
+    let (message, code) = if err.is_timeout() {
+        (
+            "The upstream stream stalled and was ended by the gateway; the response is incomplete.",
+            "upstream_timeout",
+        )
+    } else {
+        (
+            "The upstream stream ended before it was complete; the response is incomplete.",
+            "upstream_stream_truncated",
+        )
+    };
+    let body = ErrorBody::new(message, "upstream_error", None, Some(code.to_owned()));
+    let json = serde_json::to_string(&body).unwrap_or_default();
+    Bytes::from(format!("data: {json}\n\n"))
+}

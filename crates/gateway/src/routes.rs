@@ -1,0 +1,153 @@
+//! HTTP routes: thin handlers that extract the request, open its log line and hand over to the
+//! pipeline. Every route is served with and without the `/v1` prefix.
+
+use std::any::Any;
+
+use axum::Router;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use reprise_api::{ChatCompletionRequest, EmbeddingsRequest};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tracing::Instrument;
+
+use crate::extract::OpenAiJson;
+use crate::pipeline::{self, RequestLog};
+use crate::{AppState, GatewayError};
+
+/// Builds the gateway's router from its state.
+pub fn app(state: AppState) -> Router {
+    let mut router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz));
+    for prefix in ["/v1", ""] {
+        router = router
+            .route(&format!("{prefix}/chat/completions"), post(chat))
+            .route(&format!("{prefix}/embeddings"), post(embeddings))
+            .route(&format!("{prefix}/models"), get(models));
+    }
+    router
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        // HTTP-generic layers only, outermost first:
+        // 1. give every request an `x-request-id` (the client's own if it sent one);
+        // 2. copy it onto the response, error and panic responses included;
+        // 3. turn a panic into an OpenAI-shaped 500 instead of a dropped connection.
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(CatchPanicLayer::custom(panic_response)),
+        )
+}
+
+fn request_span(log: &RequestLog) -> tracing::Span {
+    tracing::info_span!("request", request_id = %log.request_id)
+}
+
+async fn chat(State(state): State<AppState>, request: Request) -> Response {
+    let log = RequestLog::start(&state, request.headers(), "/v1/chat/completions");
+    let span = request_span(&log);
+    async move {
+        match OpenAiJson::<ChatCompletionRequest>::from_request(request, &state).await {
+            Ok(body) => pipeline::chat(&state, log, body.value, body.raw).await,
+            Err(err) => pipeline::fail(log, err, &[]),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn embeddings(State(state): State<AppState>, request: Request) -> Response {
+    let log = RequestLog::start(&state, request.headers(), "/v1/embeddings");
+    let span = request_span(&log);
+    async move {
+        match OpenAiJson::<EmbeddingsRequest>::from_request(request, &state).await {
+            Ok(body) => pipeline::embeddings(&state, log, body.value, body.raw).await,
+            Err(err) => pipeline::fail(log, err, &[]),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn models(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let log = RequestLog::start(&state, &headers, "/v1/models");
+    let span = request_span(&log);
+    pipeline::models(&state, log).instrument(span).await
+}
+
+/// Liveness: the process is up and serving HTTP.
+async fn healthz() -> Response {
+    axum::Json(serde_json::json!({"status": "ok"})).into_response()
+}
+
+/// Readiness: configuration loaded (it is, or we would not be serving) and the store answers.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let store = state.store().clone();
+    match tokio::task::spawn_blocking(move || store.ping()).await {
+        Ok(Ok(())) => axum::Json(serde_json::json!({"status": "ready"})).into_response(),
+        Ok(Err(err)) => {
+            tracing::error!(error = %err, "store is not answering");
+            GatewayError::NotReady {
+                reason: "the store is not answering".to_owned(),
+            }
+            .into_response()
+        }
+        Err(_) => GatewayError::Internal.into_response(),
+    }
+}
+
+async fn unknown_route(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let log = RequestLog::start(&state, &headers, "unknown");
+    let err = GatewayError::UnknownRoute {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    };
+    pipeline::fail(log, err, &[])
+}
+
+async fn method_not_allowed(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let log = RequestLog::start(&state, &headers, "method_not_allowed");
+    let err = GatewayError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    };
+    let mut response = pipeline::fail(log, err, &[]);
+    debug_assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    if let Some(allow) = allowed_methods(uri.path()) {
+        response.headers_mut().insert(
+            axum::http::header::ALLOW,
+            axum::http::HeaderValue::from_static(allow),
+        );
+    }
+    response
+}
+
+fn allowed_methods(path: &str) -> Option<&'static str> {
+    let path = path.strip_prefix("/v1").unwrap_or(path);
+    match path {
+        "/chat/completions" | "/embeddings" => Some("POST"),
+        "/models" | "/healthz" | "/readyz" => Some("GET, HEAD"),
+        _ => None,
+    }
+}
+
+fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked; answered 500");
+    GatewayError::Internal.into_response()
+}

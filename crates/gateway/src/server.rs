@@ -1,0 +1,132 @@
+//! Starting and stopping the server: the fail-closed start check, the listener, and graceful
+//! shutdown (stop accepting, let in-flight requests and streams finish up to the grace period).
+
+use std::future::Future;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::{AppState, app};
+
+/// Why `serve` refused to start, in words for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "refusing to listen on {0} without client authentication: anyone who can reach this \
+         address could spend your provider credit.\n\
+         Either listen on loopback (--listen 127.0.0.1:4080), or, if something in front of Reprise \
+         authenticates clients, start with --allow-unauthenticated (REPRISE_ALLOW_UNAUTHENTICATED=true)."
+    )]
+    Unauthenticated(std::net::SocketAddr),
+    #[error(
+        "no upstream target is configured: set OPENAI_API_KEY (and optionally OPENAI_BASE_URL), \
+         or define [[targets]] in a config file (--config FILE)"
+    )]
+    NoTargets,
+}
+
+/// The checks that make `serve` refuse to start.
+pub fn check_startable(config: &Config) -> Result<(), StartError> {
+    if !config.listen.ip().is_loopback() && !config.allow_unauthenticated {
+        return Err(StartError::Unauthenticated(config.listen));
+    }
+    if config.targets.is_empty() {
+        return Err(StartError::NoTargets);
+    }
+    Ok(())
+}
+
+/// Opens the store and builds the state for `config`.
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    let data_dir = config.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || reprise_storage::Store::open(&data_dir))
+        .await
+        .context("opening the store")?
+        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+    AppState::new(config, store)
+}
+
+/// Runs the full server for `config` until SIGTERM or SIGINT.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    check_startable(&config)?;
+    let state = build_state(config).await?;
+    let listen = state.config().listen;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    if state.open_mode() {
+        tracing::warn!(%listen, "running WITHOUT client authentication on a non-loopback address");
+    }
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        targets = state.targets().len(),
+        data_dir = %state.config().data_dir.display(),
+        "reprise is listening"
+    );
+    run(listener, state, shutdown_signal()).await
+}
+
+/// Serves on `listener` until `shutdown` resolves, then drains in-flight requests for at most the
+/// configured grace period. Returns once drained (or the grace period is over).
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let grace = state.config().shutdown_grace;
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!(
+            grace_secs = grace.as_secs(),
+            "shutting down: no new connections; draining in-flight requests"
+        );
+        let _ = signalled_tx.send(());
+    };
+    let server = axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .into_future();
+    tokio::pin!(server);
+    let deadline = async move {
+        if signalled_rx.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = &mut server => {
+            result.context("server error")?;
+            tracing::info!("all requests drained; bye");
+        }
+        () = deadline => {
+            tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing the remaining connections");
+        }
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,85 @@
+//! Shared state: immutable behind one `Arc`, built once from the validated configuration.
+
+use std::sync::Arc;
+
+use reprise_providers::Provider;
+use reprise_providers::openai::{OpenAiCompatible, OpenAiConfig};
+use reprise_storage::Store;
+
+use crate::config::{Config, ProviderKind, TargetConfig};
+
+/// An upstream target the gateway can send requests to.
+#[derive(Debug)]
+pub struct Target {
+    pub name: String,
+    pub provider: Provider,
+    /// Model name patterns this target serves; empty serves every model.
+    pub models: Vec<String>,
+}
+
+impl Target {
+    pub fn build(config: &TargetConfig) -> anyhow::Result<Self> {
+        let provider = match config.provider {
+            ProviderKind::OpenAi => {
+                Provider::OpenAiCompatible(OpenAiCompatible::new(OpenAiConfig {
+                    base_url: config.base_url.clone(),
+                    api_key: config.api_key.clone(),
+                    headers: config.headers.clone(),
+                    timeouts: config.timeouts,
+                })?)
+            }
+        };
+        Ok(Self {
+            name: config.name.clone(),
+            provider,
+            models: config.models.clone(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Config,
+    targets: Vec<Target>,
+    store: Store,
+}
+
+/// Everything a request needs, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl AppState {
+    /// Builds the state: one provider client (with its connection pool) per target.
+    pub fn new(config: Config, store: Store) -> anyhow::Result<Self> {
+        let targets = config
+            .targets
+            .iter()
+            .map(Target::build)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Self(Arc::new(Inner {
+            config,
+            targets,
+            store,
+        })))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    pub fn targets(&self) -> &[Target] {
+        &self.0.targets
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+}
+
+impl AppState {
+    /// Whether the gateway is reachable beyond loopback with client authentication explicitly
+    /// turned off: every request's log line then carries a warning.
+    pub fn open_mode(&self) -> bool {
+        self.0.config.allow_unauthenticated && !self.0.config.listen.ip().is_loopback()
+    }
+}

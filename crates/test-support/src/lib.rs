@@ -1,0 +1,18 @@
+//! Mock upstream providers for Reprise's tests and benchmarks: real HTTP servers on ephemeral
+//! loopback ports that speak a provider's wire format and play a scripted list of faults.
+//!
+//! It stands in for paid providers only; nothing in the product depends on it. Today it speaks
+//! the OpenAI wire format ([`MockUpstream`]).
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use reprise_test_support::MockUpstream;
+//! let mock = MockUpstream::start().await;
+//! mock.fail_times(2, 503).truncate_after_chunks(3);
+//! // first two calls: 503; third: a stream cut after three chunks; then normal replies.
+//! # }
+//! ```
+
+mod openai;
+
+pub use openai::{Gate, MockUpstream, Recorded, Step};

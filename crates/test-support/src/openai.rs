@@ -1,0 +1,540 @@
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::stream;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+/// One scripted behaviour, used by the next chat or embeddings request that arrives.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Answer with this status, body and extra headers.
+    Status {
+        status: u16,
+        body: String,
+        headers: Vec<(String, String)>,
+    },
+    /// Wait this long before sending the response head, then answer normally.
+    Delay(Duration),
+    /// Never answer (until the client goes away).
+    Stall,
+    /// Stream this many chunks, then go silent without closing.
+    StallAfterChunks(usize),
+    /// Stream this many chunks, then end the body cleanly but without the final events.
+    TruncateAfterChunks(usize),
+    /// Stream this many chunks, then abort the connection.
+    ResetAfterChunks(usize),
+    /// Stream every chunk but the last, then wait for the gate to open.
+    HoldLastChunk(Gate),
+}
+
+/// A gate a scripted stream waits at until the test opens it.
+#[derive(Debug, Clone, Default)]
+pub struct Gate(Arc<Notify>);
+
+impl Gate {
+    pub fn open(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// A request the mock received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+#[derive(Debug)]
+struct Shared {
+    script: Mutex<VecDeque<Step>>,
+    requests: Mutex<Vec<Recorded>>,
+    record: bool,
+    reply: String,
+    models: Vec<String>,
+    cancelled: AtomicUsize,
+    cancelled_changed: Notify,
+}
+
+/// Builder for [`MockUpstream`].
+#[derive(Debug)]
+pub struct Builder {
+    record: bool,
+    reply: String,
+    models: Vec<String>,
+}
+
+impl Builder {
+    /// Keep every request for [`MockUpstream::requests`] (on by default; off for benchmarks).
+    pub fn record(mut self, record: bool) -> Self {
+        self.record = record;
+        self
+    }
+
+    /// The assistant's reply text; streamed one word per chunk.
+    pub fn reply(mut self, text: impl Into<String>) -> Self {
+        self.reply = text.into();
+        self
+    }
+
+    pub fn models(mut self, models: &[&str]) -> Self {
+        self.models = models.iter().map(|m| (*m).to_owned()).collect();
+        self
+    }
+
+    pub async fn start(self) -> MockUpstream {
+        match self.bind(SocketAddr::from(([127, 0, 0, 1], 0))).await {
+            Ok(mock) => mock,
+            Err(e) => unreachable_bind(e),
+        }
+    }
+
+    pub async fn bind(self, addr: SocketAddr) -> std::io::Result<MockUpstream> {
+        let shared = Arc::new(Shared {
+            script: Mutex::new(VecDeque::new()),
+            requests: Mutex::new(Vec::new()),
+            record: self.record,
+            reply: self.reply,
+            models: self.models,
+            cancelled: AtomicUsize::new(0),
+            cancelled_changed: Notify::new(),
+        });
+        let app = Router::new()
+            .route("/v1/chat/completions", post(chat))
+            .route("/v1/embeddings", post(embeddings))
+            .route("/v1/models", get(models))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(MockUpstream {
+            addr,
+            shared,
+            server,
+        })
+    }
+}
+
+#[expect(
+    clippy::panic,
+    reason = "test support: a loopback bind failure ends the test"
+)]
+fn unreachable_bind(e: std::io::Error) -> ! {
+    panic!("mock upstream could not bind a loopback port: {e}")
+}
+
+/// An OpenAI-format upstream on a loopback port. Dropping it stops the server.
+#[derive(Debug)]
+pub struct MockUpstream {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for MockUpstream {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl MockUpstream {
+    pub fn builder() -> Builder {
+        Builder {
+            record: true,
+            reply: "Hello from the mock upstream.".to_owned(),
+            models: vec!["mock-gpt".to_owned(), "mock-gpt-mini".to_owned()],
+        }
+    }
+
+    /// A mock with default settings on an ephemeral loopback port.
+    pub async fn start() -> MockUpstream {
+        Self::builder().start().await
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL an OpenAI client would use, including `/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Appends a step to the script.
+    pub fn push(&self, step: Step) -> &Self {
+        lock(&self.shared.script).push_back(step);
+        self
+    }
+
+    /// The next `n` requests fail with `status` and an OpenAI-shaped error body.
+    pub fn fail_times(&self, n: usize, status: u16) -> &Self {
+        for _ in 0..n {
+            self.push(Step::Status {
+                status,
+                body: json!({"error": {"message": format!("mock failure {status}"), "type": "server_error", "param": null, "code": "mock_failure"}}).to_string(),
+                headers: Vec::new(),
+            });
+        }
+        self
+    }
+
+    /// The next request gets `status` with exactly this body.
+    pub fn respond_status(&self, status: u16, body: &str) -> &Self {
+        self.push(Step::Status {
+            status,
+            body: body.to_owned(),
+            headers: Vec::new(),
+        })
+    }
+
+    pub fn delay_first_byte(&self, delay: Duration) -> &Self {
+        self.push(Step::Delay(delay))
+    }
+
+    pub fn stall(&self) -> &Self {
+        self.push(Step::Stall)
+    }
+
+    pub fn stall_after_chunks(&self, n: usize) -> &Self {
+        self.push(Step::StallAfterChunks(n))
+    }
+
+    pub fn truncate_after_chunks(&self, n: usize) -> &Self {
+        self.push(Step::TruncateAfterChunks(n))
+    }
+
+    pub fn reset_after_chunks(&self, n: usize) -> &Self {
+        self.push(Step::ResetAfterChunks(n))
+    }
+
+    /// The next stream holds its last chunk until the returned gate is opened.
+    pub fn hold_last_chunk(&self) -> Gate {
+        let gate = Gate::default();
+        self.push(Step::HoldLastChunk(gate.clone()));
+        gate
+    }
+
+    /// Every request received so far, oldest first.
+    pub fn requests(&self) -> Vec<Recorded> {
+        lock(&self.shared.requests).clone()
+    }
+
+    /// How many requests were abandoned by the client before the mock finished answering.
+    pub fn cancelled(&self) -> usize {
+        self.shared.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Waits until at least `n` requests have been abandoned, or `timeout` passes.
+    pub async fn wait_cancelled(&self, n: usize, timeout: Duration) -> bool {
+        let wait = async {
+            loop {
+                let changed = self.shared.cancelled_changed.notified();
+                if self.cancelled() >= n {
+                    return;
+                }
+                changed.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Marks a request in flight; dropped before `finish` means the client went away.
+struct InFlight {
+    shared: Arc<Shared>,
+    finished: bool,
+}
+
+impl InFlight {
+    fn finish(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.shared.cancelled.fetch_add(1, Ordering::SeqCst);
+            self.shared.cancelled_changed.notify_waiters();
+        }
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn bad_request(message: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}})),
+    )
+        .into_response()
+}
+
+fn take_step(shared: &Shared, path: &str, headers: &HeaderMap, body: &Value) -> Option<Step> {
+    if shared.record {
+        lock(&shared.requests).push(Recorded {
+            path: path.to_owned(),
+            headers: headers.clone(),
+            body: body.clone(),
+        });
+    }
+    lock(&shared.script).pop_front()
+}
+
+fn status_response(status: u16, body: String, headers: Vec<(String, String)>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            header::HeaderValue::from_str(&value),
+        ) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
+async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return bad_request("mock: body is not JSON");
+    };
+    let guard = InFlight {
+        shared: shared.clone(),
+        finished: false,
+    };
+    let step = take_step(&shared, "/v1/chat/completions", &headers, &request);
+    let model = request["model"].as_str().unwrap_or("mock-gpt").to_owned();
+    let streaming = request["stream"].as_bool().unwrap_or(false);
+    let include_usage = request["stream_options"]["include_usage"]
+        .as_bool()
+        .unwrap_or(false);
+    let prompt_tokens = request["messages"]
+        .as_array()
+        .map(|m| m.len() as u64 * 5)
+        .unwrap_or(0);
+    let reply = shared.reply.clone();
+    let completion_tokens = reply.split_whitespace().count() as u64;
+
+    let mut hold = None;
+    let mut cut: Option<(usize, Cut)> = None;
+    match step {
+        Some(Step::Status {
+            status,
+            body,
+            headers,
+        }) => {
+            guard.finish();
+            return status_response(status, body, headers);
+        }
+        Some(Step::Delay(d)) => tokio::time::sleep(d).await,
+        Some(Step::Stall) => {
+            std::future::pending::<()>().await;
+        }
+        Some(Step::StallAfterChunks(n)) => cut = Some((n, Cut::Stall)),
+        Some(Step::TruncateAfterChunks(n)) => cut = Some((n, Cut::Truncate)),
+        Some(Step::ResetAfterChunks(n)) => cut = Some((n, Cut::Reset)),
+        Some(Step::HoldLastChunk(gate)) => hold = Some(gate),
+        None => {}
+    }
+
+    let id = "chatcmpl-mock";
+    let created = now();
+    let usage = json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens
+    });
+    if !streaming {
+        if let Some((_, Cut::Reset)) = cut {
+            // A non-stream reply whose body breaks after the head.
+            let body = Body::from_stream(stream::iter([Err::<Bytes, _>(std::io::Error::other(
+                "mock reset",
+            ))]));
+            guard.finish();
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response();
+        }
+        guard.finish();
+        return Json(json!({
+            "id": id,
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "system_fingerprint": "fp_mock",
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": reply, "refusal": null},
+                "logprobs": null,
+                "finish_reason": "stop"
+            }],
+            "usage": usage
+        }))
+        .into_response();
+    }
+
+    let chunk = |delta: Value, finish: Value| {
+        json!({
+            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "system_fingerprint": "fp_mock",
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]
+        })
+    };
+    let mut events: Vec<String> =
+        vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null).to_string()];
+    let words: Vec<&str> = reply.split_inclusive(' ').collect();
+    for word in words {
+        events.push(chunk(json!({"content": word}), Value::Null).to_string());
+    }
+    events.push(chunk(json!({}), json!("stop")).to_string());
+    if include_usage {
+        events.push(
+            json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+                   "choices": [], "usage": usage})
+            .to_string(),
+        );
+    }
+    events.push("[DONE]".to_owned());
+
+    let body = stream::unfold(
+        (events.into_iter().enumerate(), Some(guard), cut, hold),
+        |(mut events, guard, cut, hold)| async move {
+            let guard = guard?;
+            let Some((i, data)) = events.next() else {
+                guard.finish();
+                return None;
+            };
+            if let Some((n, how)) = cut {
+                if i >= n {
+                    match how {
+                        Cut::Stall => {
+                            let _guard = guard;
+                            std::future::pending::<()>().await;
+                            return None;
+                        }
+                        Cut::Truncate => {
+                            guard.finish();
+                            return None;
+                        }
+                        Cut::Reset => {
+                            guard.finish();
+                            return Some((
+                                Err(std::io::Error::other("mock reset")),
+                                (events, None, cut, hold),
+                            ));
+                        }
+                    }
+                }
+            }
+            if data == "[DONE]" {
+                if let Some(gate) = &hold {
+                    gate.0.notified().await;
+                }
+            }
+            let frame = Bytes::from(format!("data: {data}\n\n"));
+            Some((
+                Ok::<_, std::io::Error>(frame),
+                (events, Some(guard), cut, hold),
+            ))
+        },
+    );
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Cut {
+    Stall,
+    Truncate,
+    Reset,
+}
+
+async fn embeddings(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return bad_request("mock: body is not JSON");
+    };
+    let guard = InFlight {
+        shared: shared.clone(),
+        finished: false,
+    };
+    match take_step(&shared, "/v1/embeddings", &headers, &request) {
+        Some(Step::Status {
+            status,
+            body,
+            headers,
+        }) => {
+            guard.finish();
+            return status_response(status, body, headers);
+        }
+        Some(Step::Stall) => std::future::pending::<()>().await,
+        Some(Step::Delay(d)) => tokio::time::sleep(d).await,
+        _ => {}
+    }
+    let inputs = match &request["input"] {
+        Value::Array(items) => items.len(),
+        _ => 1,
+    };
+    let data: Vec<Value> = (0..inputs)
+        .map(|i| json!({"object": "embedding", "index": i, "embedding": [0.25, -0.5, 0.125 * i as f64]}))
+        .collect();
+    guard.finish();
+    Json(json!({
+        "object": "list",
+        "data": data,
+        "model": request["model"],
+        "usage": {"prompt_tokens": inputs * 2, "total_tokens": inputs * 2}
+    }))
+    .into_response()
+}
+
+async fn models(State(shared): State<Arc<Shared>>) -> Response {
+    let data: Vec<Value> = shared
+        .models
+        .iter()
+        .map(
+            |id| json!({"id": id, "object": "model", "created": 1_700_000_000, "owned_by": "mock"}),
+        )
+        .collect();
+    Json(json!({"object": "list", "data": data})).into_response()
+}
