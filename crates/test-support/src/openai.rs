@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use futures_util::stream;
 use serde_json::{Value, json};
@@ -64,6 +65,7 @@ struct Shared {
     models: Vec<String>,
     cancelled: AtomicUsize,
     cancelled_changed: Notify,
+    connections: AtomicUsize,
 }
 
 /// Builder for [`MockUpstream`].
@@ -108,6 +110,7 @@ impl Builder {
             models: self.models,
             cancelled: AtomicUsize::new(0),
             cancelled_changed: Notify::new(),
+            connections: AtomicUsize::new(0),
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
@@ -116,6 +119,11 @@ impl Builder {
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
+        let counter = shared.clone();
+        let listener = listener.tap_io(move |tcp| {
+            let _ = tcp.set_nodelay(true);
+            counter.connections.fetch_add(1, Ordering::SeqCst);
+        });
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -229,6 +237,11 @@ impl MockUpstream {
     /// Every request received so far, oldest first.
     pub fn requests(&self) -> Vec<Recorded> {
         lock(&self.shared.requests).clone()
+    }
+
+    /// How many TCP connections the mock has accepted.
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
     }
 
     /// How many requests were abandoned by the client before the mock finished answering.
@@ -434,8 +447,10 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
                 guard.finish();
                 return None;
             };
-            if let Some((n, how)) = cut {
-                if i >= n {
+            if let Some((n, how)) = cut
+                && i >= n
+            {
+                {
                     match how {
                         Cut::Stall => {
                             let _guard = guard;
@@ -447,6 +462,9 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
                             return None;
                         }
                         Cut::Reset => {
+                            // Let the chunks already written leave before the connection is
+                            // aborted; otherwise hyper drops them with the connection.
+                            tokio::time::sleep(Duration::from_millis(50)).await;
                             guard.finish();
                             return Some((
                                 Err(std::io::Error::other("mock reset")),
@@ -456,10 +474,10 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
                     }
                 }
             }
-            if data == "[DONE]" {
-                if let Some(gate) = &hold {
-                    gate.0.notified().await;
-                }
+            if data == "[DONE]"
+                && let Some(gate) = &hold
+            {
+                gate.0.notified().await;
             }
             let frame = Bytes::from(format!("data: {data}\n\n"));
             Some((

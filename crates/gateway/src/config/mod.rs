@@ -128,6 +128,16 @@ impl Config {
         Self::from_raw(raw, env, overrides)
     }
 
+    /// Parses and validates configuration text (TOML) together with the environment and the
+    /// overrides.
+    pub fn from_toml(
+        text: &str,
+        env: &dyn Env,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        Self::from_raw(raw::parse(text)?, env, overrides)
+    }
+
     /// Validates a parsed file together with the environment and the overrides.
     pub fn from_raw(
         mut raw: RawConfig,
@@ -437,7 +447,7 @@ mod tests {
     #[test]
     fn unknown_keys_name_their_path() {
         let err = load("[[targets]]\nname = \"a\"\nbase_ulr = \"x\"\n", &[]).unwrap_err();
-        assert_eq!(err.path, "targets[0]");
+        assert_eq!(err.path, "targets[0].base_ulr");
         assert!(err.reason.contains("base_ulr"), "{err}");
         let err = load("lisen = \"x\"", &[]).unwrap_err();
         assert!(err.reason.contains("lisen"), "{err}");
@@ -453,7 +463,8 @@ mod tests {
 
     #[test]
     fn semantic_errors_name_their_path() {
-        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        type Vars<'a> = &'a [(&'a str, &'a str)];
+        let cases: &[(&str, Vars, &str)] = &[
             ("listen = \"nope\"", &[], "listen"),
             (
                 "[[targets]]\nname = \"a\"\nbase_url = \"ftp://x\"",

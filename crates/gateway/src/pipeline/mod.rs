@@ -200,10 +200,10 @@ pub async fn models(state: &AppState, mut log: RequestLog) -> Response {
             }
         }
     }
-    if data.is_empty() {
-        if let Some(err) = first_error {
-            return fail(log, err, &[]);
-        }
+    if data.is_empty()
+        && let Some(err) = first_error
+    {
+        return fail(log, err, &[]);
     }
     match serde_json::to_vec(&ModelList::new(data)) {
         Ok(body) => json_response(log, StatusCode::OK, Bytes::from(body), &[]),

@@ -114,10 +114,10 @@ async fn next_frame(mut relay: Relay) -> Option<(Result<Bytes, Infallible>, Rela
 
 /// Reads `usage` from the chunks that carry it (the final one with `include_usage`).
 fn observe_usage(log: &mut RequestLog, data: &str) {
-    if data.contains("\"usage\"") {
-        if let Ok(UsageProbe { usage: Some(usage) }) = serde_json::from_str(data) {
-            log.usage = Some(usage);
-        }
+    if data.contains("\"usage\"")
+        && let Ok(UsageProbe { usage: Some(usage) }) = serde_json::from_str(data)
+    {
+        log.usage = Some(usage);
     }
 }
 

@@ -97,7 +97,8 @@ impl OpenAiCompatible {
             .get(format!("{}/models", self.base_url))
             .headers(self.headers.clone());
         let started = Instant::now();
-        let response = self.send(request).await?;
+        let head_timeout = self.timeouts.first_byte.min(self.timeouts.total);
+        let response = self.send(request, head_timeout).await?;
         let status = response.status();
         let body = self.read_body(response, started).await?;
         if !status.is_success() {
@@ -123,7 +124,14 @@ impl OpenAiCompatible {
             request = request.header(ACCEPT, "text/event-stream");
         }
         let started = Instant::now();
-        let response = self.send(request).await?;
+        // A stream's head must come within the first-byte timeout; a whole response also within
+        // the total, so the head wait is the smaller of the two.
+        let head_timeout = if stream {
+            self.timeouts.first_byte
+        } else {
+            self.timeouts.first_byte.min(self.timeouts.total)
+        };
+        let response = self.send(request, head_timeout).await?;
         let first_byte = started.elapsed();
         let status = response.status();
         if !status.is_success() {
@@ -150,12 +158,16 @@ impl OpenAiCompatible {
         })
     }
 
-    /// Sends the request and waits for the response head, at most the first-byte timeout.
+    /// Sends the request and waits for the response head, at most `limit`.
     async fn send(
         &self,
         request: reqwest::RequestBuilder,
+        limit: Duration,
     ) -> Result<reqwest::Response, UpstreamError> {
-        match tokio::time::timeout(self.timeouts.first_byte, request.send()).await {
+        match tokio::time::timeout(limit, request.send()).await {
+            Err(_) if limit < self.timeouts.first_byte => {
+                Err(UpstreamError::TotalTimeout(self.timeouts.total))
+            }
             Err(_) => Err(UpstreamError::FirstByteTimeout(self.timeouts.first_byte)),
             Ok(Err(e)) if e.is_timeout() => Err(UpstreamError::Connect(
                 "connection attempt timed out".to_owned(),
@@ -206,10 +218,11 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
 /// `retry-after-ms` (OpenAI's) wins over `Retry-After` in seconds. HTTP dates are ignored.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(ms) = header("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok()) {
-        if ms.is_finite() && ms >= 0.0 {
-            return Some(Duration::from_secs_f64(ms / 1000.0));
-        }
+    if let Some(ms) = header("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok())
+        && ms.is_finite()
+        && ms >= 0.0
+    {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
     }
     header("retry-after")
         .and_then(|v| v.trim().parse::<u64>().ok())

@@ -1,0 +1,93 @@
+"""End-to-end checks with the official `openai` Python SDK against a running Reprise gateway.
+
+Driven by the Rust test `sdk::the_official_python_sdk_works_unchanged`, which starts the mock
+upstream and the gateway, then runs this script with GATEWAY_BASE_URL set. The streaming check
+is a handshake: after the first chunk arrives this prints FIRST_CHUNK and waits for a line on
+stdin; the mock holds its final event until then, so a gateway that buffered the stream would
+never deliver the first chunk.
+"""
+
+import os
+import sys
+
+import openai
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+def wait_for(word: str) -> None:
+    """Waits until the driving test has scripted the mock for the next step."""
+    line = sys.stdin.readline().strip()
+    assert line == word, f"expected {word!r} from the test driver, got {line!r}"
+
+
+client = openai.OpenAI(base_url=os.environ["GATEWAY_BASE_URL"], api_key="rp-client-key", max_retries=0)
+
+# 1. A plain completion, and the gateway's headers on the raw response.
+raw = client.chat.completions.with_raw_response.create(
+    model="gpt-4o-mini", messages=[{"role": "user", "content": "Say hello"}]
+)
+completion = raw.parse()
+assert completion.choices[0].message.content == "Hello from the mock upstream.", completion
+assert completion.choices[0].finish_reason == "stop"
+assert completion.usage.total_tokens == 10, completion.usage
+assert raw.headers["x-reprise-cache"] == "bypass"
+assert raw.headers["x-reprise-provider"] == "openai"
+assert raw.headers["x-request-id"]
+say("PLAIN_OK")
+wait_for("READY")
+
+# 2. A streamed completion, chunks arriving while the upstream is still sending.
+stream = client.chat.completions.create(
+    model="gpt-4o-mini",
+    messages=[{"role": "user", "content": "Say hello"}],
+    stream=True,
+    stream_options={"include_usage": True},
+)
+chunks = iter(stream)
+first = next(chunks)
+assert first.object == "chat.completion.chunk"
+say("FIRST_CHUNK")
+wait_for("GO")
+rest = list(chunks)
+text = "".join(c.choices[0].delta.content or "" for c in [first, *rest] if c.choices)
+assert text == "Hello from the mock upstream.", text
+assert rest[-1].usage is not None and rest[-1].usage.total_tokens == 10, rest[-1]
+say("STREAM_OK")
+
+# 3. Embeddings.
+embeddings = client.embeddings.create(model="text-embedding-3-small", input=["a", "b"])
+assert len(embeddings.data) == 2 and len(embeddings.data[0].embedding) == 3, embeddings
+say("EMBEDDINGS_OK")
+
+# 4. The model list.
+ids = [m.id for m in client.models.list()]
+assert ids == ["mock-gpt", "mock-gpt-mini"], ids
+say("MODELS_OK")
+
+# 5. A malformed request raises the SDK's BadRequestError with the OpenAI error body.
+try:
+    client.chat.completions.create(model="gpt-4o-mini", messages=[])
+except openai.BadRequestError as err:
+    assert err.status_code == 400
+    assert err.body["type"] == "invalid_request_error", err.body
+    assert err.body["param"] == "messages", err.body
+else:
+    raise AssertionError("an empty messages list was accepted")
+say("BAD_REQUEST_OK")
+wait_for("READY")
+
+# 6. A stream cut by the upstream raises instead of ending quietly.
+try:
+    for _ in client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}], stream=True
+    ):
+        pass
+except openai.APIError as err:
+    assert "incomplete" in str(err), err
+else:
+    raise AssertionError("a truncated stream ended like a complete one")
+say("TRUNCATED_OK")
+say("ALL_OK")

@@ -1,0 +1,159 @@
+//! The `reprise` command line: help, version, check-config, and refusing unsafe starts.
+
+use crate::support::{Process, UPSTREAM_KEY};
+
+#[tokio::test]
+async fn help_and_version() {
+    let (code, out) = Process::spawn(&["--help"], &[]).finish().await;
+    assert_eq!(code, Some(0));
+    let text = out.join("\n");
+    for needle in ["serve", "check-config", "--config", "OPENAI_API_KEY"] {
+        assert!(text.contains(needle), "help lacks {needle}: {text}");
+    }
+    let (code, out) = Process::spawn(&["--version"], &[]).finish().await;
+    assert_eq!(code, Some(0));
+    assert_eq!(out, vec![format!("reprise {}", env!("CARGO_PKG_VERSION"))]);
+    let (code, out) = Process::spawn(&["serve", "--help"], &[]).finish().await;
+    assert_eq!(code, Some(0));
+    assert!(out.join("\n").contains("--allow-unauthenticated"));
+}
+
+fn write_config(dir: &tempfile::TempDir, text: &str) -> String {
+    let path = dir.path().join("reprise.toml");
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[tokio::test]
+async fn check_config_accepts_a_valid_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        &dir,
+        "listen = \"127.0.0.1:9999\"\n[[targets]]\nname = \"groq\"\nbase_url = \"https://api.groq.com/openai/v1\"\napi_key_env = \"GROQ_API_KEY\"\n",
+    );
+    let (code, out) = Process::spawn(&["check-config", &path], &[("GROQ_API_KEY", "gsk-x")])
+        .finish()
+        .await;
+    assert_eq!(code, Some(0), "{out:?}");
+    assert!(out.join("\n").contains("groq"));
+    // REPRISE_CONFIG names the file too.
+    let (code, _) = Process::spawn(
+        &["check-config"],
+        &[("GROQ_API_KEY", "gsk-x"), ("REPRISE_CONFIG", &path)],
+    )
+    .finish()
+    .await;
+    assert_eq!(code, Some(0));
+}
+
+#[tokio::test]
+async fn check_config_names_the_failing_path_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[[targets]]\nname = \"a\"\nbase_url = \"https://x/v1\"\ntimeout = 3\n",
+            "targets[0].timeout",
+            "unknown field",
+        ),
+        (
+            "[[targets]]\nname = \"a\"\nbase_url = \"localhost:8080\"\n",
+            "targets[0].base_url",
+            "http",
+        ),
+        (
+            "[[targets]]\nname = \"a\"\napi_key_env = \"NOT_SET_ANYWHERE\"\n",
+            "targets[0].api_key_env",
+            "NOT_SET_ANYWHERE",
+        ),
+        ("listen = 4080\n", "listen", "string"),
+        ("this is not toml", ".", "line 1"),
+    ];
+    for (text, path, reason) in cases {
+        let file = write_config(&dir, text);
+        let (code, out) = Process::spawn(&["check-config", &file], &[]).finish().await;
+        assert_eq!(code, Some(1), "{text}");
+        let out = out.join("\n");
+        assert!(out.contains(&format!("{path}:")), "{text}: {out}");
+        assert!(out.contains(reason), "{text}: {out}");
+    }
+    let (code, out) = Process::spawn(&["check-config", "/nonexistent/reprise.toml"], &[])
+        .finish()
+        .await;
+    assert_eq!(code, Some(1));
+    assert!(out.join("\n").contains("cannot read"));
+}
+
+#[tokio::test]
+async fn serve_refuses_a_non_loopback_address_without_auth() {
+    let mut p = Process::spawn(
+        &["serve", "--listen", "0.0.0.0:0"],
+        &[("OPENAI_API_KEY", UPSTREAM_KEY)],
+    );
+    let (code, out) = p.finish().await;
+    assert_eq!(code, Some(1));
+    let out = out.join("\n");
+    assert!(out.contains("refusing to listen on 0.0.0.0:0"), "{out}");
+    assert!(
+        out.contains("--allow-unauthenticated"),
+        "says what to do: {out}"
+    );
+    // The environment variable form is refused the same way.
+    let (code, _) = Process::spawn(
+        &["serve"],
+        &[
+            ("OPENAI_API_KEY", UPSTREAM_KEY),
+            ("REPRISE_LISTEN", "0.0.0.0:0"),
+        ],
+    )
+    .finish()
+    .await;
+    assert_eq!(code, Some(1));
+}
+
+#[tokio::test]
+async fn serve_runs_open_only_when_told_and_warns_on_every_request() {
+    let mock = reprise_test_support::MockUpstream::start().await;
+    let base_url = mock.base_url();
+    let mut p = Process::spawn(
+        &["serve", "--listen", "0.0.0.0:0", "--allow-unauthenticated"],
+        &[
+            ("OPENAI_API_KEY", UPSTREAM_KEY),
+            ("OPENAI_BASE_URL", &base_url),
+        ],
+    );
+    let addr = p.listening().await;
+    let url = format!("http://127.0.0.1:{}/v1/chat/completions", addr.port());
+    let r = reqwest::Client::new()
+        .post(url)
+        .json(&crate::support::chat_body("hi"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    p.terminate().await;
+    let (code, out) = p.finish().await;
+    assert_eq!(code, Some(0));
+    let lines: Vec<serde_json::Value> = out
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(lines.iter().any(|l| {
+        l["level"] == "WARN"
+            && l["message"]
+                .as_str()
+                .unwrap()
+                .contains("WITHOUT client authentication")
+    }));
+    let request = lines.iter().find(|l| l["message"] == "request").unwrap();
+    assert_eq!(request["level"], "WARN");
+    assert_eq!(request["unauthenticated"], true);
+}
+
+#[tokio::test]
+async fn serve_without_any_target_says_how_to_add_one() {
+    let (code, out) = Process::spawn(&["serve", "--listen", "127.0.0.1:0"], &[])
+        .finish()
+        .await;
+    assert_eq!(code, Some(1));
+    assert!(out.join("\n").contains("OPENAI_API_KEY"));
+}

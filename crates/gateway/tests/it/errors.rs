@@ -1,0 +1,322 @@
+//! Every failure is an OpenAI-shaped JSON error with the right status, and names no secret.
+
+use std::time::Duration;
+
+use reprise_test_support::MockUpstream;
+use serde_json::{Value, json};
+
+use crate::support::{Gateway, PATIENCE, UPSTREAM_KEY, chat_body, client, closed_port};
+
+/// Checks the OpenAI error shape and returns the `error` object.
+async fn error_of(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status(), status);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert!(response.headers().contains_key("x-request-id"));
+    let body: Value = response.json().await.unwrap();
+    let e = body["error"].clone();
+    assert!(e["message"].is_string(), "{body}");
+    assert!(e["type"].is_string(), "{body}");
+    assert!(
+        e.get("param").is_some() && e.get("code").is_some(),
+        "{body}"
+    );
+    assert!(!body.to_string().contains(UPSTREAM_KEY));
+    e
+}
+
+async fn post_raw(gw: &Gateway, path: &str, body: &'static str) -> reqwest::Response {
+    client()
+        .post(gw.url(path))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn malformed_requests_are_400_naming_the_field() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::start(&mock).await;
+    let cases: &[(&str, Option<&str>, &str)] = &[
+        ("{not json", None, "not valid JSON"),
+        ("", None, "empty"),
+        (
+            r#"{"messages":[{"role":"user","content":"x"}]}"#,
+            Some("model"),
+            "model",
+        ),
+        (r#"{"model":"gpt-4o"}"#, Some("messages"), "messages"),
+        (
+            r#"{"model":"gpt-4o","messages":[]}"#,
+            Some("messages"),
+            "at least one",
+        ),
+        (r#"{"model":42,"messages":[]}"#, Some("model"), "model"),
+        (
+            r#"{"model":"gpt-4o","messages":[{"role":"user","content":"x"},{"role":"wizard"}]}"#,
+            Some("messages[1].role"),
+            "wizard",
+        ),
+        (
+            r#"{"model":"gpt-4o","messages":"hi"}"#,
+            Some("messages"),
+            "messages",
+        ),
+        (
+            r#"{"model":"gpt-4o","messages":[],"stream":"yes"}"#,
+            Some("stream"),
+            "stream",
+        ),
+    ];
+    for (body, param, needle) in cases {
+        let e = error_of(post_raw(&gw, "/v1/chat/completions", body).await, 400).await;
+        assert_eq!(e["type"], "invalid_request_error", "{body}");
+        assert_eq!(e["param"].as_str(), *param, "{body}: {e}");
+        assert!(
+            e["message"].as_str().unwrap().contains(needle),
+            "{body}: {e}"
+        );
+    }
+    assert!(
+        mock.requests().is_empty(),
+        "nothing invalid reaches the upstream"
+    );
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_413() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::with_config("max_body_bytes = 1024", &mock).await;
+    let big = chat_body(&"x".repeat(2048));
+    let e = error_of(
+        client()
+            .post(gw.url("/v1/chat/completions"))
+            .json(&big)
+            .send()
+            .await
+            .unwrap(),
+        413,
+    )
+    .await;
+    assert_eq!(e["code"], "request_too_large");
+    // Without a Content-Length (chunked), the limit still holds while reading.
+    let chunk = b"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"".to_vec();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..40).map(|_| Ok(chunk.clone())).collect();
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let e = error_of(
+        client()
+            .post(gw.url("/v1/chat/completions"))
+            .body(body)
+            .send()
+            .await
+            .unwrap(),
+        413,
+    )
+    .await;
+    assert_eq!(e["code"], "request_too_large");
+    // Just under the limit is fine.
+    let ok = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&chat_body(&"x".repeat(900)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(mock.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn unknown_routes_are_404_and_wrong_methods_405() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::start(&mock).await;
+    let e = error_of(
+        client()
+            .get(gw.url("/v1/completely/unknown"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+    assert_eq!(e["code"], "unknown_url");
+    let e = error_of(
+        client()
+            .get(gw.url("/v1/chat/completions"))
+            .send()
+            .await
+            .unwrap(),
+        405,
+    )
+    .await;
+    assert_eq!(e["code"], "method_not_allowed");
+    let r = client().delete(gw.url("/v1/models")).send().await.unwrap();
+    assert_eq!(r.headers()["allow"], "GET, HEAD");
+    error_of(r, 405).await;
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_is_502() {
+    let port = closed_port().await;
+    let gw = Gateway::with_env(
+        "",
+        &[
+            ("OPENAI_API_KEY", UPSTREAM_KEY),
+            ("OPENAI_BASE_URL", &format!("http://127.0.0.1:{port}/v1")),
+        ],
+    )
+    .await;
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&chat_body("hi"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-reprise-provider"], "openai");
+    let e = error_of(r, 502).await;
+    assert_eq!(e["code"], "upstream_unreachable");
+    assert!(
+        !e["message"].as_str().unwrap().contains("127.0.0.1"),
+        "no internal detail: {e}"
+    );
+}
+
+const SHORT_TIMEOUTS: &str = "[[targets]]\nname = \"openai\"\napi_key_env = \"OPENAI_API_KEY\"\nfirst_byte_timeout_ms = 200\n";
+
+#[tokio::test]
+async fn a_slow_first_byte_is_504() {
+    let mock = MockUpstream::start().await;
+    mock.delay_first_byte(Duration::from_secs(5));
+    let gw = Gateway::with_config(SHORT_TIMEOUTS, &mock).await;
+    let e = error_of(
+        client()
+            .post(gw.url("/v1/chat/completions"))
+            .json(&chat_body("hi"))
+            .send()
+            .await
+            .unwrap(),
+        504,
+    )
+    .await;
+    assert_eq!(e["code"], "upstream_timeout");
+}
+
+#[tokio::test]
+async fn the_total_timeout_bounds_a_whole_response() {
+    let mock = MockUpstream::start().await;
+    mock.delay_first_byte(Duration::from_secs(5));
+    let gw = Gateway::with_config(
+        "[[targets]]\nname = \"openai\"\napi_key_env = \"OPENAI_API_KEY\"\ntotal_timeout_ms = 200\n",
+        &mock,
+    )
+    .await;
+    let e = error_of(
+        client()
+            .post(gw.url("/v1/chat/completions"))
+            .json(&chat_body("hi"))
+            .send()
+            .await
+            .unwrap(),
+        504,
+    )
+    .await;
+    assert_eq!(e["code"], "upstream_timeout");
+}
+
+#[tokio::test]
+async fn openai_shaped_upstream_errors_pass_through() {
+    let mock = MockUpstream::start().await;
+    mock.fail_times(1, 429)
+        .fail_times(1, 500)
+        .fail_times(1, 401);
+    let gw = Gateway::start(&mock).await;
+    for status in [429, 500, 401] {
+        let r = client()
+            .post(gw.url("/v1/chat/completions"))
+            .json(&chat_body("hi"))
+            .send()
+            .await
+            .unwrap();
+        let e = error_of(r, status).await;
+        assert_eq!(e["code"], "mock_failure", "the upstream's own body: {e}");
+        assert_eq!(e["message"], format!("mock failure {status}"));
+    }
+}
+
+#[tokio::test]
+async fn other_upstream_errors_are_wrapped() {
+    let mock = MockUpstream::start().await;
+    mock.respond_status(
+        503,
+        "<html><body>upstream proxy internal detail</body></html>",
+    );
+    let gw = Gateway::start(&mock).await;
+    let e = error_of(
+        client()
+            .post(gw.url("/v1/chat/completions"))
+            .json(&chat_body("hi"))
+            .send()
+            .await
+            .unwrap(),
+        503,
+    )
+    .await;
+    assert_eq!(e["type"], "upstream_error");
+    assert_eq!(e["code"], "upstream_http_error");
+    assert!(!e["message"].as_str().unwrap().contains("internal detail"));
+}
+
+#[tokio::test]
+async fn a_broken_json_response_is_502() {
+    let mock = MockUpstream::start().await;
+    mock.reset_after_chunks(0);
+    let gw = Gateway::start(&mock).await;
+    let e = error_of(
+        client()
+            .post(gw.url("/v1/chat/completions"))
+            .json(&chat_body("hi"))
+            .send()
+            .await
+            .unwrap(),
+        502,
+    )
+    .await;
+    assert_eq!(e["code"], "upstream_broken_response");
+}
+
+#[tokio::test]
+async fn a_client_that_gives_up_cancels_the_upstream_call() {
+    let mock = MockUpstream::start().await;
+    mock.stall();
+    let gw = Gateway::start(&mock).await;
+    let c = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let err = c
+        .post(gw.url("/v1/chat/completions"))
+        .json(&chat_body("hi"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout());
+    assert!(
+        mock.wait_cancelled(1, PATIENCE).await,
+        "the upstream call outlived the client"
+    );
+}
+
+#[tokio::test]
+async fn embeddings_errors_are_openai_shaped_too() {
+    let mock = MockUpstream::start().await;
+    mock.fail_times(1, 400);
+    let gw = Gateway::start(&mock).await;
+    let r = client()
+        .post(gw.url("/v1/embeddings"))
+        .json(&json!({"model": "text-embedding-3-small", "input": "x"}))
+        .send()
+        .await
+        .unwrap();
+    let e = error_of(r, 400).await;
+    assert_eq!(e["code"], "mock_failure");
+}

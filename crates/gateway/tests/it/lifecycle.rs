@@ -1,0 +1,148 @@
+//! The real binary end to end: start, log lines, graceful shutdown, and that no secret is ever
+//! printed.
+
+use futures_util::StreamExt;
+use reprise_test_support::MockUpstream;
+use serde_json::Value;
+
+use crate::support::{PATIENCE, Process, UPSTREAM_KEY, chat_body, parse_sse, stream_body};
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_streams_then_exits_zero() {
+    let mock = MockUpstream::start().await;
+    let gate = mock.hold_last_chunk();
+    let base_url = mock.base_url();
+    let mut p = Process::spawn(
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[
+            ("OPENAI_API_KEY", UPSTREAM_KEY),
+            ("OPENAI_BASE_URL", &base_url),
+        ],
+    );
+    let addr = p.listening().await;
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("http://{addr}/v1/chat/completions"))
+        .json(&stream_body("hi", false))
+        .send()
+        .await
+        .unwrap();
+    let mut body = response.bytes_stream();
+    let first = tokio::time::timeout(PATIENCE, body.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let mut seen = String::from_utf8(first.to_vec()).unwrap();
+
+    p.terminate().await;
+    // New connections are refused once shutdown has begun.
+    let refused = async {
+        loop {
+            if tokio::net::TcpStream::connect(addr).await.is_err() {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, refused)
+        .await
+        .expect("still accepting after SIGTERM");
+
+    // The in-flight stream still completes.
+    gate.open();
+    while let Some(bytes) = body.next().await {
+        seen.push_str(std::str::from_utf8(&bytes.unwrap()).unwrap());
+    }
+    assert_eq!(parse_sse(&seen).last().unwrap(), "[DONE]");
+    let (code, out) = p.finish().await;
+    assert_eq!(code, Some(0), "{out:?}");
+}
+
+#[tokio::test]
+async fn one_json_log_line_per_request_and_no_secret_anywhere() {
+    let mock = MockUpstream::start().await;
+    // A failure whose upstream body is relayed, so error paths are covered too.
+    mock.fail_times(1, 401);
+    let base_url = mock.base_url();
+    let mut p = Process::spawn(
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[
+            ("OPENAI_API_KEY", UPSTREAM_KEY),
+            ("OPENAI_BASE_URL", &base_url),
+            ("REPRISE_LOG", "debug"),
+        ],
+    );
+    let addr = p.listening().await;
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}/v1/chat/completions");
+    let mut bodies = Vec::new();
+    let mut ids = Vec::new();
+    for (i, body) in [
+        chat_body("first"),
+        chat_body("second"),
+        stream_body("third", true),
+        serde_json::json!({"model": 1}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("req-{i}");
+        let r = client
+            .post(&url)
+            .header("x-request-id", &id)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["x-request-id"], id.as_str());
+        bodies.push(r.text().await.unwrap());
+        ids.push(id);
+    }
+    p.terminate().await;
+    let (code, out) = p.finish().await;
+    assert_eq!(code, Some(0));
+
+    for line in out.iter().chain(&bodies) {
+        assert!(!line.contains(UPSTREAM_KEY), "secret leaked: {line}");
+        assert!(!line.contains("UPSTREAM-SECRET"), "secret leaked: {line}");
+    }
+    let lines: Vec<Value> = out
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let requests: Vec<&Value> = lines.iter().filter(|l| l["message"] == "request").collect();
+    assert_eq!(requests.len(), 4, "one line per request: {lines:#?}");
+    let expected = [
+        (401, false, "error"),
+        (200, false, "ok"),
+        (200, true, "ok"),
+        (400, false, "error"),
+    ];
+    for ((line, id), (status, stream, outcome)) in requests.iter().zip(&ids).zip(expected) {
+        assert_eq!(line["request_id"], id.as_str());
+        assert_eq!(line["route"], "/v1/chat/completions");
+        assert_eq!(line["status"], status, "{line}");
+        assert_eq!(line["stream"], stream, "{line}");
+        assert_eq!(line["outcome"], outcome, "{line}");
+        assert_eq!(line["cache"], "bypass");
+        assert!(line["latency_ms"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(requests[1]["provider"], "openai");
+    assert_eq!(requests[1]["model"], "gpt-4o-mini");
+    assert_eq!(requests[1]["prompt_tokens"], 5);
+    assert_eq!(requests[1]["completion_tokens"], 5);
+    assert!(requests[1]["upstream_ms"].as_f64().is_some());
+    assert_eq!(
+        requests[2]["completion_tokens"], 5,
+        "usage read from the stream's usage chunk"
+    );
+    assert!(requests[2]["ttfb_ms"].as_f64().is_some());
+    // Every line logged while serving a request carries its id.
+    for line in &lines {
+        if line["message"] == "upstream call failed" {
+            assert_eq!(line["span"]["request_id"], "req-0", "{line}");
+        }
+    }
+    assert!(lines.iter().any(|l| l["message"] == "upstream call failed"));
+}

@@ -1,0 +1,17 @@
+//! Integration tests: the gateway over real TCP on ephemeral ports, against the mock upstream.
+//! One binary, one module per feature.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail by panicking"
+)]
+
+mod chat;
+mod cli;
+mod errors;
+mod lifecycle;
+mod sdk;
+mod streaming;
+mod support;

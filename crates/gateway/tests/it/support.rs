@@ -1,0 +1,249 @@
+//! The test harness: a gateway in-process on an ephemeral port (or the real binary as a child
+//! process), pointed at a mock upstream.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reprise_gateway::config::{Config, Overrides};
+use reprise_test_support::MockUpstream;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+
+/// The provider key every test gateway is configured with; no log line or response may show it.
+pub const UPSTREAM_KEY: &str = "sk-test-UPSTREAM-SECRET-d41d8cd98f00";
+
+/// How long any single wait in a test may take before the test fails (not a sleep).
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A gateway running in this process on an ephemeral loopback port.
+pub struct Gateway {
+    pub addr: SocketAddr,
+    // Held so the server runs until the test drops the gateway.
+    _shutdown: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _data_dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// A zero-config gateway (OPENAI_API_KEY + OPENAI_BASE_URL) in front of `mock`.
+    pub async fn start(mock: &MockUpstream) -> Gateway {
+        Self::with_config("", mock).await
+    }
+
+    /// A gateway configured by `toml`, with the `openai` target pointed at `mock`.
+    pub async fn with_config(toml: &str, mock: &MockUpstream) -> Gateway {
+        let base_url = mock.base_url();
+        Self::with_env(
+            toml,
+            &[
+                ("OPENAI_API_KEY", UPSTREAM_KEY),
+                ("OPENAI_BASE_URL", &base_url),
+            ],
+        )
+        .await
+    }
+
+    /// A gateway configured by `toml` and these environment variables only.
+    pub async fn with_env(toml: &str, vars: &[(&str, &str)]) -> Gateway {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let env = move |name: &str| vars.get(name).cloned();
+        let data_dir = tempfile::tempdir().unwrap();
+        let overrides = Overrides {
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            data_dir: Some(data_dir.path().to_path_buf()),
+            ..Overrides::default()
+        };
+        let config = Config::from_toml(toml, &env, &overrides).unwrap();
+        let state = reprise_gateway::server::build_state(config).await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(reprise_gateway::server::run(listener, state, async {
+            let _ = rx.await;
+        }));
+        Gateway {
+            addr,
+            _shutdown: tx,
+            task,
+            _data_dir: data_dir,
+        }
+    }
+
+    /// `http://ADDR/v1`, what an OpenAI SDK's base URL would be.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().build().unwrap()
+}
+
+pub fn chat_body(content: &str) -> serde_json::Value {
+    serde_json::json!({
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": content}]
+    })
+}
+
+pub fn stream_body(content: &str, include_usage: bool) -> serde_json::Value {
+    let mut body = chat_body(content);
+    body["stream"] = true.into();
+    if include_usage {
+        body["stream_options"] = serde_json::json!({"include_usage": true});
+    }
+    body
+}
+
+/// Reads a response body as SSE `data:` payloads, in order.
+pub async fn sse_events(response: reqwest::Response) -> Vec<String> {
+    let text = response.text().await.unwrap();
+    parse_sse(&text)
+}
+
+pub fn parse_sse(text: &str) -> Vec<String> {
+    text.split("\n\n")
+        .filter_map(|event| {
+            let data: Vec<&str> = event
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:").map(str::trim_start))
+                .collect();
+            (!data.is_empty()).then(|| data.join("\n"))
+        })
+        .collect()
+}
+
+/// A loopback port with nothing listening on it.
+pub async fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// The `reprise` binary running as a child process, its stdout and stderr collected.
+pub struct Process {
+    pub child: Child,
+    pub output: Arc<Mutex<Vec<String>>>,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
+    _data_dir: tempfile::TempDir,
+}
+
+impl Process {
+    /// Spawns `reprise ARGS` with `vars` as its whole environment (plus PATH).
+    pub fn spawn(args: &[&str], vars: &[(&str, &str)]) -> Process {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_reprise"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("REPRISE_DATA_DIR", data_dir.path())
+            .env("REPRISE_LOG_FORMAT", "json")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut readers = Vec::new();
+        for stream in [
+            Box::new(stdout) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+            Box::new(stderr),
+        ] {
+            let output = output.clone();
+            let tx = tx.clone();
+            readers.push(tokio::spawn(async move {
+                let mut reader = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = reader.next_line().await {
+                    output.lock().unwrap().push(line.clone());
+                    let _ = tx.send(line);
+                }
+            }));
+        }
+        Process {
+            child,
+            output,
+            lines,
+            readers,
+            _data_dir: data_dir,
+        }
+    }
+
+    /// Waits for the process to exit and for everything it printed to be read; returns the exit
+    /// code and the output.
+    pub async fn finish(&mut self) -> (Option<i32>, Vec<String>) {
+        let code = self.exit_code().await;
+        for reader in self.readers.drain(..) {
+            tokio::time::timeout(PATIENCE, reader)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        (code, self.output())
+    }
+
+    /// Waits for the line announcing the listen address and returns the address.
+    pub async fn listening(&mut self) -> SocketAddr {
+        let wait = async {
+            while let Some(line) = self.lines.recv().await {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && v["message"] == "reprise is listening"
+                {
+                    return v["listen"].as_str().unwrap().parse().unwrap();
+                }
+            }
+            panic!("reprise exited before listening: {:?}", self.output());
+        };
+        tokio::time::timeout(PATIENCE, wait)
+            .await
+            .expect("reprise did not start listening")
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub async fn exit_code(&mut self) -> Option<i32> {
+        let status = tokio::time::timeout(PATIENCE, self.child.wait())
+            .await
+            .expect("reprise did not exit")
+            .unwrap();
+        status.code()
+    }
+
+    /// Everything the process printed so far.
+    pub fn output(&self) -> Vec<String> {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM.
+    pub async fn terminate(&self) {
+        let pid = self.child.id().unwrap().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success());
+    }
+}
