@@ -1,1 +1,282 @@
-fn main() {}
+//! `reprise-bench`: load benchmarks of the whole proxy path.
+//!
+//! `reprise-bench proxy` starts the mock upstream and the gateway as separate processes (release
+//! builds), then loads the mock directly and through the gateway with the same load generator,
+//! the same connections and the same request, and prints both and their ratios: figures measured
+//! in one run against a baseline from the same run, because these machines are noisy.
+//!
+//! Phases: closed loop (N connections, each sending as fast as answers come) for throughput and
+//! latency under saturation; open loop at a fixed rate for the latency the gateway adds at a
+//! realistic load (latency counted from each request's scheduled send time, so a stall is not
+//! hidden by coordinated omission); and the gateway's resident memory after 1,000 and after
+//! 100,000 proxied requests.
+
+mod load;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use load::{Load, Report};
+
+#[derive(Debug, Parser)]
+#[command(name = "reprise-bench", about = "Load benchmarks for Reprise")]
+struct Cli {
+    #[command(subcommand)]
+    command: Bench,
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// The proxy path: mock upstream direct vs through the gateway (cache off).
+    Proxy {
+        /// The `reprise` binary to benchmark.
+        #[arg(long, default_value = "target/release/reprise")]
+        gateway: PathBuf,
+        /// The mock upstream binary.
+        #[arg(long, default_value = "target/release/reprise-mock-upstream")]
+        mock: PathBuf,
+        /// Concurrent connections in the closed-loop phase.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// Seconds per closed-loop and fixed-rate run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Requests per second in the fixed-rate phase.
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        /// Requests before the second memory reading.
+        #[arg(long, default_value_t = 100_000)]
+        memory_requests: u64,
+    },
+}
+
+/// A child process killed on drop.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Bench::Proxy {
+            gateway,
+            mock,
+            connections,
+            seconds,
+            rate,
+            memory_requests,
+        } => proxy(
+            &gateway,
+            &mock,
+            connections,
+            Duration::from_secs(seconds),
+            rate,
+            memory_requests,
+        ),
+    }
+}
+
+/// Spawns `cmd` and returns it with the first stdout line that satisfies `find`.
+fn spawn_and_find<T>(
+    mut cmd: Command,
+    find: impl Fn(&str) -> Option<T>,
+) -> anyhow::Result<(Guard, T)> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .stdin(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {cmd:?}"))?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let guard = Guard(child);
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
+        let line = line?;
+        if let Some(found) = find(&line) {
+            // Keep draining so the child never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return Ok((guard, found));
+        }
+    }
+    bail!("{cmd:?} exited before it was ready")
+}
+
+fn rss_mib(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no VmRSS")?;
+    Ok(kb / 1024.0)
+}
+
+fn proxy(
+    gateway: &std::path::Path,
+    mock: &std::path::Path,
+    connections: usize,
+    duration: Duration,
+    rate: u64,
+    memory_requests: u64,
+) -> anyhow::Result<()> {
+    let mut cmd = Command::new(mock);
+    cmd.args(["--listen", "127.0.0.1:0"]);
+    let (_mock, mock_url) =
+        spawn_and_find(cmd, |l| l.strip_prefix("listening on ").map(str::to_owned))?;
+    let data_dir = std::env::temp_dir().join(format!("reprise-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&data_dir)?;
+    let start_gateway = |http2: bool| -> anyhow::Result<(Guard, SocketAddr)> {
+        let config = data_dir.join(format!("bench-h2-{http2}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[[targets]]\nname = \"openai\"\nbase_url = \"{mock_url}\"\napi_key_env = \"OPENAI_API_KEY\"\nhttp2_prior_knowledge = {http2}\n"
+            ),
+        )?;
+        let mut cmd = Command::new(gateway);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .env("OPENAI_API_KEY", "sk-bench")
+            .env("REPRISE_DATA_DIR", &data_dir)
+            .env("REPRISE_LOG_FORMAT", "json");
+        spawn_and_find(cmd, |l| {
+            let (_, rest) = l.split_once("\"listen\":\"")?;
+            rest.split('"').next()?.parse::<SocketAddr>().ok()
+        })
+    };
+    let (gw_h1, gw_h1_addr) = start_gateway(false)?;
+    let (gw, gw_addr) = start_gateway(true)?;
+    let mock_addr: SocketAddr = mock_url
+        .trim_start_matches("http://")
+        .trim_end_matches("/v1")
+        .parse()
+        .context("mock address")?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let body = r#"{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"What is the capital of France?"}],"temperature":0}"#;
+    let direct = Load::new(mock_addr, "/v1/chat/completions", body);
+    let through = Load::new(gw_addr, "/v1/chat/completions", body);
+    let through_h1 = Load::new(gw_h1_addr, "/v1/chat/completions", body);
+
+    println!(
+        "reprise proxy benchmark: {} cores, non-streamed chat completions, cache off",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    runtime.block_on(async {
+        // Warm up every path (connections, allocator, pools).
+        for load in [&direct, &through, &through_h1] {
+            load.closed(connections, Duration::from_secs(1)).await?;
+        }
+
+        let rounds = duration.as_secs().max(1);
+        let second = Duration::from_secs(1);
+        println!(
+            "\nclosed loop: {connections} connections, {rounds} alternating 1 s rounds each; upstream over HTTP/2 (h2c)"
+        );
+        let (d, g) = interleave(rounds, &direct, &through, |l| l.closed(connections, second)).await?;
+        print_table(&d, &g);
+        println!(
+            "throughput through the gateway: {:.1} % of direct",
+            100.0 * g.rps() / d.rps()
+        );
+
+        println!(
+            "\nclosed loop: {connections} connections, {rounds} alternating 1 s rounds each; upstream over HTTP/1.1"
+        );
+        let (d, g) =
+            interleave(rounds, &direct, &through_h1, |l| l.closed(connections, second)).await?;
+        drop(gw_h1);
+        print_table(&d, &g);
+        println!(
+            "throughput through the gateway: {:.1} % of direct",
+            100.0 * g.rps() / d.rps()
+        );
+
+        println!("\nfixed rate: {rate} requests/s, {rounds} alternating 1 s rounds each");
+        let (d, g) = interleave(rounds, &direct, &through, |l| l.fixed_rate(rate, second)).await?;
+        print_table(&d, &g);
+        println!(
+            "added by the gateway: p50 {:+.3} ms, p99 {:+.3} ms",
+            g.percentile_ms(50.0) - d.percentile_ms(50.0),
+            g.percentile_ms(99.0) - d.percentile_ms(99.0)
+        );
+
+        println!("\nmemory (gateway resident set)");
+        let pid = gw.0.id();
+        let fresh = through.count(connections, 1_000).await?;
+        let after_first = rss_mib(pid)?;
+        through
+            .count(connections, memory_requests.saturating_sub(1_000))
+            .await?;
+        let after_all = rss_mib(pid)?;
+        println!(
+            "after {} requests: {after_first:.1} MiB; after {memory_requests}: {after_all:.1} MiB; growth {:+.1} MiB",
+            fresh.count(),
+            after_all - after_first
+        );
+        anyhow::Ok(())
+    })?;
+    drop(gw);
+    let _ = std::fs::remove_dir_all(&data_dir);
+    Ok(())
+}
+
+/// Runs `a` and `b` in alternating rounds so the machine's noise falls on both alike.
+async fn interleave<'l, F, Fut>(
+    rounds: u64,
+    a: &'l Load,
+    b: &'l Load,
+    run: F,
+) -> anyhow::Result<(Report, Report)>
+where
+    F: Fn(&'l Load) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Report>>,
+{
+    let (mut ra, mut rb) = (Report::empty()?, Report::empty()?);
+    for _ in 0..rounds {
+        ra.absorb(&run(a).await?)?;
+        rb.absorb(&run(b).await?)?;
+    }
+    Ok((ra, rb))
+}
+
+fn print_table(direct: &Report, through: &Report) {
+    println!(
+        "{:<14} {:>10} {:>10} {:>10} {:>10} {:>8}",
+        "", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors"
+    );
+    for (name, r) in [("direct", direct), ("via reprise", through)] {
+        println!(
+            "{:<14} {:>10.0} {:>10.3} {:>10.3} {:>10.3} {:>8}",
+            name,
+            r.rps(),
+            r.percentile_ms(50.0),
+            r.percentile_ms(99.0),
+            r.percentile_ms(99.9),
+            r.errors
+        );
+    }
+    println!(
+        "{:<14} {:>10.2} {:>10.2} {:>10.2} {:>10.2}",
+        "ratio",
+        through.rps() / direct.rps(),
+        through.percentile_ms(50.0) / direct.percentile_ms(50.0),
+        through.percentile_ms(99.0) / direct.percentile_ms(99.0),
+        through.percentile_ms(99.9) / direct.percentile_ms(99.9),
+    );
+}

@@ -53,6 +53,11 @@ pub fn parse<T: DeserializeOwned>(raw: &[u8]) -> Result<T, GatewayError> {
             None,
         ));
     }
+    // The happy path parses once, plainly; only a failure pays for the path-tracking parse that
+    // names the failing field.
+    if let Ok(value) = serde_json::from_slice(raw) {
+        return Ok(value);
+    }
     let de = &mut serde_json::Deserializer::from_slice(raw);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let inner = err.inner();

@@ -11,7 +11,9 @@ use axum::routing::{get, post};
 use reprise_api::{ChatCompletionRequest, EmbeddingsRequest};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tracing::Instrument;
 
 use crate::extract::OpenAiJson;
@@ -39,10 +41,25 @@ pub fn app(state: AppState) -> Router {
         // 3. turn a panic into an OpenAI-shaped 500 instead of a dropped connection.
         .layer(
             ServiceBuilder::new()
-                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(SetRequestIdLayer::x_request_id(UuidV7))
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(CatchPanicLayer::custom(panic_response)),
         )
+}
+
+/// Request ids are UUIDv7: time-ordered, so log lines sort by arrival, and drawn from a
+/// user-space generator (no `getrandom` system call per request).
+#[derive(Debug, Clone, Copy)]
+struct UuidV7;
+
+impl MakeRequestId for UuidV7 {
+    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
+        let id = uuid::Uuid::now_v7();
+        let mut buf = uuid::Uuid::encode_buffer();
+        axum::http::HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf))
+            .ok()
+            .map(RequestId::new)
+    }
 }
 
 fn request_span(log: &RequestLog) -> tracing::Span {

@@ -4,6 +4,7 @@
 use std::future::Future;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -84,6 +85,13 @@ pub async fn run(
         );
         let _ = signalled_tx.send(());
     };
+    // Small SSE frames and JSON answers must leave at once: Nagle's algorithm would hold them
+    // for the peer's delayed ACK (tens of milliseconds).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %err, "could not set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .into_future();

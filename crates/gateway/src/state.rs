@@ -26,6 +26,7 @@ impl Target {
                     api_key: config.api_key.clone(),
                     headers: config.headers.clone(),
                     timeouts: config.timeouts,
+                    http2_prior_knowledge: config.http2_prior_knowledge,
                 })?)
             }
         };

@@ -78,6 +78,8 @@ pub struct TargetConfig {
     /// every model.
     pub models: Vec<String>,
     pub timeouts: Timeouts,
+    /// Speak HTTP/2 to a plain-http upstream without negotiating (h2c).
+    pub http2_prior_knowledge: bool,
 }
 
 /// Values given on the command line; they win over everything else.
@@ -353,6 +355,7 @@ fn validate_target(i: usize, t: RawTarget, env: &dyn Env) -> Result<TargetConfig
         headers,
         models: t.models,
         timeouts,
+        http2_prior_knowledge: t.http2_prior_knowledge.unwrap_or(false),
     })
 }
 

@@ -34,6 +34,7 @@ pub struct RawTarget {
     pub first_byte_timeout_ms: Option<u64>,
     pub total_timeout_ms: Option<u64>,
     pub stream_idle_timeout_ms: Option<u64>,
+    pub http2_prior_knowledge: Option<bool>,
 }
 
 /// Parses TOML, reporting the dotted path of the key that failed.

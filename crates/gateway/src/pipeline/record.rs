@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 use reprise_api::Usage;
+use serde::Serialize;
 
 use crate::AppState;
 
@@ -108,6 +109,67 @@ fn ms(d: Option<Duration>) -> Option<f64> {
     d.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3)
 }
 
+/// The line as written in JSON logs. Field names match the `tracing` fallback below.
+#[derive(Serialize)]
+struct Line<'a> {
+    timestamp: String,
+    level: &'static str,
+    message: &'static str,
+    request_id: &'a str,
+    route: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider: Option<&'a str>,
+    status: u16,
+    stream: bool,
+    latency_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upstream_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ttfb_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    completion_tokens: Option<u64>,
+    cache: &'static str,
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unauthenticated: Option<bool>,
+    target: &'static str,
+}
+
+impl RequestLog {
+    fn json_line(&self, level: &'static str) -> Vec<u8> {
+        let line = Line {
+            timestamp: crate::telemetry::timestamp().to_string(),
+            level,
+            message: "request",
+            request_id: &self.request_id,
+            route: self.route,
+            model: self.model.as_deref(),
+            provider: self.target.as_deref(),
+            status: self.status,
+            stream: self.stream,
+            latency_ms: ms(Some(self.started.elapsed())),
+            upstream_ms: ms(self.upstream),
+            ttfb_ms: ms(self.first_byte),
+            prompt_tokens: self.usage.map(|u| u.prompt_tokens),
+            completion_tokens: self.usage.map(|u| u.completion_tokens),
+            cache: self.cache.as_str(),
+            outcome: self.outcome.as_str(),
+            error: self.error,
+            unauthenticated: self.unauthenticated.then_some(true),
+            target: "reprise::request",
+        };
+        let mut out = serde_json::to_vec(&line).unwrap_or_default();
+        out.push(b'\n');
+        out
+    }
+}
+
 macro_rules! request_line {
     ($level:expr, $log:expr) => {{
         let log = $log;
@@ -136,10 +198,17 @@ macro_rules! request_line {
 
 impl Drop for RequestLog {
     fn drop(&mut self) {
+        use tracing::Level;
         if self.unauthenticated {
-            request_line!(tracing::Level::WARN, &*self);
-        } else {
-            request_line!(tracing::Level::INFO, &*self);
+            if tracing::enabled!(target: "reprise::request", Level::WARN)
+                && !crate::telemetry::write_json_line(&self.json_line("WARN"))
+            {
+                request_line!(Level::WARN, &*self);
+            }
+        } else if tracing::enabled!(target: "reprise::request", Level::INFO)
+            && !crate::telemetry::write_json_line(&self.json_line("INFO"))
+        {
+            request_line!(Level::INFO, &*self);
         }
     }
 }

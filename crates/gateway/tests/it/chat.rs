@@ -281,3 +281,27 @@ async fn upstream_connections_are_reused() {
         "five sequential calls should share one pooled connection"
     );
 }
+
+#[tokio::test]
+async fn a_plain_http_upstream_can_be_spoken_to_over_http2() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::with_config(
+        "[[targets]]\nname = \"openai\"\napi_key_env = \"OPENAI_API_KEY\"\nhttp2_prior_knowledge = true\n",
+        &mock,
+    )
+    .await;
+    let c = client();
+    for _ in 0..3 {
+        let r = c
+            .post(gw.url("/v1/chat/completions"))
+            .json(&chat_body("over h2c"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.bytes().await.unwrap();
+    }
+    let seen = mock.requests();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(mock.connections(), 1, "HTTP/2 multiplexes on one connection");
+}

@@ -23,6 +23,8 @@ pub struct OpenAiConfig {
     /// Extra headers sent with every request (e.g. `OpenAI-Organization`).
     pub headers: Vec<(String, Secret)>,
     pub timeouts: Timeouts,
+    /// Speak HTTP/2 without negotiation (h2c on plain http), for upstreams known to support it.
+    pub http2_prior_knowledge: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,12 +35,17 @@ pub enum BuildError {
     HeaderValue(String),
     #[error("could not build the HTTP client: {0}")]
     Client(String),
+    #[error("invalid base URL: {0}")]
+    BaseUrl(String),
 }
 
 #[derive(Debug, Clone)]
 pub struct OpenAiCompatible {
     client: reqwest::Client,
-    base_url: String,
+    /// Endpoint URLs parsed once: parsing (with IDNA) per request is measurable on the hot path.
+    chat_url: reqwest::Url,
+    embeddings_url: reqwest::Url,
+    models_url: reqwest::Url,
     headers: HeaderMap,
     timeouts: Timeouts,
 }
@@ -64,23 +71,38 @@ impl OpenAiCompatible {
             .connect_timeout(config.timeouts.connect)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
-            .tcp_keepalive(Duration::from_secs(60))
+            .tcp_keepalive(Duration::from_secs(60));
+        // Over TLS, HTTP/2 is negotiated by ALPN when the upstream offers it. A plain-http
+        // upstream only gets HTTP/2 (h2c) when the operator says it speaks it.
+        let client = if config.http2_prior_knowledge {
+            client.http2_prior_knowledge()
+        } else {
+            client
+        };
+        let client = client
             .build()
             .map_err(|e| BuildError::Client(e.to_string()))?;
+        let base_url = config.base_url.trim_end_matches('/').to_owned();
+        let url = |path: &str| {
+            reqwest::Url::parse(&format!("{base_url}{path}"))
+                .map_err(|e| BuildError::BaseUrl(e.to_string()))
+        };
         Ok(Self {
             client,
-            base_url: config.base_url.trim_end_matches('/').to_owned(),
+            chat_url: url("/chat/completions")?,
+            embeddings_url: url("/embeddings")?,
+            models_url: url("/models")?,
             headers,
             timeouts: config.timeouts,
         })
     }
 
     pub async fn chat(&self, body: Bytes, stream: bool) -> Result<Reply, UpstreamError> {
-        self.post("/chat/completions", body, stream).await
+        self.post(&self.chat_url, body, stream).await
     }
 
     pub async fn embeddings(&self, body: Bytes) -> Result<Reply, UpstreamError> {
-        self.post("/embeddings", body, false).await
+        self.post(&self.embeddings_url, body, false).await
     }
 
     pub async fn list_models(&self) -> Result<Vec<String>, UpstreamError> {
@@ -94,7 +116,7 @@ impl OpenAiCompatible {
         }
         let request = self
             .client
-            .get(format!("{}/models", self.base_url))
+            .get(self.models_url.clone())
             .headers(self.headers.clone());
         let started = Instant::now();
         let head_timeout = self.timeouts.first_byte.min(self.timeouts.total);
@@ -113,10 +135,15 @@ impl OpenAiCompatible {
         Ok(list.data.into_iter().map(|e| e.id).collect())
     }
 
-    async fn post(&self, path: &str, body: Bytes, stream: bool) -> Result<Reply, UpstreamError> {
+    async fn post(
+        &self,
+        url: &reqwest::Url,
+        body: Bytes,
+        stream: bool,
+    ) -> Result<Reply, UpstreamError> {
         let mut request = self
             .client
-            .post(format!("{}{}", self.base_url, path))
+            .post(url.clone())
             .headers(self.headers.clone())
             .header(CONTENT_TYPE, "application/json")
             .body(body);
@@ -251,11 +278,15 @@ mod tests {
             api_key: Some(Secret::new("sk-very-secret")),
             headers: vec![("OpenAI-Organization".into(), Secret::new("org-secret"))],
             timeouts: Timeouts::default(),
+            http2_prior_knowledge: false,
         })
         .unwrap();
         let shown = format!("{p:?}");
         assert!(!shown.contains("sk-very-secret"), "{shown}");
         assert!(!shown.contains("org-secret"), "{shown}");
-        assert_eq!(p.base_url, "http://127.0.0.1:1/v1");
+        assert_eq!(
+            p.chat_url.as_str(),
+            "http://127.0.0.1:1/v1/chat/completions"
+        );
     }
 }

@@ -1,0 +1,218 @@
+//! A small HTTP/1.1 load generator on hyper: one keep-alive connection per worker, latencies in
+//! an HDR histogram (microsecond resolution).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// How late tokio's millisecond-resolution timer may wake a scheduled request.
+const TIMER_SLACK: Duration = Duration::from_millis(2);
+
+/// What to send, and where.
+pub struct Load {
+    addr: SocketAddr,
+    path: &'static str,
+    body: Bytes,
+}
+
+/// The outcome of one run.
+pub struct Report {
+    histogram: Histogram<u64>,
+    pub errors: u64,
+    elapsed: Duration,
+}
+
+impl Report {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            histogram: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+            errors: 0,
+            elapsed: Duration::ZERO,
+        })
+    }
+
+    fn merge(&mut self, other: &Report) -> anyhow::Result<()> {
+        self.histogram.add(&other.histogram)?;
+        self.errors += other.errors;
+        Ok(())
+    }
+
+    /// An empty report to [`Report::absorb`] rounds into.
+    pub fn empty() -> anyhow::Result<Self> {
+        Self::new()
+    }
+
+    /// Adds a later run of the same load: latencies, errors and time.
+    pub fn absorb(&mut self, other: &Report) -> anyhow::Result<()> {
+        self.merge(other)?;
+        self.elapsed += other.elapsed;
+        Ok(())
+    }
+
+    pub fn count(&self) -> u64 {
+        self.histogram.len()
+    }
+
+    pub fn rps(&self) -> f64 {
+        self.count() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    pub fn percentile_ms(&self, p: f64) -> f64 {
+        self.histogram.value_at_percentile(p) as f64 / 1000.0
+    }
+}
+
+type Sender = http1::SendRequest<Full<Bytes>>;
+
+impl Load {
+    pub fn new(addr: SocketAddr, path: &'static str, body: &'static str) -> Self {
+        Self {
+            addr,
+            path,
+            body: Bytes::from_static(body.as_bytes()),
+        }
+    }
+
+    async fn connect(&self) -> anyhow::Result<Sender> {
+        let stream = TcpStream::connect(self.addr)
+            .await
+            .with_context(|| format!("connecting to {}", self.addr))?;
+        stream.set_nodelay(true)?;
+        let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        Ok(sender)
+    }
+
+    async fn send(&self, sender: &mut Sender) -> anyhow::Result<()> {
+        sender.ready().await?;
+        let request = hyper::Request::post(self.path)
+            .header("host", self.addr.to_string())
+            .header("content-type", "application/json")
+            .body(Full::new(self.body.clone()))?;
+        let response = sender.send_request(request).await?;
+        let ok = response.status().is_success();
+        response.into_body().collect().await?;
+        anyhow::ensure!(ok, "non-2xx answer");
+        Ok(())
+    }
+
+    /// `connections` workers, each sending back to back, for `duration`.
+    pub async fn closed(&self, connections: usize, duration: Duration) -> anyhow::Result<Report> {
+        let deadline = Instant::now() + duration;
+        self.run(connections, |_| Plan::Until(deadline)).await
+    }
+
+    /// `total` requests spread over `connections` workers, back to back.
+    pub async fn count(&self, connections: usize, total: u64) -> anyhow::Result<Report> {
+        let each = total / connections as u64;
+        let extra = total % connections as u64;
+        self.run(connections, |i| {
+            Plan::Count(each + u64::from((i as u64) < extra))
+        })
+        .await
+    }
+
+    /// An open loop at `rate` requests per second for `duration`, latency measured from each
+    /// request's scheduled time.
+    pub async fn fixed_rate(&self, rate: u64, duration: Duration) -> anyhow::Result<Report> {
+        // Enough connections that one slow answer does not hold up the schedule.
+        let connections = 16usize;
+        let per_connection = Duration::from_secs_f64(connections as f64 / rate as f64);
+        let start = Instant::now() + Duration::from_millis(10);
+        let total = (rate as f64 * duration.as_secs_f64()) as u64;
+        self.run(connections, |i| Plan::Schedule {
+            first: start + per_connection.mul_f64(i as f64 / connections as f64),
+            every: per_connection,
+            count: total / connections as u64,
+        })
+        .await
+    }
+
+    async fn run(
+        &self,
+        connections: usize,
+        plan: impl Fn(usize) -> Plan,
+    ) -> anyhow::Result<Report> {
+        let started = Instant::now();
+        let workers = (0..connections).map(|i| self.worker(plan(i)));
+        let reports = futures_util::future::join_all(workers).await;
+        let mut total = Report::new()?;
+        for report in reports {
+            total.merge(&report?)?;
+        }
+        total.elapsed = started.elapsed();
+        Ok(total)
+    }
+
+    async fn worker(&self, plan: Plan) -> anyhow::Result<Report> {
+        let mut report = Report::new()?;
+        let mut sender = self.connect().await?;
+        let mut sent = 0u64;
+        loop {
+            let scheduled = match plan {
+                Plan::Until(deadline) => {
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                    Instant::now()
+                }
+                Plan::Count(n) => {
+                    if sent >= n {
+                        break;
+                    }
+                    Instant::now()
+                }
+                Plan::Schedule {
+                    first,
+                    every,
+                    count,
+                } => {
+                    if sent >= count {
+                        break;
+                    }
+                    let at = first + every.mul_f64(sent as f64);
+                    tokio::time::sleep_until(at.into()).await;
+                    // The timer wakes up to a millisecond late; that lateness is the load
+                    // generator's, not the server's. Lateness beyond it means the previous
+                    // answer held this connection up, and counts (no coordinated omission).
+                    let woke = Instant::now();
+                    if woke.duration_since(at) > TIMER_SLACK {
+                        at
+                    } else {
+                        woke
+                    }
+                }
+            };
+            sent += 1;
+            match self.send(&mut sender).await {
+                Ok(()) => {
+                    let micros = scheduled.elapsed().as_micros().max(1) as u64;
+                    report.histogram.saturating_record(micros);
+                }
+                Err(_) => {
+                    report.errors += 1;
+                    sender = self.connect().await?;
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Plan {
+    Until(Instant),
+    Count(u64),
+    Schedule {
+        first: Instant,
+        every: Duration,
+        count: u64,
+    },
+}
