@@ -182,6 +182,47 @@ impl IntoResponse for GatewayError {
 mod tests {
     use super::*;
 
+    /// The whole table as clients see it: status, body. A change here is a change to the API.
+    #[test]
+    fn error_table_snapshot() {
+        let target = || "openai".to_owned();
+        let errors = vec![
+            GatewayError::invalid("missing required parameter: 'model'", Some("model")),
+            GatewayError::PayloadTooLarge { limit: 1024 },
+            GatewayError::UnknownRoute {
+                method: "GET".into(),
+                path: "/v1/nope".into(),
+            },
+            GatewayError::MethodNotAllowed {
+                method: "PUT".into(),
+                path: "/v1/models".into(),
+            },
+            GatewayError::ModelNotFound {
+                model: "claude-3".into(),
+            },
+            GatewayError::UpstreamUnreachable { target: target() },
+            GatewayError::UpstreamTimeout { target: target() },
+            GatewayError::UpstreamBroken { target: target() },
+            GatewayError::UpstreamStatus {
+                target: target(),
+                status: StatusCode::BAD_GATEWAY,
+            },
+            GatewayError::UpstreamStatus {
+                target: target(),
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+            },
+            GatewayError::NotReady {
+                reason: "the store is not answering".into(),
+            },
+            GatewayError::Internal,
+        ];
+        let table: Vec<serde_json::Value> = errors
+            .iter()
+            .map(|e| serde_json::json!({"status": e.status().as_u16(), "body": e.body()}))
+            .collect();
+        insta::assert_json_snapshot!(table);
+    }
+
     #[test]
     fn upstream_errors_relay_openai_bodies_and_wrap_others() {
         let openai = Bytes::from_static(
