@@ -112,6 +112,20 @@ fn spawn_and_find<T>(
     bail!("{cmd:?} exited before it was ready")
 }
 
+/// CPU time (user + system) a process has used, in seconds. `/proc/PID/stat` counts in clock
+/// ticks, 100 a second on Linux.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name, which may itself hold spaces.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("bad stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<f64> {
+        Ok(fields.get(i).context("short stat")?.parse::<f64>()?)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
+}
+
 fn rss_mib(pid: u32) -> anyhow::Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kb: f64 = status
@@ -188,8 +202,12 @@ fn proxy(
         println!(
             "\nclosed loop: {connections} connections, {rounds} alternating 1 s rounds each; upstream over HTTP/2 (h2c)"
         );
-        let (d, g) = interleave(rounds, &direct, &through, |l| l.closed(connections, second)).await?;
+        let (d, g, cpu) = interleave(rounds, &direct, &through, gw.0.id(), |l| {
+            l.closed(connections, second)
+        })
+        .await?;
         print_table(&d, &g);
+        print_cpu("gateway", cpu, &g);
         println!(
             "throughput through the gateway: {:.1} % of direct",
             100.0 * g.rps() / d.rps()
@@ -198,17 +216,23 @@ fn proxy(
         println!(
             "\nclosed loop: {connections} connections, {rounds} alternating 1 s rounds each; upstream over HTTP/1.1"
         );
-        let (d, g) =
-            interleave(rounds, &direct, &through_h1, |l| l.closed(connections, second)).await?;
+        let (d, g, cpu) = interleave(rounds, &direct, &through_h1, gw_h1.0.id(), |l| {
+            l.closed(connections, second)
+        })
+        .await?;
         drop(gw_h1);
         print_table(&d, &g);
+        print_cpu("gateway", cpu, &g);
         println!(
             "throughput through the gateway: {:.1} % of direct",
             100.0 * g.rps() / d.rps()
         );
 
         println!("\nfixed rate: {rate} requests/s, {rounds} alternating 1 s rounds each");
-        let (d, g) = interleave(rounds, &direct, &through, |l| l.fixed_rate(rate, second)).await?;
+        let (d, g, _) = interleave(rounds, &direct, &through, gw.0.id(), |l| {
+            l.fixed_rate(rate, second)
+        })
+        .await?;
         print_table(&d, &g);
         println!(
             "added by the gateway: p50 {:+.3} ms, p99 {:+.3} ms",
@@ -236,23 +260,36 @@ fn proxy(
     Ok(())
 }
 
-/// Runs `a` and `b` in alternating rounds so the machine's noise falls on both alike.
+/// Runs `a` and `b` in alternating rounds so the machine's noise falls on both alike, and
+/// counts the CPU time process `cpu_of` spent during the `b` rounds.
 async fn interleave<'l, F, Fut>(
     rounds: u64,
     a: &'l Load,
     b: &'l Load,
+    cpu_of: u32,
     run: F,
-) -> anyhow::Result<(Report, Report)>
+) -> anyhow::Result<(Report, Report, f64)>
 where
     F: Fn(&'l Load) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<Report>>,
 {
     let (mut ra, mut rb) = (Report::empty()?, Report::empty()?);
+    let mut cpu = 0.0;
     for _ in 0..rounds {
         ra.absorb(&run(a).await?)?;
+        let before = cpu_seconds(cpu_of)?;
         rb.absorb(&run(b).await?)?;
+        cpu += cpu_seconds(cpu_of)? - before;
     }
-    Ok((ra, rb))
+    Ok((ra, rb, cpu))
+}
+
+fn print_cpu(label: &str, cpu: f64, report: &Report) {
+    println!(
+        "{label} CPU per request: {:.1} µs ({:.2} cores busy)",
+        1e6 * cpu / report.count().max(1) as f64,
+        cpu / report.elapsed().as_secs_f64().max(1e-9)
+    );
 }
 
 fn print_table(direct: &Report, through: &Report) {

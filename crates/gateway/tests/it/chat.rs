@@ -303,5 +303,9 @@ async fn a_plain_http_upstream_can_be_spoken_to_over_http2() {
     }
     let seen = mock.requests();
     assert_eq!(seen.len(), 3);
-    assert_eq!(mock.connections(), 1, "HTTP/2 multiplexes on one connection");
+    assert_eq!(
+        mock.connections(),
+        1,
+        "HTTP/2 multiplexes on one connection"
+    );
 }
