@@ -9,12 +9,7 @@ use crate::support::{Gateway, UPSTREAM_KEY, chat_body, client};
 async fn completion_is_relayed_with_gateway_headers() {
     let mock = MockUpstream::start().await;
     let gw = Gateway::start(&mock).await;
-    let response = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&chat_body("hello"))
-        .send()
-        .await
-        .unwrap();
+    let response = gw.chat(&chat_body("hello")).await;
     assert_eq!(response.status(), 200);
     let h = response.headers().clone();
     assert_eq!(h["content-type"], "application/json");

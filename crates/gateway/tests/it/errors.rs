@@ -89,16 +89,7 @@ async fn bodies_over_the_limit_are_413() {
     let mock = MockUpstream::start().await;
     let gw = Gateway::with_config("max_body_bytes = 1024", &mock).await;
     let big = chat_body(&"x".repeat(2048));
-    let e = error_of(
-        client()
-            .post(gw.url("/v1/chat/completions"))
-            .json(&big)
-            .send()
-            .await
-            .unwrap(),
-        413,
-    )
-    .await;
+    let e = error_of(gw.chat(&big).await, 413).await;
     assert_eq!(e["code"], "request_too_large");
     // Without a Content-Length (chunked), the limit still holds while reading.
     let chunk = b"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"".to_vec();
@@ -166,12 +157,7 @@ async fn an_unreachable_upstream_is_502() {
         ],
     )
     .await;
-    let r = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&chat_body("hi"))
-        .send()
-        .await
-        .unwrap();
+    let r = gw.chat(&chat_body("hi")).await;
     assert_eq!(r.headers()["x-reprise-provider"], "openai");
     let e = error_of(r, 502).await;
     assert_eq!(e["code"], "upstream_unreachable");
@@ -188,16 +174,7 @@ async fn a_slow_first_byte_is_504() {
     let mock = MockUpstream::start().await;
     mock.delay_first_byte(Duration::from_secs(5));
     let gw = Gateway::with_config(SHORT_TIMEOUTS, &mock).await;
-    let e = error_of(
-        client()
-            .post(gw.url("/v1/chat/completions"))
-            .json(&chat_body("hi"))
-            .send()
-            .await
-            .unwrap(),
-        504,
-    )
-    .await;
+    let e = error_of(gw.chat(&chat_body("hi")).await, 504).await;
     assert_eq!(e["code"], "upstream_timeout");
 }
 
@@ -210,16 +187,7 @@ async fn the_total_timeout_bounds_a_whole_response() {
         &mock,
     )
     .await;
-    let e = error_of(
-        client()
-            .post(gw.url("/v1/chat/completions"))
-            .json(&chat_body("hi"))
-            .send()
-            .await
-            .unwrap(),
-        504,
-    )
-    .await;
+    let e = error_of(gw.chat(&chat_body("hi")).await, 504).await;
     assert_eq!(e["code"], "upstream_timeout");
 }
 
@@ -231,12 +199,7 @@ async fn openai_shaped_upstream_errors_pass_through() {
         .fail_times(1, 401);
     let gw = Gateway::start(&mock).await;
     for status in [429, 500, 401] {
-        let r = client()
-            .post(gw.url("/v1/chat/completions"))
-            .json(&chat_body("hi"))
-            .send()
-            .await
-            .unwrap();
+        let r = gw.chat(&chat_body("hi")).await;
         let e = error_of(r, status).await;
         assert_eq!(e["code"], "mock_failure", "the upstream's own body: {e}");
         assert_eq!(e["message"], format!("mock failure {status}"));
@@ -251,16 +214,7 @@ async fn other_upstream_errors_are_wrapped() {
         "<html><body>upstream proxy internal detail</body></html>",
     );
     let gw = Gateway::start(&mock).await;
-    let e = error_of(
-        client()
-            .post(gw.url("/v1/chat/completions"))
-            .json(&chat_body("hi"))
-            .send()
-            .await
-            .unwrap(),
-        503,
-    )
-    .await;
+    let e = error_of(gw.chat(&chat_body("hi")).await, 503).await;
     assert_eq!(e["type"], "upstream_error");
     assert_eq!(e["code"], "upstream_http_error");
     assert!(!e["message"].as_str().unwrap().contains("internal detail"));
@@ -271,16 +225,7 @@ async fn a_broken_json_response_is_502() {
     let mock = MockUpstream::start().await;
     mock.reset_after_chunks(0);
     let gw = Gateway::start(&mock).await;
-    let e = error_of(
-        client()
-            .post(gw.url("/v1/chat/completions"))
-            .json(&chat_body("hi"))
-            .send()
-            .await
-            .unwrap(),
-        502,
-    )
-    .await;
+    let e = error_of(gw.chat(&chat_body("hi")).await, 502).await;
     assert_eq!(e["code"], "upstream_broken_response");
 }
 

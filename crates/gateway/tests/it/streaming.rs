@@ -13,12 +13,7 @@ use crate::support::{Gateway, PATIENCE, client, parse_sse, sse_events, stream_bo
 async fn a_stream_is_relayed_event_for_event_with_usage_and_done() {
     let mock = MockUpstream::start().await;
     let gw = Gateway::start(&mock).await;
-    let response = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&stream_body("hi", true))
-        .send()
-        .await
-        .unwrap();
+    let response = gw.chat(&stream_body("hi", true)).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     assert_eq!(response.headers()["x-reprise-provider"], "openai");
@@ -50,12 +45,7 @@ async fn a_stream_is_relayed_event_for_event_with_usage_and_done() {
     );
 
     // Without include_usage there is no usage chunk.
-    let response = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&stream_body("hi", false))
-        .send()
-        .await
-        .unwrap();
+    let response = gw.chat(&stream_body("hi", false)).await;
     let events = sse_events(response).await;
     assert!(events.iter().all(|e| !e.contains("\"usage\"")));
     assert_eq!(events.last().unwrap(), "[DONE]");
@@ -66,12 +56,7 @@ async fn chunks_reach_the_client_before_the_upstream_has_finished() {
     let mock = MockUpstream::start().await;
     let gate = mock.hold_last_chunk();
     let gw = Gateway::start(&mock).await;
-    let response = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&stream_body("hi", false))
-        .send()
-        .await
-        .unwrap();
+    let response = gw.chat(&stream_body("hi", false)).await;
     let mut body = response.bytes_stream();
     // The upstream holds its final event until the gate opens: every chunk before it must
     // already be readable by the client.
@@ -97,12 +82,7 @@ async fn cut_stream_ends_with_error(step: impl FnOnce(&MockUpstream), toml: &str
     let mock = MockUpstream::start().await;
     step(&mock);
     let gw = Gateway::with_config(toml, &mock).await;
-    let response = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&stream_body("hi", true))
-        .send()
-        .await
-        .unwrap();
+    let response = gw.chat(&stream_body("hi", true)).await;
     assert_eq!(
         response.status(),
         200,
@@ -166,12 +146,7 @@ async fn a_stream_that_fails_before_its_first_event_gets_an_error_status() {
     let mock = MockUpstream::start().await;
     mock.truncate_after_chunks(0);
     let gw = Gateway::start(&mock).await;
-    let response = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&stream_body("hi", false))
-        .send()
-        .await
-        .unwrap();
+    let response = gw.chat(&stream_body("hi", false)).await;
     assert_eq!(response.status(), 502);
     assert_eq!(response.headers()["content-type"], "application/json");
     let e: Value = response.json().await.unwrap();
@@ -183,12 +158,7 @@ async fn an_upstream_error_on_a_stream_request_is_relayed_as_json() {
     let mock = MockUpstream::start().await;
     mock.fail_times(1, 429);
     let gw = Gateway::start(&mock).await;
-    let response = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&stream_body("hi", false))
-        .send()
-        .await
-        .unwrap();
+    let response = gw.chat(&stream_body("hi", false)).await;
     assert_eq!(response.status(), 429);
     let e: Value = response.json().await.unwrap();
     assert_eq!(e["error"]["code"], "mock_failure");
@@ -199,12 +169,7 @@ async fn a_client_that_leaves_mid_stream_cancels_the_upstream() {
     let mock = MockUpstream::start().await;
     mock.stall_after_chunks(2);
     let gw = Gateway::start(&mock).await;
-    let response = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&stream_body("hi", false))
-        .send()
-        .await
-        .unwrap();
+    let response = gw.chat(&stream_body("hi", false)).await;
     let mut body = response.bytes_stream();
     let first = tokio::time::timeout(PATIENCE, body.next()).await.unwrap();
     assert!(first.unwrap().is_ok());
@@ -224,12 +189,7 @@ async fn a_stream_event_may_be_split_across_network_reads() {
         .start()
         .await;
     let gw = Gateway::start(&mock).await;
-    let response = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&stream_body("hi", true))
-        .send()
-        .await
-        .unwrap();
+    let response = gw.chat(&stream_body("hi", true)).await;
     let events = tokio::time::timeout(Duration::from_secs(60), sse_events(response))
         .await
         .unwrap();

@@ -85,6 +85,16 @@ impl Gateway {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
+
+    /// `POST /v1/chat/completions` with a JSON body.
+    pub async fn chat(&self, body: &serde_json::Value) -> reqwest::Response {
+        client()
+            .post(self.url("/v1/chat/completions"))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
 }
 
 impl Drop for Gateway {
