@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use reprise_test_support::MockUpstream;
 use serde_json::Value;
 
-use crate::support::{Gateway, PATIENCE, client, parse_sse, sse_events, stream_body};
+use crate::support::{Gateway, PATIENCE, parse_sse, sse_events, stream_body};
 
 #[tokio::test]
 async fn a_stream_is_relayed_event_for_event_with_usage_and_done() {
