@@ -60,10 +60,6 @@ impl Report {
         self.histogram.len()
     }
 
-    pub fn elapsed(&self) -> Duration {
-        self.elapsed
-    }
-
     pub fn rps(&self) -> f64 {
         self.count() as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }

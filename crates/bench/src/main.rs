@@ -147,7 +147,7 @@ fn proxy(
 ) -> anyhow::Result<()> {
     let mut cmd = Command::new(mock);
     cmd.args(["--listen", "127.0.0.1:0"]);
-    let (_mock, mock_url) =
+    let (mock, mock_url) =
         spawn_and_find(cmd, |l| l.strip_prefix("listening on ").map(str::to_owned))?;
     let data_dir = std::env::temp_dir().join(format!("reprise-bench-{}", std::process::id()));
     std::fs::create_dir_all(&data_dir)?;
@@ -202,12 +202,14 @@ fn proxy(
         println!(
             "\nclosed loop: {connections} connections, {rounds} alternating 1 s rounds each; upstream over HTTP/2 (h2c)"
         );
-        let (d, g, cpu) = interleave(rounds, &direct, &through, gw.0.id(), |l| {
-            l.closed(connections, second)
-        })
-        .await?;
+        let pids = Pids {
+            mock: mock.0.id(),
+            gateway: gw.0.id(),
+        };
+        let (d, g, cpu) =
+            interleave(rounds, &direct, &through, pids, |l| l.closed(connections, second)).await?;
         print_table(&d, &g);
-        print_cpu("gateway", cpu, &g);
+        print_cpu(cpu, &d, &g);
         println!(
             "throughput through the gateway: {:.1} % of direct",
             100.0 * g.rps() / d.rps()
@@ -216,20 +218,24 @@ fn proxy(
         println!(
             "\nclosed loop: {connections} connections, {rounds} alternating 1 s rounds each; upstream over HTTP/1.1"
         );
-        let (d, g, cpu) = interleave(rounds, &direct, &through_h1, gw_h1.0.id(), |l| {
+        let pids_h1 = Pids {
+            gateway: gw_h1.0.id(),
+            ..pids
+        };
+        let (d, g, cpu) = interleave(rounds, &direct, &through_h1, pids_h1, |l| {
             l.closed(connections, second)
         })
         .await?;
         drop(gw_h1);
         print_table(&d, &g);
-        print_cpu("gateway", cpu, &g);
+        print_cpu(cpu, &d, &g);
         println!(
             "throughput through the gateway: {:.1} % of direct",
             100.0 * g.rps() / d.rps()
         );
 
         println!("\nfixed rate: {rate} requests/s, {rounds} alternating 1 s rounds each");
-        let (d, g, _) = interleave(rounds, &direct, &through, gw.0.id(), |l| {
+        let (d, g, _) = interleave(rounds, &direct, &through, pids, |l| {
             l.fixed_rate(rate, second)
         })
         .await?;
@@ -260,35 +266,54 @@ fn proxy(
     Ok(())
 }
 
-/// Runs `a` and `b` in alternating rounds so the machine's noise falls on both alike, and
-/// counts the CPU time process `cpu_of` spent during the `b` rounds.
+/// The processes whose CPU time a phase counts.
+#[derive(Debug, Clone, Copy)]
+struct Pids {
+    mock: u32,
+    gateway: u32,
+}
+
+/// CPU seconds spent by the mock (in direct rounds) and by the gateway (in gateway rounds).
+#[derive(Debug, Default, Clone, Copy)]
+struct Cpu {
+    mock: f64,
+    gateway: f64,
+}
+
+/// Runs `a` (direct) and `b` (through the gateway) in alternating rounds so the machine's noise
+/// falls on both alike, counting the CPU time of the mock during `a` and of the gateway during
+/// `b`.
 async fn interleave<'l, F, Fut>(
     rounds: u64,
     a: &'l Load,
     b: &'l Load,
-    cpu_of: u32,
+    pids: Pids,
     run: F,
-) -> anyhow::Result<(Report, Report, f64)>
+) -> anyhow::Result<(Report, Report, Cpu)>
 where
     F: Fn(&'l Load) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<Report>>,
 {
     let (mut ra, mut rb) = (Report::empty()?, Report::empty()?);
-    let mut cpu = 0.0;
+    let mut cpu = Cpu::default();
     for _ in 0..rounds {
+        let before = cpu_seconds(pids.mock)?;
         ra.absorb(&run(a).await?)?;
-        let before = cpu_seconds(cpu_of)?;
+        cpu.mock += cpu_seconds(pids.mock)? - before;
+        let before = cpu_seconds(pids.gateway)?;
         rb.absorb(&run(b).await?)?;
-        cpu += cpu_seconds(cpu_of)? - before;
+        cpu.gateway += cpu_seconds(pids.gateway)? - before;
     }
     Ok((ra, rb, cpu))
 }
 
-fn print_cpu(label: &str, cpu: f64, report: &Report) {
+fn print_cpu(cpu: Cpu, direct: &Report, through: &Report) {
+    let per = |secs: f64, r: &Report| 1e6 * secs / r.count().max(1) as f64;
+    let (mock, gateway) = (per(cpu.mock, direct), per(cpu.gateway, through));
     println!(
-        "{label} CPU per request: {:.1} µs ({:.2} cores busy)",
-        1e6 * cpu / report.count().max(1) as f64,
-        cpu / report.elapsed().as_secs_f64().max(1e-9)
+        "CPU per request: mock upstream {mock:.1} µs (one HTTP exchange), gateway {gateway:.1} µs \
+         (two exchanges: {:.2}x the mock)",
+        gateway / mock.max(1e-9)
     );
 }
 
