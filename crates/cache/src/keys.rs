@@ -1,0 +1,296 @@
+//! Canonical request keys.
+//!
+//! Two requests get the same exact key when they ask the same thing in the same way: JSON key
+//! order, insignificant whitespace, `1` vs `1.0`, parameters spelled out at their default value,
+//! a one-part text content array vs a plain string, and request-only fields (`user`, `stream`,
+//! `stream_options`, metadata) make no difference. Everything else does. The scope key is the same
+//! canonical form with the final user message taken out: the semantic tier compares only that
+//! message, and only among entries of one scope.
+
+use serde_json::{Map, Value};
+
+/// A 256-bit BLAKE3 hash. A collision would serve one request another's answer, so the key is
+/// cryptographic, not merely fast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key(pub [u8; 32]);
+
+impl Key {
+    pub fn to_hex(&self) -> String {
+        blake3::Hash::from_bytes(self.0).to_hex().to_string()
+    }
+}
+
+/// Fields that never change the answer.
+const REQUEST_ONLY: &[&str] = &[
+    "user",
+    "stream",
+    "stream_options",
+    "metadata",
+    "store",
+    "service_tier",
+    "safety_identifier",
+    "prompt_cache_key",
+];
+
+/// Parameters whose OpenAI default is the same as leaving them out.
+const DEFAULTS: &[(&str, f64)] = &[
+    ("n", 1.0),
+    ("temperature", 1.0),
+    ("top_p", 1.0),
+    ("presence_penalty", 0.0),
+    ("frequency_penalty", 0.0),
+];
+
+/// The keys of one request, and the text the semantic tier compares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheKeys {
+    pub exact: Key,
+    pub scope: Key,
+    /// The final user message's text, when the request ends with one.
+    pub final_user_text: Option<String>,
+}
+
+/// Computes the keys of a chat completion request (already known to be a JSON object with
+/// `model` and `messages`) in tenant namespace `namespace`.
+pub fn keys(namespace: &str, request: &Value) -> CacheKeys {
+    let mut canonical = canonical_request(request);
+    let exact = hash(namespace, &canonical);
+    let mut final_user_text = None;
+    if let Some(Value::Array(messages)) = canonical.get_mut("messages")
+        && let Some(last) = messages.last_mut()
+        && last.get("role").and_then(Value::as_str) == Some("user")
+    {
+        final_user_text = text_of(last.get("content"));
+        // The scope keeps the fact that a final user turn exists, not its words.
+        *last = serde_json::json!({"role": "user"});
+    }
+    let scope = hash(namespace, &canonical);
+    CacheKeys {
+        exact,
+        scope,
+        final_user_text,
+    }
+}
+
+fn hash(namespace: &str, canonical: &Value) -> Key {
+    let mut hasher = blake3::Hasher::new();
+    // Length-prefixed so no namespace can run into the request.
+    hasher.update(&(namespace.len() as u64).to_le_bytes());
+    hasher.update(namespace.as_bytes());
+    // serde_json's map is ordered by key, so this serialisation is canonical.
+    hasher.update(canonical.to_string().as_bytes());
+    Key(*hasher.finalize().as_bytes())
+}
+
+/// The canonical form: request-only fields dropped, defaults dropped, `max_tokens` spelled as
+/// `max_completion_tokens`, numbers normalised, one-part text contents as strings.
+pub fn canonical_request(request: &Value) -> Value {
+    let Some(object) = request.as_object() else {
+        return normalise_numbers(request.clone());
+    };
+    let mut out = Map::new();
+    for (name, value) in object {
+        if REQUEST_ONLY.contains(&name.as_str()) || value.is_null() {
+            continue;
+        }
+        if let Some((_, default)) = DEFAULTS.iter().find(|(n, _)| n == name)
+            && value.as_f64() == Some(*default)
+        {
+            continue;
+        }
+        if name == "logprobs" && value == &Value::Bool(false) {
+            continue;
+        }
+        if name == "parallel_tool_calls" && value == &Value::Bool(true) {
+            continue;
+        }
+        let value = if name == "messages" {
+            match value {
+                Value::Array(messages) => {
+                    Value::Array(messages.iter().map(canonical_message).collect())
+                }
+                other => other.clone(),
+            }
+        } else {
+            normalise_numbers(value.clone())
+        };
+        out.insert(name.clone(), value);
+    }
+    if let Some(max) = out.remove("max_tokens") {
+        out.entry("max_completion_tokens").or_insert(max);
+    }
+    Value::Object(out)
+}
+
+fn canonical_message(message: &Value) -> Value {
+    let mut message = normalise_numbers(message.clone());
+    if let Some(object) = message.as_object_mut() {
+        object.retain(|_, v| !v.is_null());
+        if let Some(content) = object.get_mut("content")
+            && let Some(text) = single_text_part(content)
+        {
+            *content = Value::String(text);
+        }
+    }
+    message
+}
+
+/// `[{"type": "text", "text": T}]` is the same content as `T`.
+fn single_text_part(content: &Value) -> Option<String> {
+    let parts = content.as_array()?;
+    let [part] = parts.as_slice() else {
+        return None;
+    };
+    let object = part.as_object()?;
+    if object.len() == 2 && object.get("type")?.as_str()? == "text" {
+        return Some(object.get("text")?.as_str()?.to_owned());
+    }
+    None
+}
+
+/// The text of a message content: a string, or the text parts of an array joined by newlines.
+pub fn text_of(content: Option<&Value>) -> Option<String> {
+    match content? {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(parts) => {
+            let texts: Vec<&str> = parts
+                .iter()
+                .filter(|p| p.get("type").and_then(Value::as_str) == Some("text"))
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect();
+            // A content with non-text parts (images, audio) is not comparable as text.
+            (texts.len() == parts.len() && !texts.is_empty()).then(|| texts.join("\n"))
+        }
+        _ => None,
+    }
+}
+
+/// `1.0` and `1` are the same number: floats with no fraction become integers, recursively.
+fn normalise_numbers(value: Value) -> Value {
+    match value {
+        Value::Number(n) if n.is_f64() => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Value::from(f as i64),
+            _ => Value::Number(n),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(normalise_numbers).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, normalise_numbers(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn exact(v: Value) -> Key {
+        keys("ns", &v).exact
+    }
+
+    #[test]
+    fn equivalent_requests_share_the_exact_key() {
+        let base = exact(
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0}),
+        );
+        let same = [
+            json!({"messages": [{"content": "hi", "role": "user"}], "temperature": 0.0, "model": "m"}),
+            json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}], "temperature": 0, "stream": true, "stream_options": {"include_usage": true}, "user": "u-1", "metadata": {"a": "b"}}),
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi", "name": null}], "temperature": 0, "n": 1, "top_p": 1.0, "presence_penalty": 0, "frequency_penalty": 0.0, "logprobs": false}),
+        ];
+        for request in same {
+            assert_eq!(exact(request.clone()), base, "{request}");
+        }
+        assert_eq!(
+            exact(json!({"model": "m", "messages": [], "max_tokens": 5})),
+            exact(json!({"model": "m", "messages": [], "max_completion_tokens": 5}))
+        );
+    }
+
+    #[test]
+    fn anything_that_shapes_the_answer_changes_the_exact_key() {
+        let base = json!({"model": "m", "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}], "temperature": 0});
+        let k = exact(base.clone());
+        let mut variants = Vec::new();
+        for (path, value) in [
+            ("model", json!("m2")),
+            ("temperature", json!(0.2)),
+            ("max_completion_tokens", json!(10)),
+            ("seed", json!(1)),
+            ("response_format", json!({"type": "json_object"})),
+            (
+                "tools",
+                json!([{"type": "function", "function": {"name": "f"}}]),
+            ),
+            ("stop", json!(["\n"])),
+            ("x_vendor", json!(true)),
+        ] {
+            let mut v = base.clone();
+            v[path] = value;
+            variants.push(v);
+        }
+        let mut v = base.clone();
+        v["messages"][0]["content"] = json!("be verbose");
+        variants.push(v);
+        let mut v = base.clone();
+        v["messages"][1]["content"] = json!("hi!");
+        variants.push(v);
+        for v in variants {
+            assert_ne!(exact(v.clone()), k, "{v}");
+        }
+        assert_ne!(keys("other", &base).exact, k, "namespaces never share keys");
+    }
+
+    #[test]
+    fn the_scope_ignores_only_the_final_user_message() {
+        let a = keys(
+            "ns",
+            &json!({"model": "m", "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "What is 2+3?"}]}),
+        );
+        let b = keys(
+            "ns",
+            &json!({"model": "m", "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "What's 2 + 3?"}]}),
+        );
+        assert_ne!(a.exact, b.exact);
+        assert_eq!(a.scope, b.scope);
+        assert_eq!(a.final_user_text.as_deref(), Some("What is 2+3?"));
+        let c = keys(
+            "ns",
+            &json!({"model": "m", "messages": [{"role": "system", "content": "t"}, {"role": "user", "content": "What is 2+3?"}]}),
+        );
+        assert_ne!(a.scope, c.scope, "another system prompt is another scope");
+        let d = keys(
+            "ns",
+            &json!({"model": "m", "messages": [{"role": "user", "content": "earlier"}, {"role": "assistant", "content": "x"}, {"role": "user", "content": "What is 2+3?"}]}),
+        );
+        assert_ne!(a.scope, d.scope, "earlier turns are part of the scope");
+        let e = keys(
+            "ns",
+            &json!({"model": "m", "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": null, "tool_calls": []}]}),
+        );
+        assert_eq!(e.final_user_text, None);
+    }
+
+    #[test]
+    fn text_of_contents() {
+        assert_eq!(text_of(Some(&json!("a"))).as_deref(), Some("a"));
+        assert_eq!(
+            text_of(Some(
+                &json!([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}])
+            ))
+            .as_deref(),
+            Some("a\nb")
+        );
+        assert_eq!(
+            text_of(Some(
+                &json!([{"type": "image_url", "image_url": {"url": "x"}}])
+            )),
+            None
+        );
+        assert_eq!(text_of(None), None);
+    }
+}

@@ -1,0 +1,271 @@
+//! Which requests the cache may answer, and the directives a request gives the cache.
+//!
+//! Deterministic in intent is cacheable: `temperature` absent or at most the ceiling (0 by
+//! default), one choice, no log probabilities, text output. A final message that asks about the
+//! present ("today", "latest", "current price") or about the asker ("my order") is served only
+//! by the exact tier: a paraphrase of it is too likely to be a different question.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// The operator's cache settings that decide cacheability.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Policy {
+    /// Highest `temperature` still cached. An absent temperature counts as 0 here: the caller
+    /// did not ask for variety.
+    pub temperature_ceiling: f64,
+    /// TTL of a stored entry unless the request says otherwise.
+    pub default_ttl: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            temperature_ceiling: 0.0,
+            default_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// What the cache may do with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cacheability {
+    /// Look up and store; `semantic` says whether the semantic tier may answer too.
+    Cacheable { semantic: bool },
+    /// Leave the cache alone, for this reason (a short label for logs).
+    Bypass(&'static str),
+}
+
+impl Policy {
+    pub fn assess(&self, request: &Value, final_user_text: Option<&str>) -> Cacheability {
+        let temperature = request.get("temperature").and_then(Value::as_f64);
+        if temperature.is_some_and(|t| t > self.temperature_ceiling) {
+            return Cacheability::Bypass("temperature");
+        }
+        if request
+            .get("n")
+            .and_then(Value::as_u64)
+            .is_some_and(|n| n != 1)
+        {
+            return Cacheability::Bypass("n");
+        }
+        if request.get("logprobs").and_then(Value::as_bool) == Some(true)
+            || request.get("top_logprobs").is_some_and(|v| !v.is_null())
+        {
+            return Cacheability::Bypass("logprobs");
+        }
+        if request
+            .get("modalities")
+            .and_then(Value::as_array)
+            .is_some_and(|m| m.iter().any(|v| v.as_str() != Some("text")))
+        {
+            return Cacheability::Bypass("modalities");
+        }
+        let semantic = final_user_text.is_some_and(|t| !is_time_sensitive_or_personal(t));
+        Cacheability::Cacheable { semantic }
+    }
+}
+
+const TIME_WORDS: &[&str] = &[
+    "today",
+    "tonight",
+    "tomorrow",
+    "yesterday",
+    "now",
+    "currently",
+    "current",
+    "latest",
+    "recent",
+    "recently",
+    "newest",
+    "upcoming",
+    "live",
+    "breaking",
+    "this week",
+    "this month",
+    "this year",
+    "next week",
+    "last week",
+    "right now",
+    "at the moment",
+    "these days",
+    "weather",
+    "forecast",
+    "news",
+    "stock price",
+    "share price",
+    "exchange rate",
+    "price of",
+    "score of",
+    "what time",
+    "what day",
+    "what date",
+];
+
+const PERSONAL_WORDS: &[&str] = &["my", "mine", "our", "ours", "myself"];
+
+/// Whether a question's answer depends on when it is asked or on who asks it.
+pub fn is_time_sensitive_or_personal(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let joined = format!(" {} ", words.join(" "));
+    TIME_WORDS
+        .iter()
+        .chain(PERSONAL_WORDS)
+        .any(|w| joined.contains(&format!(" {w} ")))
+}
+
+/// A request's cache directives: `Cache-Control` and `x-reprise-cache-ttl`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheControl {
+    /// Do not answer from the cache (still store the fresh answer).
+    pub no_cache: bool,
+    /// Neither answer from nor store into the cache.
+    pub no_store: bool,
+    /// Answer only from entries younger than this.
+    pub max_age: Option<Duration>,
+    /// TTL of the entry this request stores.
+    pub ttl: Option<Duration>,
+}
+
+impl CacheControl {
+    /// Parses the `Cache-Control` and `x-reprise-cache-ttl` header values. Unknown directives
+    /// are ignored, as HTTP caches do; malformed numbers are reported.
+    pub fn parse(cache_control: Option<&str>, ttl: Option<&str>) -> Result<Self, String> {
+        let mut out = CacheControl::default();
+        for directive in cache_control.unwrap_or_default().split(',') {
+            let directive = directive.trim().to_ascii_lowercase();
+            match directive.split_once('=') {
+                None if directive == "no-cache" => out.no_cache = true,
+                None if directive == "no-store" => out.no_store = true,
+                Some(("max-age", value)) => {
+                    let secs = value.trim_matches('"').parse::<u64>().map_err(|_| {
+                        format!("Cache-Control max-age must be whole seconds, got {value:?}")
+                    })?;
+                    out.max_age = Some(Duration::from_secs(secs));
+                }
+                _ => {}
+            }
+        }
+        if let Some(value) = ttl {
+            let secs = value
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| format!("x-reprise-cache-ttl must be whole seconds, got {value:?}"))?;
+            out.ttl = Some(Duration::from_secs(secs));
+        }
+        Ok(out)
+    }
+
+    /// Whether the cache may answer this request.
+    pub fn may_serve(&self) -> bool {
+        !self.no_cache && !self.no_store && self.max_age != Some(Duration::ZERO)
+    }
+
+    /// Whether the fresh answer may be stored.
+    pub fn may_store(&self) -> bool {
+        !self.no_store && self.ttl != Some(Duration::ZERO)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn deterministic_requests_are_cacheable() {
+        let p = Policy::default();
+        let q = Some("What is the capital of France?");
+        assert_eq!(
+            p.assess(&json!({"model": "m"}), q),
+            Cacheability::Cacheable { semantic: true }
+        );
+        assert_eq!(
+            p.assess(&json!({"temperature": 0, "n": 1}), q),
+            Cacheability::Cacheable { semantic: true }
+        );
+        assert_eq!(
+            p.assess(&json!({"temperature": 0.7}), q),
+            Cacheability::Bypass("temperature")
+        );
+        assert_eq!(p.assess(&json!({"n": 3}), q), Cacheability::Bypass("n"));
+        assert_eq!(
+            p.assess(&json!({"logprobs": true}), q),
+            Cacheability::Bypass("logprobs")
+        );
+        assert_eq!(
+            p.assess(&json!({"modalities": ["text", "audio"]}), q),
+            Cacheability::Bypass("modalities")
+        );
+        let warm = Policy {
+            temperature_ceiling: 0.8,
+            ..Policy::default()
+        };
+        assert_eq!(
+            warm.assess(&json!({"temperature": 0.7}), q),
+            Cacheability::Cacheable { semantic: true }
+        );
+    }
+
+    #[test]
+    fn time_sensitive_and_personal_questions_are_exact_only() {
+        let p = Policy::default();
+        for q in [
+            "What is the weather in Paris today?",
+            "latest news about Rust",
+            "What's the current price of bitcoin?",
+            "Where is my order?",
+            "What time is it in Tokyo",
+        ] {
+            assert_eq!(
+                p.assess(&json!({}), Some(q)),
+                Cacheability::Cacheable { semantic: false },
+                "{q}"
+            );
+        }
+        for q in [
+            "What is the capital of France?",
+            "How do I reverse a list in Python?",
+            "Explain knowledge cut-offs",
+        ] {
+            assert_eq!(
+                p.assess(&json!({}), Some(q)),
+                Cacheability::Cacheable { semantic: true },
+                "{q}"
+            );
+        }
+        assert_eq!(
+            p.assess(&json!({}), None),
+            Cacheability::Cacheable { semantic: false }
+        );
+    }
+
+    #[test]
+    fn cache_control_directives() {
+        let c = CacheControl::parse(Some("no-cache"), None).unwrap();
+        assert!(!c.may_serve() && c.may_store());
+        let c = CacheControl::parse(Some("No-Store, max-age=5"), None).unwrap();
+        assert!(!c.may_serve() && !c.may_store());
+        let c = CacheControl::parse(Some("max-age=60"), Some("120")).unwrap();
+        assert!(c.may_serve() && c.may_store());
+        assert_eq!(c.max_age, Some(Duration::from_secs(60)));
+        assert_eq!(c.ttl, Some(Duration::from_secs(120)));
+        assert!(
+            !CacheControl::parse(Some("max-age=0"), None)
+                .unwrap()
+                .may_serve()
+        );
+        assert!(CacheControl::parse(Some("max-age=soon"), None).is_err());
+        assert!(CacheControl::parse(None, Some("-1")).is_err());
+        assert_eq!(
+            CacheControl::parse(Some("private, weird"), None).unwrap(),
+            CacheControl::default()
+        );
+    }
+}

@@ -1,0 +1,215 @@
+//! Serving a stored completion again: as JSON with a fresh `id` and `created`, or as a stream of
+//! chunks shaped like an upstream's (role, content in several pieces, tool calls, finish reason,
+//! optional usage chunk, `[DONE]`).
+
+use serde_json::{Map, Value, json};
+
+/// A fresh completion id, like OpenAI's `chatcmpl-...`.
+pub fn fresh_id() -> String {
+    format!("chatcmpl-{}", uuid::Uuid::now_v7().simple())
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The stored completion as a new JSON response.
+pub fn json(stored: &Value) -> Value {
+    let mut out = stored.clone();
+    if let Some(object) = out.as_object_mut() {
+        object.insert("id".into(), Value::from(fresh_id()));
+        object.insert("created".into(), Value::from(now_secs()));
+        object.insert("object".into(), Value::from("chat.completion"));
+    }
+    out
+}
+
+/// Characters of text per replayed content chunk (upstreams send a token or a few per chunk).
+const PIECE: usize = 24;
+
+/// The stored completion as the `data:` payloads of a stream, `[DONE]` last.
+pub fn chunks(stored: &Value, include_usage: bool) -> Vec<String> {
+    let id = fresh_id();
+    let created = now_secs();
+    let mut head = Map::new();
+    head.insert("id".into(), Value::from(id));
+    head.insert("object".into(), Value::from("chat.completion.chunk"));
+    head.insert("created".into(), Value::from(created));
+    for key in ["model", "system_fingerprint", "service_tier"] {
+        if let Some(v) = stored.get(key) {
+            head.insert(key.into(), v.clone());
+        }
+    }
+    let chunk = |index: u64, delta: Value, finish: Value| -> String {
+        let mut c = head.clone();
+        c.insert(
+            "choices".into(),
+            json!([{"index": index, "delta": delta, "logprobs": null, "finish_reason": finish}]),
+        );
+        Value::Object(c).to_string()
+    };
+
+    let mut out = Vec::new();
+    let choices = stored
+        .get("choices")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for choice in choices {
+        let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0);
+        let message = choice.get("message").cloned().unwrap_or(Value::Null);
+        let Value::Object(mut message) = message else {
+            continue;
+        };
+        let role = message
+            .remove("role")
+            .unwrap_or_else(|| Value::from("assistant"));
+        let content = message.remove("content");
+        let refusal = message.remove("refusal");
+        let tool_calls = message.remove("tool_calls");
+        out.push(chunk(
+            index,
+            json!({"role": role, "content": ""}),
+            Value::Null,
+        ));
+        // Other text fields first (reasoning precedes the answer), then non-text fields whole.
+        for (name, value) in message {
+            match value {
+                Value::String(text) => {
+                    for piece in pieces(&text) {
+                        out.push(chunk(index, json!({ name.clone(): piece }), Value::Null));
+                    }
+                }
+                Value::Null => {}
+                other => out.push(chunk(index, json!({ name: other }), Value::Null)),
+            }
+        }
+        if let Some(Value::String(text)) = content {
+            for piece in pieces(&text) {
+                out.push(chunk(index, json!({ "content": piece }), Value::Null));
+            }
+        }
+        if let Some(Value::String(text)) = refusal {
+            out.push(chunk(index, json!({ "refusal": text }), Value::Null));
+        }
+        if let Some(Value::Array(calls)) = tool_calls {
+            for (i, call) in calls.into_iter().enumerate() {
+                let function = call.get("function").cloned().unwrap_or(Value::Null);
+                let name = function.get("name").cloned().unwrap_or(Value::Null);
+                let arguments = function
+                    .get("arguments")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let mut first = call.as_object().cloned().unwrap_or_default();
+                first.insert("index".into(), Value::from(i));
+                first.insert("function".into(), json!({"name": name, "arguments": ""}));
+                out.push(chunk(index, json!({"tool_calls": [first]}), Value::Null));
+                for piece in pieces(&arguments) {
+                    out.push(chunk(
+                        index,
+                        json!({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}),
+                        Value::Null,
+                    ));
+                }
+            }
+        }
+        let finish = choice.get("finish_reason").cloned().unwrap_or(Value::Null);
+        out.push(chunk(index, json!({}), finish));
+    }
+    if include_usage {
+        let mut c = head.clone();
+        c.insert("choices".into(), json!([]));
+        c.insert(
+            "usage".into(),
+            stored.get("usage").cloned().unwrap_or(Value::Null),
+        );
+        out.push(Value::Object(c).to_string());
+    }
+    out.push("[DONE]".to_owned());
+    out
+}
+
+/// Splits text into pieces of about [`PIECE`] characters, on character boundaries.
+fn pieces(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut count = 0;
+    for (i, _) in text.char_indices() {
+        if count == PIECE {
+            out.push(&text[start..i]);
+            start = i;
+            count = 0;
+        }
+        count += 1;
+    }
+    if start < text.len() {
+        out.push(&text[start..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::Assembler;
+
+    fn stored() -> Value {
+        json!({
+            "id": "chatcmpl-old", "object": "chat.completion", "created": 1, "model": "m",
+            "system_fingerprint": "fp",
+            "choices": [{"index": 0, "message": {
+                "role": "assistant", "content": "A long answer that will surely take more than one chunk — ünïcödé too.",
+                "refusal": null, "reasoning_content": "Let me think about it.",
+                "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{\"a\": \"a long argument value here\"}"}}],
+                "annotations": []
+            }, "logprobs": null, "finish_reason": "tool_calls"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}
+        })
+    }
+
+    #[test]
+    fn json_replay_is_fresh_but_otherwise_identical() {
+        let s = stored();
+        let out = json(&s);
+        assert_ne!(out["id"], s["id"]);
+        assert!(out["id"].as_str().unwrap().starts_with("chatcmpl-"));
+        assert!(out["created"].as_u64().unwrap() > 1);
+        assert_eq!(out["choices"], s["choices"]);
+        assert_eq!(out["usage"], s["usage"]);
+    }
+
+    #[test]
+    fn stream_replay_reassembles_to_the_stored_completion() {
+        let s = stored();
+        let events = chunks(&s, true);
+        assert_eq!(events.last().unwrap(), "[DONE]");
+        assert!(events.len() > 8, "several chunks: {}", events.len());
+        let mut a = Assembler::new();
+        for e in &events[..events.len() - 1] {
+            let v: Value = serde_json::from_str(e).unwrap();
+            assert_eq!(v["object"], "chat.completion.chunk");
+            a.push(e);
+        }
+        let back = a.finish().unwrap();
+        assert_eq!(back["choices"], s["choices"]);
+        assert_eq!(back["usage"], s["usage"]);
+        assert_eq!(back["system_fingerprint"], "fp");
+        let without = chunks(&s, false);
+        assert!(without.iter().all(|e| !e.contains("\"usage\"")));
+    }
+
+    #[test]
+    fn pieces_respect_char_boundaries() {
+        let text = "é".repeat(50);
+        let p = pieces(&text);
+        assert_eq!(p.concat(), text);
+        assert!(p.iter().all(|x| x.chars().count() <= PIECE));
+        assert!(pieces("").is_empty());
+    }
+}
