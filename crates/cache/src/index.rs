@@ -16,6 +16,8 @@ pub struct Entry {
     pub scope: Key,
     pub namespace: String,
     pub model: String,
+    /// The target that produced the answer.
+    pub provider: String,
     /// The stored `chat.completion` (served with a fresh id and creation time).
     pub completion: Value,
     /// Its serialised size, what the byte bound counts.
@@ -192,6 +194,7 @@ mod tests {
             scope: Key([0; 32]),
             namespace: String::new(),
             model: "m".into(),
+            provider: "openai".into(),
             bytes: 100,
             completion,
             created_ms,

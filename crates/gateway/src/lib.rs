@@ -7,6 +7,7 @@
 //!
 //! [`app`] builds the router from state, so tests can drive it in-process or over real TCP.
 
+mod cache;
 pub mod cli;
 pub mod config;
 mod error;

@@ -69,14 +69,49 @@ fn request_span(log: &RequestLog) -> tracing::Span {
 async fn chat(State(state): State<AppState>, request: Request) -> Response {
     let log = RequestLog::start(&state, request.headers(), "/v1/chat/completions");
     let span = request_span(&log);
+    let directives = cache_directives(&state, request.headers());
     async move {
         match OpenAiJson::<ChatCompletionRequest>::from_request(request, &state).await {
-            Ok(body) => pipeline::chat(&state, log, body.value, body.raw).await,
+            Ok(body) => pipeline::chat(&state, log, body.value, body.raw, directives).await,
             Err(err) => pipeline::fail(log, err, &[]),
         }
     }
     .instrument(span)
     .await
+}
+
+/// The request's cache directives: `Cache-Control`, `x-reprise-cache-ttl`, and the tenant
+/// namespace from `x-reprise-namespace` when the operator allows it.
+fn cache_directives(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<pipeline::CacheDirectives, GatewayError> {
+    let text = |name: &str| -> Result<Option<&str>, GatewayError> {
+        headers
+            .get(name)
+            .map(|v| {
+                v.to_str().map_err(|_| {
+                    GatewayError::invalid(format!("the {name} header is not valid text"), None)
+                })
+            })
+            .transpose()
+    };
+    let control =
+        reprise_cache::CacheControl::parse(text("cache-control")?, text("x-reprise-cache-ttl")?)
+            .map_err(|m| GatewayError::invalid(m, None))?;
+    let namespace = match text("x-reprise-namespace")? {
+        Some(ns) if state.config().cache.namespace_header => {
+            if ns.is_empty() || ns.len() > 128 {
+                return Err(GatewayError::invalid(
+                    "x-reprise-namespace must be 1 to 128 characters",
+                    None,
+                ));
+            }
+            ns.to_owned()
+        }
+        _ => String::new(),
+    };
+    Ok(pipeline::CacheDirectives { control, namespace })
 }
 
 async fn embeddings(State(state): State<AppState>, request: Request) -> Response {

@@ -40,12 +40,18 @@ pub fn check_startable(config: &Config) -> Result<(), StartError> {
 
 /// Opens the store and builds the state for `config`.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
-    let data_dir = config.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || reprise_storage::Store::open(&data_dir))
-        .await
-        .context("opening the store")?
-        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
-    AppState::new(config, store)
+    tokio::task::spawn_blocking(move || {
+        let data_dir = config.data_dir.clone();
+        let store = reprise_storage::Store::open(&data_dir).with_context(|| {
+            format!(
+                "cannot open the store in {} (it is left as it is; move it aside or restore it)",
+                data_dir.display()
+            )
+        })?;
+        AppState::new(config, store)
+    })
+    .await
+    .context("opening the store")?
 }
 
 /// Runs the full server for `config` until SIGTERM or SIGINT.
@@ -76,6 +82,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let grace = state.config().shutdown_grace;
+    let tasks = state.tasks().clone();
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         shutdown.await;
@@ -103,8 +110,15 @@ pub async fn run(
             std::future::pending::<()>().await;
         }
     };
+    let drained = async move {
+        let result = (&mut server).await;
+        // Then the background writes the requests left behind (cache entries).
+        tasks.close();
+        tasks.wait().await;
+        result
+    };
     tokio::select! {
-        result = &mut server => {
+        result = drained => {
             result.context("server error")?;
             tracing::info!("all requests drained; bye");
         }

@@ -6,6 +6,9 @@ use reprise_providers::Provider;
 use reprise_providers::openai::{OpenAiCompatible, OpenAiConfig};
 use reprise_storage::Store;
 
+use tokio_util::task::TaskTracker;
+
+use crate::cache::Cache;
 use crate::config::{Config, ProviderKind, TargetConfig};
 
 /// An upstream target the gateway can send requests to.
@@ -43,6 +46,8 @@ struct Inner {
     config: Config,
     targets: Vec<Target>,
     store: Store,
+    cache: Cache,
+    tasks: TaskTracker,
 }
 
 /// Everything a request needs, cheap to clone.
@@ -50,18 +55,33 @@ struct Inner {
 pub struct AppState(Arc<Inner>);
 
 impl AppState {
-    /// Builds the state: one provider client (with its connection pool) per target.
+    /// Builds the state: one provider client (with its connection pool) per target, and the
+    /// cache index loaded from the store. Blocking (reads the store): call from a blocking
+    /// context.
     pub fn new(config: Config, store: Store) -> anyhow::Result<Self> {
         let targets = config
             .targets
             .iter()
             .map(Target::build)
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let tasks = TaskTracker::new();
+        let cache = Cache::open(config.cache, store.clone(), tasks.clone())?;
         Ok(Self(Arc::new(Inner {
             config,
             targets,
             store,
+            cache,
+            tasks,
         })))
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.0.cache
+    }
+
+    /// Background work (store writes) that shutdown waits for.
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.0.tasks
     }
 
     pub fn config(&self) -> &Config {

@@ -17,7 +17,39 @@ pub const DATABASE_FILE: &str = "reprise.db";
 const MIGRATIONS: &[&str] = &[
     // 1: bookkeeping only; the features that need tables add the next versions.
     "CREATE TABLE IF NOT EXISTS reprise_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    // 2: cache entries. Keys are hex text (portable to PostgreSQL without BLOB/BYTEA
+    // differences); times are Unix milliseconds.
+    "CREATE TABLE cache_entries (
+        exact_key TEXT PRIMARY KEY,
+        scope_key TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        model TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        completion TEXT NOT NULL,
+        bytes BIGINT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        expires_ms BIGINT NOT NULL,
+        hits BIGINT NOT NULL DEFAULT 0
+    );
+    CREATE INDEX cache_entries_scope ON cache_entries (scope_key);
+    CREATE INDEX cache_entries_expires ON cache_entries (expires_ms);",
 ];
+
+/// A cache entry as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheRow {
+    pub exact_key: String,
+    pub scope_key: String,
+    pub namespace: String,
+    pub model: String,
+    pub provider: String,
+    /// The stored `chat.completion`, JSON text.
+    pub completion: String,
+    pub bytes: i64,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+    pub hits: i64,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -70,6 +102,78 @@ impl Store {
         Ok(conn.pragma_query_value(None, "user_version", |row| row.get(0))?)
     }
 
+    /// Writes (or replaces) a cache entry; durable once this returns (a crash after it cannot
+    /// lose it, and a crash during it leaves the entry wholly absent). Blocking.
+    pub fn put_cache_entry(&self, row: &CacheRow) -> Result<(), StoreError> {
+        let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        conn.execute(
+            "INSERT INTO cache_entries
+                (exact_key, scope_key, namespace, model, provider, completion, bytes, created_ms, expires_ms, hits)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (exact_key) DO UPDATE SET
+                scope_key = excluded.scope_key, namespace = excluded.namespace,
+                model = excluded.model, provider = excluded.provider,
+                completion = excluded.completion, bytes = excluded.bytes,
+                created_ms = excluded.created_ms, expires_ms = excluded.expires_ms,
+                hits = excluded.hits",
+            rusqlite::params![
+                row.exact_key,
+                row.scope_key,
+                row.namespace,
+                row.model,
+                row.provider,
+                row.completion,
+                row.bytes,
+                row.created_ms,
+                row.expires_ms,
+                row.hits
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes cache entries by exact key, in one transaction. Blocking.
+    pub fn delete_cache_entries(&self, keys: &[String]) -> Result<usize, StoreError> {
+        let mut conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        let tx = conn.transaction()?;
+        let mut deleted = 0;
+        {
+            let mut stmt = tx.prepare_cached("DELETE FROM cache_entries WHERE exact_key = ?1")?;
+            for key in keys {
+                deleted += stmt.execute([key])?;
+            }
+        }
+        tx.commit()?;
+        Ok(deleted)
+    }
+
+    /// Every cache entry not expired at `now_ms`, oldest first; expired ones are deleted.
+    /// Blocking.
+    pub fn load_cache_entries(&self, now_ms: i64) -> Result<Vec<CacheRow>, StoreError> {
+        let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        conn.execute("DELETE FROM cache_entries WHERE expires_ms <= ?1", [now_ms])?;
+        let mut stmt = conn.prepare(
+            "SELECT exact_key, scope_key, namespace, model, provider, completion, bytes,
+                    created_ms, expires_ms, hits
+             FROM cache_entries ORDER BY created_ms",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(CacheRow {
+                exact_key: r.get(0)?,
+                scope_key: r.get(1)?,
+                namespace: r.get(2)?,
+                model: r.get(3)?,
+                provider: r.get(4)?,
+                completion: r.get(5)?,
+                bytes: r.get(6)?,
+                created_ms: r.get(7)?,
+                expires_ms: r.get(8)?,
+                hits: r.get(9)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
     /// A round trip to the database: proves it is open and answering. Blocking; call from a
     /// blocking context.
     pub fn ping(&self) -> Result<(), StoreError> {
@@ -110,6 +214,65 @@ mod tests {
         // Reopening an up-to-date database is a no-op.
         let again = Store::open(&nested).unwrap();
         assert_eq!(again.schema_version().unwrap(), MIGRATIONS.len() as i64);
+    }
+
+    fn row(key: &str, expires_ms: i64) -> CacheRow {
+        CacheRow {
+            exact_key: key.into(),
+            scope_key: "s".into(),
+            namespace: "".into(),
+            model: "m".into(),
+            provider: "openai".into(),
+            completion: "{}".into(),
+            bytes: 2,
+            created_ms: 1,
+            expires_ms,
+            hits: 0,
+        }
+    }
+
+    #[test]
+    fn cache_entries_round_trip_and_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.put_cache_entry(&row("a", 100)).unwrap();
+        store.put_cache_entry(&row("b", 1_000)).unwrap();
+        let mut replaced = row("b", 2_000);
+        replaced.completion = "{\"x\":1}".into();
+        store.put_cache_entry(&replaced).unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        let rows = store.load_cache_entries(500).unwrap();
+        assert_eq!(rows, vec![replaced]);
+        assert_eq!(
+            store.load_cache_entries(0).unwrap().len(),
+            1,
+            "expired rows were deleted"
+        );
+        assert_eq!(
+            store
+                .delete_cache_entries(&["b".into(), "zz".into()])
+                .unwrap(),
+            1
+        );
+        assert!(store.load_cache_entries(0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_damaged_database_is_an_error_not_a_fresh_start() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(DATABASE_FILE),
+            b"this is not a database at all, no",
+        )
+        .unwrap();
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::Sqlite(_)), "{err}");
+        assert_eq!(
+            std::fs::read(dir.path().join(DATABASE_FILE)).unwrap(),
+            b"this is not a database at all, no",
+            "left as it was"
+        );
     }
 
     #[test]

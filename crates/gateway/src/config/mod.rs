@@ -62,6 +62,17 @@ pub struct Config {
     pub allow_unauthenticated: bool,
     pub log_format: LogFormat,
     pub targets: Vec<TargetConfig>,
+    pub cache: CacheConfig,
+}
+
+/// The cache's settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CacheConfig {
+    pub enabled: bool,
+    pub policy: reprise_cache::Policy,
+    pub bounds: reprise_cache::index::Bounds,
+    /// Accept a tenant namespace from the `x-reprise-namespace` request header.
+    pub namespace_header: bool,
 }
 
 /// One upstream target: a provider endpoint with its credentials.
@@ -212,7 +223,10 @@ impl Config {
             targets.push(target);
         }
 
+        let cache = validate_cache(&raw.cache, env)?;
+
         Ok(Config {
+            cache,
             listen,
             data_dir,
             max_body_bytes,
@@ -246,6 +260,56 @@ fn apply_openai_env(raw: &mut RawConfig, env: &dyn Env) {
             ..RawTarget::default()
         });
     }
+}
+
+fn validate_cache(raw: &raw::RawCache, env: &dyn Env) -> Result<CacheConfig, ConfigError> {
+    let defaults = reprise_cache::Policy::default();
+    let bounds = reprise_cache::index::Bounds::default();
+    let enabled = match env.var("REPRISE_CACHE_ENABLED") {
+        Some(v) => parse_bool("cache.enabled", &v)?,
+        None => raw.enabled.unwrap_or(true),
+    };
+    let temperature_ceiling = raw
+        .temperature_ceiling
+        .unwrap_or(defaults.temperature_ceiling);
+    if !(0.0..=2.0).contains(&temperature_ceiling) {
+        return Err(ConfigError::new(
+            "cache.temperature_ceiling",
+            "must be between 0 and 2",
+        ));
+    }
+    let default_ttl = match raw.default_ttl_secs {
+        Some(0) => {
+            return Err(ConfigError::new(
+                "cache.default_ttl_secs",
+                "must be at least 1",
+            ));
+        }
+        Some(s) => Duration::from_secs(s),
+        None => defaults.default_ttl,
+    };
+    let max_entries = match raw.max_entries {
+        Some(0) => return Err(ConfigError::new("cache.max_entries", "must be at least 1")),
+        Some(n) => n,
+        None => bounds.max_entries,
+    };
+    let max_bytes = match raw.max_bytes {
+        Some(0) => return Err(ConfigError::new("cache.max_bytes", "must be at least 1")),
+        Some(n) => n,
+        None => bounds.max_bytes,
+    };
+    Ok(CacheConfig {
+        enabled,
+        policy: reprise_cache::Policy {
+            temperature_ceiling,
+            default_ttl,
+        },
+        bounds: reprise_cache::index::Bounds {
+            max_entries,
+            max_bytes,
+        },
+        namespace_header: raw.namespace_header.unwrap_or(false),
+    })
 }
 
 fn parse_bool(path: &str, value: &str) -> Result<bool, ConfigError> {

@@ -17,6 +17,19 @@ pub struct RawConfig {
     pub log_format: Option<String>,
     #[serde(default)]
     pub targets: Vec<RawTarget>,
+    #[serde(default)]
+    pub cache: RawCache,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCache {
+    pub enabled: Option<bool>,
+    pub temperature_ceiling: Option<f64>,
+    pub default_ttl_secs: Option<u64>,
+    pub max_entries: Option<usize>,
+    pub max_bytes: Option<u64>,
+    pub namespace_header: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

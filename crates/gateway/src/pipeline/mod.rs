@@ -12,6 +12,7 @@
 //! limits and the cache are not built yet (their issues add them at the marked places); until the
 //! cache lands every response says `x-reprise-cache: bypass`.
 
+mod cache;
 mod record;
 mod relay;
 
@@ -25,7 +26,15 @@ use reprise_providers::Reply;
 
 pub use record::{CacheStatus, Outcome, RequestLog};
 
+use crate::cache::Flight;
 use crate::{AppState, GatewayError, routing};
+
+/// What the request's headers tell the cache.
+#[derive(Debug, Clone)]
+pub struct CacheDirectives {
+    pub control: reprise_cache::CacheControl,
+    pub namespace: String,
+}
 
 /// `POST /v1/chat/completions`.
 pub async fn chat(
@@ -33,16 +42,46 @@ pub async fn chat(
     mut log: RequestLog,
     request: ChatCompletionRequest,
     raw: Bytes,
+    directives: Result<CacheDirectives, GatewayError>,
 ) -> Response {
     log.model = Some(request.model.clone());
     log.stream = request.is_stream();
     if let Err(err) = validate_chat(&request) {
         return fail(log, err, &[]);
     }
+    let directives = match directives {
+        Ok(d) => d,
+        Err(err) => return fail(log, err, &[]),
+    };
 
     // authenticate, limit: not yet (keys issue).
-    // cache lookup: not yet (cache issue).
-    let cache = CacheStatus::Bypass;
+
+    // Cache lookup: the exact tier.
+    let lookup = state
+        .cache()
+        .prepare(&raw, directives.namespace, directives.control);
+    let mut flight = None;
+    if let Some(lookup) = &lookup {
+        if let Some(entry) = state.cache().get(lookup) {
+            return cache::respond_hit(log, &entry, &request);
+        }
+        if lookup.may_serve() {
+            match state.cache().flight(lookup.keys.exact) {
+                Flight::Lead(guard) => flight = Some(guard),
+                Flight::Follow(mut done) => {
+                    // An identical request is already on its way upstream: wait for its answer.
+                    let _ = done.changed().await;
+                    if let Some(entry) = state.cache().get(lookup) {
+                        return cache::respond_hit(log, &entry, &request);
+                    }
+                }
+            }
+        }
+    }
+    let cache = match &lookup {
+        Some(l) if l.cacheable() => CacheStatus::Miss,
+        _ => CacheStatus::Bypass,
+    };
     log.cache = cache;
     let mut headers = vec![("x-reprise-cache", HeaderValue::from_static(cache.as_str()))];
 
@@ -74,10 +113,19 @@ pub async fn chat(
             log.usage = serde_json::from_slice::<UsageProbe>(&body)
                 .ok()
                 .and_then(|p| p.usage);
+            if let Some(lookup) = lookup.as_ref().filter(|l| l.may_store())
+                && let Ok(completion) = serde_json::from_slice(&body)
+            {
+                cache::store(state, lookup, &target.name, completion);
+            }
+            drop(flight);
             json_response(log, status, body, &headers)
         }
         Ok(Reply::Stream { events, .. }) => {
-            match relay::respond(log, events, upstream_started, &headers).await {
+            let collector = lookup
+                .filter(|l| l.may_store())
+                .map(|lookup| relay::Collector::new(state.clone(), lookup, &target.name, flight));
+            match relay::respond(log, events, upstream_started, &headers, collector).await {
                 Ok(response) => response,
                 Err((log, err)) => fail(log, err, &headers),
             }

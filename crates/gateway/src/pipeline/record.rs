@@ -13,10 +13,6 @@ use serde::Serialize;
 use crate::AppState;
 
 /// What the cache did with a request (the `x-reprise-cache` header).
-#[expect(
-    dead_code,
-    reason = "hit and miss arrive with the semantic cache issue"
-)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheStatus {
     Hit,

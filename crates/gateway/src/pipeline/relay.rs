@@ -16,8 +16,11 @@ use futures_util::stream;
 use reprise_api::{ErrorBody, UsageProbe};
 use reprise_providers::{EventStream, StreamEvent, UpstreamError};
 
+use reprise_cache::Assembler;
+
 use super::record::{Outcome, RequestLog};
-use crate::GatewayError;
+use crate::cache::{FlightGuard, Lookup};
+use crate::{AppState, GatewayError};
 
 struct Relay {
     events: EventStream,
@@ -25,6 +28,44 @@ struct Relay {
     upstream_started: Instant,
     pending: Option<StreamEvent>,
     finished: bool,
+    collector: Option<Collector>,
+}
+
+/// Collects a relayed stream for the cache; stores the assembled answer only when the stream
+/// ends with `[DONE]`. Holds the stampede guard, so identical requests waiting on this one wake
+/// when it is stored (or abandoned).
+pub struct Collector {
+    state: AppState,
+    lookup: Lookup,
+    provider: String,
+    assembler: Assembler,
+    _flight: Option<FlightGuard>,
+}
+
+impl Collector {
+    pub fn new(
+        state: AppState,
+        lookup: Lookup,
+        provider: &str,
+        flight: Option<FlightGuard>,
+    ) -> Self {
+        Self {
+            state,
+            lookup,
+            provider: provider.to_owned(),
+            assembler: Assembler::new(),
+            _flight: flight,
+        }
+    }
+
+    fn complete(self) {
+        match self.assembler.finish() {
+            Some(completion) => {
+                super::cache::store(&self.state, &self.lookup, &self.provider, completion);
+            }
+            None => tracing::debug!("stream not cached: a chunk was unreadable"),
+        }
+    }
 }
 
 /// Builds the streamed response, or the error response if the stream fails before its first
@@ -34,6 +75,7 @@ pub async fn respond(
     mut events: EventStream,
     upstream_started: Instant,
     headers: &[(&'static str, HeaderValue)],
+    collector: Option<Collector>,
 ) -> Result<Response, (RequestLog, GatewayError)> {
     let first = match events.next().await {
         Some(Ok(event)) => event,
@@ -59,6 +101,7 @@ pub async fn respond(
         upstream_started,
         pending: Some(first),
         finished: false,
+        collector,
     };
     let body = Body::from_stream(stream::unfold(relay, next_frame));
     let mut response = Response::new(body);
@@ -88,6 +131,9 @@ async fn next_frame(mut relay: Relay) -> Option<(Result<Bytes, Infallible>, Rela
     let frame = match event {
         Ok(StreamEvent::Chunk(data)) => {
             observe_usage(&mut relay.log, &data);
+            if let Some(collector) = &mut relay.collector {
+                collector.assembler.push(&data);
+            }
             let mut frame = String::with_capacity(data.len() + 8);
             frame.push_str("data: ");
             frame.push_str(&data);
@@ -96,6 +142,9 @@ async fn next_frame(mut relay: Relay) -> Option<(Result<Bytes, Infallible>, Rela
         }
         Ok(StreamEvent::Done) => {
             relay.finished = true;
+            if let Some(collector) = relay.collector.take() {
+                collector.complete();
+            }
             relay.log.outcome = Outcome::Ok;
             relay.log.upstream = Some(relay.upstream_started.elapsed());
             Bytes::from_static(b"data: [DONE]\n\n")

@@ -33,7 +33,7 @@ completion = raw.parse()
 assert completion.choices[0].message.content == "Hello from the mock upstream.", completion
 assert completion.choices[0].finish_reason == "stop"
 assert completion.usage.total_tokens == 10, completion.usage
-assert raw.headers["x-reprise-cache"] == "bypass"
+assert raw.headers["x-reprise-cache"] == "miss"
 assert raw.headers["x-reprise-provider"] == "openai"
 assert raw.headers["x-request-id"]
 say("PLAIN_OK")
@@ -42,7 +42,7 @@ wait_for("READY")
 # 2. A streamed completion, chunks arriving while the upstream is still sending.
 stream = client.chat.completions.create(
     model="gpt-4o-mini",
-    messages=[{"role": "user", "content": "Say hello"}],
+    messages=[{"role": "user", "content": "Say hello, in a stream"}],
     stream=True,
     stream_options={"include_usage": True},
 )

@@ -14,7 +14,7 @@ async fn completion_is_relayed_with_gateway_headers() {
     let h = response.headers().clone();
     assert_eq!(h["content-type"], "application/json");
     assert_eq!(h["x-reprise-provider"], "openai");
-    assert_eq!(h["x-reprise-cache"], "bypass");
+    assert_eq!(h["x-reprise-cache"], "miss");
     let id = h["x-request-id"].to_str().unwrap();
     assert_eq!(id.len(), 36, "a generated UUID: {id}");
     let body: Value = response.json().await.unwrap();
@@ -259,10 +259,10 @@ async fn upstream_connections_are_reused() {
     let mock = MockUpstream::start().await;
     let gw = Gateway::start(&mock).await;
     let c = client();
-    for _ in 0..5 {
+    for i in 0..5 {
         let r = c
             .post(gw.url("/v1/chat/completions"))
-            .json(&chat_body("again"))
+            .json(&chat_body(&format!("question {i}")))
             .send()
             .await
             .unwrap();
@@ -286,10 +286,10 @@ async fn a_plain_http_upstream_can_be_spoken_to_over_http2() {
     )
     .await;
     let c = client();
-    for _ in 0..3 {
+    for i in 0..3 {
         let r = c
             .post(gw.url("/v1/chat/completions"))
-            .json(&chat_body("over h2c"))
+            .json(&chat_body(&format!("over h2c {i}")))
             .send()
             .await
             .unwrap();

@@ -114,18 +114,18 @@ async fn one_json_log_line_per_request_and_no_secret_anywhere() {
     let requests: Vec<&Value> = lines.iter().filter(|l| l["message"] == "request").collect();
     assert_eq!(requests.len(), 4, "one line per request: {lines:#?}");
     let expected = [
-        (401, false, "error"),
-        (200, false, "ok"),
-        (200, true, "ok"),
-        (400, false, "error"),
+        (401, false, "error", "miss"),
+        (200, false, "ok", "miss"),
+        (200, true, "ok", "miss"),
+        (400, false, "error", "bypass"),
     ];
-    for ((line, id), (status, stream, outcome)) in requests.iter().zip(&ids).zip(expected) {
+    for ((line, id), (status, stream, outcome, cache)) in requests.iter().zip(&ids).zip(expected) {
         assert_eq!(line["request_id"], id.as_str());
         assert_eq!(line["route"], "/v1/chat/completions");
         assert_eq!(line["status"], status, "{line}");
         assert_eq!(line["stream"], stream, "{line}");
         assert_eq!(line["outcome"], outcome, "{line}");
-        assert_eq!(line["cache"], "bypass");
+        assert_eq!(line["cache"], cache, "{line}");
         assert!(line["latency_ms"].as_f64().unwrap() > 0.0);
     }
     assert_eq!(requests[1]["provider"], "openai");

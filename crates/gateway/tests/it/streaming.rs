@@ -17,7 +17,7 @@ async fn a_stream_is_relayed_event_for_event_with_usage_and_done() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     assert_eq!(response.headers()["x-reprise-provider"], "openai");
-    assert_eq!(response.headers()["x-reprise-cache"], "bypass");
+    assert_eq!(response.headers()["x-reprise-cache"], "miss");
     let events = sse_events(response).await;
     assert_eq!(events.last().unwrap(), "[DONE]");
     let chunks: Vec<Value> = events[..events.len() - 1]
@@ -45,7 +45,7 @@ async fn a_stream_is_relayed_event_for_event_with_usage_and_done() {
     );
 
     // Without include_usage there is no usage chunk.
-    let response = gw.chat(&stream_body("hi", false)).await;
+    let response = gw.chat(&stream_body("hi again", false)).await;
     let events = sse_events(response).await;
     assert!(events.iter().all(|e| !e.contains("\"usage\"")));
     assert_eq!(events.last().unwrap(), "[DONE]");

@@ -1,0 +1,261 @@
+//! The gateway's side of the cache: the exact index loaded from the store, lookups, writes
+//! (index at once, store in the background), and stampede protection. The cache engine itself
+//! (keys, policy, assembly, replay) is `reprise-cache`; this module wires it to the store and to
+//! the request's directives.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reprise_cache::{CacheControl, CacheKeys, Cacheability, Entry, ExactIndex, Key};
+use reprise_storage::{CacheRow, Store};
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
+
+use crate::config::CacheConfig;
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+type Flights = Arc<Mutex<HashMap<Key, watch::Receiver<()>>>>;
+
+/// The cache as the pipeline uses it.
+#[derive(Debug)]
+pub struct Cache {
+    config: CacheConfig,
+    index: ExactIndex,
+    in_flight: Flights,
+    store: Store,
+    tasks: TaskTracker,
+}
+
+/// What the cache makes of one request.
+#[derive(Debug)]
+pub struct Lookup {
+    pub keys: CacheKeys,
+    pub request: Value,
+    pub namespace: String,
+    pub directives: CacheControl,
+    pub cacheability: Cacheability,
+}
+
+impl Lookup {
+    pub fn cacheable(&self) -> bool {
+        matches!(self.cacheability, Cacheability::Cacheable { .. })
+    }
+
+    pub fn may_serve(&self) -> bool {
+        self.cacheable() && self.directives.may_serve()
+    }
+
+    pub fn may_store(&self) -> bool {
+        self.cacheable() && self.directives.may_store()
+    }
+}
+
+/// The first of identical concurrent misses leads (calls the upstream); the rest follow (wait
+/// for it, then look again).
+pub enum Flight {
+    Lead(FlightGuard),
+    Follow(watch::Receiver<()>),
+}
+
+/// Held by the leader until its answer is stored (or abandoned); dropping it wakes followers.
+#[derive(Debug)]
+pub struct FlightGuard {
+    key: Key,
+    flights: Flights,
+    _done: watch::Sender<()>,
+}
+
+impl Drop for FlightGuard {
+    fn drop(&mut self) {
+        let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+        flights.remove(&self.key);
+    }
+}
+
+impl Cache {
+    /// Builds the index from the store's entries. Blocking (reads the database).
+    pub fn open(config: CacheConfig, store: Store, tasks: TaskTracker) -> anyhow::Result<Self> {
+        let index = ExactIndex::new(config.bounds);
+        let now = now_ms();
+        let mut loaded = 0usize;
+        let mut evicted = Vec::new();
+        for row in store.load_cache_entries(now as i64)? {
+            let (Some(exact), Some(scope), Ok(completion)) = (
+                parse_key(&row.exact_key),
+                parse_key(&row.scope_key),
+                serde_json::from_str::<Value>(&row.completion),
+            ) else {
+                tracing::warn!(key = %row.exact_key, "skipping an unreadable cache entry");
+                continue;
+            };
+            let entry = Entry {
+                exact,
+                scope,
+                namespace: row.namespace,
+                model: row.model,
+                provider: row.provider,
+                completion,
+                bytes: row.bytes.max(0) as u64,
+                created_ms: row.created_ms.max(0) as u64,
+                expires_ms: row.expires_ms.max(0) as u64,
+                hits: AtomicU64::new(row.hits.max(0) as u64),
+            };
+            evicted.extend(index.insert(Arc::new(entry), now));
+            loaded += 1;
+        }
+        if !evicted.is_empty() {
+            let keys: Vec<String> = evicted.iter().map(Key::to_hex).collect();
+            store.delete_cache_entries(&keys)?;
+        }
+        if config.enabled {
+            tracing::info!(
+                entries = index.len(),
+                loaded,
+                bytes = index.bytes(),
+                "cache loaded"
+            );
+        }
+        Ok(Self {
+            config,
+            index,
+            in_flight: Arc::default(),
+            store,
+            tasks,
+        })
+    }
+
+    /// Keys and cacheability of a request; `None` when the cache is off.
+    pub fn prepare(
+        &self,
+        raw: &[u8],
+        namespace: String,
+        directives: CacheControl,
+    ) -> Option<Lookup> {
+        if !self.config.enabled {
+            return None;
+        }
+        let request: Value = serde_json::from_slice(raw).ok()?;
+        let keys = reprise_cache::keys::keys(&namespace, &request);
+        let cacheability = self
+            .config
+            .policy
+            .assess(&request, keys.final_user_text.as_deref());
+        Some(Lookup {
+            keys,
+            request,
+            namespace,
+            directives,
+            cacheability,
+        })
+    }
+
+    /// The exact-tier entry that may answer `lookup`.
+    pub fn get(&self, lookup: &Lookup) -> Option<Arc<Entry>> {
+        if !lookup.may_serve() {
+            return None;
+        }
+        let max_age = lookup.directives.max_age.map(|d| d.as_secs());
+        self.index.get(&lookup.keys.exact, now_ms(), max_age)
+    }
+
+    /// Joins the in-flight call for the same exact key, or becomes its leader.
+    pub fn flight(&self, key: Key) -> Flight {
+        let mut flights = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(rx) = flights.get(&key) {
+            return Flight::Follow(rx.clone());
+        }
+        let (tx, rx) = watch::channel(());
+        flights.insert(key, rx);
+        Flight::Lead(FlightGuard {
+            key,
+            flights: self.in_flight.clone(),
+            _done: tx,
+        })
+    }
+
+    /// Stores an upstream answer if the rules allow: into the index at once (so the next request
+    /// hits), and into the store in the background. Returns why not, when not.
+    pub fn write(
+        &self,
+        lookup: &Lookup,
+        provider: &str,
+        completion: Value,
+    ) -> Result<(), &'static str> {
+        if !lookup.may_store() {
+            return Err("directives");
+        }
+        reprise_cache::storable(&lookup.request, &completion)?;
+        let text = completion.to_string();
+        let now = now_ms();
+        let ttl = lookup
+            .directives
+            .ttl
+            .unwrap_or(self.config.policy.default_ttl);
+        let entry = Arc::new(Entry {
+            exact: lookup.keys.exact,
+            scope: lookup.keys.scope,
+            namespace: lookup.namespace.clone(),
+            model: lookup.request["model"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            provider: provider.to_owned(),
+            completion,
+            bytes: text.len() as u64,
+            created_ms: now,
+            expires_ms: now.saturating_add(ttl_ms(ttl)),
+            hits: AtomicU64::new(0),
+        });
+        let row = CacheRow {
+            exact_key: entry.exact.to_hex(),
+            scope_key: entry.scope.to_hex(),
+            namespace: entry.namespace.clone(),
+            model: entry.model.clone(),
+            provider: entry.provider.clone(),
+            completion: text,
+            bytes: entry.bytes as i64,
+            created_ms: entry.created_ms as i64,
+            expires_ms: entry.expires_ms as i64,
+            hits: 0,
+        };
+        let evicted: Vec<String> = self
+            .index
+            .insert(entry, now)
+            .iter()
+            .map(Key::to_hex)
+            .collect();
+        let store = self.store.clone();
+        self.tasks.spawn_blocking(move || {
+            if let Err(err) = store.put_cache_entry(&row) {
+                tracing::error!(error = %err, "could not persist a cache entry");
+            }
+            if !evicted.is_empty()
+                && let Err(err) = store.delete_cache_entries(&evicted)
+            {
+                tracing::error!(error = %err, "could not delete evicted cache entries");
+            }
+        });
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+}
+
+fn ttl_ms(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn parse_key(hex: &str) -> Option<Key> {
+    blake3::Hash::from_hex(hex).ok().map(|h| Key(*h.as_bytes()))
+}

@@ -1,0 +1,69 @@
+//! The pipeline's cache steps: answering a hit (JSON or a replayed stream) and storing a miss.
+
+use std::convert::Infallible;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use reprise_api::{ChatCompletionRequest, Usage};
+use reprise_cache::{Entry, replay};
+use serde_json::Value;
+
+use super::record::{CacheStatus, Outcome, RequestLog};
+use crate::AppState;
+use crate::cache::{Lookup, now_ms};
+
+/// Answers from a cache entry in the form the request asked for.
+pub fn respond_hit(
+    mut log: RequestLog,
+    entry: &Entry,
+    request: &ChatCompletionRequest,
+) -> Response {
+    let (prompt_tokens, completion_tokens) = entry.tokens();
+    log.cache = CacheStatus::Hit;
+    log.target = Some(entry.provider.clone());
+    log.usage = Some(Usage {
+        prompt_tokens,
+        completion_tokens,
+        total_tokens: prompt_tokens + completion_tokens,
+    });
+    log.status = 200;
+    log.outcome = Outcome::Ok;
+    let mut response = if request.is_stream() {
+        let frames = replay::chunks(&entry.completion, request.include_usage())
+            .into_iter()
+            .map(|data| Ok::<_, Infallible>(Bytes::from(format!("data: {data}\n\n"))));
+        let mut r = Response::new(Body::from_stream(futures_util::stream::iter(frames)));
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        r
+    } else {
+        let body = serde_json::to_vec(&replay::json(&entry.completion)).unwrap_or_default();
+        let mut r = Response::new(Body::from(body));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r
+    };
+    *response.status_mut() = StatusCode::OK;
+    let h = response.headers_mut();
+    h.insert("x-reprise-cache", HeaderValue::from_static("hit"));
+    h.insert("x-reprise-cache-kind", HeaderValue::from_static("exact"));
+    h.insert(header::AGE, HeaderValue::from(entry.age_secs(now_ms())));
+    if let Ok(provider) = HeaderValue::from_str(&entry.provider) {
+        h.insert("x-reprise-provider", provider);
+    }
+    response
+}
+
+/// Stores an upstream answer when the never-store rules allow it.
+pub fn store(state: &AppState, lookup: &Lookup, provider: &str, completion: Value) {
+    if let Err(reason) = state.cache().write(lookup, provider, completion) {
+        tracing::debug!(reason, "answer not cached");
+    }
+}
