@@ -36,6 +36,8 @@ pub enum Step {
     ResetAfterChunks(usize),
     /// Stream every chunk but the last, then wait for the gate to open.
     HoldLastChunk(Gate),
+    /// Answer a non-streamed request with exactly this JSON (status 200).
+    Json(Value),
 }
 
 /// A gate a scripted stream waits at until the test opens it.
@@ -227,6 +229,11 @@ impl MockUpstream {
         self.push(Step::ResetAfterChunks(n))
     }
 
+    /// The next request gets exactly this completion body.
+    pub fn respond_json(&self, body: Value) -> &Self {
+        self.push(Step::Json(body))
+    }
+
     /// The next stream holds its last chunk until the returned gate is opened.
     pub fn hold_last_chunk(&self) -> Gate {
         let gate = Gate::default();
@@ -374,6 +381,10 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
         Some(Step::TruncateAfterChunks(n)) => cut = Some((n, Cut::Truncate)),
         Some(Step::ResetAfterChunks(n)) => cut = Some((n, Cut::Reset)),
         Some(Step::HoldLastChunk(gate)) => hold = Some(gate),
+        Some(Step::Json(body)) => {
+            guard.finish();
+            return Json(body).into_response();
+        }
         None => {}
     }
 

@@ -8,6 +8,7 @@
     reason = "tests fail by panicking"
 )]
 
+mod cache;
 mod chat;
 mod cli;
 mod errors;

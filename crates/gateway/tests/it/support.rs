@@ -153,13 +153,17 @@ pub struct Process {
     pub output: Arc<Mutex<Vec<String>>>,
     lines: tokio::sync::mpsc::UnboundedReceiver<String>,
     readers: Vec<tokio::task::JoinHandle<()>>,
-    _data_dir: tempfile::TempDir,
+    data_dir: tempfile::TempDir,
 }
 
 impl Process {
     /// Spawns `reprise ARGS` with `vars` as its whole environment (plus PATH).
     pub fn spawn(args: &[&str], vars: &[(&str, &str)]) -> Process {
-        let data_dir = tempfile::tempdir().unwrap();
+        Self::spawn_in(tempfile::tempdir().unwrap(), args, vars)
+    }
+
+    /// Like [`Process::spawn`], with this data directory.
+    pub fn spawn_in(data_dir: tempfile::TempDir, args: &[&str], vars: &[(&str, &str)]) -> Process {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_reprise"));
         cmd.args(args)
             .env_clear()
@@ -198,7 +202,7 @@ impl Process {
             output,
             lines,
             readers,
-            _data_dir: data_dir,
+            data_dir,
         }
     }
 
@@ -239,6 +243,11 @@ impl Process {
             .expect("reprise did not exit")
             .unwrap();
         status.code()
+    }
+
+    /// Hands the data directory over (for a restart on the same data).
+    pub fn into_data_dir(self) -> tempfile::TempDir {
+        self.data_dir
     }
 
     /// Everything the process printed so far.

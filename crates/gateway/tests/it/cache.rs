@@ -1,0 +1,414 @@
+//! The exact-tier cache through HTTP: hits, scope isolation, the never-store rules, streams both
+//! ways, stampede protection, request directives, TTL, and persistence across a restart.
+
+use std::time::Duration;
+
+use reprise_test_support::MockUpstream;
+use serde_json::{Value, json};
+
+use crate::support::{
+    Gateway, PATIENCE, Process, UPSTREAM_KEY, chat_body, client, parse_sse, sse_events, stream_body,
+};
+
+async fn send(gw: &Gateway, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = client().post(gw.url("/v1/chat/completions")).json(body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
+}
+
+fn cache_header(r: &reqwest::Response) -> String {
+    r.headers()["x-reprise-cache"].to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn an_equivalent_request_is_an_exact_hit() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::start(&mock).await;
+    let mut body = chat_body("What is the capital of France?");
+    body["temperature"] = json!(0);
+    let first = gw.chat(&body).await;
+    assert_eq!(cache_header(&first), "miss");
+    let first: Value = first.json().await.unwrap();
+
+    // Same question, keys reordered, defaults spelled out, request-only fields added.
+    let same = json!({
+        "messages": [{"content": [{"type": "text", "text": "What is the capital of France?"}], "role": "user"}],
+        "model": "gpt-4o-mini", "temperature": 0.0, "n": 1, "user": "someone", "top_p": 1
+    });
+    let hit = send(&gw, &same, &[]).await;
+    assert_eq!(hit.status(), 200);
+    let h = hit.headers().clone();
+    assert_eq!(h["x-reprise-cache"], "hit");
+    assert_eq!(h["x-reprise-cache-kind"], "exact");
+    assert_eq!(h["x-reprise-provider"], "openai");
+    assert!(h["age"].to_str().unwrap().parse::<u64>().unwrap() < 60);
+    let hit: Value = hit.json().await.unwrap();
+    assert_ne!(hit["id"], first["id"], "a fresh id");
+    assert_eq!(hit["choices"], first["choices"]);
+    assert_eq!(
+        hit["usage"], first["usage"],
+        "the cached answer's token counts"
+    );
+    assert_eq!(hit["system_fingerprint"], first["system_fingerprint"]);
+    assert_eq!(mock.requests().len(), 1, "the hit made no upstream call");
+}
+
+#[tokio::test]
+async fn anything_that_changes_the_answer_misses() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::start(&mock).await;
+    let base = json!({"model": "gpt-4o-mini", "messages": [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "Name a colour."}
+    ]});
+    assert_eq!(cache_header(&send(&gw, &base, &[]).await), "miss");
+    let mut variants = Vec::new();
+    let mut v = base.clone();
+    v["messages"][0]["content"] = json!("You are verbose.");
+    variants.push(v);
+    let mut v = base.clone();
+    v["model"] = json!("gpt-4o");
+    variants.push(v);
+    let mut v = base.clone();
+    v["max_tokens"] = json!(5);
+    variants.push(v);
+    let mut v = base.clone();
+    v["messages"] = json!([
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello"},
+        {"role": "user", "content": "Name a colour."}
+    ]);
+    variants.push(v);
+    for v in &variants {
+        assert_eq!(cache_header(&send(&gw, v, &[]).await), "miss", "{v}");
+    }
+    let mut warm = base.clone();
+    warm["temperature"] = json!(0.9);
+    assert_eq!(
+        cache_header(&send(&gw, &warm, &[]).await),
+        "bypass",
+        "creative requests bypass"
+    );
+    assert_eq!(cache_header(&send(&gw, &warm, &[]).await), "bypass");
+    assert_eq!(mock.requests().len(), 1 + variants.len() + 2);
+    // And the original still hits.
+    assert_eq!(cache_header(&send(&gw, &base, &[]).await), "hit");
+}
+
+#[tokio::test]
+async fn tenants_in_other_namespaces_never_hit() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::with_config("[cache]\nnamespace_header = true\n", &mock).await;
+    let body = chat_body("Shared question");
+    let a = [("x-reprise-namespace", "team-a")];
+    let b = [("x-reprise-namespace", "team-b")];
+    assert_eq!(cache_header(&send(&gw, &body, &a).await), "miss");
+    assert_eq!(cache_header(&send(&gw, &body, &b).await), "miss");
+    assert_eq!(cache_header(&send(&gw, &body, &a).await), "hit");
+    assert_eq!(
+        cache_header(&send(&gw, &body, &[]).await),
+        "miss",
+        "no namespace is its own"
+    );
+    assert_eq!(mock.requests().len(), 3);
+
+    // Without the operator's consent the header is ignored: one shared namespace.
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::start(&mock).await;
+    assert_eq!(cache_header(&send(&gw, &body, &a).await), "miss");
+    assert_eq!(cache_header(&send(&gw, &body, &b).await), "hit");
+}
+
+#[tokio::test]
+async fn bad_answers_are_never_stored() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::start(&mock).await;
+    let completion = |message: Value, finish: &str| {
+        json!({"id": "x", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+               "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
+               "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+    };
+    let cases = [
+        completion(
+            json!({"role": "assistant", "content": "cut off mid"}),
+            "length",
+        ),
+        completion(
+            json!({"role": "assistant", "content": "filtered"}),
+            "content_filter",
+        ),
+        completion(json!({"role": "assistant", "content": ""}), "stop"),
+        completion(
+            json!({"role": "assistant", "content": null, "refusal": "I can't help with that."}),
+            "stop",
+        ),
+        completion(
+            json!({"role": "assistant", "content": null, "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}),
+            "tool_calls",
+        ),
+    ];
+    for (i, answer) in cases.iter().enumerate() {
+        let body = chat_body(&format!("never store case {i}"));
+        mock.respond_json(answer.clone());
+        let r = send(&gw, &body, &[]).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.json::<Value>().await.unwrap()["choices"],
+            answer["choices"],
+            "relayed as it came"
+        );
+        // Asked again: not served from the cache (the mock answers normally this time).
+        assert_eq!(
+            cache_header(&send(&gw, &body, &[]).await),
+            "miss",
+            "case {i} was stored"
+        );
+    }
+    // Errors are not stored either.
+    mock.fail_times(1, 500);
+    let body = chat_body("error case");
+    assert_eq!(send(&gw, &body, &[]).await.status(), 500);
+    assert_eq!(cache_header(&send(&gw, &body, &[]).await), "miss");
+    // A truncated stream is not stored.
+    mock.truncate_after_chunks(3);
+    let body = stream_body("truncated case", false);
+    let events = sse_events(send(&gw, &body, &[]).await).await;
+    assert!(!events.iter().any(|e| e == "[DONE]"));
+    assert_eq!(cache_header(&send(&gw, &body, &[]).await), "miss");
+}
+
+#[tokio::test]
+async fn tool_calls_are_stored_when_tools_were_offered() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::start(&mock).await;
+    let mut body = chat_body("Weather in Paris, please");
+    body["tools"] = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]);
+    let answer = json!({"id": "x", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "refusal": null,
+            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+            "logprobs": null, "finish_reason": "tool_calls"}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 7, "total_tokens": 16}});
+    mock.respond_json(answer.clone());
+    send(&gw, &body, &[]).await;
+    // Streamed back from the cache, the tool call reassembles exactly.
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let r = send(&gw, &streamed, &[]).await;
+    assert_eq!(cache_header(&r), "hit");
+    let events = sse_events(r).await;
+    let mut arguments = String::new();
+    for e in &events[..events.len() - 1] {
+        let c: Value = serde_json::from_str(e).unwrap();
+        if let Some(calls) = c["choices"][0]["delta"]["tool_calls"].as_array() {
+            arguments.push_str(
+                calls[0]["function"]["arguments"]
+                    .as_str()
+                    .unwrap_or_default(),
+            );
+        }
+    }
+    assert_eq!(arguments, "{\"city\":\"Paris\"}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("\"finish_reason\":\"tool_calls\""))
+    );
+}
+
+fn content_of_stream(events: &[String]) -> String {
+    events[..events.len() - 1]
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_streamed_miss_is_a_json_hit_and_the_reverse() {
+    let mock = MockUpstream::builder()
+        .reply(
+            "A reply long enough to be replayed in several chunks, like an upstream would send it.",
+        )
+        .start()
+        .await;
+    let gw = Gateway::start(&mock).await;
+
+    let r = send(&gw, &stream_body("stream first", true), &[]).await;
+    assert_eq!(cache_header(&r), "miss");
+    let streamed = content_of_stream(&sse_events(r).await);
+    let r = send(&gw, &chat_body("stream first"), &[]).await;
+    assert_eq!(cache_header(&r), "hit");
+    let json: Value = r.json().await.unwrap();
+    assert_eq!(json["choices"][0]["message"]["content"], streamed.as_str());
+    assert_eq!(json["choices"][0]["finish_reason"], "stop");
+    assert_eq!(
+        json["usage"]["completion_tokens"], 16,
+        "usage from the stream's usage chunk"
+    );
+
+    let r = send(&gw, &chat_body("json first"), &[]).await;
+    assert_eq!(cache_header(&r), "miss");
+    let r = send(&gw, &stream_body("json first", true), &[]).await;
+    assert_eq!(cache_header(&r), "hit");
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let events = sse_events(r).await;
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    assert!(events.len() > 5, "several chunks: {events:?}");
+    assert_eq!(
+        content_of_stream(&events),
+        "A reply long enough to be replayed in several chunks, like an upstream would send it."
+    );
+    let usage: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+    assert_eq!(usage["usage"]["total_tokens"], 21);
+    assert_eq!(mock.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn identical_concurrent_misses_share_one_upstream_call() {
+    let mock = MockUpstream::start().await;
+    mock.delay_first_byte(Duration::from_millis(300));
+    let gw = Gateway::start(&mock).await;
+    let mut calls = Vec::new();
+    for i in 0..50 {
+        let body = if i % 2 == 0 {
+            chat_body("stampede")
+        } else {
+            stream_body("stampede", false)
+        };
+        let url = gw.url("/v1/chat/completions");
+        calls.push(tokio::spawn(async move {
+            let r = client().post(url).json(&body).send().await.unwrap();
+            let cache = cache_header(&r);
+            let stream = r.headers()["content-type"] == "text/event-stream";
+            let text = r.text().await.unwrap();
+            let content = if stream {
+                content_of_stream(&parse_sse(&text))
+            } else {
+                serde_json::from_str::<Value>(&text).unwrap()["choices"][0]["message"]["content"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            };
+            (cache, content)
+        }));
+    }
+    let mut hits = 0;
+    for call in calls {
+        let (cache, content) = tokio::time::timeout(PATIENCE, call).await.unwrap().unwrap();
+        assert_eq!(content, "Hello from the mock upstream.");
+        hits += usize::from(cache == "hit");
+    }
+    assert_eq!(
+        mock.requests().len(),
+        1,
+        "one upstream call for 50 identical requests"
+    );
+    assert_eq!(hits, 49);
+}
+
+#[tokio::test]
+async fn cache_control_directives_are_honoured() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::start(&mock).await;
+    // no-store: neither served nor stored.
+    let body = chat_body("directive no-store");
+    assert_eq!(
+        cache_header(&send(&gw, &body, &[("cache-control", "no-store")]).await),
+        "miss"
+    );
+    assert_eq!(
+        cache_header(&send(&gw, &body, &[]).await),
+        "miss",
+        "no-store stored nothing"
+    );
+    // no-cache: not served, but the fresh answer is stored.
+    assert_eq!(
+        cache_header(&send(&gw, &body, &[("cache-control", "no-cache")]).await),
+        "miss"
+    );
+    assert_eq!(cache_header(&send(&gw, &body, &[]).await), "hit");
+    // max-age: only younger entries; 0 is never young enough.
+    assert_eq!(
+        cache_header(&send(&gw, &body, &[("cache-control", "max-age=0")]).await),
+        "miss"
+    );
+    assert_eq!(
+        cache_header(&send(&gw, &body, &[("cache-control", "max-age=3600")]).await),
+        "hit"
+    );
+    // Malformed directives are a client error.
+    let r = send(&gw, &body, &[("cache-control", "max-age=soon")]).await;
+    assert_eq!(r.status(), 400);
+    let r = send(&gw, &body, &[("x-reprise-cache-ttl", "forever")]).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(mock.requests().len(), 4);
+}
+
+#[tokio::test]
+async fn entries_expire_with_their_ttl() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::start(&mock).await;
+    let body = chat_body("short-lived");
+    send(&gw, &body, &[("x-reprise-cache-ttl", "1")]).await;
+    assert_eq!(cache_header(&send(&gw, &body, &[]).await), "hit");
+    // Poll (bounded) until the second has passed; an expired entry is never served.
+    let expired = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if cache_header(&send(&gw, &body, &[]).await) == "miss" {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(PATIENCE, expired)
+        .await
+        .expect("never expired");
+}
+
+#[tokio::test]
+async fn entries_survive_a_restart() {
+    let mock = MockUpstream::start().await;
+    let base_url = mock.base_url();
+    let vars = [
+        ("OPENAI_API_KEY", UPSTREAM_KEY),
+        ("OPENAI_BASE_URL", base_url.as_str()),
+    ];
+    let mut first = Process::spawn(&["serve", "--listen", "127.0.0.1:0"], &vars);
+    let addr = first.listening().await;
+    let url = format!("http://{addr}/v1/chat/completions");
+    let r = client()
+        .post(&url)
+        .json(&chat_body("remember me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cache_header(&r), "miss");
+    first.terminate().await;
+    assert_eq!(first.finish().await.0, Some(0));
+
+    let mut second = Process::spawn_in(
+        first.into_data_dir(),
+        &["serve", "--listen", "127.0.0.1:0"],
+        &vars,
+    );
+    let addr = second.listening().await;
+    let url = format!("http://{addr}/v1/chat/completions");
+    let r = client()
+        .post(&url)
+        .json(&chat_body("remember me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cache_header(&r), "hit");
+    assert_eq!(r.headers()["x-reprise-provider"], "openai");
+    assert_eq!(mock.requests().len(), 1);
+    second.terminate().await;
+    assert_eq!(second.finish().await.0, Some(0));
+}
