@@ -8,6 +8,8 @@
 //! or of the database: the gateway's pipeline calls it, and `reprise-storage` keeps the entries.
 
 pub mod assemble;
+pub mod embed;
+pub mod guard;
 pub mod index;
 pub mod keys;
 pub mod policy;

@@ -1,0 +1,859 @@
+//! The structural guard: a semantic candidate is served only if the new question and the cached
+//! one agree on everything an embedding blurs.
+//!
+//! Embeddings score a minimal edit that changes the answer ("What is 2+3?" / "What is 2+4?",
+//! "before" / "after", one name for another, a negation) almost as high as a true paraphrase, so
+//! no threshold separates them. The guard compares structure instead, one failure class at a
+//! time (the CheckList capabilities of `../shared/data/checklist-dev.jsonl`):
+//!
+//! | check | failure class |
+//! |---|---|
+//! | numbers and quantities | NER: changed numbers, dates, times |
+//! | quoted strings | exact strings the answer depends on |
+//! | code identifiers and paths | `os.path.join` vs `os.path.split` |
+//! | named entities | NER: changed names, places; Coref: a name for a pronoun |
+//! | negation parity | Negation: "should worry" vs "should not worry" |
+//! | order and time markers | Temporal: before / after, more / less |
+//! | third-person pronouns | Coref: "he would reject her" vs "she would reject him" |
+//! | who does what to whom | SRL: asymmetric relations, wrong passive swaps |
+//! | content words | Vocabulary: a changed or added content word in the same template |
+//!
+//! What it lets through on purpose: word order in symmetric relations and choice questions,
+//! correct active/passive swaps, antonyms under negation ("not invisible" = "visible"),
+//! irrelevant intensifiers ("really", "truly"), and free rephrasing (more than two content words
+//! differ), which the similarity threshold judges instead.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Why the guard refused a candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Veto {
+    Numbers,
+    Quoted,
+    Code,
+    Entities,
+    Negation,
+    Markers,
+    Pronouns,
+    Roles,
+    Content,
+}
+
+impl Veto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Veto::Numbers => "numbers",
+            Veto::Quoted => "quoted",
+            Veto::Code => "code",
+            Veto::Entities => "entities",
+            Veto::Negation => "negation",
+            Veto::Markers => "markers",
+            Veto::Pronouns => "pronouns",
+            Veto::Roles => "roles",
+            Veto::Content => "content",
+        }
+    }
+}
+
+/// Checks whether a cached answer to `cached` may answer `asked`.
+pub fn check(asked: &str, cached: &str) -> Result<(), Veto> {
+    let a = Analysis::of(asked);
+    let b = Analysis::of(cached);
+    if a.numbers != b.numbers {
+        return Err(Veto::Numbers);
+    }
+    if a.quoted != b.quoted {
+        return Err(Veto::Quoted);
+    }
+    if a.code != b.code {
+        return Err(Veto::Code);
+    }
+    if !a.entities_found_in(&b) || !b.entities_found_in(&a) {
+        return Err(Veto::Entities);
+    }
+    // Antonym prefixes count as negations when the other text has the stem ("invisible" vs
+    // "not ... visible").
+    let (a_content, a_prefixed) = a.content_with_stems(&b);
+    let (b_content, b_prefixed) = b.content_with_stems(&a);
+    if (a.negations + a_prefixed) % 2 != (b.negations + b_prefixed) % 2 {
+        return Err(Veto::Negation);
+    }
+    if a.markers != b.markers {
+        return Err(Veto::Markers);
+    }
+    if a.pronouns != b.pronouns {
+        return Err(Veto::Pronouns);
+    }
+    let only_a = a_content.difference(&b_content).count();
+    let only_b = b_content.difference(&a_content).count();
+    // One or two content words changed or added in an otherwise identical question is a
+    // different question ("fish" / "dog", "an actor" / "a bad actor"). A larger difference is a
+    // rephrasing: the similarity threshold judges it.
+    if (1..=2).contains(&(only_a + only_b)) {
+        return Err(Veto::Content);
+    }
+    // The same words in another order: is it still the same participant doing the thing?
+    // (Only then is the simple agent reading reliable.)
+    if only_a + only_b == 0
+        && (a.role_sensitive() || b.role_sensitive())
+        && !(a.symmetric || b.symmetric)
+        && a.agent() != b.agent()
+    {
+        return Err(Veto::Roles);
+    }
+    Ok(())
+}
+
+/// Function words, auxiliaries and fillers: none of them changes what is asked.
+const STOPWORDS: &[&str] = &[
+    "a",
+    "an",
+    "the",
+    "this",
+    "that",
+    "these",
+    "those",
+    "is",
+    "are",
+    "was",
+    "were",
+    "be",
+    "been",
+    "being",
+    "am",
+    "do",
+    "does",
+    "did",
+    "doing",
+    "done",
+    "have",
+    "has",
+    "had",
+    "having",
+    "can",
+    "could",
+    "should",
+    "would",
+    "will",
+    "shall",
+    "may",
+    "might",
+    "must",
+    "what",
+    "which",
+    "who",
+    "whom",
+    "whose",
+    "when",
+    "where",
+    "why",
+    "how",
+    "i",
+    "me",
+    "my",
+    "you",
+    "your",
+    "we",
+    "our",
+    "us",
+    "it",
+    "its",
+    "to",
+    "of",
+    "in",
+    "on",
+    "at",
+    "for",
+    "from",
+    "with",
+    "about",
+    "as",
+    "by",
+    "into",
+    "onto",
+    "than",
+    "then",
+    "so",
+    "and",
+    "or",
+    "but",
+    "if",
+    "whether",
+    "there",
+    "here",
+    "some",
+    "any",
+    "please",
+    "tell",
+    "explain",
+    "know",
+    "let",
+    "get",
+    "way",
+    "ways",
+    "thing",
+    "things",
+    "really",
+    "truly",
+    "actually",
+    "very",
+    "just",
+    "simply",
+    "basically",
+    "exactly",
+    "indeed",
+    "certainly",
+    "according",
+    "order",
+    "possible",
+    "one",
+    "someone",
+    "somebody",
+    "anyone",
+    "anybody",
+    "like",
+    "also",
+    "too",
+    "else",
+    "other",
+    "s",
+    "t",
+    "d",
+    "ll",
+    "re",
+    "ve",
+    "m",
+    "o",
+    "yes",
+];
+
+/// Words whose presence, count and kind change the question's meaning in time or order.
+const MARKERS: &[&str] = &[
+    "before",
+    "after",
+    "during",
+    "since",
+    "until",
+    "till",
+    "prior",
+    "earlier",
+    "later",
+    "first",
+    "last",
+    "previous",
+    "next",
+    "former",
+    "latter",
+    "above",
+    "below",
+    "over",
+    "under",
+    "older",
+    "younger",
+    "more",
+    "most",
+    "least",
+    "fewer",
+    "worse",
+    "better",
+    "best",
+    "worst",
+    "past",
+    "future",
+    "ago",
+    "yet",
+    "still",
+    "already",
+    "anymore",
+    "longer",
+    "simultaneously",
+    "both",
+    "either",
+    "neither",
+    "only",
+    "all",
+    "every",
+    "each",
+    "none",
+    "without",
+    "except",
+];
+
+const NEGATIONS: &[&str] = &[
+    "not", "no", "never", "cannot", "nobody", "nothing", "nowhere", "neither", "nor", "none",
+    "without",
+];
+
+const PRONOUNS: &[&str] = &[
+    "he",
+    "him",
+    "his",
+    "himself",
+    "she",
+    "her",
+    "hers",
+    "herself",
+    "they",
+    "them",
+    "their",
+    "theirs",
+    "themselves",
+];
+
+/// Predicates under which the two participants can trade places.
+const SYMMETRIC: &[&str] = &[
+    "married",
+    "marry",
+    "related",
+    "relatives",
+    "siblings",
+    "sibling",
+    "friends",
+    "friend",
+    "cousins",
+    "cousin",
+    "dating",
+    "date",
+    "partners",
+    "partner",
+    "similar",
+    "same",
+    "equal",
+    "different",
+    "differ",
+    "difference",
+    "compatible",
+    "connected",
+    "together",
+    "versus",
+    "vs",
+    "between",
+    "compare",
+    "compared",
+    "comparison",
+    "neighbors",
+    "neighbours",
+    "colleagues",
+    "engaged",
+    "divorced",
+    "met",
+    "meet",
+];
+
+const NUMBER_WORDS: &[&str] = &[
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
+    "thirty",
+    "forty",
+    "fifty",
+    "sixty",
+    "seventy",
+    "eighty",
+    "ninety",
+    "hundred",
+    "thousand",
+    "million",
+    "billion",
+    "trillion",
+    "half",
+    "third",
+    "quarter",
+    "dozen",
+    "second",
+    "fourth",
+    "fifth",
+    "tenth",
+    "hundredth",
+    "once",
+    "twice",
+];
+
+const NEGATIVE_PREFIXES: &[&str] = &["un", "in", "im", "il", "ir", "dis", "non"];
+
+#[derive(Debug, Default)]
+struct Analysis {
+    /// Lower-cased words in order.
+    words: Vec<String>,
+    numbers: BTreeMap<String, usize>,
+    quoted: BTreeSet<String>,
+    code: BTreeSet<String>,
+    /// Capitalised words that are not sentence-initial function words, lower-cased.
+    entities: BTreeSet<String>,
+    negations: usize,
+    markers: BTreeMap<String, usize>,
+    pronouns: Vec<String>,
+    /// Lower-cased content words (stems), before antonym-prefix handling.
+    content: BTreeSet<String>,
+    /// A passive construction: the agent follows "by".
+    passive_agent: Option<String>,
+    /// The first content word: the agent of an active question.
+    first_content: Option<String>,
+    symmetric: bool,
+    choice: bool,
+}
+
+impl Analysis {
+    fn of(text: &str) -> Self {
+        let mut a = Analysis {
+            quoted: quoted_strings(text),
+            ..Analysis::default()
+        };
+        let mut sentence_start = true;
+        let mut saw_passive_aux = false;
+        let mut after_by = false;
+        for raw in text.split_whitespace() {
+            let ends_sentence = raw.ends_with(['.', '?', '!', ':']);
+            let token =
+                raw.trim_matches(|c: char| !c.is_alphanumeric() && !"_/\\.-'$%".contains(c));
+            let token = token.trim_end_matches(['.', '\'']).trim_start_matches('\'');
+            if token.is_empty() {
+                sentence_start = sentence_start || ends_sentence;
+                continue;
+            }
+            if is_code(token) {
+                a.code.insert(token.to_owned());
+            }
+            for word in split_words(token) {
+                let lower = word.to_lowercase();
+                let (lower, negated) = match lower.strip_suffix("n't") {
+                    Some(stem) => (expand_contraction(stem).to_owned(), true),
+                    None => (lower, false),
+                };
+                if negated || NEGATIONS.contains(&lower.as_str()) {
+                    a.negations += 1;
+                }
+                if lower.chars().any(|c| c.is_ascii_digit())
+                    || NUMBER_WORDS.contains(&lower.as_str())
+                {
+                    let n = lower.replace(',', "");
+                    *a.numbers.entry(n).or_default() += 1;
+                    sentence_start = false;
+                    continue;
+                }
+                let capitalised = word.chars().next().is_some_and(char::is_uppercase);
+                if capitalised && !(sentence_start && is_function_word(&lower)) && lower != "i" {
+                    a.entities.insert(possessive_stem(&lower).to_owned());
+                }
+                sentence_start = false;
+                if PRONOUNS.contains(&lower.as_str()) {
+                    a.pronouns.push(lower.clone());
+                    continue;
+                }
+                // "less" and "fewer" are "more" under a negation: "less patient" = "more
+                // impatient".
+                let lower = match lower.as_str() {
+                    "less" | "fewer" => {
+                        a.negations += 1;
+                        "more".to_owned()
+                    }
+                    _ => lower,
+                };
+                if SYMMETRIC.contains(&lower.as_str()) {
+                    a.symmetric = true;
+                }
+                if lower == "or" {
+                    a.choice = true;
+                }
+                if matches!(
+                    lower.as_str(),
+                    "is" | "was" | "are" | "were" | "be" | "been" | "being"
+                ) {
+                    saw_passive_aux = true;
+                }
+                if lower == "by" && saw_passive_aux {
+                    after_by = true;
+                    continue;
+                }
+                if MARKERS.contains(&lower.as_str()) {
+                    *a.markers.entry(lower.clone()).or_default() += 1;
+                    continue;
+                }
+                if STOPWORDS.contains(&lower.as_str()) || NEGATIONS.contains(&lower.as_str()) {
+                    continue;
+                }
+                let stem = stem(possessive_stem(&lower));
+                if after_by && a.passive_agent.is_none() {
+                    a.passive_agent = Some(stem.clone());
+                }
+                if a.first_content.is_none() {
+                    a.first_content = Some(stem.clone());
+                }
+                a.content.insert(stem);
+                a.words.push(lower);
+            }
+            if ends_sentence {
+                sentence_start = true;
+            }
+        }
+        a
+    }
+
+    fn entities_found_in(&self, other: &Analysis) -> bool {
+        self.entities.iter().all(|e| {
+            other.entities.contains(e)
+                || other.words.iter().any(|w| possessive_stem(w) == e)
+                || other.content.contains(&stem(e))
+        })
+    }
+
+    /// Content words with antonym prefixes removed where the other text has the stem, and how
+    /// many such prefixes there were (each counts as a negation).
+    fn content_with_stems(&self, other: &Analysis) -> (BTreeSet<String>, usize) {
+        let mut prefixed = 0;
+        let content = self
+            .content
+            .iter()
+            .map(|w| {
+                for prefix in NEGATIVE_PREFIXES {
+                    if let Some(rest) = w.strip_prefix(prefix)
+                        && rest.len() >= 3
+                        && other.content.contains(rest)
+                        && !self.content.contains(rest)
+                    {
+                        prefixed += 1;
+                        return rest.to_owned();
+                    }
+                }
+                w.clone()
+            })
+            .collect();
+        (content, prefixed)
+    }
+
+    /// Whether who-does-what-to-whom matters: two named participants, or a passive.
+    fn role_sensitive(&self) -> bool {
+        !self.choice && (self.entities.len() >= 2 || self.passive_agent.is_some())
+    }
+
+    fn agent(&self) -> Option<&String> {
+        self.passive_agent.as_ref().or(self.first_content.as_ref())
+    }
+}
+
+fn is_function_word(lower: &str) -> bool {
+    STOPWORDS.contains(&lower)
+        || MARKERS.contains(&lower)
+        || NEGATIONS.contains(&lower)
+        || PRONOUNS.contains(&lower)
+        || matches!(
+            lower,
+            "in" | "if" | "given" | "suppose" | "imagine" | "assume"
+        )
+}
+
+/// `can't` → `can`, `won't` → `will`, `isn't` → `is`.
+fn expand_contraction(stem: &str) -> &str {
+    match stem {
+        "won" => "will",
+        "ca" => "can",
+        "sha" => "shall",
+        other => other,
+    }
+}
+
+fn possessive_stem(word: &str) -> &str {
+    word.strip_suffix("'s")
+        .or_else(|| word.strip_suffix("’s"))
+        .unwrap_or(word)
+}
+
+/// Splits a token into words on inner punctuation other than apostrophes.
+fn split_words(token: &str) -> impl Iterator<Item = &str> {
+    token
+        .split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’' || c == '.' || c == ','))
+        .map(|w| w.trim_matches(|c: char| c == '.' || c == ','))
+        .filter(|w| !w.is_empty())
+}
+
+/// A light suffix stripper: enough that "movies" / "movie", "used" / "use" and "taken" /
+/// "take" agree. Not a linguist's stemmer: both sides go through the same function, so it only
+/// has to be consistent.
+fn stem(word: &str) -> String {
+    let mut w = word.trim_matches('\'').to_owned();
+    for suffix in ["ing", "ed", "en", "es", "s"] {
+        if w.len() >= suffix.len() + 2 && w.ends_with(suffix) && !w.ends_with("ss") {
+            w.truncate(w.len() - suffix.len());
+            break;
+        }
+    }
+    if w.len() > 2 && w.ends_with('e') {
+        w.pop();
+    }
+    if w.len() > 2 && w.ends_with('y') {
+        w.pop();
+        w.push('i');
+    }
+    w
+}
+
+/// Identifiers, paths, file names, flags: what code questions hinge on.
+fn is_code(token: &str) -> bool {
+    let inner = token.trim_end_matches(['?', '!', ',', ';', ':']);
+    let has_inner = |c: char| {
+        inner
+            .char_indices()
+            .any(|(i, x)| x == c && i > 0 && i + c.len_utf8() < inner.len())
+    };
+    let camel = inner
+        .as_bytes()
+        .windows(2)
+        .any(|w| w[0].is_ascii_lowercase() && w[1].is_ascii_uppercase());
+    has_inner('_')
+        || has_inner('/')
+        || has_inner('\\')
+        || inner.contains("::")
+        || inner.contains("()")
+        || inner.starts_with("--")
+        || camel
+        || (has_inner('.')
+            && inner.chars().any(|c| c.is_ascii_alphabetic())
+            && !inner.ends_with('.'))
+}
+
+/// Text between matching quotes: "…", “…”, `…`, and '…' where the quotes are not apostrophes.
+fn quoted_strings(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (open, close) in [('"', '"'), ('“', '”'), ('`', '`'), ('‘', '’')] {
+        let mut rest = text;
+        while let Some(start) = rest.find(open) {
+            let after = &rest[start + open.len_utf8()..];
+            let Some(end) = after.find(close) else {
+                break;
+            };
+            let inner = after[..end].trim();
+            if !inner.is_empty() {
+                out.insert(inner.to_owned());
+            }
+            rest = &after[end + close.len_utf8()..];
+        }
+    }
+    // Single quotes only when they open after a space and close before a space or punctuation.
+    let bytes: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == '\''
+            && (i == 0 || bytes[i - 1].is_whitespace())
+            && let Some(len) = bytes[i + 1..].iter().position(|&c| c == '\'')
+        {
+            let end = i + 1 + len;
+            let closes = end + 1 >= bytes.len() || !bytes[end + 1].is_alphanumeric();
+            if closes && len > 0 {
+                out.insert(
+                    bytes[i + 1..end]
+                        .iter()
+                        .collect::<String>()
+                        .trim()
+                        .to_owned(),
+                );
+                i = end + 1;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vetoes(a: &str, b: &str) -> Option<Veto> {
+        check(a, b).err()
+    }
+
+    #[test]
+    fn numbers_quotes_code_and_entities_must_agree() {
+        assert_eq!(vetoes("What is 2+3?", "What is 2+4?"), Some(Veto::Numbers));
+        assert_eq!(
+            vetoes(
+                "What happened in 1999?",
+                "What happened in nineteen ninety?"
+            ),
+            Some(Veto::Numbers)
+        );
+        assert_eq!(
+            vetoes(
+                "Translate \"good morning\" to French",
+                "Translate \"good night\" to French"
+            ),
+            Some(Veto::Quoted)
+        );
+        assert_eq!(
+            vetoes("What does os.path.join do?", "What does os.path.split do?"),
+            Some(Veto::Code)
+        );
+        assert_eq!(
+            vetoes("Is Jacob Howard Muslim?", "Is Angela Perez Muslim?"),
+            Some(Veto::Entities)
+        );
+        assert_eq!(
+            vetoes(
+                "When is the best time to visit Japan?",
+                "When is the best time to visit Peru?"
+            ),
+            Some(Veto::Entities)
+        );
+    }
+
+    #[test]
+    fn negation_order_pronouns_and_roles() {
+        assert_eq!(
+            vetoes(
+                "What should an author worry about?",
+                "What should an author not worry about?"
+            ),
+            Some(Veto::Negation)
+        );
+        assert_eq!(
+            vetoes(
+                "Is it safe to pray in Chad?",
+                "Is it safe not to pray in Chad?"
+            ),
+            Some(Veto::Negation)
+        );
+        assert_eq!(
+            vetoes(
+                "How can I become more patient?",
+                "How can I become less patient?"
+            ),
+            Some(Veto::Negation)
+        );
+        assert_eq!(
+            vetoes(
+                "Do you weigh your dog before clipping it?",
+                "Do you weigh your dog after clipping it?"
+            ),
+            Some(Veto::Markers)
+        );
+        assert_eq!(
+            vetoes(
+                "If Ian and Michelle were alone, would he reject her?",
+                "If Ian and Michelle were alone, would she reject him?"
+            ),
+            Some(Veto::Pronouns)
+        );
+        assert_eq!(
+            vetoes("Is Jacob loyal to Justin?", "Is Justin loyal to Jacob?"),
+            Some(Veto::Roles)
+        );
+        assert_eq!(
+            vetoes("Does Andrea support Kyle?", "Is Andrea supported by Kyle?"),
+            Some(Veto::Roles)
+        );
+        assert_eq!(
+            vetoes(
+                "Did Zachary want the newspaper?",
+                "Was Zachary wanted by the newspaper?"
+            ),
+            Some(Veto::Roles)
+        );
+    }
+
+    #[test]
+    fn changed_or_added_content_words() {
+        assert_eq!(
+            vetoes("Can I feed my fish soup?", "Can I feed my dog soup?"),
+            Some(Veto::Content)
+        );
+        assert_eq!(
+            vetoes(
+                "Is Tyler Johnson an actor?",
+                "Is Tyler Johnson a bad actor?"
+            ),
+            Some(Veto::Content)
+        );
+        assert_eq!(
+            vetoes(
+                "Is Sara Walker an actress?",
+                "Is Sara Walker becoming an actress?"
+            ),
+            Some(Veto::Content)
+        );
+    }
+
+    #[test]
+    fn paraphrases_pass() {
+        for (a, b) in [
+            (
+                "Is Heather married to Ethan?",
+                "Is Ethan married to Heather?",
+            ),
+            ("Did Lisa use the castle?", "Was the castle used by Lisa?"),
+            ("Does Ryan blame Eric?", "Is Eric blamed by Ryan?"),
+            (
+                "Is that pig down on the table?",
+                "Is that pig really down on the table?",
+            ),
+            (
+                "How can I become a visible person?",
+                "How can I become a person who is not invisible?",
+            ),
+            (
+                "How can I become more impatient?",
+                "How can I become less patient?",
+            ),
+            (
+                "Are apes better than bacteria?",
+                "What is better, apes or bacteria?",
+            ),
+            (
+                "Is Benjamin Cook a producer or an organizer?",
+                "Is Benjamin Cook an organizer or a producer?",
+            ),
+            (
+                "Is Nicole Rivera a Chinese adviser?",
+                "Is Nicole Rivera an adviser and Chinese?",
+            ),
+            (
+                "How do I reverse a list in Python?",
+                "How do I reverse a list in Python?",
+            ),
+            (
+                "Diffusers are state-of-the-art diffusion models for image and audio generation in PyTorch.",
+                "PyTorch has cutting-edge diffusers for the production of images and sound.",
+            ),
+        ] {
+            assert_eq!(check(a, b), Ok(()), "{a} / {b}");
+        }
+    }
+
+    #[test]
+    fn helpers() {
+        assert!(is_code("os.path.join"));
+        assert!(is_code("snake_case"));
+        assert!(is_code("camelCase"));
+        assert!(is_code("/etc/hosts"));
+        assert!(!is_code("hello"));
+        assert!(!is_code("end."));
+        assert_eq!(stem("movies"), stem("movie"));
+        assert_eq!(stem("cities"), stem("city"));
+        assert_eq!(stem("used"), stem("use"));
+        assert_eq!(stem("taken"), stem("take"));
+        assert_eq!(stem("glass"), "glass");
+        assert_eq!(
+            quoted_strings("say 'hi there' and \"bye\""),
+            ["bye", "hi there"].iter().map(|s| s.to_string()).collect()
+        );
+        assert!(quoted_strings("it's John's dog").is_empty());
+    }
+}
