@@ -65,7 +65,7 @@ pub fn check(asked: &str, cached: &str) -> Result<(), Veto> {
     if a.quoted != b.quoted {
         return Err(Veto::Quoted);
     }
-    if a.code != b.code {
+    if !a.code_found_in(&b) || !b.code_found_in(&a) {
         return Err(Veto::Code);
     }
     if !a.entities_found_in(&b) || !b.entities_found_in(&a) {
@@ -87,8 +87,9 @@ pub fn check(asked: &str, cached: &str) -> Result<(), Veto> {
     let only_a = a_content.difference(&b_content).count();
     let only_b = b_content.difference(&a_content).count();
     // One or two content words changed or added in an otherwise identical question is a
-    // different question ("fish" / "dog", "an actor" / "a bad actor"). A larger difference is a
-    // rephrasing: the similarity threshold judges it.
+    // different question ("fish" / "dog", "an actor" / "a bad actor", "hurt my neck" / "hurt my
+    // wrist"), however long the rest. A larger difference is a rephrasing: the similarity
+    // threshold judges it.
     if (1..=2).contains(&(only_a + only_b)) {
         return Err(Veto::Content);
     }
@@ -96,7 +97,7 @@ pub fn check(asked: &str, cached: &str) -> Result<(), Veto> {
     // (Only then is the simple agent reading reliable.)
     if only_a + only_b == 0
         && (a.role_sensitive() || b.role_sensitive())
-        && !(a.symmetric || b.symmetric)
+        && !(a.symmetric || b.symmetric || a.choice || b.choice)
         && a.agent() != b.agent()
     {
         return Err(Veto::Roles);
@@ -105,289 +106,88 @@ pub fn check(asked: &str, cached: &str) -> Result<(), Veto> {
 }
 
 /// Function words, auxiliaries and fillers: none of them changes what is asked.
+#[rustfmt::skip]
 const STOPWORDS: &[&str] = &[
-    "a",
-    "an",
-    "the",
-    "this",
-    "that",
-    "these",
-    "those",
-    "is",
-    "are",
-    "was",
-    "were",
-    "be",
-    "been",
-    "being",
-    "am",
-    "do",
-    "does",
-    "did",
-    "doing",
-    "done",
-    "have",
-    "has",
-    "had",
-    "having",
-    "can",
-    "could",
-    "should",
-    "would",
-    "will",
-    "shall",
-    "may",
-    "might",
-    "must",
-    "what",
-    "which",
-    "who",
-    "whom",
-    "whose",
-    "when",
-    "where",
-    "why",
-    "how",
-    "i",
-    "me",
-    "my",
-    "you",
-    "your",
-    "we",
-    "our",
-    "us",
-    "it",
-    "its",
-    "to",
-    "of",
-    "in",
-    "on",
-    "at",
-    "for",
-    "from",
-    "with",
-    "about",
-    "as",
-    "by",
-    "into",
-    "onto",
-    "than",
-    "then",
-    "so",
-    "and",
-    "or",
-    "but",
-    "if",
-    "whether",
-    "there",
-    "here",
-    "some",
-    "any",
-    "please",
-    "tell",
-    "explain",
-    "know",
-    "let",
-    "get",
-    "way",
-    "ways",
-    "thing",
-    "things",
-    "really",
-    "truly",
-    "actually",
-    "very",
-    "just",
-    "simply",
-    "basically",
-    "exactly",
-    "indeed",
-    "certainly",
-    "according",
-    "order",
-    "possible",
-    "one",
-    "someone",
-    "somebody",
-    "anyone",
-    "anybody",
-    "like",
-    "also",
-    "too",
-    "else",
-    "other",
-    "s",
-    "t",
-    "d",
-    "ll",
-    "re",
-    "ve",
-    "m",
-    "o",
-    "yes",
+    "a", "an", "the", "this", "that", "these", "those", "is", "are", "was", "were", "be", "been",
+    "being", "am", "do", "does", "did", "doing", "done", "have", "has", "had", "having", "can",
+    "could", "should", "would", "will", "shall", "may", "might", "must", "what", "which", "who",
+    "whom", "whose", "when", "where", "why", "how", "i", "me", "my", "you", "your", "we", "our",
+    "us", "it", "its", "to", "of", "in", "on", "at", "for", "from", "with", "about", "as", "by",
+    "into", "onto", "than", "then", "so", "and", "or", "but", "if", "whether", "there", "here",
+    "some", "any", "please", "tell", "explain", "know", "let", "get", "way", "ways", "thing",
+    "things", "really", "truly", "actually", "very", "just", "simply", "basically", "exactly",
+    "indeed", "certainly", "according", "order", "possible", "one", "someone", "somebody",
+    "anyone", "anybody", "also", "too", "else", "other", "s", "t", "d", "ll", "re", "ve", "m",
+    "o", "yes", "currently", "fact", "honestly", "definitely", "literally", "seriously",
+    "genuinely", "ever", "think", "want", "wants", "wanted", "need", "wish",
 ];
 
 /// Words whose presence, count and kind change the question's meaning in time or order.
+#[rustfmt::skip]
 const MARKERS: &[&str] = &[
-    "before",
-    "after",
-    "during",
-    "since",
-    "until",
-    "till",
-    "prior",
-    "earlier",
-    "later",
-    "first",
-    "last",
-    "previous",
-    "next",
-    "former",
-    "latter",
-    "above",
-    "below",
-    "over",
-    "under",
-    "older",
-    "younger",
-    "more",
-    "most",
-    "least",
-    "fewer",
-    "worse",
-    "better",
-    "best",
-    "worst",
-    "past",
-    "future",
-    "ago",
-    "yet",
-    "still",
-    "already",
-    "anymore",
-    "longer",
-    "simultaneously",
-    "both",
-    "either",
-    "neither",
-    "only",
-    "all",
-    "every",
-    "each",
-    "none",
-    "without",
-    "except",
+    "before", "after", "since", "until", "till", "prior", "earlier", "later", "first", "last",
+    "previous", "next", "older", "younger", "more", "most", "least", "worse", "better", "best",
+    "worst", "past", "future", "ago", "simultaneously",
 ];
 
+#[rustfmt::skip]
 const NEGATIONS: &[&str] = &[
     "not", "no", "never", "cannot", "nobody", "nothing", "nowhere", "neither", "nor", "none",
     "without",
 ];
 
+#[rustfmt::skip]
 const PRONOUNS: &[&str] = &[
-    "he",
-    "him",
-    "his",
-    "himself",
-    "she",
-    "her",
-    "hers",
-    "herself",
-    "they",
-    "them",
-    "their",
-    "theirs",
-    "themselves",
+    "he", "him", "his", "himself", "she", "her", "hers", "herself", "they", "them", "their",
+    "theirs", "themselves",
+];
+
+/// Irregular past forms, mapped to the base form so an active question and its passive agree.
+#[rustfmt::skip]
+const IRREGULAR: &[(&str, &str)] = &[
+    ("bought", "buy"), ("sold", "sell"), ("lost", "lose"), ("made", "make"), ("built", "build"),
+    ("won", "win"), ("found", "find"), ("held", "hold"), ("left", "leave"), ("kept", "keep"),
+    ("told", "tell"), ("paid", "pay"), ("sent", "send"), ("brought", "bring"),
+    ("caught", "catch"), ("thought", "think"), ("written", "write"), ("wrote", "write"),
+    ("seen", "see"), ("saw", "see"), ("eaten", "eat"), ("ate", "eat"), ("given", "give"),
+    ("gave", "give"), ("known", "know"), ("knew", "know"), ("beaten", "beat"),
+    ("chosen", "choose"), ("chose", "choose"), ("driven", "drive"), ("drove", "drive"),
+    ("forgotten", "forget"), ("hidden", "hide"), ("stolen", "steal"), ("stole", "steal"),
+    ("spoken", "speak"), ("spoke", "speak"), ("broken", "break"), ("broke", "break"),
+    ("led", "lead"), ("fed", "feed"), ("understood", "understand"), ("taught", "teach"),
+    ("fought", "fight"), ("sought", "seek"), ("felt", "feel"), ("heard", "hear"),
+    ("meant", "mean"), ("struck", "strike"), ("shot", "shoot"), ("drawn", "draw"),
+    ("drew", "draw"), ("thrown", "throw"), ("threw", "throw"), ("grown", "grow"),
+    ("grew", "grow"), ("flown", "fly"), ("flew", "fly"), ("worn", "wear"), ("wore", "wear"),
+    ("torn", "tear"), ("bitten", "bite"), ("bit", "bite"), ("ridden", "ride"), ("rode", "ride"),
+    ("took", "take"), ("taken", "take"), ("done", "do"), ("gone", "go"), ("went", "go"),
+    ("ran", "run"), ("began", "begin"), ("begun", "begin"), ("sang", "sing"), ("sung", "sing"),
 ];
 
 /// Predicates under which the two participants can trade places.
+#[rustfmt::skip]
 const SYMMETRIC: &[&str] = &[
-    "married",
-    "marry",
-    "related",
-    "relatives",
-    "siblings",
-    "sibling",
-    "friends",
-    "friend",
-    "cousins",
-    "cousin",
-    "dating",
-    "date",
-    "partners",
-    "partner",
-    "similar",
-    "same",
-    "equal",
-    "different",
-    "differ",
-    "difference",
-    "compatible",
-    "connected",
-    "together",
-    "versus",
-    "vs",
-    "between",
-    "compare",
-    "compared",
-    "comparison",
-    "neighbors",
-    "neighbours",
-    "colleagues",
-    "engaged",
-    "divorced",
-    "met",
-    "meet",
+    "married", "marry", "related", "relatives", "siblings", "sibling", "friends", "friend",
+    "cousins", "cousin", "dating", "date", "partners", "partner", "similar", "same", "equal",
+    "different", "differ", "difference", "compatible", "connected", "together", "versus", "vs",
+    "between", "compare", "compared", "comparison", "neighbors", "neighbours", "colleagues",
+    "engaged", "divorced", "met", "meet", "close", "acquaintance", "acquaintances", "acquainted",
+    "alike",
 ];
 
+#[rustfmt::skip]
 const NUMBER_WORDS: &[&str] = &[
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-    "twenty",
-    "thirty",
-    "forty",
-    "fifty",
-    "sixty",
-    "seventy",
-    "eighty",
-    "ninety",
-    "hundred",
-    "thousand",
-    "million",
-    "billion",
-    "trillion",
-    "half",
-    "third",
-    "quarter",
-    "dozen",
-    "second",
-    "fourth",
-    "fifth",
-    "tenth",
-    "hundredth",
-    "once",
-    "twice",
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+    "nineteen", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
+    "hundred", "thousand", "million", "billion", "trillion", "half", "third", "quarter", "dozen",
+    "second", "fourth", "fifth", "tenth", "hundredth", "once", "twice",
 ];
 
-const NEGATIVE_PREFIXES: &[&str] = &["un", "in", "im", "il", "ir", "dis", "non"];
+#[rustfmt::skip]
+const NEGATIVE_PREFIXES: &[&str] = &[
+    "un", "in", "im", "il", "ir", "dis", "non",
+];
 
 #[derive(Debug, Default)]
 struct Analysis {
@@ -396,6 +196,9 @@ struct Analysis {
     numbers: BTreeMap<String, usize>,
     quoted: BTreeSet<String>,
     code: BTreeSet<String>,
+    code_lower: BTreeSet<String>,
+    /// The whole text, lower-cased.
+    raw_lower: String,
     /// Capitalised words that are not sentence-initial function words, lower-cased.
     entities: BTreeSet<String>,
     negations: usize,
@@ -409,12 +212,15 @@ struct Analysis {
     first_content: Option<String>,
     symmetric: bool,
     choice: bool,
+    /// "A is X-er than B": which side comes first decides the answer.
+    comparative: bool,
 }
 
 impl Analysis {
     fn of(text: &str) -> Self {
         let mut a = Analysis {
             quoted: quoted_strings(text),
+            raw_lower: text.to_lowercase(),
             ..Analysis::default()
         };
         let mut sentence_start = true;
@@ -431,6 +237,7 @@ impl Analysis {
             }
             if is_code(token) {
                 a.code.insert(token.to_owned());
+                a.code_lower.insert(token.to_lowercase());
             }
             for word in split_words(token) {
                 let lower = word.to_lowercase();
@@ -473,6 +280,9 @@ impl Analysis {
                 if lower == "or" {
                     a.choice = true;
                 }
+                if lower == "than" {
+                    a.comparative = true;
+                }
                 if matches!(
                     lower.as_str(),
                     "is" | "was" | "are" | "were" | "be" | "been" | "being"
@@ -507,6 +317,15 @@ impl Analysis {
         a
     }
 
+    /// Every identifier or path of this text appears in the other (case aside: product names
+    /// like "PyTorch" are written both ways).
+    fn code_found_in(&self, other: &Analysis) -> bool {
+        self.code.iter().all(|c| {
+            other.code_lower.contains(&c.to_lowercase())
+                || other.raw_lower.contains(&c.to_lowercase())
+        })
+    }
+
     fn entities_found_in(&self, other: &Analysis) -> bool {
         self.entities.iter().all(|e| {
             other.entities.contains(e)
@@ -539,9 +358,11 @@ impl Analysis {
         (content, prefixed)
     }
 
-    /// Whether who-does-what-to-whom matters: two named participants, or a passive.
+    /// Whether who-does-what-to-whom matters: two named participants, a passive, or a
+    /// comparison ("Are A heavier than B?"), unless it is a choice ("A or B?").
     fn role_sensitive(&self) -> bool {
-        !self.choice && (self.entities.len() >= 2 || self.passive_agent.is_some())
+        !self.choice
+            && (self.entities.len() >= 2 || self.passive_agent.is_some() || self.comparative)
     }
 
     fn agent(&self) -> Option<&String> {
@@ -588,10 +409,24 @@ fn split_words(token: &str) -> impl Iterator<Item = &str> {
 /// "take" agree. Not a linguist's stemmer: both sides go through the same function, so it only
 /// has to be consistent.
 fn stem(word: &str) -> String {
-    let mut w = word.trim_matches('\'').to_owned();
+    let word = word.trim_matches('\'');
+    let word = IRREGULAR
+        .iter()
+        .find(|(past, _)| *past == word)
+        .map_or(word, |(_, base)| base);
+    let mut w = word.to_owned();
     for suffix in ["ing", "ed", "en", "es", "s"] {
         if w.len() >= suffix.len() + 2 && w.ends_with(suffix) && !w.ends_with("ss") {
             w.truncate(w.len() - suffix.len());
+            // "preferred" / "prefer", "stopped" / "stop".
+            let b = w.as_bytes();
+            if matches!(suffix, "ed" | "ing")
+                && b.len() >= 3
+                && b[b.len() - 1] == b[b.len() - 2]
+                && !matches!(b[b.len() - 1], b's' | b'l' | b'e' | b'o')
+            {
+                w.pop();
+            }
             break;
         }
     }
@@ -850,6 +685,9 @@ mod tests {
         assert_eq!(stem("used"), stem("use"));
         assert_eq!(stem("taken"), stem("take"));
         assert_eq!(stem("glass"), "glass");
+        assert_eq!(stem("preferred"), stem("prefer"));
+        assert_eq!(stem("bought"), stem("buy"));
+        assert_eq!(stem("liked"), stem("like"));
         assert_eq!(
             quoted_strings("say 'hi there' and \"bye\""),
             ["bye", "hi there"].iter().map(|s| s.to_string()).collect()

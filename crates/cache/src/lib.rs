@@ -14,6 +14,7 @@ pub mod index;
 pub mod keys;
 pub mod policy;
 pub mod replay;
+pub mod semantic;
 
 pub use assemble::{Assembler, Storable, storable};
 pub use index::{Bounds, Entry, ExactIndex};

@@ -56,12 +56,50 @@ enum Command {
         /// alone).
         file: Option<PathBuf>,
     },
+    /// Measure the semantic cache's quality on labelled question pairs (precision, recall,
+    /// false hits; a threshold sweep; per-capability tables).
+    Eval {
+        /// Directory holding gptcache-mock.json, checklist-dev.jsonl and qqp-dev.jsonl.gz.
+        #[arg(long, default_value = "../shared/data", value_name = "DIR")]
+        data: PathBuf,
+        /// Embedding model directory.
+        #[arg(
+            long,
+            env = "REPRISE_MODEL_DIR",
+            default_value = "models/potion-base-8M",
+            value_name = "DIR"
+        )]
+        model: PathBuf,
+        /// Similarity threshold to report as the default.
+        #[arg(long, default_value_t = reprise_cache::semantic::DEFAULT_THRESHOLD)]
+        threshold: f32,
+        /// Also print examples of wrong decisions on the CheckList file, with the reason.
+        #[arg(long)]
+        explain: bool,
+    },
 }
 
 /// Runs the CLI and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Eval {
+            data,
+            model,
+            threshold,
+            explain,
+        } => {
+            let result = reprise_cache::embed::Model2Vec::load(&model)
+                .map_err(anyhow::Error::from)
+                .and_then(|m| crate::eval::run(&m, &data, threshold, explain));
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::CheckConfig { file } => {
             let file = file.or(cli.config);
             match Config::load(file.as_deref(), &ProcessEnv, &Overrides::default()) {

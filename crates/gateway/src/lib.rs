@@ -11,6 +11,7 @@ mod cache;
 pub mod cli;
 pub mod config;
 mod error;
+mod eval;
 mod extract;
 mod pipeline;
 mod routes;

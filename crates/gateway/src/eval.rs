@@ -1,0 +1,346 @@
+//! `reprise eval`: the semantic cache's quality on labelled question pairs, with the two
+//! protocols of `../shared/data/README.md`: pairs (is `text_b` served from an entry made for
+//! `text_a`?) and retrieval (every `text_a` cached in one scope, every `text_b` asked).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use reprise_cache::embed::{Embedder, cosine};
+use reprise_cache::semantic::decide;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+struct Pair {
+    text_a: String,
+    text_b: String,
+    label: u8,
+    #[serde(default)]
+    capability: Option<String>,
+    #[serde(default)]
+    test: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct MockPair {
+    origin: String,
+    similar: String,
+}
+
+/// A pair scored once: similarity and whether the guard lets it through.
+struct Scored {
+    label: bool,
+    similarity: f32,
+    guard_ok: bool,
+    capability: String,
+    test: String,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    tp: u64,
+    fp: u64,
+    fn_: u64,
+    tn: u64,
+}
+
+impl Counts {
+    fn add(&mut self, label: bool, served: bool) {
+        match (label, served) {
+            (true, true) => self.tp += 1,
+            (false, true) => self.fp += 1,
+            (true, false) => self.fn_ += 1,
+            (false, false) => self.tn += 1,
+        }
+    }
+    fn precision(&self) -> f64 {
+        ratio(self.tp, self.tp + self.fp)
+    }
+    fn recall(&self) -> f64 {
+        ratio(self.tp, self.tp + self.fn_)
+    }
+    fn false_hit_rate(&self) -> f64 {
+        ratio(self.fp, self.fp + self.tn)
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+fn read_pairs(path: &Path) -> anyhow::Result<Vec<Pair>> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut pairs = Vec::new();
+    for (i, line) in BufReader::new(reader).lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        pairs.push(
+            serde_json::from_str(&line)
+                .with_context(|| format!("{}: line {}", path.display(), i + 1))?,
+        );
+    }
+    Ok(pairs)
+}
+
+fn score(embedder: &dyn Embedder, pairs: &[Pair]) -> Vec<Scored> {
+    pairs
+        .iter()
+        .map(|p| {
+            let a = embedder.embed(&p.text_a);
+            let b = embedder.embed(&p.text_b);
+            Scored {
+                label: p.label == 1,
+                similarity: cosine(&b, &a),
+                guard_ok: reprise_cache::guard::check(&p.text_b, &p.text_a).is_ok(),
+                capability: p.capability.clone().unwrap_or_default(),
+                test: p.test.clone().unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+fn counts(scored: &[Scored], threshold: f32, guarded: bool) -> Counts {
+    let mut c = Counts::default();
+    for s in scored {
+        c.add(
+            s.label,
+            s.similarity >= threshold && (!guarded || s.guard_ok),
+        );
+    }
+    c
+}
+
+fn sweep(name: &str, scored: &[Scored], threshold: f32) {
+    println!("\n{name}: pairs protocol ({} pairs)", scored.len());
+    println!(
+        "{:>9}  {:>26}  {:>26}",
+        "threshold", "cosine alone: P / R / FHR", "with guard: P / R / FHR"
+    );
+    let mut thresholds: Vec<f32> = (10..=19).map(|i| i as f32 * 0.05).collect();
+    thresholds.push(threshold);
+    thresholds.sort_by(f32::total_cmp);
+    thresholds.dedup();
+    for t in thresholds {
+        let plain = counts(scored, t, false);
+        let guarded = counts(scored, t, true);
+        println!(
+            "{:>9.2}  {:>7.1}% {:>7.1}% {:>7.1}%  {:>7.1}% {:>7.1}% {:>7.1}%{}",
+            t,
+            100.0 * plain.precision(),
+            100.0 * plain.recall(),
+            100.0 * plain.false_hit_rate(),
+            100.0 * guarded.precision(),
+            100.0 * guarded.recall(),
+            100.0 * guarded.false_hit_rate(),
+            if (t - threshold).abs() < 1e-6 {
+                "  <- default"
+            } else {
+                ""
+            }
+        );
+    }
+    // Recall at precision >= 99 %: the best recall over thresholds where precision holds.
+    let best = |guarded: bool| {
+        (0..=100)
+            .map(|i| counts(scored, i as f32 / 100.0, guarded))
+            .filter(|c| c.tp > 0 && c.precision() >= 0.99)
+            .map(|c| c.recall())
+            .fold(0.0f64, f64::max)
+    };
+    println!(
+        "recall at precision >= 99 %: cosine alone {:.1}%, with guard {:.1}%",
+        100.0 * best(false),
+        100.0 * best(true)
+    );
+}
+
+fn per_group(scored: &[Scored], threshold: f32, by_test: bool) {
+    let mut groups: BTreeMap<&str, (Counts, Counts)> = BTreeMap::new();
+    for s in scored {
+        let key = if by_test { &s.test } else { &s.capability };
+        let entry = groups.entry(key).or_default();
+        entry.0.add(s.label, s.similarity >= threshold);
+        entry
+            .1
+            .add(s.label, s.similarity >= threshold && s.guard_ok);
+    }
+    println!(
+        "\n{:<60} {:>5} {:>5}  {:>17}  {:>17}",
+        if by_test { "test" } else { "capability" },
+        "pos",
+        "neg",
+        "cosine: pos / neg",
+        "guarded: pos / neg"
+    );
+    for (name, (plain, guarded)) in groups {
+        let pos = plain.tp + plain.fn_;
+        let neg = plain.fp + plain.tn;
+        let pct = |a: u64, b: u64| {
+            if b == 0 {
+                "    -".to_owned()
+            } else {
+                format!("{:>4.0}%", 100.0 * ratio(a, b))
+            }
+        };
+        let name: String = name.chars().take(60).collect();
+        println!(
+            "{:<60} {:>5} {:>5}  {:>8} / {:>6}  {:>8} / {:>6}",
+            name,
+            pos,
+            neg,
+            pct(plain.tp, pos),
+            pct(plain.fp, neg),
+            pct(guarded.tp, pos),
+            pct(guarded.fp, neg)
+        );
+    }
+    println!(
+        "(pos: share of positive pairs served; neg: share of negative pairs served, i.e. false hits)"
+    );
+}
+
+/// The retrieval protocol on the GPTCache mock file: every `origin` cached in one scope, every
+/// `similar` asked; a hit is served from the best candidate above the threshold that passes the
+/// guard.
+fn retrieval(embedder: &dyn Embedder, path: &Path, threshold: f32) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let pairs: Vec<MockPair> = serde_json::from_str(&text)?;
+    let origins: Vec<Vec<f32>> = pairs.iter().map(|p| embedder.embed(&p.origin)).collect();
+    println!(
+        "\ngptcache-mock.json: retrieval protocol ({} entries, {} questions)",
+        pairs.len(),
+        pairs.len()
+    );
+    println!(
+        "{:>9}  {:>8} {:>8} {:>8} {:>8}  {:>9} {:>7}",
+        "threshold", "hits", "correct", "false", "misses", "precision", "recall"
+    );
+    let asked: Vec<Vec<f32>> = pairs.iter().map(|p| embedder.embed(&p.similar)).collect();
+    for t in [0.6, 0.65, 0.7, 0.75, threshold, 0.85, 0.9] {
+        let (mut correct, mut wrong, mut misses) = (0u64, 0u64, 0u64);
+        for (i, q) in asked.iter().enumerate() {
+            let mut candidates: Vec<(f32, usize)> = origins
+                .iter()
+                .enumerate()
+                .map(|(j, o)| (cosine(q, o), j))
+                .filter(|(s, _)| *s >= t)
+                .collect();
+            candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let served = candidates.iter().take(5).find(|(_, j)| {
+                decide(&pairs[i].similar, q, &pairs[*j].origin, &origins[*j], t).serve
+            });
+            match served {
+                Some((_, j)) if *j == i => correct += 1,
+                Some(_) => wrong += 1,
+                None => misses += 1,
+            }
+        }
+        let n = pairs.len() as u64;
+        println!(
+            "{:>9.2}  {:>8} {:>8} {:>8} {:>8}  {:>8.1}% {:>6.1}%{}",
+            t,
+            correct + wrong,
+            correct,
+            wrong,
+            misses,
+            100.0 * ratio(correct, correct + wrong),
+            100.0 * ratio(correct, n),
+            if (t - threshold).abs() < 1e-6 {
+                "  <- default"
+            } else {
+                ""
+            }
+        );
+    }
+    // Why a question's own entry was not served at the default threshold.
+    let mut reasons: BTreeMap<&str, u64> = BTreeMap::new();
+    for (i, q) in asked.iter().enumerate() {
+        let d = decide(
+            &pairs[i].similar,
+            q,
+            &pairs[i].origin,
+            &origins[i],
+            threshold,
+        );
+        let reason = match (d.serve, d.veto) {
+            (true, _) => continue,
+            (false, Some(veto)) => veto.as_str(),
+            (false, None) => "below threshold",
+        };
+        *reasons.entry(reason).or_default() += 1;
+    }
+    println!("own entry not served at {threshold:.2}, by reason: {reasons:?}");
+    Ok(())
+}
+
+/// Up to three wrong decisions per CheckList test, with the guard's reason: what to look at
+/// when tuning.
+fn explain_misses(embedder: &dyn Embedder, pairs: &[Pair], threshold: f32) {
+    println!("\nwrong decisions at {threshold:.2}, three per test at most:");
+    let mut shown: BTreeMap<&str, usize> = BTreeMap::new();
+    for p in pairs {
+        let a = embedder.embed(&p.text_a);
+        let b = embedder.embed(&p.text_b);
+        let d = decide(&p.text_b, &b, &p.text_a, &a, threshold);
+        if d.serve == (p.label == 1) {
+            continue;
+        }
+        let test = p.test.as_deref().unwrap_or_default();
+        let n = shown.entry(test).or_default();
+        if *n >= 3 {
+            continue;
+        }
+        *n += 1;
+        println!(
+            "  [{}] label {} sim {:.2} {}: {:?} / {:?}",
+            test.chars().take(30).collect::<String>(),
+            p.label,
+            d.similarity,
+            match (d.serve, d.veto) {
+                (true, _) => "served",
+                (false, Some(v)) => v.as_str(),
+                (false, None) => "below threshold",
+            },
+            p.text_a,
+            p.text_b
+        );
+    }
+}
+
+/// Runs the evaluation on the files in `data_dir`.
+pub fn run(
+    embedder: &dyn Embedder,
+    data_dir: &Path,
+    threshold: f32,
+    explain: bool,
+) -> anyhow::Result<()> {
+    let file = |name: &str| -> PathBuf { data_dir.join(name) };
+    println!(
+        "reprise eval: model {} ({} dimensions), default threshold {threshold:.2}",
+        embedder.name(),
+        embedder.dim()
+    );
+    retrieval(embedder, &file("gptcache-mock.json"), threshold)?;
+
+    let checklist_pairs = read_pairs(&file("checklist-dev.jsonl"))?;
+    let checklist = score(embedder, &checklist_pairs);
+    sweep("checklist-dev.jsonl", &checklist, threshold);
+    per_group(&checklist, threshold, false);
+    per_group(&checklist, threshold, true);
+    if explain {
+        explain_misses(embedder, &checklist_pairs, threshold);
+    }
+
+    let qqp = score(embedder, &read_pairs(&file("qqp-dev.jsonl.gz"))?);
+    sweep("qqp-dev.jsonl.gz", &qqp, threshold);
+    Ok(())
+}
