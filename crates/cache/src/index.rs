@@ -18,6 +18,8 @@ pub struct Entry {
     pub model: String,
     /// The target that produced the answer.
     pub provider: String,
+    /// The final user message it answers, when the semantic tier may compare against it.
+    pub prompt: Option<String>,
     /// The stored `chat.completion` (served with a fresh id and creation time).
     pub completion: Value,
     /// Its serialised size, what the byte bound counts.
@@ -102,9 +104,10 @@ impl ExactIndex {
         Some(entry)
     }
 
-    /// Adds (or replaces) an entry, then evicts until within bounds. Returns the keys evicted
-    /// (expired first, then the least valuable), for the store to delete too.
-    pub fn insert(&self, entry: Arc<Entry>, now_ms: u64) -> Vec<Key> {
+    /// Adds (or replaces) an entry, then evicts until within bounds. Returns the entries
+    /// evicted (expired first, then the least valuable), for the store and the semantic index to
+    /// drop too.
+    pub fn insert(&self, entry: Arc<Entry>, now_ms: u64) -> Vec<Arc<Entry>> {
         let mut inner = self.write();
         inner.bytes += entry.bytes;
         if let Some(old) = inner.entries.insert(entry.exact, entry) {
@@ -137,7 +140,7 @@ impl ExactIndex {
                 }
                 if let Some(e) = inner.entries.remove(&key) {
                     inner.bytes -= e.bytes;
-                    evicted.push(key);
+                    evicted.push(e);
                 }
             }
         }
@@ -151,18 +154,20 @@ impl ExactIndex {
         Some(removed)
     }
 
-    /// Removes expired entries; returns their keys.
-    pub fn expire(&self, now_ms: u64) -> Vec<Key> {
+    /// Removes expired entries; returns them.
+    pub fn expire(&self, now_ms: u64) -> Vec<Arc<Entry>> {
         let mut inner = self.write();
-        let expired: Vec<Key> = inner
+        let keys: Vec<Key> = inner
             .entries
             .values()
             .filter(|e| !e.is_fresh(now_ms))
             .map(|e| e.exact)
             .collect();
-        for key in &expired {
+        let mut expired = Vec::with_capacity(keys.len());
+        for key in &keys {
             if let Some(e) = inner.entries.remove(key) {
                 inner.bytes -= e.bytes;
+                expired.push(e);
             }
         }
         expired
@@ -187,6 +192,10 @@ mod tests {
 
     use super::*;
 
+    fn keys(entries: Vec<Arc<Entry>>) -> Vec<Key> {
+        entries.iter().map(|e| e.exact).collect()
+    }
+
     fn entry(n: u8, created_ms: u64, ttl_ms: u64, tokens: u64) -> Arc<Entry> {
         let completion = json!({"usage": {"prompt_tokens": tokens, "completion_tokens": 0}});
         Arc::new(Entry {
@@ -195,6 +204,7 @@ mod tests {
             namespace: String::new(),
             model: "m".into(),
             provider: "openai".into(),
+            prompt: None,
             bytes: 100,
             completion,
             created_ms,
@@ -214,7 +224,7 @@ mod tests {
         );
         assert!(index.get(&Key([1; 32]), 5_000, Some(5)).is_some());
         assert!(index.get(&Key([1; 32]), 11_000, None).is_none(), "expired");
-        assert_eq!(index.expire(11_000), vec![Key([1; 32])]);
+        assert_eq!(keys(index.expire(11_000)), vec![Key([1; 32])]);
         assert!(index.is_empty());
         assert_eq!(index.bytes(), 0);
     }
@@ -230,9 +240,9 @@ mod tests {
         index.insert(entry(3, 3, 5, 900), 10); // already expired at t=10
         // Entry 1 is popular.
         index.get(&Key([1; 32]), 10, None);
-        let evicted = index.insert(entry(4, 4, 1_000_000, 50), 10);
+        let evicted = keys(index.insert(entry(4, 4, 1_000_000, 50), 10));
         assert_eq!(evicted, vec![Key([3; 32])], "expired first");
-        let evicted = index.insert(entry(5, 5, 1_000_000, 50), 10);
+        let evicted = keys(index.insert(entry(5, 5, 1_000_000, 50), 10));
         assert_eq!(
             evicted,
             vec![Key([2; 32])],

@@ -8,6 +8,10 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::sync::RwLock;
+
+use reprise_cache::embed::Embedder;
+use reprise_cache::semantic::decide;
 use reprise_cache::{CacheControl, CacheKeys, Cacheability, Entry, ExactIndex, Key};
 use reprise_storage::{CacheRow, Store};
 use serde_json::Value;
@@ -30,9 +34,64 @@ type Flights = Arc<Mutex<HashMap<Key, watch::Receiver<()>>>>;
 pub struct Cache {
     config: CacheConfig,
     index: ExactIndex,
+    semantic: SemanticIndex,
+    embedder: Option<Arc<dyn Embedder>>,
     in_flight: Flights,
     store: Store,
     tasks: TaskTracker,
+}
+
+/// One comparable question of the semantic tier.
+#[derive(Debug)]
+struct Vector {
+    exact: Key,
+    embedding: Vec<f32>,
+    text: String,
+}
+
+/// Vectors by scope: the semantic tier compares a question only with entries of its own scope.
+/// A linear scan per scope (scopes are small: one model, one system prompt, one conversation
+/// prefix, one tenant).
+#[derive(Debug, Default)]
+struct SemanticIndex {
+    scopes: RwLock<HashMap<Key, Vec<Vector>>>,
+}
+
+impl SemanticIndex {
+    fn insert(&self, scope: Key, vector: Vector) {
+        let mut scopes = self.scopes.write().unwrap_or_else(|p| p.into_inner());
+        let list = scopes.entry(scope).or_default();
+        list.retain(|v| v.exact != vector.exact);
+        list.push(vector);
+    }
+
+    fn remove(&self, entry: &Entry) {
+        let mut scopes = self.scopes.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(list) = scopes.get_mut(&entry.scope) {
+            list.retain(|v| v.exact != entry.exact);
+            if list.is_empty() {
+                scopes.remove(&entry.scope);
+            }
+        }
+    }
+
+    /// Candidates of `scope` whose similarity passes `threshold` and whose guard check passes,
+    /// best first: the exact key and the similarity.
+    fn find(&self, scope: &Key, text: &str, embedding: &[f32], threshold: f32) -> Vec<(Key, f32)> {
+        let scopes = self.scopes.read().unwrap_or_else(|p| p.into_inner());
+        let Some(list) = scopes.get(scope) else {
+            return Vec::new();
+        };
+        let mut found: Vec<(Key, f32)> = list
+            .iter()
+            .filter_map(|v| {
+                let d = decide(text, embedding, &v.text, &v.embedding, threshold);
+                d.serve.then_some((v.exact, d.similarity))
+            })
+            .collect();
+        found.sort_by(|a, b| b.1.total_cmp(&a.1));
+        found
+    }
 }
 
 /// What the cache makes of one request.
@@ -43,6 +102,8 @@ pub struct Lookup {
     pub namespace: String,
     pub directives: CacheControl,
     pub cacheability: Cacheability,
+    /// The final user message's embedding, when the semantic tier may answer.
+    pub embedding: Option<Vec<f32>>,
 }
 
 impl Lookup {
@@ -82,9 +143,16 @@ impl Drop for FlightGuard {
 }
 
 impl Cache {
-    /// Builds the index from the store's entries. Blocking (reads the database).
-    pub fn open(config: CacheConfig, store: Store, tasks: TaskTracker) -> anyhow::Result<Self> {
+    /// Builds the indexes from the store's entries. Blocking (reads the database, embeds the
+    /// stored questions).
+    pub fn open(
+        config: CacheConfig,
+        store: Store,
+        tasks: TaskTracker,
+        embedder: Option<Arc<dyn Embedder>>,
+    ) -> anyhow::Result<Self> {
         let index = ExactIndex::new(config.bounds);
+        let semantic = SemanticIndex::default();
         let now = now_ms();
         let mut loaded = 0usize;
         let mut evicted = Vec::new();
@@ -97,12 +165,23 @@ impl Cache {
                 tracing::warn!(key = %row.exact_key, "skipping an unreadable cache entry");
                 continue;
             };
+            if let (Some(embedder), Some(text)) = (&embedder, &row.prompt) {
+                semantic.insert(
+                    scope,
+                    Vector {
+                        exact,
+                        embedding: embedder.embed(text),
+                        text: text.clone(),
+                    },
+                );
+            }
             let entry = Entry {
                 exact,
                 scope,
                 namespace: row.namespace,
                 model: row.model,
                 provider: row.provider,
+                prompt: row.prompt,
                 completion,
                 bytes: row.bytes.max(0) as u64,
                 created_ms: row.created_ms.max(0) as u64,
@@ -113,7 +192,10 @@ impl Cache {
             loaded += 1;
         }
         if !evicted.is_empty() {
-            let keys: Vec<String> = evicted.iter().map(Key::to_hex).collect();
+            for e in &evicted {
+                semantic.remove(e);
+            }
+            let keys: Vec<String> = evicted.iter().map(|e| e.exact.to_hex()).collect();
             store.delete_cache_entries(&keys)?;
         }
         if config.enabled {
@@ -127,6 +209,8 @@ impl Cache {
         Ok(Self {
             config,
             index,
+            semantic,
+            embedder,
             in_flight: Arc::default(),
             store,
             tasks,
@@ -149,13 +233,46 @@ impl Cache {
             .config
             .policy
             .assess(&request, keys.final_user_text.as_deref());
+        let embedding = match (&self.embedder, cacheability, &keys.final_user_text) {
+            (Some(embedder), Cacheability::Cacheable { semantic: true }, Some(text)) => {
+                Some(embedder.embed(text))
+            }
+            _ => None,
+        };
         Some(Lookup {
             keys,
             request,
             namespace,
             directives,
             cacheability,
+            embedding,
         })
+    }
+
+    /// The semantic-tier entry that may answer `lookup`, with its similarity.
+    pub fn get_semantic(&self, lookup: &Lookup) -> Option<(Arc<Entry>, f32)> {
+        if !lookup.may_serve() {
+            return None;
+        }
+        let (embedding, text) = (
+            lookup.embedding.as_ref()?,
+            lookup.keys.final_user_text.as_ref()?,
+        );
+        let max_age = lookup.directives.max_age.map(|d| d.as_secs());
+        let now = now_ms();
+        self.semantic
+            .find(
+                &lookup.keys.scope,
+                text,
+                embedding,
+                self.config.similarity_threshold,
+            )
+            .into_iter()
+            .find_map(|(key, similarity)| {
+                self.index
+                    .get(&key, now, max_age)
+                    .map(|entry| (entry, similarity))
+            })
     }
 
     /// The exact-tier entry that may answer `lookup`.
@@ -209,6 +326,10 @@ impl Cache {
                 .unwrap_or_default()
                 .to_owned(),
             provider: provider.to_owned(),
+            prompt: lookup
+                .embedding
+                .as_ref()
+                .and(lookup.keys.final_user_text.clone()),
             completion,
             bytes: text.len() as u64,
             created_ms: now,
@@ -226,12 +347,26 @@ impl Cache {
             created_ms: entry.created_ms as i64,
             expires_ms: entry.expires_ms as i64,
             hits: 0,
+            prompt: entry.prompt.clone(),
         };
+        if let (Some(embedding), Some(text)) = (&lookup.embedding, &entry.prompt) {
+            self.semantic.insert(
+                entry.scope,
+                Vector {
+                    exact: entry.exact,
+                    embedding: embedding.clone(),
+                    text: text.clone(),
+                },
+            );
+        }
         let evicted: Vec<String> = self
             .index
             .insert(entry, now)
             .iter()
-            .map(Key::to_hex)
+            .map(|e| {
+                self.semantic.remove(e);
+                e.exact.to_hex()
+            })
             .collect();
         let store = self.store.clone();
         self.tasks.spawn_blocking(move || {
@@ -245,10 +380,6 @@ impl Cache {
             }
         });
         Ok(())
-    }
-
-    pub fn len(&self) -> usize {
-        self.index.len()
     }
 }
 

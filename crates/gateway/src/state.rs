@@ -6,6 +6,7 @@ use reprise_providers::Provider;
 use reprise_providers::openai::{OpenAiCompatible, OpenAiConfig};
 use reprise_storage::Store;
 
+use reprise_cache::embed::{Embedder, Model2Vec};
 use tokio_util::task::TaskTracker;
 
 use crate::cache::Cache;
@@ -65,7 +66,12 @@ impl AppState {
             .map(Target::build)
             .collect::<anyhow::Result<Vec<_>>>()?;
         let tasks = TaskTracker::new();
-        let cache = Cache::open(config.cache, store.clone(), tasks.clone())?;
+        let embedder = if config.cache.enabled && config.cache.semantic {
+            Some(load_embedder(&config.cache.model_dir)?)
+        } else {
+            None
+        };
+        let cache = Cache::open(config.cache.clone(), store.clone(), tasks.clone(), embedder)?;
         Ok(Self(Arc::new(Inner {
             config,
             targets,
@@ -103,4 +109,23 @@ impl AppState {
     pub fn open_mode(&self) -> bool {
         self.0.config.allow_unauthenticated && !self.0.config.listen.ip().is_loopback()
     }
+}
+
+/// Loads the embedding model, once per directory per process (tests start many gateways).
+fn load_embedder(dir: &std::path::Path) -> anyhow::Result<Arc<dyn Embedder>> {
+    static LOADED: std::sync::Mutex<Vec<(std::path::PathBuf, Arc<Model2Vec>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut loaded = LOADED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, model)) = loaded.iter().find(|(d, _)| d == dir) {
+        return Ok(model.clone());
+    }
+    let model = Arc::new(Model2Vec::load(dir).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}. The semantic cache needs it: run scripts/fetch-model, point cache.model_dir \
+             (REPRISE_MODEL_DIR) at a model2vec model, or turn the semantic tier off with \
+             cache.semantic = false (REPRISE_CACHE_SEMANTIC=false)"
+        )
+    })?);
+    loaded.push((dir.to_path_buf(), model.clone()));
+    Ok(model)
 }

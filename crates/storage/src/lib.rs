@@ -33,6 +33,8 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX cache_entries_scope ON cache_entries (scope_key);
     CREATE INDEX cache_entries_expires ON cache_entries (expires_ms);",
+    // 3: the final user message an entry answers, for the semantic index (rebuilt on start).
+    "ALTER TABLE cache_entries ADD COLUMN prompt TEXT",
 ];
 
 /// A cache entry as the store keeps it.
@@ -49,6 +51,8 @@ pub struct CacheRow {
     pub created_ms: i64,
     pub expires_ms: i64,
     pub hits: i64,
+    /// The final user message, when the semantic tier may use the entry.
+    pub prompt: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,14 +112,14 @@ impl Store {
         let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
         conn.execute(
             "INSERT INTO cache_entries
-                (exact_key, scope_key, namespace, model, provider, completion, bytes, created_ms, expires_ms, hits)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                (exact_key, scope_key, namespace, model, provider, completion, bytes, created_ms, expires_ms, hits, prompt)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
              ON CONFLICT (exact_key) DO UPDATE SET
                 scope_key = excluded.scope_key, namespace = excluded.namespace,
                 model = excluded.model, provider = excluded.provider,
                 completion = excluded.completion, bytes = excluded.bytes,
                 created_ms = excluded.created_ms, expires_ms = excluded.expires_ms,
-                hits = excluded.hits",
+                hits = excluded.hits, prompt = excluded.prompt",
             rusqlite::params![
                 row.exact_key,
                 row.scope_key,
@@ -126,7 +130,8 @@ impl Store {
                 row.bytes,
                 row.created_ms,
                 row.expires_ms,
-                row.hits
+                row.hits,
+                row.prompt
             ],
         )?;
         Ok(())
@@ -154,7 +159,7 @@ impl Store {
         conn.execute("DELETE FROM cache_entries WHERE expires_ms <= ?1", [now_ms])?;
         let mut stmt = conn.prepare(
             "SELECT exact_key, scope_key, namespace, model, provider, completion, bytes,
-                    created_ms, expires_ms, hits
+                    created_ms, expires_ms, hits, prompt
              FROM cache_entries ORDER BY created_ms",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -169,6 +174,7 @@ impl Store {
                 created_ms: r.get(7)?,
                 expires_ms: r.get(8)?,
                 hits: r.get(9)?,
+                prompt: r.get(10)?,
             })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -228,6 +234,7 @@ mod tests {
             created_ms: 1,
             expires_ms,
             hits: 0,
+            prompt: Some("q".into()),
         }
     }
 

@@ -66,14 +66,22 @@ pub struct Config {
 }
 
 /// The cache's settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CacheConfig {
     pub enabled: bool,
     pub policy: reprise_cache::Policy,
     pub bounds: reprise_cache::index::Bounds,
     /// Accept a tenant namespace from the `x-reprise-namespace` request header.
     pub namespace_header: bool,
+    /// Serve paraphrases (the semantic tier), not only exact repeats.
+    pub semantic: bool,
+    /// Similarity at or above which a guarded candidate is served.
+    pub similarity_threshold: f32,
+    /// The embedding model's directory.
+    pub model_dir: PathBuf,
 }
+
+pub const DEFAULT_MODEL_DIR: &str = "models/potion-base-8M";
 
 /// One upstream target: a provider endpoint with its credentials.
 #[derive(Debug, Clone)]
@@ -298,7 +306,28 @@ fn validate_cache(raw: &raw::RawCache, env: &dyn Env) -> Result<CacheConfig, Con
         Some(n) => n,
         None => bounds.max_bytes,
     };
+    let similarity_threshold = raw
+        .similarity_threshold
+        .unwrap_or(reprise_cache::semantic::DEFAULT_THRESHOLD);
+    if !(0.0..=1.0).contains(&similarity_threshold) {
+        return Err(ConfigError::new(
+            "cache.similarity_threshold",
+            "must be between 0 and 1",
+        ));
+    }
+    let semantic = match env.var("REPRISE_CACHE_SEMANTIC") {
+        Some(v) => parse_bool("cache.semantic", &v)?,
+        None => raw.semantic.unwrap_or(true),
+    };
+    let model_dir = env
+        .var("REPRISE_MODEL_DIR")
+        .map(PathBuf::from)
+        .or_else(|| raw.model_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL_DIR));
     Ok(CacheConfig {
+        semantic,
+        similarity_threshold,
+        model_dir,
         enabled,
         policy: reprise_cache::Policy {
             temperature_ceiling,

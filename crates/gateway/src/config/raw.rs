@@ -30,6 +30,9 @@ pub struct RawCache {
     pub max_entries: Option<usize>,
     pub max_bytes: Option<u64>,
     pub namespace_header: Option<bool>,
+    pub semantic: Option<bool>,
+    pub similarity_threshold: Option<f32>,
+    pub model_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,6 +1,7 @@
 //! The pipeline's cache steps: answering a hit (JSON or a replayed stream) and storing a miss.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -13,12 +14,32 @@ use super::record::{CacheStatus, Outcome, RequestLog};
 use crate::AppState;
 use crate::cache::{Lookup, now_ms};
 
+/// A cache hit: the entry, and the similarity when the semantic tier found it.
+pub struct Hit {
+    entry: Arc<Entry>,
+    similarity: Option<f32>,
+}
+
+/// The exact tier, then (only on its miss) the semantic tier.
+pub fn lookup(state: &AppState, lookup: &Lookup) -> Option<Hit> {
+    if let Some(entry) = state.cache().get(lookup) {
+        return Some(Hit {
+            entry,
+            similarity: None,
+        });
+    }
+    state
+        .cache()
+        .get_semantic(lookup)
+        .map(|(entry, similarity)| Hit {
+            entry,
+            similarity: Some(similarity),
+        })
+}
+
 /// Answers from a cache entry in the form the request asked for.
-pub fn respond_hit(
-    mut log: RequestLog,
-    entry: &Entry,
-    request: &ChatCompletionRequest,
-) -> Response {
+pub fn respond_hit(mut log: RequestLog, hit: Hit, request: &ChatCompletionRequest) -> Response {
+    let entry = &hit.entry;
     let (prompt_tokens, completion_tokens) = entry.tokens();
     log.cache = CacheStatus::Hit;
     log.target = Some(entry.provider.clone());
@@ -53,7 +74,17 @@ pub fn respond_hit(
     *response.status_mut() = StatusCode::OK;
     let h = response.headers_mut();
     h.insert("x-reprise-cache", HeaderValue::from_static("hit"));
-    h.insert("x-reprise-cache-kind", HeaderValue::from_static("exact"));
+    match hit.similarity {
+        None => {
+            h.insert("x-reprise-cache-kind", HeaderValue::from_static("exact"));
+        }
+        Some(similarity) => {
+            h.insert("x-reprise-cache-kind", HeaderValue::from_static("semantic"));
+            if let Ok(v) = HeaderValue::from_str(&format!("{similarity:.4}")) {
+                h.insert("x-reprise-cache-similarity", v);
+            }
+        }
+    }
     h.insert(header::AGE, HeaderValue::from(entry.age_secs(now_ms())));
     if let Ok(provider) = HeaderValue::from_str(&entry.provider) {
         h.insert("x-reprise-provider", provider);

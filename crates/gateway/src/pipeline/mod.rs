@@ -62,8 +62,8 @@ pub async fn chat(
         .prepare(&raw, directives.namespace, directives.control);
     let mut flight = None;
     if let Some(lookup) = &lookup {
-        if let Some(entry) = state.cache().get(lookup) {
-            return cache::respond_hit(log, &entry, &request);
+        if let Some(hit) = cache::lookup(state, lookup) {
+            return cache::respond_hit(log, hit, &request);
         }
         if lookup.may_serve() {
             match state.cache().flight(lookup.keys.exact) {
@@ -71,8 +71,8 @@ pub async fn chat(
                 Flight::Follow(mut done) => {
                     // An identical request is already on its way upstream: wait for its answer.
                     let _ = done.changed().await;
-                    if let Some(entry) = state.cache().get(lookup) {
-                        return cache::respond_hit(log, &entry, &request);
+                    if let Some(hit) = cache::lookup(state, lookup) {
+                        return cache::respond_hit(log, hit, &request);
                     }
                 }
             }

@@ -56,6 +56,114 @@ async fn an_equivalent_request_is_an_exact_hit() {
 }
 
 #[tokio::test]
+async fn a_paraphrase_is_a_semantic_hit() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::start(&mock).await;
+    assert_eq!(
+        cache_header(
+            &gw.chat(&chat_body("How do I reverse a list in Python?"))
+                .await
+        ),
+        "miss"
+    );
+    let r = gw
+        .chat(&chat_body("How can I reverse a list in Python?"))
+        .await;
+    let h = r.headers().clone();
+    assert_eq!(h["x-reprise-cache"], "hit");
+    assert_eq!(h["x-reprise-cache-kind"], "semantic");
+    let similarity: f32 = h["x-reprise-cache-similarity"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((0.8..=1.0).contains(&similarity), "{similarity}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Hello from the mock upstream."
+    );
+    assert_eq!(mock.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn the_guard_vetoes_near_misses_that_change_the_answer() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::start(&mock).await;
+    let pairs = [
+        ("What is 2+3?", "What is 2+4?"),
+        (
+            "Is it safe to drive before 3pm?",
+            "Is it safe to drive after 3pm?",
+        ),
+        ("Is Jacob loyal to Justin?", "Is Justin loyal to Jacob?"),
+        (
+            "What should an author worry about?",
+            "What should an author not worry about?",
+        ),
+        (
+            "Can I feed my dog chocolate?",
+            "Can I feed my cat chocolate?",
+        ),
+        ("What does os.path.join do?", "What does os.path.split do?"),
+    ];
+    for (first, second) in pairs {
+        assert_eq!(
+            cache_header(&gw.chat(&chat_body(first)).await),
+            "miss",
+            "{first}"
+        );
+        assert_eq!(
+            cache_header(&gw.chat(&chat_body(second)).await),
+            "miss",
+            "{second} was served {first}'s answer"
+        );
+    }
+    assert_eq!(mock.requests().len(), 2 * pairs.len());
+}
+
+#[tokio::test]
+async fn paraphrases_in_another_scope_or_about_now_are_not_served() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::start(&mock).await;
+    let with_system = |system: &str, question: &str| {
+        json!({"model": "gpt-4o-mini", "messages": [
+            {"role": "system", "content": system}, {"role": "user", "content": question}]})
+    };
+    send(
+        &gw,
+        &with_system("Answer in French.", "How do I reverse a list in Python?"),
+        &[],
+    )
+    .await;
+    let r = send(
+        &gw,
+        &with_system("Answer in German.", "How can I reverse a list in Python?"),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        cache_header(&r),
+        "miss",
+        "another system prompt is another scope"
+    );
+    let r = send(
+        &gw,
+        &with_system("Answer in French.", "How can I reverse a list in Python?"),
+        &[],
+    )
+    .await;
+    assert_eq!(r.headers()["x-reprise-cache-kind"], "semantic");
+
+    // Time-sensitive questions are served by the exact tier only.
+    send(&gw, &chat_body("What is the weather in Paris today?"), &[]).await;
+    let r = send(&gw, &chat_body("What's the weather in Paris today?"), &[]).await;
+    assert_eq!(cache_header(&r), "miss");
+    let r = send(&gw, &chat_body("What is the weather in Paris today?"), &[]).await;
+    assert_eq!(r.headers()["x-reprise-cache-kind"], "exact");
+}
+
+#[tokio::test]
 async fn anything_that_changes_the_answer_misses() {
     let mock = MockUpstream::start().await;
     let gw = Gateway::start(&mock).await;

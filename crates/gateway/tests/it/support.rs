@@ -50,10 +50,12 @@ impl Gateway {
 
     /// A gateway configured by `toml` and these environment variables only.
     pub async fn with_env(toml: &str, vars: &[(&str, &str)]) -> Gateway {
-        let vars: HashMap<String, String> = vars
+        let mut vars: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
+        vars.entry("REPRISE_MODEL_DIR".to_owned())
+            .or_insert_with(model_dir);
         let env = move |name: &str| vars.get(name).cloned();
         let data_dir = tempfile::tempdir().unwrap();
         let overrides = Overrides {
@@ -101,6 +103,11 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// The default embedding model, fetched by `scripts/fetch-model` (which `scripts/test` runs).
+pub fn model_dir() -> String {
+    format!("{}/../../models/potion-base-8M", env!("CARGO_MANIFEST_DIR"))
 }
 
 pub fn client() -> reqwest::Client {
@@ -170,6 +177,7 @@ impl Process {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("REPRISE_DATA_DIR", data_dir.path())
             .env("REPRISE_LOG_FORMAT", "json")
+            .env("REPRISE_MODEL_DIR", model_dir())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
