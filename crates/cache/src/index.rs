@@ -147,6 +147,25 @@ impl ExactIndex {
         evicted
     }
 
+    /// Removes every entry `matches` selects; returns them.
+    pub fn remove_where(&self, matches: impl Fn(&Entry) -> bool) -> Vec<Arc<Entry>> {
+        let mut inner = self.write();
+        let keys: Vec<Key> = inner
+            .entries
+            .values()
+            .filter(|e| matches(e))
+            .map(|e| e.exact)
+            .collect();
+        let mut removed = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(e) = inner.entries.remove(&key) {
+                inner.bytes -= e.bytes;
+                removed.push(e);
+            }
+        }
+        removed
+    }
+
     pub fn remove(&self, key: &Key) -> Option<Arc<Entry>> {
         let mut inner = self.write();
         let removed = inner.entries.remove(key)?;

@@ -29,9 +29,36 @@ pub fn now_ms() -> u64 {
 
 type Flights = Arc<Mutex<HashMap<Key, watch::Receiver<()>>>>;
 
+/// Counters since start, for `/admin/cache/stats`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub exact_hits: AtomicU64,
+    pub semantic_hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub bypasses: AtomicU64,
+    pub prompt_tokens_saved: AtomicU64,
+    pub completion_tokens_saved: AtomicU64,
+}
+
+/// A snapshot of the cache, as `/admin/cache/stats` reports it.
+#[derive(Debug, serde::Serialize)]
+pub struct Stats {
+    pub enabled: bool,
+    pub semantic: bool,
+    pub entries: usize,
+    pub bytes: u64,
+    pub exact_hits: u64,
+    pub semantic_hits: u64,
+    pub misses: u64,
+    pub bypasses: u64,
+    pub prompt_tokens_saved: u64,
+    pub completion_tokens_saved: u64,
+}
+
 /// The cache as the pipeline uses it.
 #[derive(Debug)]
 pub struct Cache {
+    pub counters: Counters,
     config: CacheConfig,
     index: ExactIndex,
     semantic: SemanticIndex,
@@ -207,6 +234,7 @@ impl Cache {
             );
         }
         Ok(Self {
+            counters: Counters::default(),
             config,
             index,
             semantic,
@@ -380,6 +408,39 @@ impl Cache {
             }
         });
         Ok(())
+    }
+}
+
+impl Cache {
+    pub fn stats(&self) -> Stats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        Stats {
+            enabled: self.config.enabled,
+            semantic: self.embedder.is_some(),
+            entries: self.index.len(),
+            bytes: self.index.bytes(),
+            exact_hits: get(&c.exact_hits),
+            semantic_hits: get(&c.semantic_hits),
+            misses: get(&c.misses),
+            bypasses: get(&c.bypasses),
+            prompt_tokens_saved: get(&c.prompt_tokens_saved),
+            completion_tokens_saved: get(&c.completion_tokens_saved),
+        }
+    }
+
+    /// Removes the entries matching both filters (`None` matches everything), from the indexes
+    /// and the store. Returns how many. Blocking (writes the store).
+    pub fn purge(&self, namespace: Option<&str>, model: Option<&str>) -> anyhow::Result<usize> {
+        let removed = self.index.remove_where(|e| {
+            namespace.is_none_or(|n| e.namespace == n) && model.is_none_or(|m| e.model == m)
+        });
+        for e in &removed {
+            self.semantic.remove(e);
+        }
+        let keys: Vec<String> = removed.iter().map(|e| e.exact.to_hex()).collect();
+        self.store.delete_cache_entries(&keys)?;
+        Ok(removed.len())
     }
 }
 

@@ -56,6 +56,14 @@ enum Command {
         /// alone).
         file: Option<PathBuf>,
     },
+    /// Inspect or purge the cache of a running gateway (through its loopback admin API).
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+        /// The gateway's address [default: REPRISE_LISTEN, else 127.0.0.1:4080]
+        #[arg(long, global = true, value_name = "ADDR")]
+        gateway: Option<String>,
+    },
     /// Measure the semantic cache's quality on labelled question pairs (precision, recall,
     /// false hits; a threshold sweep; per-capability tables).
     Eval {
@@ -79,10 +87,73 @@ enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum CacheAction {
+    /// Entries, bytes, hits and misses by tier, tokens saved.
+    Stats,
+    /// Remove entries: all, or those of a namespace and/or a model.
+    Purge {
+        #[arg(long)]
+        namespace: Option<String>,
+        #[arg(long)]
+        model: Option<String>,
+    },
+}
+
+fn cache_command(action: CacheAction, gateway: Option<String>) -> anyhow::Result<()> {
+    let addr = gateway
+        .or_else(|| std::env::var("REPRISE_LISTEN").ok())
+        .unwrap_or_else(|| crate::config::DEFAULT_LISTEN.to_owned());
+    let base = if addr.starts_with("http") {
+        addr
+    } else {
+        format!("http://{addr}")
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let request = match action {
+            CacheAction::Stats => client.get(format!("{base}/admin/cache/stats")),
+            CacheAction::Purge { namespace, model } => {
+                let mut query = Vec::new();
+                if let Some(n) = namespace {
+                    query.push(("namespace", n));
+                }
+                if let Some(m) = model {
+                    query.push(("model", m));
+                }
+                client.delete(format!("{base}/admin/cache")).query(&query)
+            }
+        };
+        let response = request.send().await.map_err(|e| {
+            anyhow::anyhow!("cannot reach the gateway at {base}: {}", e.without_url())
+        })?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await?;
+        if !status.is_success() {
+            anyhow::bail!(
+                "the gateway answered {status}: {}",
+                body["error"]["message"]
+            );
+        }
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        Ok(())
+    })
+}
+
 /// Runs the CLI and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Cache { action, gateway } => match cache_command(action, gateway) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Eval {
             data,
             model,

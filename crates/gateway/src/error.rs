@@ -35,6 +35,8 @@ pub enum GatewayError {
     /// An upstream error whose body is not OpenAI-shaped: wrapped.
     #[error("upstream target {target:?} answered HTTP {status}")]
     UpstreamStatus { target: String, status: StatusCode },
+    #[error("{message}")]
+    Forbidden { message: String },
     #[error("the gateway is not ready: {reason}")]
     NotReady { reason: String },
     #[error("internal error")]
@@ -117,6 +119,7 @@ impl GatewayError {
                 },
                 Some("upstream_http_error"),
             ),
+            E::Forbidden { .. } => (StatusCode::FORBIDDEN, "permission_error", Some("forbidden")),
             E::NotReady { .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "server_error",

@@ -4,7 +4,9 @@
 use std::any::Any;
 
 use axum::Router;
-use axum::extract::{FromRequest, Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -24,7 +26,9 @@ use crate::{AppState, GatewayError};
 pub fn app(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz));
+        .route("/readyz", get(readyz))
+        .route("/admin/cache/stats", get(admin_cache_stats))
+        .route("/admin/cache", axum::routing::delete(admin_cache_purge));
     for prefix in ["/v1", ""] {
         router = router
             .route(&format!("{prefix}/chat/completions"), post(chat))
@@ -194,8 +198,61 @@ fn allowed_methods(path: &str) -> Option<&'static str> {
     let path = path.strip_prefix("/v1").unwrap_or(path);
     match path {
         "/chat/completions" | "/embeddings" => Some("POST"),
-        "/models" | "/healthz" | "/readyz" => Some("GET, HEAD"),
+        "/models" | "/healthz" | "/readyz" | "/admin/cache/stats" => Some("GET, HEAD"),
+        "/admin/cache" => Some("DELETE"),
         _ => None,
+    }
+}
+
+/// Admin routes answer only on loopback until admin tokens exist (keys issue).
+fn admin_allowed(peer: SocketAddr) -> Result<(), GatewayError> {
+    if peer.ip().is_loopback() {
+        Ok(())
+    } else {
+        Err(GatewayError::Forbidden {
+            message: "admin routes answer only on loopback".to_owned(),
+        })
+    }
+}
+
+async fn admin_cache_stats(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    if let Err(err) = admin_allowed(peer) {
+        return err.into_response();
+    }
+    axum::Json(state.cache().stats()).into_response()
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct PurgeQuery {
+    namespace: Option<String>,
+    model: Option<String>,
+}
+
+/// `DELETE /admin/cache[?namespace=N][&model=M]`: purge all, or by namespace and/or model.
+async fn admin_cache_purge(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<PurgeQuery>,
+) -> Response {
+    if let Err(err) = admin_allowed(peer) {
+        return err.into_response();
+    }
+    let purge = tokio::task::spawn_blocking(move || {
+        state
+            .cache()
+            .purge(query.namespace.as_deref(), query.model.as_deref())
+    })
+    .await;
+    match purge {
+        Ok(Ok(purged)) => axum::Json(serde_json::json!({"purged": purged})).into_response(),
+        Ok(Err(err)) => {
+            tracing::error!(error = %format!("{err:#}"), "cache purge failed");
+            GatewayError::Internal.into_response()
+        }
+        Err(_) => GatewayError::Internal.into_response(),
     }
 }
 

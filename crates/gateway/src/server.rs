@@ -99,9 +99,12 @@ pub async fn run(
             tracing::debug!(error = %err, "could not set TCP_NODELAY");
         }
     });
-    let server = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .into_future();
+    let server = axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .into_future();
     tokio::pin!(server);
     let deadline = async move {
         if signalled_rx.await.is_ok() {

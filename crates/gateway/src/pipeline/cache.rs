@@ -2,6 +2,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -38,9 +39,27 @@ pub fn lookup(state: &AppState, lookup: &Lookup) -> Option<Hit> {
 }
 
 /// Answers from a cache entry in the form the request asked for.
-pub fn respond_hit(mut log: RequestLog, hit: Hit, request: &ChatCompletionRequest) -> Response {
+pub fn respond_hit(
+    state: &AppState,
+    mut log: RequestLog,
+    hit: Hit,
+    request: &ChatCompletionRequest,
+) -> Response {
     let entry = &hit.entry;
+    let counters = &state.cache().counters;
+    let tier = if hit.similarity.is_some() {
+        &counters.semantic_hits
+    } else {
+        &counters.exact_hits
+    };
+    tier.fetch_add(1, Ordering::Relaxed);
     let (prompt_tokens, completion_tokens) = entry.tokens();
+    counters
+        .prompt_tokens_saved
+        .fetch_add(prompt_tokens, Ordering::Relaxed);
+    counters
+        .completion_tokens_saved
+        .fetch_add(completion_tokens, Ordering::Relaxed);
     log.cache = CacheStatus::Hit;
     log.target = Some(entry.provider.clone());
     log.usage = Some(Usage {

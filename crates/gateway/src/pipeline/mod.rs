@@ -63,7 +63,7 @@ pub async fn chat(
     let mut flight = None;
     if let Some(lookup) = &lookup {
         if let Some(hit) = cache::lookup(state, lookup) {
-            return cache::respond_hit(log, hit, &request);
+            return cache::respond_hit(state, log, hit, &request);
         }
         if lookup.may_serve() {
             match state.cache().flight(lookup.keys.exact) {
@@ -72,7 +72,7 @@ pub async fn chat(
                     // An identical request is already on its way upstream: wait for its answer.
                     let _ = done.changed().await;
                     if let Some(hit) = cache::lookup(state, lookup) {
-                        return cache::respond_hit(log, hit, &request);
+                        return cache::respond_hit(state, log, hit, &request);
                     }
                 }
             }
@@ -82,6 +82,11 @@ pub async fn chat(
         Some(l) if l.cacheable() => CacheStatus::Miss,
         _ => CacheStatus::Bypass,
     };
+    let counter = match cache {
+        CacheStatus::Miss => &state.cache().counters.misses,
+        _ => &state.cache().counters.bypasses,
+    };
+    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     log.cache = cache;
     let mut headers = vec![("x-reprise-cache", HeaderValue::from_static(cache.as_str()))];
 

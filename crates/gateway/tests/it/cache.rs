@@ -520,3 +520,95 @@ async fn entries_survive_a_restart() {
     second.terminate().await;
     assert_eq!(second.finish().await.0, Some(0));
 }
+
+#[tokio::test]
+async fn stats_and_purge_through_the_admin_api_and_the_cli() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::with_config("[cache]\nnamespace_header = true\n", &mock).await;
+    let a = [("x-reprise-namespace", "team-a")];
+    let b = [("x-reprise-namespace", "team-b")];
+    let question = chat_body("How do I reverse a list in Python?");
+    send(&gw, &question, &a).await;
+    send(&gw, &question, &b).await;
+    assert_eq!(cache_header(&send(&gw, &question, &a).await), "hit");
+    let paraphrase = chat_body("How can I reverse a list in Python?");
+    assert_eq!(
+        send(&gw, &paraphrase, &a).await.headers()["x-reprise-cache-kind"],
+        "semantic"
+    );
+    let mut warm = chat_body("Write a poem");
+    warm["temperature"] = json!(1.2);
+    assert_eq!(cache_header(&send(&gw, &warm, &a).await), "bypass");
+
+    let stats: Value = client()
+        .get(gw.url("/admin/cache/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["entries"], 2);
+    assert_eq!(stats["exact_hits"], 1);
+    assert_eq!(stats["semantic_hits"], 1);
+    assert_eq!(stats["misses"], 2);
+    assert_eq!(stats["bypasses"], 1);
+    assert_eq!(
+        stats["completion_tokens_saved"], 10,
+        "5 tokens for each of two hits"
+    );
+    assert!(stats["bytes"].as_u64().unwrap() > 100);
+
+    let r = client()
+        .delete(gw.url("/admin/cache?namespace=team-a"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["purged"], 1);
+    assert_eq!(
+        cache_header(&send(&gw, &question, &a).await),
+        "miss",
+        "purged"
+    );
+    assert_eq!(
+        cache_header(&send(&gw, &question, &b).await),
+        "hit",
+        "other namespace kept"
+    );
+
+    // The same through the CLI.
+    let addr = gw.addr.to_string();
+    let (code, out) = Process::spawn(&["cache", "stats", "--gateway", &addr], &[])
+        .finish()
+        .await;
+    assert_eq!(code, Some(0), "{out:?}");
+    let printed: Value = serde_json::from_str(&out.join("\n")).unwrap();
+    assert_eq!(printed["entries"], 2);
+    let (code, out) = Process::spawn(
+        &[
+            "cache",
+            "purge",
+            "--model",
+            "gpt-4o-mini",
+            "--gateway",
+            &addr,
+        ],
+        &[],
+    )
+    .finish()
+    .await;
+    assert_eq!(code, Some(0), "{out:?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out.join("\n")).unwrap()["purged"],
+        2
+    );
+    let stats: Value = client()
+        .get(gw.url("/admin/cache/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["entries"], 0);
+}
