@@ -64,6 +64,12 @@ enum Command {
         #[arg(long, global = true, value_name = "ADDR")]
         gateway: Option<String>,
     },
+    /// Estimate what the cache would have served for a log of chat requests (one OpenAI request
+    /// body a line), with the current settings and no upstream call.
+    Replay {
+        /// The request log (JSON lines).
+        file: PathBuf,
+    },
     /// Measure the semantic cache's quality on labelled question pairs (precision, recall,
     /// false hits; a threshold sweep; per-capability tables).
     Eval {
@@ -147,6 +153,32 @@ fn cache_command(action: CacheAction, gateway: Option<String>) -> anyhow::Result
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Replay { file } => {
+            let result = Config::load(cli.config.as_deref(), &ProcessEnv, &Overrides::default())
+                .map_err(anyhow::Error::from)
+                .and_then(|config| {
+                    let cache = config.cache;
+                    let embedder = if cache.semantic {
+                        Some(reprise_cache::embed::Model2Vec::load(&cache.model_dir)?)
+                    } else {
+                        None
+                    };
+                    crate::replay::run(
+                        &file,
+                        &cache,
+                        embedder
+                            .as_ref()
+                            .map(|e| e as &dyn reprise_cache::embed::Embedder),
+                    )
+                });
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Cache { action, gateway } => match cache_command(action, gateway) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {

@@ -14,6 +14,7 @@ mod error;
 mod eval;
 mod extract;
 mod pipeline;
+mod replay;
 mod routes;
 mod routing;
 pub mod server;

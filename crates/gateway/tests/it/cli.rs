@@ -157,3 +157,44 @@ async fn serve_without_any_target_says_how_to_add_one() {
     assert_eq!(code, Some(1));
     assert!(out.join("\n").contains("OPENAI_API_KEY"));
 }
+
+#[tokio::test]
+async fn replay_estimates_each_tier_without_calling_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("requests.jsonl");
+    let line = |q: &str| {
+        serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": q}]})
+            .to_string()
+    };
+    let lines = [
+        line("How do I reverse a list in Python?"),
+        line("How do I reverse a list in Python?"),
+        line("How can I reverse a list in Python?"),
+        line("What is 2+3?"),
+        line("What is 2+4?"),
+        "{broken".to_owned(),
+    ];
+    std::fs::write(&log, lines.join("\n")).unwrap();
+    // No upstream is configured at all: replay never calls one.
+    let (code, out) = Process::spawn(&["replay", log.to_str().unwrap()], &[])
+        .finish()
+        .await;
+    assert_eq!(code, Some(0), "{out:?}");
+    let text = out.join("\n");
+    let count = |label: &str| -> u64 {
+        let line = out
+            .iter()
+            .find(|l| l.trim_start().starts_with(label))
+            .unwrap_or_else(|| panic!("{text}"));
+        line.split_whitespace()
+            .rev()
+            .nth(2)
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(count("exact hits"), 1, "{text}");
+    assert_eq!(count("semantic hits"), 1, "{text}");
+    assert_eq!(count("misses"), 3, "{text}");
+    assert!(text.contains("invalid lines         1"), "{text}");
+}
