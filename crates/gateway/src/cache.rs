@@ -131,6 +131,8 @@ pub struct Lookup {
     pub cacheability: Cacheability,
     /// The final user message's embedding, when the semantic tier may answer.
     pub embedding: Option<Vec<f32>>,
+    /// The request's id, for the log line that confirms a stored entry.
+    pub request_id: String,
 }
 
 impl Lookup {
@@ -251,6 +253,7 @@ impl Cache {
         raw: &[u8],
         namespace: String,
         directives: CacheControl,
+        request_id: &str,
     ) -> Option<Lookup> {
         if !self.config.enabled {
             return None;
@@ -274,6 +277,7 @@ impl Cache {
             directives,
             cacheability,
             embedding,
+            request_id: request_id.to_owned(),
         })
     }
 
@@ -397,9 +401,14 @@ impl Cache {
             })
             .collect();
         let store = self.store.clone();
+        let request_id = lookup.request_id.clone();
         self.tasks.spawn_blocking(move || {
-            if let Err(err) = store.put_cache_entry(&row) {
-                tracing::error!(error = %err, "could not persist a cache entry");
+            match store.put_cache_entry(&row) {
+                // Logged once durable: a crash after this line cannot lose the entry.
+                Ok(()) => tracing::info!(%request_id, key = %row.exact_key, "cache entry stored"),
+                Err(err) => {
+                    tracing::error!(%request_id, error = %err, "could not persist a cache entry")
+                }
             }
             if !evicted.is_empty()
                 && let Err(err) = store.delete_cache_entries(&evicted)

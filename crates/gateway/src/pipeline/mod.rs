@@ -57,9 +57,12 @@ pub async fn chat(
     // authenticate, limit: not yet (keys issue).
 
     // Cache lookup: the exact tier.
-    let lookup = state
-        .cache()
-        .prepare(&raw, directives.namespace, directives.control);
+    let lookup = state.cache().prepare(
+        &raw,
+        directives.namespace,
+        directives.control,
+        &log.request_id,
+    );
     let mut flight = None;
     if let Some(lookup) = &lookup {
         if let Some(hit) = cache::lookup(state, lookup) {

@@ -612,3 +612,103 @@ async fn stats_and_purge_through_the_admin_api_and_the_cli() {
         .unwrap();
     assert_eq!(stats["entries"], 0);
 }
+
+#[tokio::test]
+async fn kill_9_during_a_write_burst_loses_no_stored_entry() {
+    let mock = MockUpstream::start().await;
+    let base_url = mock.base_url();
+    let vars = [
+        ("OPENAI_API_KEY", UPSTREAM_KEY),
+        ("OPENAI_BASE_URL", base_url.as_str()),
+    ];
+    let mut first = Process::spawn(&["serve", "--listen", "127.0.0.1:0"], &vars);
+    let addr = first.listening().await;
+    let url = format!("http://{addr}/v1/chat/completions");
+    let question = |i: usize| chat_body(&format!("burst question number {i}"));
+
+    // A burst of distinct misses from 8 concurrent clients, killed while still going.
+    let mut burst = Vec::new();
+    for worker in 0..8 {
+        let url = url.clone();
+        burst.push(tokio::spawn(async move {
+            for i in (worker..400).step_by(8) {
+                let sent = client()
+                    .post(&url)
+                    .header("x-request-id", format!("burst-{i}"))
+                    .json(&question(i))
+                    .send()
+                    .await;
+                if sent.is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+    // Kill once some entries are confirmed stored.
+    let stored = |lines: &[String]| -> Vec<usize> {
+        lines
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["message"] == "cache entry stored")
+            .filter_map(|v| {
+                v["request_id"]
+                    .as_str()?
+                    .strip_prefix("burst-")?
+                    .parse()
+                    .ok()
+            })
+            .collect()
+    };
+    let enough = async {
+        while stored(&first.output()).len() < 20 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, enough)
+        .await
+        .expect("no entries stored");
+    let pid = first.child.id().unwrap().to_string();
+    let killed = tokio::process::Command::new("kill")
+        .args(["-KILL", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    let (code, out) = first.finish().await;
+    assert_eq!(code, None, "killed by a signal");
+    for b in burst {
+        b.await.unwrap();
+    }
+    let confirmed = stored(&out);
+    assert!(confirmed.len() >= 20);
+
+    // A clean start on the same store, with every confirmed entry there.
+    let mut second = Process::spawn_in(
+        first.into_data_dir(),
+        &["serve", "--listen", "127.0.0.1:0"],
+        &vars,
+    );
+    let addr = second.listening().await;
+    let url = format!("http://{addr}/v1/chat/completions");
+    let upstream_calls = mock.requests().len();
+    for i in &confirmed {
+        let r = client()
+            .post(&url)
+            .json(&question(*i))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            cache_header(&r),
+            "hit",
+            "entry {i} was confirmed stored but is gone"
+        );
+    }
+    assert_eq!(
+        mock.requests().len(),
+        upstream_calls,
+        "all answered from the cache"
+    );
+    second.terminate().await;
+    assert_eq!(second.finish().await.0, Some(0));
+}
