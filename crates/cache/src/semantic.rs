@@ -2,6 +2,10 @@
 //! messages are similar enough by meaning *and* the structural guard finds nothing that changes
 //! the answer.
 
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use crate::Key;
 use crate::embed::cosine;
 use crate::guard::{self, Veto};
 
@@ -38,5 +42,164 @@ pub fn decide(
         similarity,
         veto,
         serve: veto.is_none(),
+    }
+}
+
+/// The questions of one scope, vectors stored contiguously for a fast scan.
+#[derive(Debug, Default)]
+struct Scope {
+    dim: usize,
+    vectors: Vec<f32>,
+    keys: Vec<Key>,
+    texts: Vec<String>,
+}
+
+impl Scope {
+    fn push(&mut self, key: Key, embedding: &[f32], text: String) {
+        self.dim = embedding.len();
+        self.vectors.extend_from_slice(embedding);
+        self.keys.push(key);
+        self.texts.push(text);
+    }
+
+    fn remove(&mut self, key: &Key) {
+        if let Some(i) = self.keys.iter().position(|k| k == key) {
+            self.keys.swap_remove(i);
+            self.texts.swap_remove(i);
+            let last = self.keys.len();
+            if i != last {
+                let (head, tail) = self.vectors.split_at_mut(last * self.dim);
+                head[i * self.dim..(i + 1) * self.dim].copy_from_slice(&tail[..self.dim]);
+            }
+            self.vectors.truncate(last * self.dim);
+        }
+    }
+}
+
+/// The semantic tier's index: question vectors by scope, so a question is only ever compared
+/// with entries of its own scope. Each scope is scanned linearly (embeddings are unit vectors, so
+/// a dot product is the cosine); see the README's cache benchmarks for what that costs.
+#[derive(Debug, Default)]
+pub struct ScopeIndex {
+    scopes: RwLock<HashMap<Key, Scope>>,
+}
+
+impl ScopeIndex {
+    /// Adds (or replaces) the question of entry `key` in `scope`.
+    pub fn insert(&self, scope: Key, key: Key, embedding: &[f32], text: String) {
+        let mut scopes = self.scopes.write().unwrap_or_else(|p| p.into_inner());
+        let s = scopes.entry(scope).or_default();
+        s.remove(&key);
+        s.push(key, embedding, text);
+    }
+
+    pub fn remove(&self, scope: &Key, key: &Key) {
+        let mut scopes = self.scopes.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = scopes.get_mut(scope) {
+            s.remove(key);
+            if s.keys.is_empty() {
+                scopes.remove(scope);
+            }
+        }
+    }
+
+    /// Entries of `scope` whose question is at least `threshold` similar to `text` and passes
+    /// the guard, best first, with their similarity.
+    pub fn find(
+        &self,
+        scope: &Key,
+        text: &str,
+        embedding: &[f32],
+        threshold: f32,
+    ) -> Vec<(Key, f32)> {
+        let scopes = self.scopes.read().unwrap_or_else(|p| p.into_inner());
+        let Some(s) = scopes.get(scope) else {
+            return Vec::new();
+        };
+        if s.dim != embedding.len() || s.dim == 0 {
+            return Vec::new();
+        }
+        let mut above: Vec<(usize, f32)> = s
+            .vectors
+            .chunks_exact(s.dim)
+            .map(|v| v.iter().zip(embedding).map(|(a, b)| a * b).sum::<f32>())
+            .enumerate()
+            .filter(|(_, sim)| *sim >= threshold)
+            .collect();
+        above.sort_by(|a, b| b.1.total_cmp(&a.1));
+        above
+            .into_iter()
+            .filter(|(i, _)| guard::check(text, &s.texts[*i]).is_ok())
+            .map(|(i, sim)| (s.keys[i], sim))
+            .collect()
+    }
+
+    /// How many questions the index holds.
+    pub fn len(&self) -> usize {
+        let scopes = self.scopes.read().unwrap_or_else(|p| p.into_inner());
+        scopes.values().map(|s| s.keys.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(v: &[f32]) -> Vec<f32> {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter().map(|x| x / n).collect()
+    }
+
+    #[test]
+    fn finds_within_a_scope_only_and_forgets_removed_entries() {
+        let index = ScopeIndex::default();
+        let (s1, s2) = (Key([1; 32]), Key([2; 32]));
+        index.insert(
+            s1,
+            Key([10; 32]),
+            &unit(&[1.0, 0.0, 0.0]),
+            "Is that pig on the table?".into(),
+        );
+        index.insert(
+            s1,
+            Key([11; 32]),
+            &unit(&[0.0, 1.0, 0.0]),
+            "Something else entirely".into(),
+        );
+        index.insert(
+            s2,
+            Key([12; 32]),
+            &unit(&[1.0, 0.0, 0.0]),
+            "Is that pig on the table?".into(),
+        );
+        let q = unit(&[0.9, 0.1, 0.0]);
+        let found = index.find(&s1, "Is that pig really on the table?", &q, 0.8);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0, Key([10; 32]));
+        // The guard still applies: a changed number is not served.
+        assert!(
+            index
+                .find(&s1, "Is that pig on table 2?", &q, 0.8)
+                .is_empty()
+        );
+        index.remove(&s1, &Key([10; 32]));
+        assert!(
+            index
+                .find(&s1, "Is that pig really on the table?", &q, 0.8)
+                .is_empty()
+        );
+        assert_eq!(index.len(), 2);
+        // Swap-removal kept the other vector intact.
+        let found = index.find(
+            &s1,
+            "Something else entirely",
+            &unit(&[0.0, 1.0, 0.0]),
+            0.99,
+        );
+        assert_eq!(found[0].0, Key([11; 32]));
     }
 }

@@ -8,10 +8,8 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use std::sync::RwLock;
-
 use reprise_cache::embed::Embedder;
-use reprise_cache::semantic::decide;
+use reprise_cache::semantic::ScopeIndex;
 use reprise_cache::{CacheControl, CacheKeys, Cacheability, Entry, ExactIndex, Key};
 use reprise_storage::{CacheRow, Store};
 use serde_json::Value;
@@ -61,64 +59,11 @@ pub struct Cache {
     pub counters: Counters,
     config: CacheConfig,
     index: ExactIndex,
-    semantic: SemanticIndex,
+    semantic: ScopeIndex,
     embedder: Option<Arc<dyn Embedder>>,
     in_flight: Flights,
     store: Store,
     tasks: TaskTracker,
-}
-
-/// One comparable question of the semantic tier.
-#[derive(Debug)]
-struct Vector {
-    exact: Key,
-    embedding: Vec<f32>,
-    text: String,
-}
-
-/// Vectors by scope: the semantic tier compares a question only with entries of its own scope.
-/// A linear scan per scope (scopes are small: one model, one system prompt, one conversation
-/// prefix, one tenant).
-#[derive(Debug, Default)]
-struct SemanticIndex {
-    scopes: RwLock<HashMap<Key, Vec<Vector>>>,
-}
-
-impl SemanticIndex {
-    fn insert(&self, scope: Key, vector: Vector) {
-        let mut scopes = self.scopes.write().unwrap_or_else(|p| p.into_inner());
-        let list = scopes.entry(scope).or_default();
-        list.retain(|v| v.exact != vector.exact);
-        list.push(vector);
-    }
-
-    fn remove(&self, entry: &Entry) {
-        let mut scopes = self.scopes.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(list) = scopes.get_mut(&entry.scope) {
-            list.retain(|v| v.exact != entry.exact);
-            if list.is_empty() {
-                scopes.remove(&entry.scope);
-            }
-        }
-    }
-
-    /// Candidates of `scope` whose similarity passes `threshold` and whose guard check passes,
-    /// best first: the exact key and the similarity.
-    fn find(&self, scope: &Key, text: &str, embedding: &[f32], threshold: f32) -> Vec<(Key, f32)> {
-        let scopes = self.scopes.read().unwrap_or_else(|p| p.into_inner());
-        let Some(list) = scopes.get(scope) else {
-            return Vec::new();
-        };
-        let mut found: Vec<(Key, f32)> = list
-            .iter()
-            .filter_map(|v| {
-                let d = decide(text, embedding, &v.text, &v.embedding, threshold);
-                d.serve.then_some((v.exact, d.similarity))
-            })
-            .collect();
-        found.sort_by(|a, b| b.1.total_cmp(&a.1));
-        found
-    }
 }
 
 /// What the cache makes of one request.
@@ -181,7 +126,7 @@ impl Cache {
         embedder: Option<Arc<dyn Embedder>>,
     ) -> anyhow::Result<Self> {
         let index = ExactIndex::new(config.bounds);
-        let semantic = SemanticIndex::default();
+        let semantic = ScopeIndex::default();
         let now = now_ms();
         let mut loaded = 0usize;
         let mut evicted = Vec::new();
@@ -195,14 +140,7 @@ impl Cache {
                 continue;
             };
             if let (Some(embedder), Some(text)) = (&embedder, &row.prompt) {
-                semantic.insert(
-                    scope,
-                    Vector {
-                        exact,
-                        embedding: embedder.embed(text),
-                        text: text.clone(),
-                    },
-                );
+                semantic.insert(scope, exact, &embedder.embed(text), text.clone());
             }
             let entry = Entry {
                 exact,
@@ -222,7 +160,7 @@ impl Cache {
         }
         if !evicted.is_empty() {
             for e in &evicted {
-                semantic.remove(e);
+                semantic.remove(&e.scope, &e.exact);
             }
             let keys: Vec<String> = evicted.iter().map(|e| e.exact.to_hex()).collect();
             store.delete_cache_entries(&keys)?;
@@ -382,21 +320,15 @@ impl Cache {
             prompt: entry.prompt.clone(),
         };
         if let (Some(embedding), Some(text)) = (&lookup.embedding, &entry.prompt) {
-            self.semantic.insert(
-                entry.scope,
-                Vector {
-                    exact: entry.exact,
-                    embedding: embedding.clone(),
-                    text: text.clone(),
-                },
-            );
+            self.semantic
+                .insert(entry.scope, entry.exact, embedding, text.clone());
         }
         let evicted: Vec<String> = self
             .index
             .insert(entry, now)
             .iter()
             .map(|e| {
-                self.semantic.remove(e);
+                self.semantic.remove(&e.scope, &e.exact);
                 e.exact.to_hex()
             })
             .collect();
@@ -445,7 +377,7 @@ impl Cache {
             namespace.is_none_or(|n| e.namespace == n) && model.is_none_or(|m| e.model == m)
         });
         for e in &removed {
-            self.semantic.remove(e);
+            self.semantic.remove(&e.scope, &e.exact);
         }
         let keys: Vec<String> = removed.iter().map(|e| e.exact.to_hex()).collect();
         self.store.delete_cache_entries(&keys)?;
