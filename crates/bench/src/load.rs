@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 const TIMER_SLACK: Duration = Duration::from_millis(2);
 
 /// What to send, and where.
+#[derive(Debug)]
 pub struct Load {
     addr: SocketAddr,
     path: &'static str,
@@ -215,4 +216,92 @@ enum Plan {
         every: Duration,
         count: u64,
     },
+}
+
+/// Sends each body once, `concurrency` at a time, each worker on its own connection.
+pub async fn send_each(
+    addr: SocketAddr,
+    path: &'static str,
+    bodies: &[String],
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    let chunks: Vec<&[String]> = bodies
+        .chunks(bodies.len().div_ceil(concurrency).max(1))
+        .collect();
+    let workers = chunks.into_iter().map(|chunk| async move {
+        let load = Load {
+            addr,
+            path,
+            body: Bytes::new(),
+        };
+        let mut sender = load.connect().await?;
+        for body in chunk {
+            sender.ready().await?;
+            let request = hyper::Request::post(path)
+                .header("host", addr.to_string())
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(body.clone())))?;
+            let response = sender.send_request(request).await?;
+            anyhow::ensure!(
+                response.status().is_success(),
+                "fill request failed: {}",
+                response.status()
+            );
+            response.into_body().collect().await?;
+        }
+        anyhow::Ok(())
+    });
+    for result in futures_util::future::join_all(workers).await {
+        result?;
+    }
+    Ok(())
+}
+
+/// One request; returns the `x-reprise-cache-kind` header and the body.
+pub async fn fetch(
+    addr: SocketAddr,
+    path: &'static str,
+    body: &'static str,
+) -> anyhow::Result<(Option<String>, Bytes)> {
+    let load = Load::new(addr, path, body);
+    let mut sender = load.connect().await?;
+    sender.ready().await?;
+    let request = hyper::Request::post(path)
+        .header("host", addr.to_string())
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(body.as_bytes())))?;
+    let response = sender.send_request(request).await?;
+    let kind = response
+        .headers()
+        .get("x-reprise-cache-kind")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let bytes = response.into_body().collect().await?.to_bytes();
+    Ok((kind, bytes))
+}
+
+/// A plain HTTP server answering every request with `body`, on its own thread and runtime.
+pub fn static_server(body: Bytes) -> anyhow::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async move {
+            let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                return;
+            };
+            let app = axum::Router::new().fallback(move || {
+                let body = body.clone();
+                async move { ([("content-type", "application/json")], body) }
+            });
+            let _ = axum::serve(listener, app).await;
+        });
+    });
+    Ok(addr)
 }

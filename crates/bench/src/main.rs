@@ -11,6 +11,7 @@
 //! hidden by coordinated omission); and the gateway's resident memory after 1,000 and after
 //! 100,000 proxied requests.
 
+mod cache;
 mod load;
 
 use std::io::{BufRead, BufReader};
@@ -54,10 +55,25 @@ enum Bench {
         #[arg(long, default_value_t = 100_000)]
         memory_requests: u64,
     },
+    /// The cache: embedding, index scans, a semantic hit through HTTP, memory per entry.
+    Cache {
+        #[arg(long, default_value = "target/release/reprise")]
+        gateway: PathBuf,
+        #[arg(long, default_value = "target/release/reprise-mock-upstream")]
+        mock: PathBuf,
+        #[arg(long, default_value = "models/potion-base-8M")]
+        model: PathBuf,
+        /// Entries in the scope during the end-to-end phase.
+        #[arg(long, default_value_t = 100_000)]
+        entries: usize,
+        /// Rounds (seconds) per end-to-end measurement.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
 }
 
 /// A child process killed on drop.
-struct Guard(Child);
+pub(crate) struct Guard(pub(crate) Child);
 
 impl Drop for Guard {
     fn drop(&mut self) {
@@ -69,6 +85,13 @@ impl Drop for Guard {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Bench::Cache {
+            gateway,
+            mock,
+            model,
+            entries,
+            seconds,
+        } => cache::run(&gateway, &mock, &model, entries, seconds),
         Bench::Proxy {
             gateway,
             mock,
@@ -88,7 +111,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Spawns `cmd` and returns it with the first stdout line that satisfies `find`.
-fn spawn_and_find<T>(
+pub(crate) fn spawn_and_find<T>(
     mut cmd: Command,
     find: impl Fn(&str) -> Option<T>,
 ) -> anyhow::Result<(Guard, T)> {
@@ -126,7 +149,7 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     Ok((ticks(11)? + ticks(12)?) / 100.0)
 }
 
-fn rss_mib(pid: u32) -> anyhow::Result<f64> {
+pub(crate) fn rss_mib(pid: u32) -> anyhow::Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kb: f64 = status
         .lines()
@@ -318,11 +341,17 @@ fn print_cpu(cpu: Cpu, direct: &Report, through: &Report) {
 }
 
 fn print_table(direct: &Report, through: &Report) {
+    print_table_named(("direct", direct), ("via reprise", through));
+}
+
+/// Prints two runs and their ratios (second over first).
+pub(crate) fn print_table_named(first: (&str, &Report), second: (&str, &Report)) {
+    let (direct, through) = (first.1, second.1);
     println!(
         "{:<14} {:>10} {:>10} {:>10} {:>10} {:>8}",
         "", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors"
     );
-    for (name, r) in [("direct", direct), ("via reprise", through)] {
+    for (name, r) in [first, second] {
         println!(
             "{:<14} {:>10.0} {:>10.3} {:>10.3} {:>10.3} {:>8}",
             name,

@@ -45,6 +45,9 @@ pub fn decide(
     }
 }
 
+/// How many of the most similar candidates the guard examines at most.
+pub const GUARDED_CANDIDATES: usize = 8;
+
 /// The questions of one scope, vectors stored contiguously for a fast scan.
 #[derive(Debug, Default)]
 struct Scope {
@@ -52,28 +55,51 @@ struct Scope {
     vectors: Vec<f32>,
     keys: Vec<Key>,
     texts: Vec<String>,
+    position: HashMap<Key, usize>,
 }
 
 impl Scope {
     fn push(&mut self, key: Key, embedding: &[f32], text: String) {
         self.dim = embedding.len();
         self.vectors.extend_from_slice(embedding);
+        self.position.insert(key, self.keys.len());
         self.keys.push(key);
         self.texts.push(text);
     }
 
     fn remove(&mut self, key: &Key) {
-        if let Some(i) = self.keys.iter().position(|k| k == key) {
-            self.keys.swap_remove(i);
-            self.texts.swap_remove(i);
-            let last = self.keys.len();
-            if i != last {
-                let (head, tail) = self.vectors.split_at_mut(last * self.dim);
-                head[i * self.dim..(i + 1) * self.dim].copy_from_slice(&tail[..self.dim]);
-            }
-            self.vectors.truncate(last * self.dim);
+        let Some(i) = self.position.remove(key) else {
+            return;
+        };
+        self.keys.swap_remove(i);
+        self.texts.swap_remove(i);
+        let last = self.keys.len();
+        if i != last {
+            let (head, tail) = self.vectors.split_at_mut(last * self.dim);
+            head[i * self.dim..(i + 1) * self.dim].copy_from_slice(&tail[..self.dim]);
+            self.position.insert(self.keys[i], i);
+        }
+        self.vectors.truncate(last * self.dim);
+    }
+}
+
+/// Dot product in eight independent lanes, which the compiler turns into SIMD (a plain
+/// iterator sum is sequential: floating-point addition does not reassociate).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            lanes[i] += x[i] * y[i];
         }
     }
+    lanes.iter().sum::<f32>() + tail
 }
 
 /// The semantic tier's index: question vectors by scope, so a question is only ever compared
@@ -122,10 +148,16 @@ impl ScopeIndex {
         let mut above: Vec<(usize, f32)> = s
             .vectors
             .chunks_exact(s.dim)
-            .map(|v| v.iter().zip(embedding).map(|(a, b)| a * b).sum::<f32>())
+            .map(|v| dot(v, embedding))
             .enumerate()
             .filter(|(_, sim)| *sim >= threshold)
             .collect();
+        // Only the most similar few go to the guard: templated questions ("... case 1", "... case
+        // 2") can put thousands above the threshold, and a veto of the best few means a miss.
+        if above.len() > GUARDED_CANDIDATES {
+            above.select_nth_unstable_by(GUARDED_CANDIDATES - 1, |a, b| b.1.total_cmp(&a.1));
+            above.truncate(GUARDED_CANDIDATES);
+        }
         above.sort_by(|a, b| b.1.total_cmp(&a.1));
         above
             .into_iter()
