@@ -187,6 +187,8 @@ fn proxy(
             .arg(&config)
             .env("OPENAI_API_KEY", "sk-bench")
             .env("REPRISE_DATA_DIR", &data_dir)
+            // The proxy path itself: every request goes upstream.
+            .env("REPRISE_CACHE_ENABLED", "false")
             .env("REPRISE_LOG_FORMAT", "json");
         spawn_and_find(cmd, |l| {
             let (_, rest) = l.split_once("\"listen\":\"")?;

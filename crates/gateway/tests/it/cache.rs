@@ -7,7 +7,7 @@ use reprise_test_support::MockUpstream;
 use serde_json::{Value, json};
 
 use crate::support::{
-    Gateway, PATIENCE, Process, UPSTREAM_KEY, chat_body, client, parse_sse, sse_events, stream_body,
+    Gateway, PATIENCE, Process, chat_body, client, parse_sse, sse_events, stream_body,
 };
 
 async fn send(gw: &Gateway, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
@@ -483,14 +483,7 @@ async fn entries_expire_with_their_ttl() {
 #[tokio::test]
 async fn entries_survive_a_restart() {
     let mock = MockUpstream::start().await;
-    let base_url = mock.base_url();
-    let vars = [
-        ("OPENAI_API_KEY", UPSTREAM_KEY),
-        ("OPENAI_BASE_URL", base_url.as_str()),
-    ];
-    let mut first = Process::spawn(&["serve", "--listen", "127.0.0.1:0"], &vars);
-    let addr = first.listening().await;
-    let url = format!("http://{addr}/v1/chat/completions");
+    let (mut first, url) = Process::serve(&mock, None).await;
     let r = client()
         .post(&url)
         .json(&chat_body("remember me"))
@@ -501,13 +494,7 @@ async fn entries_survive_a_restart() {
     first.terminate().await;
     assert_eq!(first.finish().await.0, Some(0));
 
-    let mut second = Process::spawn_in(
-        first.into_data_dir(),
-        &["serve", "--listen", "127.0.0.1:0"],
-        &vars,
-    );
-    let addr = second.listening().await;
-    let url = format!("http://{addr}/v1/chat/completions");
+    let (mut second, url) = Process::serve(&mock, Some(first.into_data_dir())).await;
     let r = client()
         .post(&url)
         .json(&chat_body("remember me"))
@@ -616,14 +603,7 @@ async fn stats_and_purge_through_the_admin_api_and_the_cli() {
 #[tokio::test]
 async fn kill_9_during_a_write_burst_loses_no_stored_entry() {
     let mock = MockUpstream::start().await;
-    let base_url = mock.base_url();
-    let vars = [
-        ("OPENAI_API_KEY", UPSTREAM_KEY),
-        ("OPENAI_BASE_URL", base_url.as_str()),
-    ];
-    let mut first = Process::spawn(&["serve", "--listen", "127.0.0.1:0"], &vars);
-    let addr = first.listening().await;
-    let url = format!("http://{addr}/v1/chat/completions");
+    let (mut first, url) = Process::serve(&mock, None).await;
     let question = |i: usize| chat_body(&format!("burst question number {i}"));
 
     // A burst of distinct misses from 8 concurrent clients, killed while still going.
@@ -683,13 +663,7 @@ async fn kill_9_during_a_write_burst_loses_no_stored_entry() {
     assert!(confirmed.len() >= 20);
 
     // A clean start on the same store, with every confirmed entry there.
-    let mut second = Process::spawn_in(
-        first.into_data_dir(),
-        &["serve", "--listen", "127.0.0.1:0"],
-        &vars,
-    );
-    let addr = second.listening().await;
-    let url = format!("http://{addr}/v1/chat/completions");
+    let (mut second, url) = Process::serve(&mock, Some(first.into_data_dir())).await;
     let upstream_calls = mock.requests().len();
     for i in &confirmed {
         let r = client()

@@ -227,6 +227,26 @@ impl Process {
         (code, self.output())
     }
 
+    /// `reprise serve` on an ephemeral loopback port in front of `mock`, on `data_dir` (or a new
+    /// one); returns the process and its chat completions URL once it listens.
+    pub async fn serve(
+        mock: &reprise_test_support::MockUpstream,
+        data_dir: Option<tempfile::TempDir>,
+    ) -> (Process, String) {
+        let base_url = mock.base_url();
+        let vars = [
+            ("OPENAI_API_KEY", UPSTREAM_KEY),
+            ("OPENAI_BASE_URL", base_url.as_str()),
+        ];
+        let args = ["serve", "--listen", "127.0.0.1:0"];
+        let mut process = match data_dir {
+            Some(dir) => Process::spawn_in(dir, &args, &vars),
+            None => Process::spawn(&args, &vars),
+        };
+        let addr = process.listening().await;
+        (process, format!("http://{addr}/v1/chat/completions"))
+    }
+
     /// Waits for the line announcing the listen address and returns the address.
     pub async fn listening(&mut self) -> SocketAddr {
         let wait = async {
