@@ -217,6 +217,9 @@ mod tests {
             GatewayError::NotReady {
                 reason: "the store is not answering".into(),
             },
+            GatewayError::Forbidden {
+                message: "admin routes answer only on loopback".into(),
+            },
             GatewayError::Internal,
         ];
         let table: Vec<serde_json::Value> = errors

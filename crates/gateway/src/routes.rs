@@ -260,3 +260,17 @@ fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked; answered 500");
     GatewayError::Internal.into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_routes_answer_only_on_loopback() {
+        assert!(admin_allowed("127.0.0.1:5000".parse().unwrap()).is_ok());
+        assert!(admin_allowed("[::1]:5000".parse().unwrap()).is_ok());
+        let err = admin_allowed("192.0.2.7:5000".parse().unwrap()).unwrap_err();
+        assert_eq!(err.status(), StatusCode::FORBIDDEN);
+        assert_eq!(err.body().error.code.as_deref(), Some("forbidden"));
+    }
+}
