@@ -527,14 +527,7 @@ async fn stats_and_purge_through_the_admin_api_and_the_cli() {
     warm["temperature"] = json!(1.2);
     assert_eq!(cache_header(&send(&gw, &warm, &a).await), "bypass");
 
-    let stats: Value = client()
-        .get(gw.url("/admin/cache/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = gw.get_json("/admin/cache/stats").await;
     assert_eq!(stats["entries"], 2);
     assert_eq!(stats["exact_hits"], 1);
     assert_eq!(stats["semantic_hits"], 1);
@@ -589,14 +582,7 @@ async fn stats_and_purge_through_the_admin_api_and_the_cli() {
         serde_json::from_str::<Value>(&out.join("\n")).unwrap()["purged"],
         2
     );
-    let stats: Value = client()
-        .get(gw.url("/admin/cache/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = gw.get_json("/admin/cache/stats").await;
     assert_eq!(stats["entries"], 0);
 }
 

@@ -169,14 +169,7 @@ models = ["llama-3.1-8b", "qwen-*"]
         other.base_url()
     );
     let gw = Gateway::with_config(&toml, &mock).await;
-    let list: Value = client()
-        .get(gw.url("/v1/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = gw.get_json("/v1/models").await;
     assert_eq!(list["object"], "list");
     let ids: Vec<(&str, &str)> = list["data"]
         .as_array()

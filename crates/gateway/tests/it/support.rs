@@ -88,6 +88,18 @@ impl Gateway {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// `GET path`, its body as JSON.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        client()
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// `POST /v1/chat/completions` with a JSON body.
     pub async fn chat(&self, body: &serde_json::Value) -> reqwest::Response {
         client()
