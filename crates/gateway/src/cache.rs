@@ -350,9 +350,7 @@ impl Cache {
         });
         Ok(())
     }
-}
 
-impl Cache {
     pub fn stats(&self) -> Stats {
         let c = &self.counters;
         let get = |a: &AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);

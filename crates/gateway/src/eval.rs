@@ -7,8 +7,9 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use reprise_cache::Key;
 use reprise_cache::embed::{Embedder, cosine};
-use reprise_cache::semantic::decide;
+use reprise_cache::semantic::{ScopeIndex, decide};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -225,21 +226,22 @@ fn retrieval(embedder: &dyn Embedder, path: &Path, threshold: f32) -> anyhow::Re
         "threshold", "hits", "correct", "false", "misses", "precision", "recall"
     );
     let asked: Vec<Vec<f32>> = pairs.iter().map(|p| embedder.embed(&p.similar)).collect();
+    // The gateway's own index: every origin in one scope, entry i under key i.
+    let scope = Key([0; 32]);
+    let key = |i: usize| {
+        let mut k = [0u8; 32];
+        k[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        Key(k)
+    };
+    let index = ScopeIndex::default();
+    for (i, (p, o)) in pairs.iter().zip(&origins).enumerate() {
+        index.insert(scope, key(i), o, p.origin.clone());
+    }
     for t in [0.6, 0.65, 0.7, 0.75, threshold, 0.85, 0.9] {
         let (mut correct, mut wrong, mut misses) = (0u64, 0u64, 0u64);
         for (i, q) in asked.iter().enumerate() {
-            let mut candidates: Vec<(f32, usize)> = origins
-                .iter()
-                .enumerate()
-                .map(|(j, o)| (cosine(q, o), j))
-                .filter(|(s, _)| *s >= t)
-                .collect();
-            candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
-            let served = candidates.iter().take(5).find(|(_, j)| {
-                decide(&pairs[i].similar, q, &pairs[*j].origin, &origins[*j], t).serve
-            });
-            match served {
-                Some((_, j)) if *j == i => correct += 1,
+            match index.find(&scope, &pairs[i].similar, q, t).first() {
+                Some((k, _)) if *k == key(i) => correct += 1,
                 Some(_) => wrong += 1,
                 None => misses += 1,
             }

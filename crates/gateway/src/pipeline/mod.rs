@@ -118,13 +118,20 @@ pub async fn chat(
         }
         Ok(Reply::Json { status, body, .. }) => {
             log.upstream = Some(upstream_started.elapsed());
-            log.usage = serde_json::from_slice::<UsageProbe>(&body)
-                .ok()
-                .and_then(|p| p.usage);
-            if let Some(lookup) = lookup.as_ref().filter(|l| l.may_store())
-                && let Ok(completion) = serde_json::from_slice(&body)
-            {
-                cache::store(state, lookup, &target.name, completion);
+            // A storable answer is parsed whole once (usage comes from it); otherwise only its
+            // usage is read.
+            match lookup.as_ref().filter(|l| l.may_store()) {
+                Some(lookup) => {
+                    if let Ok(completion) = serde_json::from_slice::<serde_json::Value>(&body) {
+                        log.usage = serde_json::from_value(completion["usage"].clone()).ok();
+                        cache::store(state, lookup, &target.name, completion);
+                    }
+                }
+                None => {
+                    log.usage = serde_json::from_slice::<UsageProbe>(&body)
+                        .ok()
+                        .and_then(|p| p.usage);
+                }
             }
             drop(flight);
             json_response(log, status, body, &headers)

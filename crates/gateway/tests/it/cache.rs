@@ -483,26 +483,28 @@ async fn entries_expire_with_their_ttl() {
 #[tokio::test]
 async fn entries_survive_a_restart() {
     let mock = MockUpstream::start().await;
+    let ask = |url: String, question: &'static str| async move {
+        client()
+            .post(url)
+            .json(&chat_body(question))
+            .send()
+            .await
+            .unwrap()
+    };
     let (mut first, url) = Process::serve(&mock, None).await;
-    let r = client()
-        .post(&url)
-        .json(&chat_body("remember me"))
-        .send()
-        .await
-        .unwrap();
+    let r = ask(url, "How do I reverse a list in Python?").await;
     assert_eq!(cache_header(&r), "miss");
     first.terminate().await;
     assert_eq!(first.finish().await.0, Some(0));
 
     let (mut second, url) = Process::serve(&mock, Some(first.into_data_dir())).await;
-    let r = client()
-        .post(&url)
-        .json(&chat_body("remember me"))
-        .send()
-        .await
-        .unwrap();
+    let r = ask(url.clone(), "How do I reverse a list in Python?").await;
     assert_eq!(cache_header(&r), "hit");
+    assert_eq!(r.headers()["x-reprise-cache-kind"], "exact");
     assert_eq!(r.headers()["x-reprise-provider"], "openai");
+    // The semantic index was rebuilt from the store too.
+    let r = ask(url, "How can I reverse a list in Python?").await;
+    assert_eq!(r.headers()["x-reprise-cache-kind"], "semantic");
     assert_eq!(mock.requests().len(), 1);
     second.terminate().await;
     assert_eq!(second.finish().await.0, Some(0));
