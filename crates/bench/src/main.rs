@@ -69,6 +69,9 @@ enum Bench {
         /// Rounds (seconds) per end-to-end measurement.
         #[arg(long, default_value_t = 5)]
         seconds: u64,
+        /// Scope sizes for the index lookup phase (1M takes about a quarter of an hour).
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+        index_sizes: Vec<usize>,
     },
 }
 
@@ -91,7 +94,8 @@ fn main() -> anyhow::Result<()> {
             model,
             entries,
             seconds,
-        } => cache::run(&gateway, &mock, &model, entries, seconds),
+            index_sizes,
+        } => cache::run(&gateway, &mock, &model, entries, seconds, &index_sizes),
         Bench::Proxy {
             gateway,
             mock,

@@ -104,6 +104,11 @@ impl ExactIndex {
         Some(entry)
     }
 
+    /// Whether an entry for `key` is held (fresh or not).
+    pub fn contains(&self, key: &Key) -> bool {
+        self.read().entries.contains_key(key)
+    }
+
     /// Adds (or replaces) an entry, then evicts until within bounds. Returns the entries
     /// evicted (expired first, then the least valuable), for the store and the semantic index to
     /// drop too.

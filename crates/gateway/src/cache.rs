@@ -8,7 +8,6 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use reprise_cache::embed::Embedder;
 use reprise_cache::semantic::ScopeIndex;
 use reprise_cache::{CacheControl, CacheKeys, Cacheability, Entry, ExactIndex, Key};
 use reprise_storage::{CacheRow, Store};
@@ -17,6 +16,7 @@ use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
 use crate::config::CacheConfig;
+use crate::embedding::SemanticModel;
 
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -43,7 +43,11 @@ pub struct Counters {
 pub struct Stats {
     pub enabled: bool,
     pub semantic: bool,
+    /// The semantic tier's model (the embedded model's name, or `MODEL at URL`).
+    pub embedding_model: Option<String>,
     pub entries: usize,
+    /// Entries the semantic tier can find (stored with their question, and embedded).
+    pub semantic_entries: usize,
     pub bytes: u64,
     pub exact_hits: u64,
     pub semantic_hits: u64,
@@ -60,7 +64,9 @@ pub struct Cache {
     config: CacheConfig,
     index: ExactIndex,
     semantic: ScopeIndex,
-    embedder: Option<Arc<dyn Embedder>>,
+    model: Option<SemanticModel>,
+    /// Stored questions still to be embedded by a remote model (see [`Cache::warm`]).
+    pending: Mutex<Vec<(Key, Key, String)>>,
     in_flight: Flights,
     store: Store,
     tasks: TaskTracker,
@@ -123,13 +129,14 @@ impl Cache {
         config: CacheConfig,
         store: Store,
         tasks: TaskTracker,
-        embedder: Option<Arc<dyn Embedder>>,
+        model: Option<SemanticModel>,
     ) -> anyhow::Result<Self> {
         let index = ExactIndex::new(config.bounds);
         let semantic = ScopeIndex::default();
         let now = now_ms();
         let mut loaded = 0usize;
         let mut evicted = Vec::new();
+        let mut pending = Vec::new();
         for row in store.load_cache_entries(now as i64)? {
             let (Some(exact), Some(scope), Ok(completion)) = (
                 parse_key(&row.exact_key),
@@ -139,8 +146,18 @@ impl Cache {
                 tracing::warn!(key = %row.exact_key, "skipping an unreadable cache entry");
                 continue;
             };
-            if let (Some(embedder), Some(text)) = (&embedder, &row.prompt) {
-                semantic.insert(scope, exact, &embedder.embed(text), text.clone());
+            match (&model, &row.prompt) {
+                (Some(SemanticModel::Local(embedder)), Some(text)) => {
+                    if let Err(err) =
+                        semantic.insert(scope, exact, &embedder.embed(text), text.clone())
+                    {
+                        tracing::warn!(error = %err, "a cache entry left out of the semantic tier");
+                    }
+                }
+                (Some(SemanticModel::Remote(_)), Some(text)) => {
+                    pending.push((scope, exact, text.clone()))
+                }
+                _ => {}
             }
             let entry = Entry {
                 exact,
@@ -160,7 +177,7 @@ impl Cache {
         }
         if !evicted.is_empty() {
             for e in &evicted {
-                semantic.remove(&e.scope, &e.exact);
+                forget(&semantic, e);
             }
             let keys: Vec<String> = evicted.iter().map(|e| e.exact.to_hex()).collect();
             store.delete_cache_entries(&keys)?;
@@ -178,7 +195,8 @@ impl Cache {
             config,
             index,
             semantic,
-            embedder,
+            model,
+            pending: Mutex::new(pending),
             in_flight: Arc::default(),
             store,
             tasks,
@@ -202,21 +220,73 @@ impl Cache {
             .config
             .policy
             .assess(&request, keys.final_user_text.as_deref());
-        let embedding = match (&self.embedder, cacheability, &keys.final_user_text) {
-            (Some(embedder), Cacheability::Cacheable { semantic: true }, Some(text)) => {
-                Some(embedder.embed(text))
-            }
-            _ => None,
-        };
         Some(Lookup {
             keys,
             request,
             namespace,
             directives,
             cacheability,
-            embedding,
+            embedding: None,
             request_id: request_id.to_owned(),
         })
+    }
+
+    /// Embeds the final user message when the semantic tier may answer `lookup` (after the
+    /// exact tier missed). A failed remote call leaves the semantic tier out of this request.
+    pub async fn embed(&self, lookup: &mut Lookup) {
+        let semantic = matches!(
+            lookup.cacheability,
+            Cacheability::Cacheable { semantic: true }
+        );
+        let (Some(model), true, None, Some(text)) = (
+            &self.model,
+            semantic,
+            &lookup.embedding,
+            &lookup.keys.final_user_text,
+        ) else {
+            return;
+        };
+        match model.embed(&[text.as_str()]).await {
+            Ok(mut vectors) => lookup.embedding = vectors.pop(),
+            Err(err) => tracing::warn!(
+                request_id = %lookup.request_id,
+                error = %err,
+                "semantic tier skipped: no embedding"
+            ),
+        }
+    }
+
+    /// Embeds the stored questions a remote model has not seen yet (left by [`Cache::open`]) and
+    /// adds them to the semantic tier; until then they are served by the exact tier only.
+    pub async fn warm(&self) {
+        let Some(model) = &self.model else { return };
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut added = 0usize;
+        for batch in pending.chunks(crate::embedding::BATCH) {
+            let texts: Vec<&str> = batch.iter().map(|(_, _, t)| t.as_str()).collect();
+            let vectors = match model.embed(&texts).await {
+                Ok(v) => v,
+                Err(err) => {
+                    tracing::warn!(error = %err, "stored questions left out of the semantic tier");
+                    return;
+                }
+            };
+            for ((scope, exact, text), vector) in batch.iter().zip(vectors) {
+                // An entry evicted or purged meanwhile stays out.
+                if !self.index.contains(exact) {
+                    continue;
+                }
+                match self.semantic.insert(*scope, *exact, &vector, text.clone()) {
+                    Ok(()) => added += 1,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "a cache entry left out of the semantic tier")
+                    }
+                }
+            }
+        }
+        if added > 0 {
+            tracing::info!(entries = added, "semantic tier warmed from the store");
+        }
     }
 
     /// The semantic-tier entry that may answer `lookup`, with its similarity.
@@ -319,16 +389,19 @@ impl Cache {
             hits: 0,
             prompt: entry.prompt.clone(),
         };
-        if let (Some(embedding), Some(text)) = (&lookup.embedding, &entry.prompt) {
-            self.semantic
-                .insert(entry.scope, entry.exact, embedding, text.clone());
+        if let (Some(embedding), Some(text)) = (&lookup.embedding, &entry.prompt)
+            && let Err(err) =
+                self.semantic
+                    .insert(entry.scope, entry.exact, embedding, text.clone())
+        {
+            tracing::warn!(error = %err, "a cache entry left out of the semantic tier");
         }
         let evicted: Vec<String> = self
             .index
             .insert(entry, now)
             .iter()
             .map(|e| {
-                self.semantic.remove(&e.scope, &e.exact);
+                forget(&self.semantic, e);
                 e.exact.to_hex()
             })
             .collect();
@@ -356,8 +429,10 @@ impl Cache {
         let get = |a: &AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
         Stats {
             enabled: self.config.enabled,
-            semantic: self.embedder.is_some(),
+            semantic: self.model.is_some(),
+            embedding_model: self.model.as_ref().map(SemanticModel::name),
             entries: self.index.len(),
+            semantic_entries: self.semantic.len(),
             bytes: self.index.bytes(),
             exact_hits: get(&c.exact_hits),
             semantic_hits: get(&c.semantic_hits),
@@ -375,7 +450,7 @@ impl Cache {
             namespace.is_none_or(|n| e.namespace == n) && model.is_none_or(|m| e.model == m)
         });
         for e in &removed {
-            self.semantic.remove(&e.scope, &e.exact);
+            forget(&self.semantic, e);
         }
         let keys: Vec<String> = removed.iter().map(|e| e.exact.to_hex()).collect();
         self.store.delete_cache_entries(&keys)?;
@@ -389,4 +464,11 @@ fn ttl_ms(ttl: Duration) -> u64 {
 
 fn parse_key(hex: &str) -> Option<Key> {
     blake3::Hash::from_hex(hex).ok().map(|h| Key(*h.as_bytes()))
+}
+
+/// Takes an evicted or purged entry out of the semantic tier.
+fn forget(semantic: &ScopeIndex, entry: &Entry) {
+    if let Err(err) = semantic.remove(&entry.scope, &entry.exact) {
+        tracing::warn!(error = %err, "could not remove a cache entry from the semantic tier");
+    }
 }

@@ -158,6 +158,12 @@ pub fn main() -> ExitCode {
                 .map_err(anyhow::Error::from)
                 .and_then(|config| {
                     let cache = config.cache;
+                    anyhow::ensure!(
+                        cache.remote_embedding.is_none() || !cache.semantic,
+                        "replay simulates the semantic tier with the embedded model only; \
+                         cache.embedding is set (run with REPRISE_CACHE_SEMANTIC=false to \
+                         count the exact tier alone)"
+                    );
                     let embedder = if cache.semantic {
                         Some(reprise_cache::embed::Model2Vec::load(&cache.model_dir)?)
                     } else {

@@ -235,7 +235,7 @@ fn retrieval(embedder: &dyn Embedder, path: &Path, threshold: f32) -> anyhow::Re
     };
     let index = ScopeIndex::default();
     for (i, (p, o)) in pairs.iter().zip(&origins).enumerate() {
-        index.insert(scope, key(i), o, p.origin.clone());
+        index.insert(scope, key(i), o, p.origin.clone())?;
     }
     for t in [0.6, 0.65, 0.7, 0.75, threshold, 0.85, 0.9] {
         let (mut correct, mut wrong, mut misses) = (0u64, 0u64, 0u64);

@@ -10,6 +10,7 @@
 mod cache;
 pub mod cli;
 pub mod config;
+mod embedding;
 mod error;
 mod eval;
 mod extract;

@@ -83,6 +83,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let grace = state.config().shutdown_grace;
     let tasks = state.tasks().clone();
+    let warming = state.clone();
+    tasks.spawn(async move { warming.cache().warm().await });
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         shutdown.await;

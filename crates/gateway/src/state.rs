@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::cache::Cache;
 use crate::config::{Config, ProviderKind, TargetConfig};
+use crate::embedding::{RemoteEmbedder, SemanticModel};
 
 /// An upstream target the gateway can send requests to.
 #[derive(Debug)]
@@ -66,12 +67,16 @@ impl AppState {
             .map(Target::build)
             .collect::<anyhow::Result<Vec<_>>>()?;
         let tasks = TaskTracker::new();
-        let embedder = if config.cache.enabled && config.cache.semantic {
-            Some(load_embedder(&config.cache.model_dir)?)
-        } else {
-            None
+        let model = match &config.cache.remote_embedding {
+            _ if !(config.cache.enabled && config.cache.semantic) => None,
+            Some(remote) => Some(SemanticModel::Remote(Arc::new(RemoteEmbedder::new(
+                remote,
+            )?))),
+            None => Some(SemanticModel::Local(load_embedder(
+                &config.cache.model_dir,
+            )?)),
         };
-        let cache = Cache::open(config.cache.clone(), store.clone(), tasks.clone(), embedder)?;
+        let cache = Cache::open(config.cache.clone(), store.clone(), tasks.clone(), model)?;
         Ok(Self(Arc::new(Inner {
             config,
             targets,

@@ -15,4 +15,4 @@
 
 mod openai;
 
-pub use openai::{Gate, MockUpstream, Recorded, Step};
+pub use openai::{Gate, MockUpstream, Recorded, Step, bag_of_words};

@@ -540,12 +540,15 @@ async fn embeddings(
         Some(Step::Delay(d)) => tokio::time::sleep(d).await,
         _ => {}
     }
-    let inputs = match &request["input"] {
-        Value::Array(items) => items.len(),
-        _ => 1,
+    let texts: Vec<&str> = match &request["input"] {
+        Value::Array(items) => items.iter().map(|t| t.as_str().unwrap_or("")).collect(),
+        other => vec![other.as_str().unwrap_or("")],
     };
-    let data: Vec<Value> = (0..inputs)
-        .map(|i| json!({"object": "embedding", "index": i, "embedding": [0.25, -0.5, 0.125 * i as f64]}))
+    let inputs = texts.len();
+    let data: Vec<Value> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| json!({"object": "embedding", "index": i, "embedding": bag_of_words(t)}))
         .collect();
     guard.finish();
     Json(json!({
@@ -555,6 +558,29 @@ async fn embeddings(
         "usage": {"prompt_tokens": inputs * 2, "total_tokens": inputs * 2}
     }))
     .into_response()
+}
+
+/// The mock's embedding: words hashed into 32 buckets, L2-normalised, so texts sharing most of
+/// their words are similar (a stand-in for a real model's meaning, good enough for tests).
+pub fn bag_of_words(text: &str) -> Vec<f32> {
+    let mut v = vec![0.0f32; 32];
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        let hash = word
+            .to_lowercase()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+        v[(hash % 32) as usize] += 1.0;
+    }
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
 }
 
 async fn models(State(shared): State<Arc<Shared>>) -> Response {

@@ -79,6 +79,28 @@ pub struct CacheConfig {
     pub similarity_threshold: f32,
     /// The embedding model's directory.
     pub model_dir: PathBuf,
+    /// A remote embedding endpoint, used instead of the model in `model_dir`.
+    pub remote_embedding: Option<RemoteEmbeddingConfig>,
+}
+
+/// A remote OpenAI-compatible embeddings endpoint (OpenAI, Ollama, vLLM, TEI...).
+#[derive(Debug, Clone)]
+pub struct RemoteEmbeddingConfig {
+    /// The API's base URL, up to and including `/v1` (`/embeddings` is appended).
+    pub base_url: String,
+    pub model: String,
+    pub api_key: Option<Secret>,
+    pub timeout: Duration,
+}
+
+impl PartialEq for RemoteEmbeddingConfig {
+    fn eq(&self, other: &Self) -> bool {
+        let key = |c: &Self| c.api_key.as_ref().map(|k| k.expose().to_owned());
+        self.base_url == other.base_url
+            && self.model == other.model
+            && self.timeout == other.timeout
+            && key(self) == key(other)
+    }
 }
 
 pub const DEFAULT_MODEL_DIR: &str = "models/potion-base-8M";
@@ -306,6 +328,42 @@ fn validate_cache(raw: &raw::RawCache, env: &dyn Env) -> Result<CacheConfig, Con
         Some(n) => n,
         None => bounds.max_bytes,
     };
+    let remote_embedding = match &raw.embedding {
+        None => None,
+        Some(r) => {
+            validate_url(&r.base_url)
+                .map_err(|reason| ConfigError::new("cache.embedding.base_url", reason))?;
+            if r.model.trim().is_empty() {
+                return Err(ConfigError::new(
+                    "cache.embedding.model",
+                    "must not be empty",
+                ));
+            }
+            // The default threshold was calibrated for the embedded model only.
+            if raw.similarity_threshold.is_none() {
+                return Err(ConfigError::new(
+                    "cache.similarity_threshold",
+                    "must be set when cache.embedding is: each model needs its own threshold \
+                     (calibrate it with `reprise eval`)",
+                ));
+            }
+            let api_key = match &r.api_key_env {
+                Some(var) => Some(Secret::new(env.var(var).ok_or_else(|| {
+                    ConfigError::new(
+                        "cache.embedding.api_key_env",
+                        format!("environment variable {var} is not set"),
+                    )
+                })?)),
+                None => None,
+            };
+            Some(RemoteEmbeddingConfig {
+                base_url: r.base_url.trim_end_matches('/').to_owned(),
+                model: r.model.clone(),
+                api_key,
+                timeout: Duration::from_millis(r.timeout_ms.unwrap_or(5_000).max(1)),
+            })
+        }
+    };
     let similarity_threshold = raw
         .similarity_threshold
         .unwrap_or(reprise_cache::semantic::DEFAULT_THRESHOLD);
@@ -328,6 +386,7 @@ fn validate_cache(raw: &raw::RawCache, env: &dyn Env) -> Result<CacheConfig, Con
         semantic,
         similarity_threshold,
         model_dir,
+        remote_embedding,
         enabled,
         policy: reprise_cache::Policy {
             temperature_ceiling,
@@ -507,6 +566,28 @@ mod tests {
         assert_eq!(c.targets[0].base_url, DEFAULT_OPENAI_BASE_URL);
         assert_eq!(c.targets[0].api_key.as_ref().unwrap().expose(), "sk-test");
         assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+    }
+
+    #[test]
+    fn a_remote_embedding_model_needs_its_own_threshold_and_its_key() {
+        let remote = "[cache.embedding]\nbase_url = \"http://127.0.0.1:11434/v1/\"\nmodel = \"nomic-embed-text\"\napi_key_env = \"EMBED_KEY\"\n";
+        let err = load(remote, &[("EMBED_KEY", "ek")]).unwrap_err();
+        assert_eq!(err.path, "cache.similarity_threshold");
+        let with_threshold = format!("[cache]\nsimilarity_threshold = 0.9\n{remote}");
+        let err = load(&with_threshold, &[]).unwrap_err();
+        assert_eq!(err.path, "cache.embedding.api_key_env");
+        assert!(err.reason.contains("EMBED_KEY"), "{}", err.reason);
+        let c = load(&with_threshold, &[("EMBED_KEY", "ek")]).unwrap();
+        let r = c.cache.remote_embedding.unwrap();
+        assert_eq!(r.base_url, "http://127.0.0.1:11434/v1");
+        assert_eq!(r.model, "nomic-embed-text");
+        assert_eq!(r.api_key.unwrap().expose(), "ek");
+        assert_eq!(r.timeout, Duration::from_secs(5));
+        let bad = with_threshold.replace("http://127.0.0.1:11434/v1/", "ftp://x");
+        assert_eq!(
+            load(&bad, &[("EMBED_KEY", "ek")]).unwrap_err().path,
+            "cache.embedding.base_url"
+        );
     }
 
     #[test]

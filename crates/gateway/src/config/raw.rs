@@ -33,6 +33,18 @@ pub struct RawCache {
     pub semantic: Option<bool>,
     pub similarity_threshold: Option<f32>,
     pub model_dir: Option<PathBuf>,
+    pub embedding: Option<RawRemoteEmbedding>,
+}
+
+/// `[cache.embedding]`: a remote OpenAI-compatible `/embeddings` endpoint instead of the
+/// embedded model.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRemoteEmbedding {
+    pub base_url: String,
+    pub model: String,
+    pub api_key_env: Option<String>,
+    pub timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -21,13 +21,16 @@ pub struct Hit {
     similarity: Option<f32>,
 }
 
-/// The exact tier, then (only on its miss) the semantic tier.
-pub fn lookup(state: &AppState, lookup: &Lookup) -> Option<Hit> {
+/// The exact tier, then (only on its miss) the semantic tier, embedding the question first.
+pub async fn lookup(state: &AppState, lookup: &mut Lookup) -> Option<Hit> {
     if let Some(entry) = state.cache().get(lookup) {
         return Some(Hit {
             entry,
             similarity: None,
         });
+    }
+    if lookup.may_serve() {
+        state.cache().embed(lookup).await;
     }
     state
         .cache()

@@ -57,15 +57,15 @@ pub async fn chat(
     // authenticate, limit: not yet (keys issue).
 
     // Cache lookup: the exact tier.
-    let lookup = state.cache().prepare(
+    let mut lookup = state.cache().prepare(
         &raw,
         directives.namespace,
         directives.control,
         &log.request_id,
     );
     let mut flight = None;
-    if let Some(lookup) = &lookup {
-        if let Some(hit) = cache::lookup(state, lookup) {
+    if let Some(lookup) = &mut lookup {
+        if let Some(hit) = cache::lookup(state, lookup).await {
             return cache::respond_hit(state, log, hit, &request);
         }
         if lookup.may_serve() {
@@ -74,7 +74,7 @@ pub async fn chat(
                 Flight::Follow(mut done) => {
                     // An identical request is already on its way upstream: wait for its answer.
                     let _ = done.changed().await;
-                    if let Some(hit) = cache::lookup(state, lookup) {
+                    if let Some(hit) = cache::lookup(state, lookup).await {
                         return cache::respond_hit(state, log, hit, &request);
                     }
                 }

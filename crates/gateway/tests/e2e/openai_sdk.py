@@ -59,7 +59,7 @@ say("STREAM_OK")
 
 # 3. Embeddings.
 embeddings = client.embeddings.create(model="text-embedding-3-small", input=["a", "b"])
-assert len(embeddings.data) == 2 and len(embeddings.data[0].embedding) == 3, embeddings
+assert len(embeddings.data) == 2 and len(embeddings.data[0].embedding) == 32, embeddings
 say("EMBEDDINGS_OK")
 
 # 4. The model list.

@@ -11,6 +11,7 @@
 mod cache;
 mod chat;
 mod cli;
+mod embedding;
 mod errors;
 mod lifecycle;
 mod sdk;

@@ -1,0 +1,161 @@
+//! Where the semantic tier's vectors come from: the embedded model (in-process, microseconds)
+//! or a remote OpenAI-compatible `/embeddings` endpoint (OpenAI, Ollama, vLLM, TEI). A remote
+//! failure never fails a request: the semantic tier is skipped and the request goes upstream.
+
+use std::sync::Arc;
+
+use reprise_cache::embed::Embedder;
+use serde::Deserialize;
+
+use crate::config::RemoteEmbeddingConfig;
+
+/// Why no vector could be had for a text.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    #[error("embedding endpoint unreachable or too slow: {0}")]
+    Transport(String),
+    #[error("embedding endpoint answered {status}")]
+    Status { status: u16 },
+    #[error("embedding endpoint answered with an unexpected body: {0}")]
+    Body(String),
+}
+
+/// The semantic tier's model.
+#[derive(Debug, Clone)]
+pub enum SemanticModel {
+    Local(Arc<dyn Embedder>),
+    Remote(Arc<RemoteEmbedder>),
+}
+
+impl SemanticModel {
+    /// L2-normalised vectors for `texts`, in order.
+    pub async fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        match self {
+            SemanticModel::Local(model) => Ok(texts.iter().map(|t| model.embed(t)).collect()),
+            SemanticModel::Remote(remote) => remote.embed(texts).await,
+        }
+    }
+
+    /// The model's name, for logs and `reprise eval`.
+    pub fn name(&self) -> String {
+        match self {
+            SemanticModel::Local(model) => model.name().to_owned(),
+            SemanticModel::Remote(remote) => format!("{} at {}", remote.model, remote.url),
+        }
+    }
+}
+
+/// A client of an OpenAI-compatible embeddings API.
+#[derive(Debug)]
+pub struct RemoteEmbedder {
+    client: reqwest::Client,
+    url: String,
+    model: String,
+    api_key: Option<reprise_providers::Secret>,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingList {
+    data: Vec<EmbeddingItem>,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingItem {
+    index: usize,
+    embedding: Vec<f32>,
+}
+
+/// Texts per request when many are embedded at once (start-up, eval).
+pub const BATCH: usize = 128;
+
+impl RemoteEmbedder {
+    pub fn new(config: &RemoteEmbeddingConfig) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .build()?;
+        Ok(Self {
+            client,
+            url: format!("{}/embeddings", config.base_url),
+            model: config.model.clone(),
+            api_key: config.api_key.clone(),
+        })
+    }
+
+    async fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let mut out = Vec::with_capacity(texts.len());
+        for batch in texts.chunks(BATCH) {
+            out.extend(self.embed_batch(batch).await?);
+        }
+        Ok(out)
+    }
+
+    async fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let mut request = self
+            .client
+            .post(&self.url)
+            .json(&serde_json::json!({"model": self.model, "input": texts}));
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key.expose());
+        }
+        // The error's Display includes the URL, never the key.
+        let response = request
+            .send()
+            .await
+            .map_err(|e| EmbedError::Transport(e.without_url().to_string()))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(EmbedError::Status {
+                status: status.as_u16(),
+            });
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| EmbedError::Transport(e.without_url().to_string()))?;
+        let mut list: EmbeddingList =
+            serde_json::from_slice(&body).map_err(|e| EmbedError::Body(e.to_string()))?;
+        list.data.sort_by_key(|d| d.index);
+        let indexes_match = list.data.iter().enumerate().all(|(i, d)| d.index == i);
+        if list.data.len() != texts.len() || !indexes_match {
+            return Err(EmbedError::Body(format!(
+                "{} vectors for {} texts",
+                list.data.len(),
+                texts.len()
+            )));
+        }
+        let dim = list.data.first().map_or(0, |d| d.embedding.len());
+        if dim == 0 || list.data.iter().any(|d| d.embedding.len() != dim) {
+            return Err(EmbedError::Body("vectors of differing or zero size".into()));
+        }
+        Ok(list
+            .data
+            .into_iter()
+            .map(|d| normalise(d.embedding))
+            .collect())
+    }
+}
+
+/// Scales `v` to unit length (remote models do not all normalise); a zero or non-finite
+/// vector becomes all zeros, which matches nothing.
+fn normalise(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm.is_finite() && norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    } else {
+        v.iter_mut().for_each(|x| *x = 0.0);
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vectors_are_normalised_and_bad_ones_match_nothing() {
+        assert_eq!(normalise(vec![3.0, 4.0]), vec![0.6, 0.8]);
+        assert_eq!(normalise(vec![0.0, 0.0]), vec![0.0, 0.0]);
+        assert_eq!(normalise(vec![f32::NAN, 1.0]), vec![0.0, 0.0]);
+    }
+}
