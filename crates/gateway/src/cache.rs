@@ -449,11 +449,25 @@ impl Cache {
         let removed = self.index.remove_where(|e| {
             namespace.is_none_or(|n| e.namespace == n) && model.is_none_or(|m| e.model == m)
         });
-        for e in &removed {
+        self.drop_entries(&removed)
+    }
+
+    /// Removes expired entries from the indexes and the store (they are never served, but
+    /// would hold memory and disk until evicted). Returns how many. Blocking.
+    pub fn sweep(&self) -> anyhow::Result<usize> {
+        let expired = self.index.expire(now_ms());
+        self.drop_entries(&expired)
+    }
+
+    /// Takes entries already out of the exact index out of the semantic tier and the store.
+    fn drop_entries(&self, removed: &[Arc<Entry>]) -> anyhow::Result<usize> {
+        for e in removed {
             forget(&self.semantic, e);
         }
-        let keys: Vec<String> = removed.iter().map(|e| e.exact.to_hex()).collect();
-        self.store.delete_cache_entries(&keys)?;
+        if !removed.is_empty() {
+            let keys: Vec<String> = removed.iter().map(|e| e.exact.to_hex()).collect();
+            self.store.delete_cache_entries(&keys)?;
+        }
         Ok(removed.len())
     }
 }

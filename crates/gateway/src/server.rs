@@ -85,6 +85,7 @@ pub async fn run(
     let tasks = state.tasks().clone();
     let warming = state.clone();
     tasks.spawn(async move { warming.cache().warm().await });
+    let sweeper = AbortOnDrop(tokio::spawn(sweep_expired(state.clone())));
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         shutdown.await;
@@ -122,6 +123,7 @@ pub async fn run(
         tasks.wait().await;
         result
     };
+    let _sweeper = sweeper;
     tokio::select! {
         result = drained => {
             result.context("server error")?;
@@ -132,6 +134,32 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// Stops a background loop when the server stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Every `cache.sweep_interval_secs`, drops expired cache entries from memory and the store.
+async fn sweep_expired(state: AppState) {
+    let mut every = tokio::time::interval(state.config().cache.sweep_interval);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let swept = state.clone();
+        match tokio::task::spawn_blocking(move || swept.cache().sweep()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(entries = n, "expired cache entries removed"),
+            Ok(Err(err)) => tracing::error!(error = %err, "could not remove expired cache entries"),
+            Err(err) => tracing::error!(error = %err, "the expiry sweep failed"),
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

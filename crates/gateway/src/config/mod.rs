@@ -81,6 +81,8 @@ pub struct CacheConfig {
     pub model_dir: PathBuf,
     /// A remote embedding endpoint, used instead of the model in `model_dir`.
     pub remote_embedding: Option<RemoteEmbeddingConfig>,
+    /// How often expired entries are removed from memory and the store.
+    pub sweep_interval: Duration,
 }
 
 /// A remote OpenAI-compatible embeddings endpoint (OpenAI, Ollama, vLLM, TEI...).
@@ -387,6 +389,16 @@ fn validate_cache(raw: &raw::RawCache, env: &dyn Env) -> Result<CacheConfig, Con
         similarity_threshold,
         model_dir,
         remote_embedding,
+        sweep_interval: match raw.sweep_interval_secs {
+            Some(0) => {
+                return Err(ConfigError::new(
+                    "cache.sweep_interval_secs",
+                    "must be at least 1",
+                ));
+            }
+            Some(s) => Duration::from_secs(s),
+            None => Duration::from_secs(60),
+        },
         enabled,
         policy: reprise_cache::Policy {
             temperature_ceiling,

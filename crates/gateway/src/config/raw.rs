@@ -34,6 +34,7 @@ pub struct RawCache {
     pub similarity_threshold: Option<f32>,
     pub model_dir: Option<PathBuf>,
     pub embedding: Option<RawRemoteEmbedding>,
+    pub sweep_interval_secs: Option<u64>,
 }
 
 /// `[cache.embedding]`: a remote OpenAI-compatible `/embeddings` endpoint instead of the

@@ -674,3 +674,38 @@ async fn kill_9_during_a_write_burst_loses_no_stored_entry() {
     second.terminate().await;
     assert_eq!(second.finish().await.0, Some(0));
 }
+
+#[tokio::test]
+async fn expired_entries_are_swept_from_memory() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::with_config("[cache]\nsweep_interval_secs = 1\n", &mock).await;
+    let (brief, lasting) = (
+        chat_body("How do I reverse a list in Python?"),
+        chat_body("What is the boiling point of water at sea level?"),
+    );
+    send(&gw, &brief, &[("x-reprise-cache-ttl", "1")]).await;
+    send(&gw, &lasting, &[]).await;
+    let stats: Value = gw.get_json("/admin/cache/stats").await;
+    assert_eq!(
+        (
+            stats["entries"].as_u64(),
+            stats["semantic_entries"].as_u64()
+        ),
+        (Some(2), Some(2))
+    );
+    // Poll the stats (never the expired question itself, which would store it again).
+    let swept = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let stats: Value = gw.get_json("/admin/cache/stats").await;
+            if stats["entries"] == 1 {
+                return stats;
+            }
+        }
+    };
+    let stats = tokio::time::timeout(PATIENCE, swept)
+        .await
+        .expect("never swept");
+    assert_eq!(stats["semantic_entries"], 1, "out of the semantic tier too");
+    assert_eq!(cache_header(&send(&gw, &lasting, &[]).await), "hit");
+}
