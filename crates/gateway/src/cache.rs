@@ -36,6 +36,10 @@ pub struct Counters {
     pub bypasses: AtomicU64,
     pub prompt_tokens_saved: AtomicU64,
     pub completion_tokens_saved: AtomicU64,
+    /// What the hits would have cost upstream, in billionths of a dollar.
+    pub nano_usd_saved: AtomicU64,
+    /// Hits on models the price table does not know (their tokens are counted, not priced).
+    pub unpriced_hits: AtomicU64,
 }
 
 /// A snapshot of the cache, as `/admin/cache/stats` reports it.
@@ -55,6 +59,9 @@ pub struct Stats {
     pub bypasses: u64,
     pub prompt_tokens_saved: u64,
     pub completion_tokens_saved: u64,
+    /// Estimated from the price table (USD).
+    pub usd_saved: f64,
+    pub unpriced_hits: u64,
 }
 
 /// The cache as the pipeline uses it.
@@ -440,6 +447,8 @@ impl Cache {
             bypasses: get(&c.bypasses),
             prompt_tokens_saved: get(&c.prompt_tokens_saved),
             completion_tokens_saved: get(&c.completion_tokens_saved),
+            usd_saved: get(&c.nano_usd_saved) as f64 / 1e9,
+            unpriced_hits: get(&c.unpriced_hits),
         }
     }
 

@@ -95,7 +95,7 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum CacheAction {
-    /// Entries, bytes, hits and misses by tier, tokens saved.
+    /// Entries, bytes, hits and misses by tier, tokens and estimated dollars saved.
     Stats,
     /// Remove entries: all, or those of a namespace and/or a model.
     Purge {

@@ -15,6 +15,7 @@ mod error;
 mod eval;
 mod extract;
 mod pipeline;
+mod pricing;
 mod replay;
 mod routes;
 mod routing;

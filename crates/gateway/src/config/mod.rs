@@ -4,12 +4,15 @@
 
 mod raw;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reprise_providers::{Secret, Timeouts};
+
+use crate::pricing::{Price, PriceTable};
 
 pub use raw::RawConfig;
 use raw::RawTarget;
@@ -63,6 +66,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub targets: Vec<TargetConfig>,
     pub cache: CacheConfig,
+    /// USD per million tokens, by model: the shipped table with the file's `[prices]` over it.
+    pub prices: PriceTable,
 }
 
 /// The cache's settings.
@@ -256,9 +261,32 @@ impl Config {
         }
 
         let cache = validate_cache(&raw.cache, env)?;
+        let mut prices = HashMap::new();
+        for (model, p) in &raw.prices {
+            let cached_input = p.cached_input.unwrap_or(p.input);
+            for (field, value) in [
+                ("input", p.input),
+                ("output", p.output),
+                ("cached_input", cached_input),
+            ] {
+                if !(value.is_finite() && value >= 0.0) {
+                    return Err(ConfigError::new(
+                        format!("prices.{model:?}.{field}"),
+                        "must be a price in USD per million tokens, 0 or more",
+                    ));
+                }
+            }
+            let price = Price {
+                input: p.input,
+                output: p.output,
+                cached_input,
+            };
+            prices.insert(model.clone(), price);
+        }
 
         Ok(Config {
             cache,
+            prices: PriceTable::with_overrides(prices),
             listen,
             data_dir,
             max_body_bytes,
@@ -600,6 +628,15 @@ mod tests {
             load(&bad, &[("EMBED_KEY", "ek")]).unwrap_err().path,
             "cache.embedding.base_url"
         );
+    }
+
+    #[test]
+    fn prices_are_checked_and_cached_input_defaults_to_input() {
+        let c = load("[prices.\"my-llama\"]\ninput = 0.5\noutput = 1\n", &[]).unwrap();
+        let p = c.prices.get("my-llama").unwrap();
+        assert_eq!((p.input, p.output, p.cached_input), (0.5, 1.0, 0.5));
+        let err = load("[prices.\"my-llama\"]\ninput = -1\noutput = 1\n", &[]).unwrap_err();
+        assert_eq!(err.path, "prices.\"my-llama\".input");
     }
 
     #[test]

@@ -19,6 +19,17 @@ pub struct RawConfig {
     pub targets: Vec<RawTarget>,
     #[serde(default)]
     pub cache: RawCache,
+    /// `[prices."MODEL"]`: USD per million tokens, over the shipped table.
+    #[serde(default)]
+    pub prices: BTreeMap<String, RawPrice>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrice {
+    pub input: f64,
+    pub output: f64,
+    pub cached_input: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

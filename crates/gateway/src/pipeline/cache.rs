@@ -63,6 +63,17 @@ pub fn respond_hit(
     counters
         .completion_tokens_saved
         .fetch_add(completion_tokens, Ordering::Relaxed);
+    match state.config().prices.get(&entry.model) {
+        Some(price) => {
+            let nano_usd = (price.cost(prompt_tokens, completion_tokens) * 1e9).round() as u64;
+            counters
+                .nano_usd_saved
+                .fetch_add(nano_usd, Ordering::Relaxed);
+        }
+        None => {
+            counters.unpriced_hits.fetch_add(1, Ordering::Relaxed);
+        }
+    }
     log.cache = CacheStatus::Hit;
     log.target = Some(entry.provider.clone());
     log.usage = Some(Usage {

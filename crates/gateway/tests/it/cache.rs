@@ -540,6 +540,18 @@ async fn stats_and_purge_through_the_admin_api_and_the_cli() {
         "5 tokens for each of two hits"
     );
     assert!(stats["bytes"].as_u64().unwrap() > 100);
+    // Priced with the shipped table: gpt-4o-mini at $0.15 in, $0.60 out per million tokens.
+    let (prompt, completion) = (
+        stats["prompt_tokens_saved"].as_f64().unwrap(),
+        stats["completion_tokens_saved"].as_f64().unwrap(),
+    );
+    assert!(prompt > 0.0);
+    let usd = stats["usd_saved"].as_f64().unwrap();
+    assert!(
+        (usd - (prompt * 0.15 + completion * 0.60) / 1e6).abs() < 1e-9,
+        "{usd}"
+    );
+    assert_eq!(stats["unpriced_hits"], 0);
 
     let r = client()
         .delete(gw.url("/admin/cache?namespace=team-a"))
@@ -708,4 +720,32 @@ async fn expired_entries_are_swept_from_memory() {
         .expect("never swept");
     assert_eq!(stats["semantic_entries"], 1, "out of the semantic tier too");
     assert_eq!(cache_header(&send(&gw, &lasting, &[]).await), "hit");
+}
+
+#[tokio::test]
+async fn savings_use_the_configured_prices_and_flag_unknown_models() {
+    let mock = MockUpstream::start().await;
+    let toml = "[prices.\"gpt-4o-mini\"]\ninput = 1000000\noutput = 2000000\n";
+    let gw = Gateway::with_config(toml, &mock).await;
+    let question = chat_body("How do I reverse a list in Python?");
+    send(&gw, &question, &[]).await;
+    assert_eq!(cache_header(&send(&gw, &question, &[]).await), "hit");
+    let mut unknown = chat_body("How do I reverse a list in Python?");
+    unknown["model"] = json!("my-local-llama");
+    send(&gw, &unknown, &[]).await;
+    assert_eq!(cache_header(&send(&gw, &unknown, &[]).await), "hit");
+
+    let stats: Value = gw.get_json("/admin/cache/stats").await;
+    let first: Value = send(&gw, &question, &[]).await.json().await.unwrap();
+    let (prompt, completion) = (
+        first["usage"]["prompt_tokens"].as_f64().unwrap(),
+        first["usage"]["completion_tokens"].as_f64().unwrap(),
+    );
+    // $1 a prompt token, $2 a completion token; the unknown model's hit is counted, not priced.
+    assert_eq!(
+        stats["usd_saved"].as_f64().unwrap(),
+        prompt + 2.0 * completion
+    );
+    assert_eq!(stats["unpriced_hits"], 1);
+    assert_eq!(stats["exact_hits"], 2);
 }
