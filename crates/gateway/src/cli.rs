@@ -76,7 +76,8 @@ enum Command {
         /// Directory holding gptcache-mock.json, checklist-dev.jsonl and qqp-dev.jsonl.gz.
         #[arg(long, default_value = "../shared/data", value_name = "DIR")]
         data: PathBuf,
-        /// Embedding model directory.
+        /// Embedding model directory (when the configuration names no remote
+        /// `[cache.embedding]`, which is evaluated instead).
         #[arg(
             long,
             env = "REPRISE_MODEL_DIR",
@@ -84,9 +85,10 @@ enum Command {
             value_name = "DIR"
         )]
         model: PathBuf,
-        /// Similarity threshold to report as the default.
-        #[arg(long, default_value_t = reprise_cache::semantic::DEFAULT_THRESHOLD)]
-        threshold: f32,
+        /// Similarity threshold to report as the default [default: the configured
+        /// `cache.similarity_threshold`, else 0.80]
+        #[arg(long)]
+        threshold: Option<f32>,
         /// Also print examples of wrong decisions on the CheckList file, with the reason.
         #[arg(long)]
         explain: bool,
@@ -198,9 +200,28 @@ pub fn main() -> ExitCode {
             threshold,
             explain,
         } => {
-            let result = reprise_cache::embed::Model2Vec::load(&model)
+            let result = Config::load(cli.config.as_deref(), &ProcessEnv, &Overrides::default())
                 .map_err(anyhow::Error::from)
-                .and_then(|m| crate::eval::run(&m, &data, threshold, explain));
+                .and_then(|config| {
+                    let threshold = threshold.unwrap_or(config.cache.similarity_threshold);
+                    match &config.cache.remote_embedding {
+                        Some(remote) => {
+                            let remote = crate::embedding::BlockingRemote::new(remote)?;
+                            crate::eval::run(&remote, &data, threshold, explain)?;
+                            match remote.failure() {
+                                None => Ok(()),
+                                Some(reason) => Err(anyhow::anyhow!(
+                                    "the embedding endpoint failed during the evaluation \
+                                     (the figures above are wrong): {reason}"
+                                )),
+                            }
+                        }
+                        None => {
+                            let local = reprise_cache::embed::Model2Vec::load(&model)?;
+                            crate::eval::run(&local, &data, threshold, explain)
+                        }
+                    }
+                });
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {

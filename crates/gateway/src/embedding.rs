@@ -148,6 +148,82 @@ fn normalise(mut v: Vec<f32>) -> Vec<f32> {
     v
 }
 
+/// A remote model behind the synchronous [`Embedder`] interface, for `reprise eval` (a command
+/// with no async runtime of its own). A failed call yields a zero vector (which matches nothing)
+/// and is remembered: [`BlockingRemote::failure`] reports it once the evaluation is over.
+pub struct BlockingRemote {
+    runtime: tokio::runtime::Runtime,
+    remote: RemoteEmbedder,
+    name: String,
+    dim: usize,
+    failure: std::sync::Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for BlockingRemote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockingRemote")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl BlockingRemote {
+    /// Connects and learns the model's dimension from one probe call.
+    pub fn new(config: &RemoteEmbeddingConfig) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let remote = RemoteEmbedder::new(config)?;
+        let probe = runtime
+            .block_on(remote.embed(&["dimension probe"]))
+            .map_err(|e| anyhow::anyhow!("{e} ({})", remote.url))?;
+        let dim = probe.first().map_or(0, Vec::len);
+        let name = format!("{} at {}", remote.model, remote.url);
+        Ok(Self {
+            runtime,
+            remote,
+            name,
+            dim,
+            failure: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// The first failed call, if any.
+    pub fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl Embedder for BlockingRemote {
+    fn embed(&self, text: &str) -> Vec<f32> {
+        match self.runtime.block_on(self.remote.embed(&[text])) {
+            Ok(mut v) if v.len() == 1 && v[0].len() == self.dim => v.pop().unwrap_or_default(),
+            outcome => {
+                let reason = match outcome {
+                    Err(e) => e.to_string(),
+                    Ok(_) => "a vector of another size".to_owned(),
+                };
+                self.failure
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(reason);
+                vec![0.0; self.dim]
+            }
+        }
+    }
+
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -198,3 +198,56 @@ async fn replay_estimates_each_tier_without_calling_upstream() {
     assert_eq!(count("misses"), 3, "{text}");
     assert!(text.contains("invalid lines         1"), "{text}");
 }
+
+/// A tiny copy of the evaluation files' formats (the real ones live outside the repository).
+fn eval_data() -> tempfile::TempDir {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = serde_json::json!([
+        {"origin": "How do I reverse a list in Python?", "similar": "How can I reverse a list in Python?"},
+        {"origin": "What is the boiling point of water?", "similar": "At what temperature does water boil?"}
+    ]);
+    std::fs::write(dir.path().join("gptcache-mock.json"), pairs.to_string()).unwrap();
+    let checklist = [
+        r#"{"id": 1, "test": "Modifier: adj", "capability": "Vocabulary", "label": 0, "text_a": "Is Tyler Johnson an actor?", "text_b": "Is Tyler Johnson a bad actor?"}"#,
+        r#"{"id": 2, "test": "Synonyms", "capability": "Taxonomy", "label": 1, "text_a": "How do I reverse a list in Python?", "text_b": "How can I reverse a list in Python?"}"#,
+    ];
+    std::fs::write(dir.path().join("checklist-dev.jsonl"), checklist.join("\n")).unwrap();
+    let qqp = r#"{"id": 9, "text_a": "How do I learn Rust?", "text_b": "How can I learn Rust?", "label": 1}"#;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(qqp.as_bytes()).unwrap();
+    std::fs::write(dir.path().join("qqp-dev.jsonl.gz"), gz.finish().unwrap()).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn eval_measures_a_configured_remote_embedding_model() {
+    let embeddings = reprise_test_support::MockUpstream::start().await;
+    let data = eval_data();
+    let config = data.path().join("reprise.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[cache]\nsimilarity_threshold = 0.85\n[cache.embedding]\nbase_url = \"{}\"\nmodel = \"bag-of-words\"\n",
+            embeddings.base_url()
+        ),
+    )
+    .unwrap();
+    let (config, data_dir) = (config.to_str().unwrap(), data.path().to_str().unwrap());
+    let args = ["--config", config, "eval", "--data", data_dir];
+    let (code, out) = Process::spawn(&args, &[]).finish().await;
+    assert_eq!(code, Some(0), "{out:?}");
+    let text = out.join("\n");
+    assert!(
+        text.contains("model bag-of-words at http://") && text.contains("threshold 0.85"),
+        "{text}"
+    );
+    // A probe, then both texts of every pair of the three files.
+    assert_eq!(embeddings.requests().len(), 1 + 4 + 4 + 2);
+
+    // A failing endpoint fails the command instead of printing wrong figures.
+    embeddings.fail_times(1, 503);
+    let (code, out) = Process::spawn(&args, &[]).finish().await;
+    assert_eq!(code, Some(1), "{out:?}");
+    assert!(out.join("\n").contains("503"), "{out:?}");
+}
