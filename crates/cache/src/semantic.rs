@@ -341,30 +341,15 @@ mod tests {
     fn finds_within_a_scope_only_and_forgets_removed_entries() {
         let index = ScopeIndex::default();
         let (s1, s2) = (Key([1; 32]), Key([2; 32]));
-        index
-            .insert(
-                s1,
-                Key([10; 32]),
-                &unit(&[1.0, 0.0, 0.0]),
-                "Is that pig on the table?".into(),
-            )
-            .unwrap();
-        index
-            .insert(
-                s1,
-                Key([11; 32]),
-                &unit(&[0.0, 1.0, 0.0]),
-                "Something else entirely".into(),
-            )
-            .unwrap();
-        index
-            .insert(
-                s2,
-                Key([12; 32]),
-                &unit(&[1.0, 0.0, 0.0]),
-                "Is that pig on the table?".into(),
-            )
-            .unwrap();
+        for (scope, key, vector, text) in [
+            (s1, 10, [1.0, 0.0, 0.0], "Is that pig on the table?"),
+            (s1, 11, [0.0, 1.0, 0.0], "Something else entirely"),
+            (s2, 12, [1.0, 0.0, 0.0], "Is that pig on the table?"),
+        ] {
+            index
+                .insert(scope, Key([key; 32]), &unit(&vector), text.into())
+                .unwrap();
+        }
         let q = unit(&[0.9, 0.1, 0.0]);
         let found = index.find(&s1, "Is that pig really on the table?", &q, 0.8);
         assert_eq!(found.len(), 1);
