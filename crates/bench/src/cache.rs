@@ -80,8 +80,12 @@ pub fn run(
 
     // 1. Embedding a query vs hashing the request (the exact tier's key).
     let queries: Vec<String> = (0..20_000).map(question).collect();
-    let (mut embed, mut hash) = (histogram()?, histogram()?);
-    for q in &queries {
+    let (mut embed, mut hash, mut guard) = (histogram()?, histogram()?, histogram()?);
+    for (i, q) in queries.iter().enumerate() {
+        let neighbour = question(i + 1);
+        let t = Instant::now();
+        std::hint::black_box(reprise_cache::guard::check(q, &neighbour).is_ok());
+        guard.record(t.elapsed().as_nanos() as u64)?;
         let request = serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": q}]});
         let t = Instant::now();
         std::hint::black_box(reprise_cache::keys::keys("", &request));
@@ -105,8 +109,16 @@ pub fn run(
         pct(&embed, 99.0) / 1e3
     );
     println!(
-        "ratio embedding / exact key: {:.2} at p50",
-        pct(&embed, 50.0) / pct(&hash, 50.0)
+        "{:<34} {:>10.2} {:>10.2}",
+        "structural guard (one candidate)",
+        pct(&guard, 50.0) / 1e3,
+        pct(&guard, 99.0) / 1e3
+    );
+    println!(
+        "ratio embedding / exact key: {:.2} at p50; guard / exact key: {:.2} (a lookup guards up to {} candidates)",
+        pct(&embed, 50.0) / pct(&hash, 50.0),
+        pct(&guard, 50.0) / pct(&hash, 50.0),
+        reprise_cache::semantic::GUARDED_CANDIDATES
     );
 
     // 2. Looking up one scope of the index: the graph the gateway uses past

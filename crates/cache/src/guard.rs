@@ -57,24 +57,28 @@ impl Veto {
 
 /// Checks whether a cached answer to `cached` may answer `asked`.
 pub fn check(asked: &str, cached: &str) -> Result<(), Veto> {
-    let a = Analysis::of(asked);
-    let b = Analysis::of(cached);
+    check_analysed(&Analysis::of(asked), &Analysis::of(cached))
+}
+
+/// [`check`] on questions already analysed, so that one question compared with several
+/// candidates is analysed once.
+pub fn check_analysed(a: &Analysis, b: &Analysis) -> Result<(), Veto> {
     if a.numbers != b.numbers {
         return Err(Veto::Numbers);
     }
     if a.quoted != b.quoted {
         return Err(Veto::Quoted);
     }
-    if !a.code_found_in(&b) || !b.code_found_in(&a) {
+    if !a.code_found_in(b) || !b.code_found_in(a) {
         return Err(Veto::Code);
     }
-    if !a.entities_found_in(&b) || !b.entities_found_in(&a) {
+    if !a.entities_found_in(b) || !b.entities_found_in(a) {
         return Err(Veto::Entities);
     }
     // Antonym prefixes count as negations when the other text has the stem ("invisible" vs
     // "not ... visible").
-    let (a_content, a_prefixed) = a.content_with_stems(&b);
-    let (b_content, b_prefixed) = b.content_with_stems(&a);
+    let (a_content, a_prefixed) = a.content_with_stems(b);
+    let (b_content, b_prefixed) = b.content_with_stems(a);
     if (a.negations + a_prefixed) % 2 != (b.negations + b_prefixed) % 2 {
         return Err(Veto::Negation);
     }
@@ -189,8 +193,9 @@ const NEGATIVE_PREFIXES: &[&str] = &[
     "un", "in", "im", "il", "ir", "dis", "non",
 ];
 
+/// What the guard reads in one question (see [`Analysis::of`]).
 #[derive(Debug, Default)]
-struct Analysis {
+pub struct Analysis {
     /// Lower-cased words in order.
     words: Vec<String>,
     numbers: BTreeMap<String, usize>,
@@ -217,7 +222,7 @@ struct Analysis {
 }
 
 impl Analysis {
-    fn of(text: &str) -> Self {
+    pub fn of(text: &str) -> Self {
         let mut a = Analysis {
             quoted: quoted_strings(text),
             raw_lower: text.to_lowercase(),

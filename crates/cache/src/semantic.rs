@@ -292,26 +292,46 @@ impl ScopeIndex {
         embedding: &[f32],
         threshold: f32,
     ) -> Vec<(Key, f32)> {
-        let Some(shared) = self
+        let mut found = Vec::new();
+        self.find_first(scope, text, embedding, threshold, |key, similarity| {
+            found.push((key, similarity));
+            None::<()>
+        });
+        found
+    }
+
+    /// Offers `accept` the entries [`ScopeIndex::find`] would return, best first, and stops at
+    /// the first it takes: a hit guards only the candidates it needs.
+    pub fn find_first<T>(
+        &self,
+        scope: &Key,
+        text: &str,
+        embedding: &[f32],
+        threshold: f32,
+        mut accept: impl FnMut(Key, f32) -> Option<T>,
+    ) -> Option<T> {
+        let shared = self
             .scopes
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(scope)
-            .cloned()
-        else {
-            return Vec::new();
-        };
+            .cloned()?;
         let s = shared.read().unwrap_or_else(|p| p.into_inner());
         if s.dim != embedding.len() || s.dim == 0 {
-            return Vec::new();
+            return None;
         }
         // Only the most similar few go to the guard: templated questions ("... case 1", "... case
         // 2") can put thousands above the threshold, and a veto of the best few means a miss.
-        s.nearest(embedding, threshold, GUARDED_CANDIDATES)
-            .into_iter()
-            .filter(|(i, _)| guard::check(text, &s.texts[*i]).is_ok())
-            .map(|(i, sim)| (s.keys[i], sim))
-            .collect()
+        let candidates = s.nearest(embedding, threshold, GUARDED_CANDIDATES);
+        if candidates.is_empty() {
+            return None;
+        }
+        let asked = guard::Analysis::of(text);
+        candidates.into_iter().find_map(|(i, similarity)| {
+            let cached = guard::Analysis::of(&s.texts[i]);
+            guard::check_analysed(&asked, &cached).ok()?;
+            accept(s.keys[i], similarity)
+        })
     }
 
     /// How many questions the index holds.

@@ -307,19 +307,17 @@ impl Cache {
         );
         let max_age = lookup.directives.max_age.map(|d| d.as_secs());
         let now = now_ms();
-        self.semantic
-            .find(
-                &lookup.keys.scope,
-                text,
-                embedding,
-                self.config.similarity_threshold,
-            )
-            .into_iter()
-            .find_map(|(key, similarity)| {
+        self.semantic.find_first(
+            &lookup.keys.scope,
+            text,
+            embedding,
+            self.config.similarity_threshold,
+            |key, similarity| {
                 self.index
                     .get(&key, now, max_age)
                     .map(|entry| (entry, similarity))
-            })
+            },
+        )
     }
 
     /// The exact-tier entry that may answer `lookup`.
