@@ -29,7 +29,9 @@ pub async fn lookup(state: &AppState, lookup: &mut Lookup) -> Option<Hit> {
             similarity: None,
         });
     }
-    if lookup.may_serve() {
+    // The vector serves this lookup and goes with the entry if the answer is stored
+    // (`no-cache` stores without serving).
+    if lookup.may_serve() || lookup.may_store() {
         state.cache().embed(lookup).await;
     }
     state

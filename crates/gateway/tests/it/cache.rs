@@ -442,6 +442,13 @@ async fn cache_control_directives_are_honoured() {
         "miss"
     );
     assert_eq!(cache_header(&send(&gw, &body, &[]).await), "hit");
+    // ...for the semantic tier too.
+    let asked = chat_body("How do I reverse a list in Python?");
+    let nocache = [("cache-control", "no-cache")];
+    assert_eq!(cache_header(&send(&gw, &asked, &nocache).await), "miss");
+    let paraphrase = chat_body("How can I reverse a list in Python?");
+    let r = send(&gw, &paraphrase, &[]).await;
+    assert_eq!(r.headers()["x-reprise-cache-kind"], "semantic");
     // max-age: only younger entries; 0 is never young enough.
     assert_eq!(
         cache_header(&send(&gw, &body, &[("cache-control", "max-age=0")]).await),
@@ -456,7 +463,7 @@ async fn cache_control_directives_are_honoured() {
     assert_eq!(r.status(), 400);
     let r = send(&gw, &body, &[("x-reprise-cache-ttl", "forever")]).await;
     assert_eq!(r.status(), 400);
-    assert_eq!(mock.requests().len(), 4);
+    assert_eq!(mock.requests().len(), 5);
 }
 
 #[tokio::test]
