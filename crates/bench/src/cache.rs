@@ -96,24 +96,17 @@ pub fn run(
     }
     println!("\nper query ({} queries of ~15 words)", queries.len());
     println!("{:<34} {:>10} {:>10}", "", "p50 µs", "p99 µs");
-    println!(
-        "{:<34} {:>10.2} {:>10.2}",
-        "exact key (canonical JSON + BLAKE3)",
-        pct(&hash, 50.0) / 1e3,
-        pct(&hash, 99.0) / 1e3
-    );
-    println!(
-        "{:<34} {:>10.2} {:>10.2}",
-        "embedding (potion-base-8M)",
-        pct(&embed, 50.0) / 1e3,
-        pct(&embed, 99.0) / 1e3
-    );
-    println!(
-        "{:<34} {:>10.2} {:>10.2}",
-        "structural guard (one candidate)",
-        pct(&guard, 50.0) / 1e3,
-        pct(&guard, 99.0) / 1e3
-    );
+    for (label, h) in [
+        ("exact key (canonical JSON + BLAKE3)", &hash),
+        ("embedding (potion-base-8M)", &embed),
+        ("structural guard (one candidate)", &guard),
+    ] {
+        println!(
+            "{label:<34} {:>10.2} {:>10.2}",
+            pct(h, 50.0) / 1e3,
+            pct(h, 99.0) / 1e3
+        );
+    }
     println!(
         "ratio embedding / exact key: {:.2} at p50; guard / exact key: {:.2} (a lookup guards up to {} candidates)",
         pct(&embed, 50.0) / pct(&hash, 50.0),

@@ -439,17 +439,17 @@ mod tests {
                 Vectors::Graph(_)
             ));
         }
+        // The best match for entry i's own vector and text, if any.
+        let best = |i: usize| {
+            let q = random_unit(i as u64, dim);
+            index
+                .find(&scope, &format!("question {i}"), &q, 0.99)
+                .first()
+                .copied()
+        };
         // Every entry is found by its own vector (the guard sees the same text).
         let found = (0..n)
-            .filter(|&i| {
-                let hit = index.find(
-                    &scope,
-                    &format!("question {i}"),
-                    &random_unit(i as u64, dim),
-                    0.99,
-                );
-                hit.first().map(|h| h.0) == Some(key(i))
-            })
+            .filter(|&i| best(i).map(|h| h.0) == Some(key(i)))
             .count();
         assert!(found * 100 >= n * 99, "graph recall {found}/{n}");
         // Remove the first half; their slots are refilled from the end, and the rest is intact.
@@ -458,23 +458,10 @@ mod tests {
         }
         assert_eq!(index.len(), n - n / 2);
         for i in 0..n / 2 {
-            let q = random_unit(i as u64, dim);
-            assert!(
-                index
-                    .find(&scope, &format!("question {i}"), &q, 0.99)
-                    .is_empty()
-            );
+            assert_eq!(best(i), None);
         }
         let found = (n / 2..n)
-            .filter(|&i| {
-                let hit = index.find(
-                    &scope,
-                    &format!("question {i}"),
-                    &random_unit(i as u64, dim),
-                    0.99,
-                );
-                hit.first().map(|h| (h.0, h.1 > 0.999)) == Some((key(i), true))
-            })
+            .filter(|&i| best(i).map(|h| (h.0, h.1 > 0.999)) == Some((key(i), true)))
             .count();
         assert!(found * 100 >= (n - n / 2) * 99, "after removals {found}");
         // Re-inserting a removed entry works, and a vector of the wrong size is refused.
