@@ -64,6 +64,14 @@ enum Command {
         #[arg(long, global = true, value_name = "ADDR")]
         gateway: Option<String>,
     },
+    /// Show the targets of a running gateway (through its loopback admin API).
+    Provider {
+        #[command(subcommand)]
+        action: ProviderAction,
+        /// The gateway's address [default: REPRISE_LISTEN, else 127.0.0.1:4080]
+        #[arg(long, global = true, value_name = "ADDR")]
+        gateway: Option<String>,
+    },
     /// Estimate what the cache would have served for a log of chat requests (one OpenAI request
     /// body a line), with the current settings and no upstream call.
     Replay {
@@ -108,7 +116,37 @@ enum CacheAction {
     },
 }
 
-fn cache_command(action: CacheAction, gateway: Option<String>) -> anyhow::Result<()> {
+#[derive(Debug, Subcommand)]
+enum ProviderAction {
+    /// Configured targets, the models they serve and their state (healthy, cooling down,
+    /// probing), and the aliases.
+    List,
+    /// Probe every target live (its model list: no tokens spent) and report each result.
+    Health,
+}
+
+fn provider_command(action: ProviderAction, gateway: Option<String>) -> anyhow::Result<()> {
+    let path = match action {
+        ProviderAction::List => "/admin/providers",
+        ProviderAction::Health => "/admin/providers/health",
+    };
+    let body = admin_call(gateway, |client, base| client.get(format!("{base}{path}")))?;
+    println!("{}", serde_json::to_string_pretty(&body)?);
+    if matches!(action, ProviderAction::Health)
+        && body["targets"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["ok"] != true))
+    {
+        anyhow::bail!("at least one target failed its probe");
+    }
+    Ok(())
+}
+
+/// One call to a running gateway's admin API; its JSON answer, or an error naming the failure.
+fn admin_call(
+    gateway: Option<String>,
+    request: impl FnOnce(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+) -> anyhow::Result<serde_json::Value> {
     let addr = gateway
         .or_else(|| std::env::var("REPRISE_LISTEN").ok())
         .unwrap_or_else(|| crate::config::DEFAULT_LISTEN.to_owned());
@@ -122,20 +160,7 @@ fn cache_command(action: CacheAction, gateway: Option<String>) -> anyhow::Result
         .build()?;
     runtime.block_on(async {
         let client = reqwest::Client::new();
-        let request = match action {
-            CacheAction::Stats => client.get(format!("{base}/admin/cache/stats")),
-            CacheAction::Purge { namespace, model } => {
-                let mut query = Vec::new();
-                if let Some(n) = namespace {
-                    query.push(("namespace", n));
-                }
-                if let Some(m) = model {
-                    query.push(("model", m));
-                }
-                client.delete(format!("{base}/admin/cache")).query(&query)
-            }
-        };
-        let response = request.send().await.map_err(|e| {
+        let response = request(&client, &base).send().await.map_err(|e| {
             anyhow::anyhow!("cannot reach the gateway at {base}: {}", e.without_url())
         })?;
         let status = response.status();
@@ -146,9 +171,26 @@ fn cache_command(action: CacheAction, gateway: Option<String>) -> anyhow::Result
                 body["error"]["message"]
             );
         }
-        println!("{}", serde_json::to_string_pretty(&body)?);
-        Ok(())
+        Ok(body)
     })
+}
+
+fn cache_command(action: CacheAction, gateway: Option<String>) -> anyhow::Result<()> {
+    let body = admin_call(gateway, |client, base| match action {
+        CacheAction::Stats => client.get(format!("{base}/admin/cache/stats")),
+        CacheAction::Purge { namespace, model } => {
+            let mut query = Vec::new();
+            if let Some(n) = namespace {
+                query.push(("namespace", n));
+            }
+            if let Some(m) = model {
+                query.push(("model", m));
+            }
+            client.delete(format!("{base}/admin/cache")).query(&query)
+        }
+    })?;
+    println!("{}", serde_json::to_string_pretty(&body)?);
+    Ok(())
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -187,6 +229,13 @@ pub fn main() -> ExitCode {
                 }
             }
         }
+        Command::Provider { action, gateway } => match provider_command(action, gateway) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Cache { action, gateway } => match cache_command(action, gateway) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {

@@ -35,6 +35,18 @@ pub enum GatewayError {
     /// An upstream error whose body is not OpenAI-shaped: wrapped.
     #[error("upstream target {target:?} answered HTTP {status}")]
     UpstreamStatus { target: String, status: StatusCode },
+    /// The request asks for something the provider cannot do (a 400 naming the field).
+    #[error("{message}")]
+    Unsupported { param: String, message: String },
+    /// Every attempt failed with a retryable error, across more than one target.
+    #[error("Every upstream attempt failed: {}", attempts.join("; "))]
+    AllTargetsFailed { attempts: Vec<String> },
+    /// Every attempt was rate-limited by its provider (not by the gateway's own limits).
+    #[error("Every upstream target is rate-limiting requests: {}", attempts.join("; "))]
+    UpstreamRateLimited {
+        attempts: Vec<String>,
+        retry_after: Option<std::time::Duration>,
+    },
     #[error("{message}")]
     Forbidden { message: String },
     #[error("the gateway is not ready: {reason}")]
@@ -59,10 +71,15 @@ impl GatewayError {
                 GatewayError::UpstreamRelayed { status, body }
             }
             UpstreamError::Status { status, .. } => GatewayError::UpstreamStatus { target, status },
+            UpstreamError::Unsupported { param, message } => {
+                GatewayError::Unsupported { param, message }
+            }
             e if e.is_timeout() => GatewayError::UpstreamTimeout { target },
             UpstreamError::Connect(_) => GatewayError::UpstreamUnreachable { target },
             UpstreamError::Transport(_)
             | UpstreamError::Truncated
+            | UpstreamError::Malformed(_)
+            | UpstreamError::InBand(_)
             | UpstreamError::FirstByteTimeout(_)
             | UpstreamError::TotalTimeout(_)
             | UpstreamError::IdleTimeout(_) => GatewayError::UpstreamBroken { target },
@@ -119,6 +136,23 @@ impl GatewayError {
                 },
                 Some("upstream_http_error"),
             ),
+            E::Unsupported { .. } => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                Some("unsupported_parameter"),
+            ),
+            E::AllTargetsFailed { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream_error",
+                Some("all_targets_failed"),
+            ),
+            // `upstream_rate_limited`, never the gateway's own limit codes: a client can tell
+            // the provider's 429 from Reprise's.
+            E::UpstreamRateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                Some("upstream_rate_limited"),
+            ),
             E::Forbidden { .. } => (StatusCode::FORBIDDEN, "permission_error", Some("forbidden")),
             E::NotReady { .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -148,6 +182,7 @@ impl GatewayError {
         let param = match self {
             GatewayError::InvalidRequest { param, .. } => param.clone(),
             GatewayError::ModelNotFound { .. } => Some("model".to_owned()),
+            GatewayError::Unsupported { param, .. } => Some(param.clone()),
             _ => None,
         };
         ErrorBody::new(self.to_string(), kind, param, code.map(str::to_owned))
@@ -163,6 +198,13 @@ fn is_openai_error(body: &[u8]) -> bool {
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let retry_after = match &self {
+            GatewayError::UpstreamRateLimited {
+                retry_after: Some(after),
+                ..
+            } => HeaderValue::from_str(&after.as_secs_f64().ceil().max(1.0).to_string()).ok(),
+            _ => None,
+        };
         let body = match self {
             GatewayError::UpstreamRelayed { body, .. } => body,
             other => match serde_json::to_vec(&other.body()) {
@@ -177,6 +219,9 @@ impl IntoResponse for GatewayError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(after) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, after);
+        }
         response
     }
 }
@@ -216,6 +261,22 @@ mod tests {
             },
             GatewayError::NotReady {
                 reason: "the store is not answering".into(),
+            },
+            GatewayError::Unsupported {
+                param: "temperature".into(),
+                message: "Anthropic does not support values of 'temperature' outside 0 to 1 \
+                          ('temperature')."
+                    .into(),
+            },
+            GatewayError::AllTargetsFailed {
+                attempts: vec![
+                    "openai (gpt-4o): HTTP 500".into(),
+                    "anthropic (claude-sonnet-4-5): timed out".into(),
+                ],
+            },
+            GatewayError::UpstreamRateLimited {
+                attempts: vec!["openai (gpt-4o): HTTP 429".into()],
+                retry_after: Some(std::time::Duration::from_millis(1500)),
             },
             GatewayError::Forbidden {
                 message: "admin routes answer only on loopback".into(),

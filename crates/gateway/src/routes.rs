@@ -28,7 +28,9 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/admin/cache/stats", get(admin_cache_stats))
-        .route("/admin/cache", axum::routing::delete(admin_cache_purge));
+        .route("/admin/cache", axum::routing::delete(admin_cache_purge))
+        .route("/admin/providers", get(admin_providers))
+        .route("/admin/providers/health", get(admin_providers_health));
     for prefix in ["/v1", ""] {
         router = router
             .route(&format!("{prefix}/chat/completions"), post(chat))
@@ -198,7 +200,12 @@ fn allowed_methods(path: &str) -> Option<&'static str> {
     let path = path.strip_prefix("/v1").unwrap_or(path);
     match path {
         "/chat/completions" | "/embeddings" => Some("POST"),
-        "/models" | "/healthz" | "/readyz" | "/admin/cache/stats" => Some("GET, HEAD"),
+        "/models"
+        | "/healthz"
+        | "/readyz"
+        | "/admin/cache/stats"
+        | "/admin/providers"
+        | "/admin/providers/health" => Some("GET, HEAD"),
         "/admin/cache" => Some("DELETE"),
         _ => None,
     }
@@ -223,6 +230,30 @@ async fn admin_cache_stats(
         return err.into_response();
     }
     axum::Json(state.cache().stats()).into_response()
+}
+
+/// `GET /admin/providers`: every target with its models and breaker state, and the aliases.
+async fn admin_providers(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    if let Err(err) = admin_allowed(peer) {
+        return err.into_response();
+    }
+    let (targets, aliases) = state.router().report(std::time::Instant::now());
+    axum::Json(serde_json::json!({"targets": targets, "aliases": aliases})).into_response()
+}
+
+/// `GET /admin/providers/health`: a live probe of every target (its model list).
+async fn admin_providers_health(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    if let Err(err) = admin_allowed(peer) {
+        return err.into_response();
+    }
+    let probes = state.router().probe().await;
+    axum::Json(serde_json::json!({"targets": probes})).into_response()
 }
 
 #[derive(Debug, serde::Deserialize)]

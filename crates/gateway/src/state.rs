@@ -2,51 +2,77 @@
 
 use std::sync::Arc;
 
-use reprise_providers::Provider;
-use reprise_providers::openai::{OpenAiCompatible, OpenAiConfig};
+use reprise_providers::anthropic::Anthropic;
+use reprise_providers::gemini::Gemini;
+use reprise_providers::openai::{DEFAULT_AZURE_API_VERSION, Flavor, OpenAiCompatible};
+use reprise_providers::{Endpoint, Provider};
 use reprise_storage::Store;
 
 use reprise_cache::embed::{Embedder, Model2Vec};
 use tokio_util::task::TaskTracker;
 
 use crate::cache::Cache;
-use crate::config::{Config, ProviderKind, TargetConfig};
+use crate::config::{BreakerConfig, Config, ProviderKind, TargetConfig};
 use crate::embedding::{RemoteEmbedder, SemanticModel};
+use crate::routing::{Health, Router};
 
 /// An upstream target the gateway can send requests to.
 #[derive(Debug)]
 pub struct Target {
     pub name: String,
+    pub kind: ProviderKind,
     pub provider: Provider,
-    /// Model name patterns this target serves; empty serves every model.
+    /// Model name patterns this target serves; empty: the provider's defaults.
     pub models: Vec<String>,
+    pub health: Health,
 }
 
 impl Target {
-    pub fn build(config: &TargetConfig) -> anyhow::Result<Self> {
+    pub fn build(config: &TargetConfig, breaker: BreakerConfig) -> anyhow::Result<Self> {
+        let endpoint = Endpoint {
+            base_url: config.base_url.clone(),
+            api_key: config.api_key.clone(),
+            headers: config.headers.clone(),
+            timeouts: config.timeouts,
+            http2_prior_knowledge: config.http2_prior_knowledge,
+        };
         let provider = match config.provider {
             ProviderKind::OpenAi => {
-                Provider::OpenAiCompatible(OpenAiCompatible::new(OpenAiConfig {
-                    base_url: config.base_url.clone(),
-                    api_key: config.api_key.clone(),
-                    headers: config.headers.clone(),
-                    timeouts: config.timeouts,
-                    http2_prior_knowledge: config.http2_prior_knowledge,
-                })?)
+                Provider::OpenAiCompatible(OpenAiCompatible::new(endpoint, Flavor::OpenAi)?)
             }
+            ProviderKind::Azure => Provider::OpenAiCompatible(OpenAiCompatible::new(
+                endpoint,
+                Flavor::Azure {
+                    api_version: config
+                        .api_version
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_AZURE_API_VERSION.to_owned()),
+                },
+            )?),
+            ProviderKind::Anthropic => Provider::Anthropic(Anthropic::new(endpoint)?),
+            ProviderKind::Gemini => Provider::Gemini(Gemini::new(endpoint)?),
         };
         Ok(Self {
             name: config.name.clone(),
+            kind: config.provider,
             provider,
             models: config.models.clone(),
+            health: Health::new(breaker),
         })
+    }
+
+    /// The model patterns the target serves: its own list, or its provider's defaults.
+    pub fn patterns(&self) -> impl Iterator<Item = &str> {
+        let own = self.models.iter().map(String::as_str);
+        let defaults = self.kind.default_models().iter().copied();
+        own.chain(defaults.filter(move |_| self.models.is_empty()))
     }
 }
 
 #[derive(Debug)]
 struct Inner {
     config: Config,
-    targets: Vec<Target>,
+    router: Router,
     store: Store,
     cache: Cache,
     tasks: TaskTracker,
@@ -64,8 +90,9 @@ impl AppState {
         let targets = config
             .targets
             .iter()
-            .map(Target::build)
+            .map(|t| Target::build(t, config.routing.breaker))
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let router = Router::new(targets, &config.aliases, config.routing.exploration);
         let tasks = TaskTracker::new();
         let model = match &config.cache.remote_embedding {
             _ if !(config.cache.enabled && config.cache.semantic) => None,
@@ -79,7 +106,7 @@ impl AppState {
         let cache = Cache::open(config.cache.clone(), store.clone(), tasks.clone(), model)?;
         Ok(Self(Arc::new(Inner {
             config,
-            targets,
+            router,
             store,
             cache,
             tasks,
@@ -100,7 +127,11 @@ impl AppState {
     }
 
     pub fn targets(&self) -> &[Target] {
-        &self.0.targets
+        self.0.router.targets()
+    }
+
+    pub fn router(&self) -> &Router {
+        &self.0.router
     }
 
     pub fn store(&self) -> &Store {

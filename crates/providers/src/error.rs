@@ -34,6 +34,15 @@ pub enum UpstreamError {
     Transport(String),
     #[error("the upstream stream ended before its final event")]
     Truncated,
+    #[error("the upstream sent something unreadable: {0}")]
+    Malformed(String),
+    /// An error event inside a stream that had started (Anthropic's `event: error`).
+    #[error("the upstream reported an error mid-stream: {0}")]
+    InBand(String),
+    /// The request asks for something this provider cannot do; sending it would silently change
+    /// the answer. Never sent upstream.
+    #[error("{message}")]
+    Unsupported { param: String, message: String },
 }
 
 impl UpstreamError {
@@ -46,6 +55,7 @@ impl UpstreamError {
             {
                 Blame::Client
             }
+            UpstreamError::Unsupported { .. } => Blame::Client,
             _ => Blame::Upstream,
         }
     }
@@ -64,11 +74,30 @@ impl UpstreamError {
             | UpstreamError::TotalTimeout(_)
             | UpstreamError::IdleTimeout(_)
             | UpstreamError::Transport(_)
-            | UpstreamError::Truncated => true,
+            | UpstreamError::Truncated
+            | UpstreamError::Malformed(_)
+            | UpstreamError::InBand(_) => true,
+            UpstreamError::Unsupported { .. } => false,
         }
     }
 
     /// Whether the failure was a timeout (the gateway answers 504 rather than 502).
+    /// The `Retry-After` the upstream asked for, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            UpstreamError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The upstream's HTTP status, for errors that have one.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            UpstreamError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
     pub fn is_timeout(&self) -> bool {
         matches!(
             self,
@@ -88,6 +117,9 @@ impl UpstreamError {
             UpstreamError::Status { .. } => "http_status",
             UpstreamError::Transport(_) => "transport_error",
             UpstreamError::Truncated => "truncated_stream",
+            UpstreamError::Malformed(_) => "malformed_response",
+            UpstreamError::InBand(_) => "stream_error_event",
+            UpstreamError::Unsupported { .. } => "unsupported_by_provider",
         }
     }
 

@@ -6,13 +6,20 @@
 //! and whether a retry can help; choosing *which* target to call, retrying and failing over belong
 //! to the gateway, not here.
 //!
-//! Today there is one adapter, [`openai::OpenAiCompatible`], for OpenAI and every server that
-//! speaks its API.
+//! Adapters: [`openai::OpenAiCompatible`] (OpenAI, Azure OpenAI and every server that speaks the
+//! OpenAI API: bodies pass through untouched), [`anthropic::Anthropic`] (Messages API) and
+//! [`gemini::Gemini`] (`generateContent`). Each translating adapter is a folder: `translate` (pure
+//! request and response conversions), `stream` (its events to OpenAI chunks, as they arrive) and
+//! `mod` (the HTTP call).
 
+pub mod anthropic;
 mod error;
+pub mod gemini;
 pub mod openai;
 mod secret;
 mod stream;
+mod translate;
+mod transport;
 
 use std::time::Duration;
 
@@ -22,6 +29,7 @@ use http::StatusCode;
 pub use error::{Blame, UpstreamError};
 pub use secret::Secret;
 pub use stream::{EventStream, StreamEvent};
+pub use transport::BuildError;
 
 /// How long each phase of an upstream call may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,9 +55,33 @@ impl Default for Timeouts {
     }
 }
 
-/// A successful (2xx) upstream answer.
+/// What every adapter is built from: where, with which credentials and limits.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The API's base URL (OpenAI: including `/v1`; Azure: the resource URL).
+    pub base_url: String,
+    pub api_key: Option<Secret>,
+    /// Extra headers sent with every request (e.g. `OpenAI-Organization`).
+    pub headers: Vec<(String, Secret)>,
+    pub timeouts: Timeouts,
+    /// Speak HTTP/2 without negotiation (h2c on plain http), for upstreams known to support it.
+    pub http2_prior_knowledge: bool,
+}
+
+/// One chat completion to send upstream.
+#[derive(Debug, Clone)]
+pub struct ChatCall {
+    /// The client's request body, OpenAI-shaped, exactly as it arrived.
+    pub body: Bytes,
+    /// The model to ask the upstream for, when it differs from the body's (aliases,
+    /// `provider/model` names).
+    pub model: Option<String>,
+    pub stream: bool,
+}
+
+/// A successful (2xx) upstream answer, in the OpenAI shape.
 pub enum Reply {
-    /// A whole JSON body, already in the OpenAI shape.
+    /// A whole JSON body.
     Json {
         status: StatusCode,
         body: Bytes,
@@ -68,20 +100,36 @@ pub enum Reply {
 #[derive(Debug, Clone)]
 pub enum Provider {
     OpenAiCompatible(openai::OpenAiCompatible),
+    Anthropic(anthropic::Anthropic),
+    Gemini(gemini::Gemini),
 }
 
 impl Provider {
-    /// `POST /chat/completions` with a body already in this provider's accepted shape.
-    pub async fn chat(&self, body: Bytes, stream: bool) -> Result<Reply, UpstreamError> {
+    /// `POST` a chat completion, translated to and from the provider's wire format.
+    pub async fn chat(&self, call: ChatCall) -> Result<Reply, UpstreamError> {
         match self {
-            Provider::OpenAiCompatible(p) => p.chat(body, stream).await,
+            Provider::OpenAiCompatible(p) => p.chat(call).await,
+            Provider::Anthropic(p) => p.chat(call).await,
+            Provider::Gemini(p) => p.chat(call).await,
         }
     }
 
-    /// `POST /embeddings`.
-    pub async fn embeddings(&self, body: Bytes) -> Result<Reply, UpstreamError> {
+    /// `POST /embeddings` (OpenAI-compatible upstreams only).
+    pub async fn embeddings(
+        &self,
+        body: Bytes,
+        model: Option<&str>,
+    ) -> Result<Reply, UpstreamError> {
         match self {
-            Provider::OpenAiCompatible(p) => p.embeddings(body).await,
+            Provider::OpenAiCompatible(p) => p.embeddings(body, model).await,
+            Provider::Anthropic(_) | Provider::Gemini(_) => Err(UpstreamError::Unsupported {
+                param: "model".to_owned(),
+                message: format!(
+                    "The {} API has no OpenAI-compatible embeddings endpoint; route embeddings to an \
+                     OpenAI-compatible target.",
+                    self.kind()
+                ),
+            }),
         }
     }
 
@@ -89,13 +137,35 @@ impl Provider {
     pub async fn list_models(&self) -> Result<Vec<String>, UpstreamError> {
         match self {
             Provider::OpenAiCompatible(p) => p.list_models().await,
+            Provider::Anthropic(p) => p.list_models().await,
+            Provider::Gemini(p) => p.list_models().await,
         }
     }
 
     /// The short name of the adapter kind, for logs and `/v1/models`.
     pub fn kind(&self) -> &'static str {
         match self {
-            Provider::OpenAiCompatible(_) => "openai",
+            Provider::OpenAiCompatible(p) => p.kind(),
+            Provider::Anthropic(_) => "anthropic",
+            Provider::Gemini(_) => "gemini",
         }
     }
+}
+
+/// The request's JSON object, for adapters that translate it.
+pub(crate) fn parse_request(
+    body: &[u8],
+) -> Result<serde_json::Map<String, serde_json::Value>, UpstreamError> {
+    serde_json::from_slice(body).map_err(|_| UpstreamError::Unsupported {
+        param: "body".to_owned(),
+        message: "The request body must be a JSON object.".to_owned(),
+    })
+}
+
+/// Seconds since the Unix epoch, for `created` fields.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

@@ -3,6 +3,7 @@
 //! uses. Precedence, lowest first: built-in defaults, the file, environment variables, CLI flags.
 
 mod raw;
+mod routing;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -16,6 +17,7 @@ use crate::pricing::{Price, PriceTable};
 
 pub use raw::RawConfig;
 use raw::RawTarget;
+pub use routing::{AliasConfig, AliasMember, BreakerConfig, RoutingConfig, Strategy};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4080";
 pub const DEFAULT_DATA_DIR: &str = "reprise-data";
@@ -51,7 +53,42 @@ pub enum LogFormat {
 /// Which upstream API a target speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProviderKind {
+    /// OpenAI or any server speaking its API.
     OpenAi,
+    Azure,
+    Anthropic,
+    Gemini,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::Azure => "azure",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
+        }
+    }
+
+    /// The model patterns a target of this kind serves when its `models` list is empty. OpenAI
+    /// and Azure targets take any model no more specific target claims.
+    pub fn default_models(self) -> &'static [&'static str] {
+        match self {
+            ProviderKind::OpenAi | ProviderKind::Azure => &["*"],
+            ProviderKind::Anthropic => &["claude-*"],
+            ProviderKind::Gemini => &["gemini-*", "gemma-*", "learnlm-*"],
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        match name {
+            "openai" | "openai-compatible" => Some(ProviderKind::OpenAi),
+            "azure" | "azure-openai" => Some(ProviderKind::Azure),
+            "anthropic" => Some(ProviderKind::Anthropic),
+            "gemini" | "google" => Some(ProviderKind::Gemini),
+            _ => None,
+        }
+    }
 }
 
 /// The validated configuration.
@@ -68,6 +105,8 @@ pub struct Config {
     pub cache: CacheConfig,
     /// USD per million tokens, by model: the shipped table with the file's `[prices]` over it.
     pub prices: PriceTable,
+    pub aliases: Vec<AliasConfig>,
+    pub routing: RoutingConfig,
 }
 
 /// The cache's settings.
@@ -128,6 +167,8 @@ pub struct TargetConfig {
     pub timeouts: Timeouts,
     /// Speak HTTP/2 to a plain-http upstream without negotiating (h2c).
     pub http2_prior_knowledge: bool,
+    /// Azure OpenAI's `api-version`.
+    pub api_version: Option<String>,
 }
 
 /// Values given on the command line; they win over everything else.
@@ -194,7 +235,7 @@ impl Config {
         env: &dyn Env,
         overrides: &Overrides,
     ) -> Result<Self, ConfigError> {
-        apply_openai_env(&mut raw, env);
+        apply_provider_env(&mut raw, env);
 
         let listen_text = overrides
             .listen
@@ -260,6 +301,8 @@ impl Config {
             targets.push(target);
         }
 
+        let aliases = routing::validate_aliases(&raw.aliases, &targets)?;
+        let routing = routing::validate_routing(&raw.routing)?;
         let cache = validate_cache(&raw.cache, env)?;
         let mut prices = HashMap::new();
         for (model, p) in &raw.prices {
@@ -297,28 +340,76 @@ impl Config {
             allow_unauthenticated,
             log_format,
             targets,
+            aliases,
+            routing,
         })
     }
 }
 
-/// Zero-config start: `OPENAI_API_KEY` defines a target named `openai` when the file has none;
-/// `OPENAI_BASE_URL` sets (or overrides) that target's base URL.
-fn apply_openai_env(raw: &mut RawConfig, env: &dyn Env) {
-    let base_url = env.var("OPENAI_BASE_URL");
-    if let Some(existing) = raw.targets.iter_mut().find(|t| t.name == "openai") {
-        if base_url.is_some() {
-            existing.base_url = base_url;
-        }
-        return;
+/// Zero-config start: each provider's usual environment variables define a target named after
+/// it when the file has no target of that name: `OPENAI_API_KEY` (+ `OPENAI_BASE_URL`),
+/// `ANTHROPIC_API_KEY` (+ `ANTHROPIC_BASE_URL`), `GEMINI_API_KEY` (+ `GEMINI_BASE_URL`),
+/// `AZURE_OPENAI_API_KEY` + `AZURE_OPENAI_ENDPOINT` (+ `AZURE_OPENAI_API_VERSION`). A base URL
+/// variable also overrides the base URL of a file target of that name.
+fn apply_provider_env(raw: &mut RawConfig, env: &dyn Env) {
+    struct Zero {
+        name: &'static str,
+        key: &'static str,
+        base_url: &'static str,
+        default_base_url: Option<&'static str>,
     }
-    if env.var("OPENAI_API_KEY").is_some() {
-        raw.targets.push(RawTarget {
-            name: "openai".to_owned(),
-            provider: Some("openai".to_owned()),
-            base_url: Some(base_url.unwrap_or_else(|| DEFAULT_OPENAI_BASE_URL.to_owned())),
-            api_key_env: Some("OPENAI_API_KEY".to_owned()),
-            ..RawTarget::default()
-        });
+    let providers = [
+        Zero {
+            name: "openai",
+            key: "OPENAI_API_KEY",
+            base_url: "OPENAI_BASE_URL",
+            default_base_url: Some(DEFAULT_OPENAI_BASE_URL),
+        },
+        Zero {
+            name: "anthropic",
+            key: "ANTHROPIC_API_KEY",
+            base_url: "ANTHROPIC_BASE_URL",
+            default_base_url: Some(reprise_providers::anthropic::DEFAULT_BASE_URL),
+        },
+        Zero {
+            name: "gemini",
+            key: "GEMINI_API_KEY",
+            base_url: "GEMINI_BASE_URL",
+            default_base_url: Some(reprise_providers::gemini::DEFAULT_BASE_URL),
+        },
+        Zero {
+            name: "azure",
+            key: "AZURE_OPENAI_API_KEY",
+            base_url: "AZURE_OPENAI_ENDPOINT",
+            // Azure has no default endpoint: both variables are needed.
+            default_base_url: None,
+        },
+    ];
+    for p in providers {
+        let base_url = env.var(p.base_url);
+        if let Some(existing) = raw.targets.iter_mut().find(|t| t.name == p.name) {
+            if base_url.is_some() {
+                existing.base_url = base_url;
+            }
+            continue;
+        }
+        let Some(base_url) = base_url.or(p.default_base_url.map(str::to_owned)) else {
+            continue;
+        };
+        if env.var(p.key).is_some() {
+            raw.targets.push(RawTarget {
+                name: p.name.to_owned(),
+                provider: Some(p.name.to_owned()),
+                base_url: Some(base_url),
+                api_key_env: Some(p.key.to_owned()),
+                api_version: if p.name == "azure" {
+                    env.var("AZURE_OPENAI_API_VERSION")
+                } else {
+                    None
+                },
+                ..RawTarget::default()
+            });
+        }
     }
 }
 
@@ -467,18 +558,37 @@ fn validate_target(i: usize, t: RawTarget, env: &dyn Env) -> Result<TargetConfig
             ),
         ));
     }
-    let provider = match t.provider.as_deref().unwrap_or("openai") {
-        "openai" | "openai-compatible" => ProviderKind::OpenAi,
-        other => {
+    let kind = t.provider.as_deref().unwrap_or("openai");
+    let Some(provider) = ProviderKind::parse(kind) else {
+        return Err(ConfigError::new(
+            at("provider"),
+            format!(
+                "{kind:?} is not a supported provider (supported: \"openai\", \"azure\", \
+                 \"anthropic\", \"gemini\")"
+            ),
+        ));
+    };
+    let base_url = match (t.base_url, provider) {
+        (Some(url), _) => url,
+        (None, ProviderKind::OpenAi) => DEFAULT_OPENAI_BASE_URL.to_owned(),
+        (None, ProviderKind::Anthropic) => {
+            reprise_providers::anthropic::DEFAULT_BASE_URL.to_owned()
+        }
+        (None, ProviderKind::Gemini) => reprise_providers::gemini::DEFAULT_BASE_URL.to_owned(),
+        (None, ProviderKind::Azure) => {
             return Err(ConfigError::new(
-                at("provider"),
-                format!("{other:?} is not a supported provider (supported: \"openai\")"),
+                at("base_url"),
+                "an Azure OpenAI target needs its resource URL, e.g. \
+                 https://NAME.openai.azure.com",
             ));
         }
     };
-    let base_url = t
-        .base_url
-        .unwrap_or_else(|| DEFAULT_OPENAI_BASE_URL.to_owned());
+    if t.api_version.is_some() && provider != ProviderKind::Azure {
+        return Err(ConfigError::new(
+            at("api_version"),
+            "only Azure OpenAI targets take an api_version",
+        ));
+    }
     validate_url(&base_url).map_err(|reason| ConfigError::new(at("base_url"), reason))?;
 
     let api_key = match &t.api_key_env {
@@ -548,6 +658,7 @@ fn validate_target(i: usize, t: RawTarget, env: &dyn Env) -> Result<TargetConfig
         models: t.models,
         timeouts,
         http2_prior_knowledge: t.http2_prior_knowledge.unwrap_or(false),
+        api_version: t.api_version,
     })
 }
 

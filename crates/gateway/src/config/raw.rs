@@ -22,6 +22,42 @@ pub struct RawConfig {
     /// `[prices."MODEL"]`: USD per million tokens, over the shipped table.
     #[serde(default)]
     pub prices: BTreeMap<String, RawPrice>,
+    /// `[aliases."NAME"]`: a public model name served by a list of targets.
+    #[serde(default)]
+    pub aliases: BTreeMap<String, RawAlias>,
+    #[serde(default)]
+    pub routing: RawRouting,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlias {
+    pub strategy: Option<String>,
+    pub targets: Vec<RawAliasTarget>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAliasTarget {
+    pub target: String,
+    pub model: Option<String>,
+    pub weight: Option<f64>,
+}
+
+/// `[routing]`: retries, deadlines and the circuit breaker.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouting {
+    pub max_attempts: Option<u32>,
+    pub deadline_ms: Option<u64>,
+    pub backoff_initial_ms: Option<u64>,
+    pub backoff_max_ms: Option<u64>,
+    pub retry_after_max_ms: Option<u64>,
+    pub breaker_failures: Option<u32>,
+    pub breaker_error_ratio: Option<f64>,
+    pub breaker_window: Option<u32>,
+    pub breaker_cooldown_ms: Option<u64>,
+    pub exploration: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -75,6 +111,8 @@ pub struct RawTarget {
     pub total_timeout_ms: Option<u64>,
     pub stream_idle_timeout_ms: Option<u64>,
     pub http2_prior_knowledge: Option<bool>,
+    /// Azure OpenAI's `api-version` query parameter.
+    pub api_version: Option<String>,
 }
 
 /// Parses TOML, reporting the dotted path of the key that failed.

@@ -4,14 +4,15 @@
 //! authenticate ─▶ limit ─▶ cache lookup ──hit──▶ respond
 //!                               │ miss / bypass
 //!                               ▼
-//!                 plan (target for the model) ─▶ attempt ─▶ respond (JSON or relayed SSE)
-//!                                                              ─▶ record (request log line)
+//!       plan (ordered routes: alias strategy, patterns, health) ─▶ attempt / retry / fail over
+//!            (streams: only until the first content event) ─▶ respond (JSON or relayed SSE)
+//!                                                          ─▶ record (request log line, cache)
 //! ```
 //!
-//! Each step is a plain async function called from here with explicit arguments. Authentication,
-//! limits and the cache are not built yet (their issues add them at the marked places); until the
-//! cache lands every response says `x-reprise-cache: bypass`.
+//! Each step is a plain async function called from here with explicit arguments. Authentication
+//! and limits are not built yet (their issue adds them at the marked place).
 
+mod attempt;
 mod cache;
 mod record;
 mod relay;
@@ -24,10 +25,12 @@ use axum::response::{IntoResponse, Response};
 use reprise_api::{ChatCompletionRequest, EmbeddingsRequest, Model, ModelList, UsageProbe};
 use reprise_providers::Reply;
 
+use attempt::Delivered;
+
 pub use record::{CacheStatus, Outcome, RequestLog};
 
 use crate::cache::Flight;
-use crate::{AppState, GatewayError, routing};
+use crate::{AppState, GatewayError};
 
 /// What the request's headers tell the cache.
 #[derive(Debug, Clone)]
@@ -93,30 +96,41 @@ pub async fn chat(
     log.cache = cache;
     let mut headers = vec![("x-reprise-cache", HeaderValue::from_static(cache.as_str()))];
 
-    let Some(target) = routing::plan(state.targets(), &request.model) else {
+    let routes = state.router().plan(&request.model, Instant::now());
+    if routes.is_empty() {
         let err = GatewayError::ModelNotFound {
             model: request.model,
         };
         return fail(log, err, &headers);
-    };
-    log.target = Some(target.name.clone());
-    if let Ok(value) = HeaderValue::from_str(&target.name) {
-        headers.push(("x-reprise-provider", value));
     }
 
-    // The request is forwarded exactly as it arrived: unknown fields untouched.
+    // Attempt, retry, fail over. The request is forwarded exactly as it arrived to
+    // OpenAI-compatible targets (unknown fields untouched), translated for the others.
     let upstream_started = Instant::now();
-    match target.provider.chat(raw, request.is_stream()).await {
-        Err(err) => {
-            log.upstream = Some(upstream_started.elapsed());
-            tracing::warn!(target = %target.name, error = %err, "upstream call failed");
-            fail(
-                log,
-                GatewayError::from_upstream(&target.name, err),
-                &headers,
-            )
-        }
-        Ok(Reply::Json { status, body, .. }) => {
+    let settings = &state.config().routing;
+    let success =
+        match attempt::chat(&routes, &raw, request.is_stream(), settings, log.started).await {
+            Ok(success) => success,
+            Err(failure) => {
+                log.upstream = Some(upstream_started.elapsed());
+                log.attempts = failure.attempts;
+                log.target = failure.last_target;
+                push_provider(&mut headers, log.target.as_deref());
+                return fail(log, failure.error, &headers);
+            }
+        };
+    let target = success.route.target;
+    log.target = Some(target.name.clone());
+    log.attempts = success.attempts;
+    push_provider(&mut headers, Some(&target.name));
+    if log.attempts.len() > 1
+        && let Ok(value) = HeaderValue::from_str(&log.attempts.len().to_string())
+    {
+        headers.push(("x-reprise-attempts", value));
+    }
+
+    match success.delivered {
+        Delivered::Json { status, body } => {
             log.upstream = Some(upstream_started.elapsed());
             // A storable answer is parsed whole once (usage comes from it); otherwise only its
             // usage is read.
@@ -136,15 +150,18 @@ pub async fn chat(
             drop(flight);
             json_response(log, status, body, &headers)
         }
-        Ok(Reply::Stream { events, .. }) => {
+        Delivered::Stream { held, events } => {
             let collector = lookup
                 .filter(|l| l.may_store())
                 .map(|lookup| relay::Collector::new(state.clone(), lookup, &target.name, flight));
-            match relay::respond(log, events, upstream_started, &headers, collector).await {
-                Ok(response) => response,
-                Err((log, err)) => fail(log, err, &headers),
-            }
+            relay::respond(log, held, events, success.sent, &headers, collector)
         }
+    }
+}
+
+fn push_provider(headers: &mut Vec<(&'static str, HeaderValue)>, target: Option<&str>) {
+    if let Some(value) = target.and_then(|t| HeaderValue::from_str(t).ok()) {
+        headers.push(("x-reprise-provider", value));
     }
 }
 
@@ -184,18 +201,18 @@ pub async fn embeddings(
         "x-reprise-cache",
         HeaderValue::from_static(CacheStatus::Bypass.as_str()),
     )];
-    let Some(target) = routing::plan(state.targets(), &request.model) else {
+    let routes = state.router().plan(&request.model, Instant::now());
+    let Some(route) = routes.first() else {
         let err = GatewayError::ModelNotFound {
             model: request.model,
         };
         return fail(log, err, &headers);
     };
+    let target = route.target;
     log.target = Some(target.name.clone());
-    if let Ok(value) = HeaderValue::from_str(&target.name) {
-        headers.push(("x-reprise-provider", value));
-    }
+    push_provider(&mut headers, Some(&target.name));
     let upstream_started = Instant::now();
-    let result = target.provider.embeddings(raw).await;
+    let result = target.provider.embeddings(raw, route.model).await;
     log.upstream = Some(upstream_started.elapsed());
     match result {
         Ok(Reply::Json { status, body, .. }) => {
@@ -261,6 +278,12 @@ pub async fn models(state: &AppState, mut log: RequestLog) -> Response {
                 tracing::warn!(target = %target.name, error = %err, "could not list the target's models");
                 first_error.get_or_insert_with(|| GatewayError::from_upstream(&target.name, err));
             }
+        }
+    }
+    // Aliases are models too: the names clients may ask for.
+    for alias in state.router().alias_names() {
+        if !data.iter().any(|m| m.id == alias) {
+            data.push(Model::new(alias.to_owned(), created, "reprise".to_owned()));
         }
     }
     if data.is_empty()

@@ -73,6 +73,8 @@ pub struct RequestLog {
     pub error: Option<&'static str>,
     /// The gateway runs without client authentication beyond loopback: warn on every line.
     pub unauthenticated: bool,
+    /// Every upstream attempt and how it ended.
+    pub attempts: Vec<super::attempt::AttemptRecord>,
 }
 
 impl RequestLog {
@@ -97,6 +99,7 @@ impl RequestLog {
             outcome: Outcome::ClientClosed,
             error: None,
             unauthenticated: state.open_mode(),
+            attempts: Vec::new(),
         }
     }
 }
@@ -134,6 +137,8 @@ struct Line<'a> {
     error: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     unauthenticated: Option<bool>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    attempts: &'a [super::attempt::AttemptRecord],
     target: &'static str,
 }
 
@@ -158,6 +163,7 @@ impl RequestLog {
             outcome: self.outcome.as_str(),
             error: self.error,
             unauthenticated: self.unauthenticated.then_some(true),
+            attempts: &self.attempts,
             target: "reprise::request",
         };
         let mut out = serde_json::to_vec(&line).unwrap_or_default();
@@ -187,6 +193,7 @@ macro_rules! request_line {
             outcome = log.outcome.as_str(),
             error = log.error,
             unauthenticated = log.unauthenticated.then_some(true),
+            attempts = log.attempts.len(),
             "request"
         )
     }};

@@ -1,11 +1,12 @@
 //! Relaying an upstream event stream to the client: event by event as each arrives, never
 //! buffered whole. Each event is one body frame, which hyper writes (and flushes) on its own.
 //!
-//! The response head is held until the first event: a stream that fails before sending anything
-//! gets a real error status instead of a 200 followed by an error. After the head has gone out, a
-//! failure ends the stream with an OpenAI-shaped error event and no `[DONE]`, so no client takes
-//! a cut stream for a complete answer.
+//! The response head is held until the first event with content (see `attempt`): a stream that
+//! fails before that fails over or gets a real error status instead of a 200 followed by an
+//! error. After the head has gone out, a failure ends the stream with an OpenAI-shaped error
+//! event and no `[DONE]`, so no client takes a cut stream for a complete answer.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Instant;
 
@@ -19,14 +20,14 @@ use reprise_providers::{EventStream, StreamEvent, UpstreamError};
 use reprise_cache::Assembler;
 
 use super::record::{Outcome, RequestLog};
+use crate::AppState;
 use crate::cache::{FlightGuard, Lookup};
-use crate::{AppState, GatewayError};
 
 struct Relay {
-    events: EventStream,
+    events: Box<EventStream>,
     log: RequestLog,
     upstream_started: Instant,
-    pending: Option<StreamEvent>,
+    pending: VecDeque<StreamEvent>,
     finished: bool,
     collector: Option<Collector>,
 }
@@ -68,38 +69,24 @@ impl Collector {
     }
 }
 
-/// Builds the streamed response, or the error response if the stream fails before its first
-/// event. `headers` are the gateway's own response headers (provider, cache).
-pub async fn respond(
+/// Builds the streamed response from the events held while the attempt waited for content
+/// (`held`, never empty) and the rest of the stream. `headers` are the gateway's own response
+/// headers (provider, cache).
+pub fn respond(
     mut log: RequestLog,
-    mut events: EventStream,
+    held: VecDeque<StreamEvent>,
+    events: Box<EventStream>,
     upstream_started: Instant,
     headers: &[(&'static str, HeaderValue)],
     collector: Option<Collector>,
-) -> Result<Response, (RequestLog, GatewayError)> {
-    let first = match events.next().await {
-        Some(Ok(event)) => event,
-        Some(Err(err)) => {
-            let target = log.target.clone().unwrap_or_default();
-            log.upstream = Some(upstream_started.elapsed());
-            tracing::warn!(request_id = %log.request_id, %target, error = %err, "upstream stream failed before its first event");
-            return Err((log, GatewayError::from_upstream(&target, err)));
-        }
-        None => {
-            let target = log.target.clone().unwrap_or_default();
-            return Err((
-                log,
-                GatewayError::from_upstream(&target, UpstreamError::Truncated),
-            ));
-        }
-    };
+) -> Response {
     log.first_byte = Some(log.started.elapsed());
     log.status = 200;
     let relay = Relay {
         events,
         log,
         upstream_started,
-        pending: Some(first),
+        pending: held,
         finished: false,
         collector,
     };
@@ -117,14 +104,14 @@ pub async fn respond(
     for (name, value) in headers {
         h.insert(*name, value.clone());
     }
-    Ok(response)
+    response
 }
 
 async fn next_frame(mut relay: Relay) -> Option<(Result<Bytes, Infallible>, Relay)> {
     if relay.finished {
         return None;
     }
-    let event = match relay.pending.take() {
+    let event = match relay.pending.pop_front() {
         Some(event) => Ok(event),
         None => relay.events.next().await?,
     };

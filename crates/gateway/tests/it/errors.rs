@@ -167,7 +167,10 @@ async fn an_unreachable_upstream_is_502() {
     );
 }
 
-const SHORT_TIMEOUTS: &str = "[[targets]]\nname = \"openai\"\napi_key_env = \"OPENAI_API_KEY\"\nfirst_byte_timeout_ms = 200\n";
+const SHORT_TIMEOUTS: &str = "[routing]\nmax_attempts = 1\n[[targets]]\nname = \"openai\"\napi_key_env = \"OPENAI_API_KEY\"\nfirst_byte_timeout_ms = 200\n";
+
+/// These tests are about how one failed call is answered: no retry hides it.
+const ONE_ATTEMPT: &str = "[routing]\nmax_attempts = 1\n";
 
 #[tokio::test]
 async fn a_slow_first_byte_is_504() {
@@ -183,7 +186,7 @@ async fn the_total_timeout_bounds_a_whole_response() {
     let mock = MockUpstream::start().await;
     mock.delay_first_byte(Duration::from_secs(5));
     let gw = Gateway::with_config(
-        "[[targets]]\nname = \"openai\"\napi_key_env = \"OPENAI_API_KEY\"\ntotal_timeout_ms = 200\n",
+        "[routing]\nmax_attempts = 1\n[[targets]]\nname = \"openai\"\napi_key_env = \"OPENAI_API_KEY\"\ntotal_timeout_ms = 200\n",
         &mock,
     )
     .await;
@@ -197,7 +200,7 @@ async fn openai_shaped_upstream_errors_pass_through() {
     mock.fail_times(1, 429)
         .fail_times(1, 500)
         .fail_times(1, 401);
-    let gw = Gateway::start(&mock).await;
+    let gw = Gateway::with_config(ONE_ATTEMPT, &mock).await;
     for status in [429, 500, 401] {
         let r = gw.chat(&chat_body("hi")).await;
         let e = error_of(r, status).await;
@@ -213,7 +216,7 @@ async fn other_upstream_errors_are_wrapped() {
         503,
         "<html><body>upstream proxy internal detail</body></html>",
     );
-    let gw = Gateway::start(&mock).await;
+    let gw = Gateway::with_config(ONE_ATTEMPT, &mock).await;
     let e = error_of(gw.chat(&chat_body("hi")).await, 503).await;
     assert_eq!(e["type"], "upstream_error");
     assert_eq!(e["code"], "upstream_http_error");
@@ -224,7 +227,7 @@ async fn other_upstream_errors_are_wrapped() {
 async fn a_broken_json_response_is_502() {
     let mock = MockUpstream::start().await;
     mock.reset_after_chunks(0);
-    let gw = Gateway::start(&mock).await;
+    let gw = Gateway::with_config(ONE_ATTEMPT, &mock).await;
     let e = error_of(gw.chat(&chat_body("hi")).await, 502).await;
     assert_eq!(e["code"], "upstream_broken_response");
 }

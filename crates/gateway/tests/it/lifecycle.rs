@@ -144,5 +144,9 @@ async fn one_json_log_line_per_request_and_no_secret_anywhere() {
             assert_eq!(line["span"]["request_id"], "req-0", "{line}");
         }
     }
-    assert!(lines.iter().any(|l| l["message"] == "upstream call failed"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "upstream attempt failed")
+    );
 }

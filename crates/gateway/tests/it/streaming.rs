@@ -145,7 +145,7 @@ async fn a_stalled_stream_hits_the_idle_timeout() {
 async fn a_stream_that_fails_before_its_first_event_gets_an_error_status() {
     let mock = MockUpstream::start().await;
     mock.truncate_after_chunks(0);
-    let gw = Gateway::start(&mock).await;
+    let gw = Gateway::with_config("[routing]\nmax_attempts = 1\n", &mock).await;
     let response = gw.chat(&stream_body("hi", false)).await;
     assert_eq!(response.status(), 502);
     assert_eq!(response.headers()["content-type"], "application/json");
@@ -157,7 +157,7 @@ async fn a_stream_that_fails_before_its_first_event_gets_an_error_status() {
 async fn an_upstream_error_on_a_stream_request_is_relayed_as_json() {
     let mock = MockUpstream::start().await;
     mock.fail_times(1, 429);
-    let gw = Gateway::start(&mock).await;
+    let gw = Gateway::with_config("[routing]\nmax_attempts = 1\n", &mock).await;
     let response = gw.chat(&stream_body("hi", false)).await;
     assert_eq!(response.status(), 429);
     let e: Value = response.json().await.unwrap();

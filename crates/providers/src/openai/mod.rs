@@ -1,108 +1,102 @@
-//! OpenAI and every server that speaks its API (Groq, Together, Mistral, DeepSeek, OpenRouter,
-//! vLLM, Ollama, llama.cpp, LM Studio). The wire format *is* the hub format, so there is nothing
-//! to translate: bodies pass through byte for byte.
-
-use std::time::{Duration, Instant};
+//! OpenAI, Azure OpenAI and every server that speaks the OpenAI API (Groq, Together, Mistral,
+//! DeepSeek, OpenRouter, vLLM, Ollama, llama.cpp, LM Studio). The wire format *is* the hub
+//! format: bodies pass through byte for byte, unless the model must be renamed for the upstream.
 
 use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use http::StatusCode;
 use serde::Deserialize;
 
-use crate::stream::EventStream;
-use crate::{Reply, Secret, Timeouts, UpstreamError};
+use crate::stream::{Dialect, EventStream};
+use crate::transport::{Answer, BuildError, Http, endpoint};
+use crate::{ChatCall, Endpoint, Reply, UpstreamError};
 
-/// Largest upstream error body read (and later wrapped or passed through); the rest is dropped.
-const MAX_ERROR_BODY: usize = 64 * 1024;
+/// The default Azure OpenAI data-plane API version.
+pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
 
-/// What it takes to build an [`OpenAiCompatible`] adapter.
-#[derive(Debug, Clone)]
-pub struct OpenAiConfig {
-    /// Base URL including the version segment, e.g. `https://api.openai.com/v1`.
-    pub base_url: String,
-    pub api_key: Option<Secret>,
-    /// Extra headers sent with every request (e.g. `OpenAI-Organization`).
-    pub headers: Vec<(String, Secret)>,
-    pub timeouts: Timeouts,
-    /// Speak HTTP/2 without negotiation (h2c on plain http), for upstreams known to support it.
-    pub http2_prior_knowledge: bool,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    #[error("invalid header name {0:?}")]
-    HeaderName(String),
-    #[error("invalid value for header {0:?}")]
-    HeaderValue(String),
-    #[error("could not build the HTTP client: {0}")]
-    Client(String),
-    #[error("invalid base URL: {0}")]
-    BaseUrl(String),
+/// Which flavour of the OpenAI API the upstream speaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Flavor {
+    /// `{base_url}/chat/completions` with a bearer key.
+    OpenAi,
+    /// `{resource}/openai/deployments/{deployment}/chat/completions?api-version=...` with an
+    /// `api-key` header; the deployment is the upstream model name.
+    Azure { api_version: String },
 }
 
 #[derive(Debug, Clone)]
 pub struct OpenAiCompatible {
-    client: reqwest::Client,
-    /// Endpoint URLs parsed once: parsing (with IDNA) per request is measurable on the hot path.
+    http: Http,
+    flavor: Flavor,
+    base_url: String,
+    /// Endpoint URLs parsed once (OpenAI flavour; Azure's depend on the deployment).
     chat_url: reqwest::Url,
     embeddings_url: reqwest::Url,
     models_url: reqwest::Url,
-    headers: HeaderMap,
-    timeouts: Timeouts,
 }
 
 impl OpenAiCompatible {
-    pub fn new(config: OpenAiConfig) -> Result<Self, BuildError> {
-        let mut headers = HeaderMap::new();
-        for (name, value) in &config.headers {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| BuildError::HeaderName(name.clone()))?;
-            let mut value = HeaderValue::from_str(value.expose())
-                .map_err(|_| BuildError::HeaderValue(name.to_string()))?;
-            value.set_sensitive(true);
-            headers.insert(name, value);
+    pub fn new(endpoint_config: Endpoint, flavor: Flavor) -> Result<Self, BuildError> {
+        let mut http = Http::new(
+            endpoint_config.timeouts,
+            endpoint_config.http2_prior_knowledge,
+            &endpoint_config.headers,
+        )?;
+        if let Some(key) = &endpoint_config.api_key {
+            http = match flavor {
+                Flavor::OpenAi => {
+                    http.with_header("authorization", &format!("Bearer {}", key.expose()))?
+                }
+                Flavor::Azure { .. } => http.with_header("api-key", key.expose())?,
+            };
         }
-        if let Some(key) = &config.api_key {
-            let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
-                .map_err(|_| BuildError::HeaderValue(AUTHORIZATION.to_string()))?;
-            value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
-        }
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.timeouts.connect)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .tcp_keepalive(Duration::from_secs(60));
-        // Over TLS, HTTP/2 is negotiated by ALPN when the upstream offers it. A plain-http
-        // upstream only gets HTTP/2 (h2c) when the operator says it speaks it.
-        let client = if config.http2_prior_knowledge {
-            client.http2_prior_knowledge()
-        } else {
-            client
-        };
-        let client = client
-            .build()
-            .map_err(|e| BuildError::Client(e.to_string()))?;
-        let base_url = config.base_url.trim_end_matches('/').to_owned();
-        let url = |path: &str| {
-            reqwest::Url::parse(&format!("{base_url}{path}"))
-                .map_err(|e| BuildError::BaseUrl(e.to_string()))
+        let base = endpoint_config.base_url.trim_end_matches('/').to_owned();
+        let (chat_url, embeddings_url, models_url) = match &flavor {
+            Flavor::OpenAi => (
+                endpoint(&base, "/chat/completions")?,
+                endpoint(&base, "/embeddings")?,
+                endpoint(&base, "/models")?,
+            ),
+            Flavor::Azure { api_version } => {
+                let models = endpoint(&base, &format!("/openai/models?api-version={api_version}"))?;
+                (models.clone(), models.clone(), models)
+            }
         };
         Ok(Self {
-            client,
-            chat_url: url("/chat/completions")?,
-            embeddings_url: url("/embeddings")?,
-            models_url: url("/models")?,
-            headers,
-            timeouts: config.timeouts,
+            http,
+            flavor,
+            base_url: base,
+            chat_url,
+            embeddings_url,
+            models_url,
         })
     }
 
-    pub async fn chat(&self, body: Bytes, stream: bool) -> Result<Reply, UpstreamError> {
-        self.post(&self.chat_url, body, stream).await
+    pub fn kind(&self) -> &'static str {
+        match self.flavor {
+            Flavor::OpenAi => "openai",
+            Flavor::Azure { .. } => "azure",
+        }
     }
 
-    pub async fn embeddings(&self, body: Bytes) -> Result<Reply, UpstreamError> {
-        self.post(&self.embeddings_url, body, false).await
+    pub async fn chat(&self, call: ChatCall) -> Result<Reply, UpstreamError> {
+        let url = self.url(
+            &self.chat_url,
+            "chat/completions",
+            &call.body,
+            call.model.as_deref(),
+        )?;
+        let body = rename_model(call.body, call.model.as_deref())?;
+        self.post(url, body, call.stream).await
+    }
+
+    pub async fn embeddings(
+        &self,
+        body: Bytes,
+        model: Option<&str>,
+    ) -> Result<Reply, UpstreamError> {
+        let url = self.url(&self.embeddings_url, "embeddings", &body, model)?;
+        let body = rename_model(body, model)?;
+        self.post(url, body, false).await
     }
 
     pub async fn list_models(&self) -> Result<Vec<String>, UpstreamError> {
@@ -114,179 +108,177 @@ impl OpenAiCompatible {
         struct Entry {
             id: String,
         }
-        let request = self
-            .client
-            .get(self.models_url.clone())
-            .headers(self.headers.clone());
-        let started = Instant::now();
-        let head_timeout = self.timeouts.first_byte.min(self.timeouts.total);
-        let response = self.send(request, head_timeout).await?;
-        let status = response.status();
-        let body = self.read_body(response, started).await?;
-        if !status.is_success() {
-            return Err(UpstreamError::Status {
-                status,
-                body,
-                retry_after: None,
-            });
-        }
+        let body = self.http.get(self.models_url.clone(), shape_error).await?;
         let list: List = serde_json::from_slice(&body)
-            .map_err(|e| UpstreamError::Transport(format!("unreadable model list: {e}")))?;
+            .map_err(|e| UpstreamError::Malformed(format!("unreadable model list: {e}")))?;
         Ok(list.data.into_iter().map(|e| e.id).collect())
+    }
+
+    /// The URL of an operation: fixed for OpenAI; per deployment for Azure.
+    fn url(
+        &self,
+        fixed: &reqwest::Url,
+        operation: &str,
+        body: &[u8],
+        model: Option<&str>,
+    ) -> Result<reqwest::Url, UpstreamError> {
+        let Flavor::Azure { api_version } = &self.flavor else {
+            return Ok(fixed.clone());
+        };
+        let deployment = match model {
+            Some(m) => m.to_owned(),
+            None => body_model(body)?,
+        };
+        let mut url = reqwest::Url::parse(&format!("{}/openai/deployments/", self.base_url))
+            .map_err(|e| UpstreamError::Transport(format!("bad Azure URL: {e}")))?;
+        url.path_segments_mut()
+            .map_err(|()| UpstreamError::Transport("bad Azure URL".to_owned()))?
+            .pop_if_empty()
+            .push(&deployment)
+            .extend(operation.split('/'));
+        url.query_pairs_mut()
+            .append_pair("api-version", api_version);
+        Ok(url)
     }
 
     async fn post(
         &self,
-        url: &reqwest::Url,
+        url: reqwest::Url,
         body: Bytes,
         stream: bool,
     ) -> Result<Reply, UpstreamError> {
-        let mut request = self
-            .client
-            .post(url.clone())
-            .headers(self.headers.clone())
-            .header(CONTENT_TYPE, "application/json")
-            .body(body);
-        if stream {
-            request = request.header(ACCEPT, "text/event-stream");
-        }
-        let started = Instant::now();
-        // A stream's head must come within the first-byte timeout; a whole response also within
-        // the total, so the head wait is the smaller of the two.
-        let head_timeout = if stream {
-            self.timeouts.first_byte
-        } else {
-            self.timeouts.first_byte.min(self.timeouts.total)
-        };
-        let response = self.send(request, head_timeout).await?;
-        let first_byte = started.elapsed();
-        let status = response.status();
-        if !status.is_success() {
-            let retry_after = retry_after(response.headers());
-            let body = self.read_error_body(response).await;
-            return Err(UpstreamError::Status {
-                status,
-                body,
-                retry_after,
-            });
-        }
-        if is_event_stream(response.headers()) {
-            return Ok(Reply::Stream {
-                status,
-                events: EventStream::new(response, self.timeouts.stream_idle),
-                first_byte,
-            });
-        }
-        let body = self.read_body(response, started).await?;
-        Ok(Reply::Json {
-            status,
-            body,
-            first_byte,
+        Ok(
+            match self.http.post(url, body, stream, shape_error).await? {
+                Answer::Whole {
+                    status,
+                    body,
+                    first_byte,
+                } => Reply::Json {
+                    status,
+                    body,
+                    first_byte,
+                },
+                Answer::Stream {
+                    status,
+                    response,
+                    first_byte,
+                } => Reply::Stream {
+                    status,
+                    events: EventStream::new(
+                        response,
+                        self.http.timeouts.stream_idle,
+                        Dialect::OpenAi,
+                    ),
+                    first_byte,
+                },
+            },
+        )
+    }
+}
+
+/// OpenAI-compatible error bodies pass as they are; the gateway wraps those that are not
+/// OpenAI-shaped.
+fn shape_error(_status: StatusCode, body: &[u8]) -> Bytes {
+    Bytes::copy_from_slice(body)
+}
+
+fn body_model(body: &[u8]) -> Result<String, UpstreamError> {
+    #[derive(Deserialize)]
+    struct Probe {
+        model: String,
+    }
+    serde_json::from_slice::<Probe>(body)
+        .map(|p| p.model)
+        .map_err(|_| UpstreamError::Unsupported {
+            param: "model".to_owned(),
+            message: "'model' must name a model".to_owned(),
         })
-    }
-
-    /// Sends the request and waits for the response head, at most `limit`.
-    async fn send(
-        &self,
-        request: reqwest::RequestBuilder,
-        limit: Duration,
-    ) -> Result<reqwest::Response, UpstreamError> {
-        match tokio::time::timeout(limit, request.send()).await {
-            Err(_) if limit < self.timeouts.first_byte => {
-                Err(UpstreamError::TotalTimeout(self.timeouts.total))
-            }
-            Err(_) => Err(UpstreamError::FirstByteTimeout(self.timeouts.first_byte)),
-            Ok(Err(e)) if e.is_timeout() => Err(UpstreamError::Connect(
-                "connection attempt timed out".to_owned(),
-            )),
-            Ok(Err(e)) => Err(UpstreamError::from_reqwest(e)),
-            Ok(Ok(response)) => Ok(response),
-        }
-    }
-
-    /// Reads a whole body within what is left of the total timeout.
-    async fn read_body(
-        &self,
-        response: reqwest::Response,
-        started: Instant,
-    ) -> Result<Bytes, UpstreamError> {
-        let left = self.timeouts.total.saturating_sub(started.elapsed());
-        match tokio::time::timeout(left, response.bytes()).await {
-            Err(_) => Err(UpstreamError::TotalTimeout(self.timeouts.total)),
-            Ok(Err(e)) => Err(UpstreamError::from_reqwest(e)),
-            Ok(Ok(body)) => Ok(body),
-        }
-    }
-
-    /// Reads at most [`MAX_ERROR_BODY`] of an error body; a body that cannot be read is empty.
-    async fn read_error_body(&self, mut response: reqwest::Response) -> Bytes {
-        let mut body = Vec::new();
-        let read = async {
-            while let Ok(Some(chunk)) = response.chunk().await {
-                body.extend_from_slice(&chunk);
-                if body.len() >= MAX_ERROR_BODY {
-                    body.truncate(MAX_ERROR_BODY);
-                    break;
-                }
-            }
-        };
-        let _ = tokio::time::timeout(self.timeouts.total, read).await;
-        Bytes::from(body)
-    }
 }
 
-fn is_event_stream(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().starts_with("text/event-stream"))
-}
-
-/// `retry-after-ms` (OpenAI's) wins over `Retry-After` in seconds. HTTP dates are ignored.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(ms) = header("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok())
-        && ms.is_finite()
-        && ms >= 0.0
-    {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+/// The body with its `model` replaced, or the body untouched when no renaming is needed (the
+/// common case costs nothing).
+fn rename_model(body: Bytes, model: Option<&str>) -> Result<Bytes, UpstreamError> {
+    let Some(model) = model else {
+        return Ok(body);
+    };
+    let mut request = crate::parse_request(&body)?;
+    if request.get("model").and_then(|m| m.as_str()) == Some(model) {
+        return Ok(body);
     }
-    header("retry-after")
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
+    request.insert("model".to_owned(), serde_json::Value::from(model));
+    serde_json::to_vec(&request)
+        .map(Bytes::from)
+        .map_err(|e| UpstreamError::Transport(format!("could not encode the request: {e}")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Secret, Timeouts};
 
-    #[test]
-    fn retry_after_prefers_milliseconds() {
-        let mut h = HeaderMap::new();
-        h.insert("retry-after", HeaderValue::from_static("7"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        h.insert("retry-after-ms", HeaderValue::from_static("1500"));
-        assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
-        h.insert("retry-after-ms", HeaderValue::from_static("nan"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-    }
-
-    #[test]
-    fn debug_output_hides_the_key() {
-        let p = OpenAiCompatible::new(OpenAiConfig {
-            base_url: "http://127.0.0.1:1/v1/".into(),
+    fn endpoint_config(base_url: &str) -> Endpoint {
+        Endpoint {
+            base_url: base_url.into(),
             api_key: Some(Secret::new("sk-very-secret")),
             headers: vec![("OpenAI-Organization".into(), Secret::new("org-secret"))],
             timeouts: Timeouts::default(),
             http2_prior_knowledge: false,
-        })
-        .unwrap();
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_the_key() {
+        let p = OpenAiCompatible::new(endpoint_config("http://127.0.0.1:1/v1/"), Flavor::OpenAi)
+            .unwrap();
         let shown = format!("{p:?}");
         assert!(!shown.contains("sk-very-secret"), "{shown}");
         assert!(!shown.contains("org-secret"), "{shown}");
         assert_eq!(
             p.chat_url.as_str(),
             "http://127.0.0.1:1/v1/chat/completions"
+        );
+    }
+
+    #[test]
+    fn azure_urls_name_the_deployment_and_version() {
+        let p = OpenAiCompatible::new(
+            endpoint_config("https://res.openai.azure.com/"),
+            Flavor::Azure {
+                api_version: "2024-10-21".into(),
+            },
+        )
+        .unwrap();
+        let url = p
+            .url(
+                &p.chat_url,
+                "chat/completions",
+                br#"{"model":"gpt 4o/x"}"#,
+                None,
+            )
+            .unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://res.openai.azure.com/openai/deployments/gpt%204o%2Fx/chat/completions?api-version=2024-10-21"
+        );
+        let url = p
+            .url(&p.chat_url, "embeddings", b"{}", Some("emb"))
+            .unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://res.openai.azure.com/openai/deployments/emb/embeddings?api-version=2024-10-21"
+        );
+        assert_eq!(p.kind(), "azure");
+    }
+
+    #[test]
+    fn renaming_keeps_every_other_field() {
+        let body = Bytes::from_static(br#"{"model":"smart","messages":[],"x_vendor":{"a":1}}"#);
+        assert_eq!(rename_model(body.clone(), None).unwrap(), body);
+        let renamed: serde_json::Value =
+            serde_json::from_slice(&rename_model(body, Some("gpt-4o")).unwrap()).unwrap();
+        assert_eq!(
+            renamed,
+            serde_json::json!({"model":"gpt-4o","messages":[],"x_vendor":{"a":1}})
         );
     }
 }

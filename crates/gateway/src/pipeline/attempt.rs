@@ -1,0 +1,360 @@
+//! Attempt, retry, fail over: the routes of a plan are tried in order until one answers.
+//!
+//! Retried: connection errors, timeouts, 408, 429, 5xx, broken or malformed answers. Never
+//! another 4xx: that goes back to the client as it came. Each retry moves to the next route; a
+//! retry on the same target waits first (exponential backoff with full jitter, or the
+//! provider's `Retry-After` when longer, capped). The attempt budget and the request's deadline
+//! bound the whole. A stream is held (head and events) until its first content event, so a
+//! stream that fails before it fails over invisibly; after that it is the client's.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use reprise_providers::{ChatCall, EventStream, Reply, StreamEvent, UpstreamError};
+
+use crate::GatewayError;
+use crate::config::RoutingConfig;
+use crate::routing::Route;
+
+/// How one attempt ended, for the log line and the final error message.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AttemptRecord {
+    pub target: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    pub outcome: String,
+}
+
+impl std::fmt::Display for AttemptRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.model {
+            Some(model) => write!(f, "{} ({model}): {}", self.target, self.outcome),
+            None => write!(f, "{}: {}", self.target, self.outcome),
+        }
+    }
+}
+
+/// What the winning attempt delivered.
+pub enum Delivered {
+    Json {
+        status: http::StatusCode,
+        body: Bytes,
+    },
+    /// A stream whose first events (up to and including the first with content) are held in
+    /// `held`, the rest still to be read from `events`.
+    Stream {
+        held: VecDeque<StreamEvent>,
+        events: Box<EventStream>,
+    },
+}
+
+pub struct Success<'a> {
+    pub route: Route<'a>,
+    pub delivered: Delivered,
+    pub attempts: Vec<AttemptRecord>,
+    /// When the winning attempt was sent.
+    pub sent: Instant,
+}
+
+pub struct Failure {
+    pub error: GatewayError,
+    pub attempts: Vec<AttemptRecord>,
+    /// The target of the last attempt, for the response's provider header.
+    pub last_target: Option<String>,
+}
+
+/// Streams hold at most this many content-free events (role, empty deltas) before being
+/// released anyway.
+const MAX_HELD: usize = 16;
+
+/// Tries `routes` for one chat completion.
+pub async fn chat<'a>(
+    routes: &[Route<'a>],
+    body: &Bytes,
+    stream: bool,
+    settings: &RoutingConfig,
+    started: Instant,
+) -> Result<Success<'a>, Failure> {
+    let deadline = started + settings.deadline;
+    let mut attempts: Vec<AttemptRecord> = Vec::new();
+    let mut last: Option<(String, UpstreamError)> = None;
+    let mut skipped: Vec<&str> = Vec::new();
+    let mut same_target_retries = 0u32;
+    let mut next = 0usize;
+    while (attempts.len() as u32) < settings.max_attempts && !routes.is_empty() {
+        // The next route whose target can take this request at all.
+        let Some(k) = next_route(routes, next, &skipped) else {
+            break;
+        };
+        let route = routes[k];
+        next = (k + 1) % routes.len();
+        let now = Instant::now();
+        let Some(left) = deadline
+            .checked_duration_since(now)
+            .filter(|d| !d.is_zero())
+        else {
+            break;
+        };
+        // A target cooling down (breaker open or a provider's pause) waits, when it is the one
+        // left, for as long as the deadline allows.
+        if let Some(at) = route.target.health.available_at()
+            && at > now
+            && !route.target.health.available(now)
+            && attempts
+                .last()
+                .is_some_and(|a| a.target == route.target.name)
+        {
+            let wait = at - now;
+            if wait >= left {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+        }
+        route.target.health.begin(Instant::now());
+        let sent = Instant::now();
+        let left = deadline.saturating_duration_since(sent);
+        let call = ChatCall {
+            body: body.clone(),
+            model: route.model.map(str::to_owned),
+            stream,
+        };
+        let outcome = tokio::time::timeout(left, async {
+            match route.target.provider.chat(call).await? {
+                Reply::Json { status, body, .. } => Ok(Delivered::Json { status, body }),
+                Reply::Stream { mut events, .. } => {
+                    let held = hold_until_content(&mut events).await?;
+                    Ok(Delivered::Stream {
+                        held,
+                        events: Box::new(events),
+                    })
+                }
+            }
+        })
+        .await
+        .unwrap_or(Err(UpstreamError::TotalTimeout(settings.deadline)));
+        let record = |outcome: String| AttemptRecord {
+            target: route.target.name.clone(),
+            model: route.model.map(str::to_owned),
+            outcome,
+        };
+        match outcome {
+            Ok(delivered) => {
+                route.target.health.success(sent.elapsed());
+                attempts.push(record("ok".to_owned()));
+                return Ok(Success {
+                    route,
+                    delivered,
+                    attempts,
+                    sent,
+                });
+            }
+            Err(err) => {
+                attempts.push(record(describe(&err)));
+                tracing::warn!(target = %route.target.name, error = %err, attempt = attempts.len(), "upstream attempt failed");
+                if let UpstreamError::Unsupported { .. } = err {
+                    // Not the target's fault, and not worth repeating there; another provider
+                    // in the plan may do it.
+                    skipped.push(route.target.name.as_str());
+                    last = Some((route.target.name.clone(), err));
+                    continue;
+                }
+                if !err.retryable() {
+                    return Err(Failure {
+                        error: GatewayError::from_upstream(&route.target.name, err),
+                        attempts,
+                        last_target: Some(route.target.name.clone()),
+                    });
+                }
+                let now = Instant::now();
+                route.target.health.failure(now);
+                if let Some(after) = err.retry_after() {
+                    route
+                        .target
+                        .health
+                        .pause(now + after.min(settings.retry_after_max));
+                }
+                // Waiting helps only when the same target is tried again.
+                let again = next_route(routes, next, &skipped)
+                    .is_some_and(|k| std::ptr::eq(routes[k].target, route.target));
+                if again && (attempts.len() as u32) < settings.max_attempts {
+                    let wait = backoff(settings, same_target_retries, err.retry_after());
+                    same_target_retries += 1;
+                    if now + wait >= deadline {
+                        last = Some((route.target.name.clone(), err));
+                        break;
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+                last = Some((route.target.name.clone(), err));
+            }
+        }
+    }
+    Err(give_up(attempts, last))
+}
+
+/// The index of the first route from `from` on (wrapping) whose target is not skipped.
+fn next_route(routes: &[Route<'_>], from: usize, skipped: &[&str]) -> Option<usize> {
+    (0..routes.len())
+        .map(|k| (from + k) % routes.len())
+        .find(|&k| !skipped.contains(&routes[k].target.name.as_str()))
+}
+
+/// The error for a request whose every attempt failed.
+fn give_up(attempts: Vec<AttemptRecord>, last: Option<(String, UpstreamError)>) -> Failure {
+    let last_target = attempts.last().map(|a| a.target.clone());
+    let Some((target, err)) = last else {
+        // Out of time before a single attempt.
+        return Failure {
+            error: GatewayError::UpstreamTimeout {
+                target: last_target.clone().unwrap_or_default(),
+            },
+            attempts,
+            last_target,
+        };
+    };
+    let one_target = attempts.iter().all(|a| a.target == target);
+    let error = if let UpstreamError::Unsupported { .. } = err {
+        GatewayError::from_upstream(&target, err)
+    } else if one_target {
+        // A single target: its own last answer, as the core gateway relays it.
+        GatewayError::from_upstream(&target, err)
+    } else {
+        let lines: Vec<String> = attempts.iter().map(ToString::to_string).collect();
+        let all_429 = attempts.iter().all(|a| a.outcome == "HTTP 429");
+        if all_429 {
+            GatewayError::UpstreamRateLimited {
+                attempts: lines,
+                retry_after: err.retry_after(),
+            }
+        } else {
+            GatewayError::AllTargetsFailed { attempts: lines }
+        }
+    };
+    Failure {
+        error,
+        attempts,
+        last_target,
+    }
+}
+
+/// Full jitter over `initial * 2^n`, capped; never shorter than the provider's `Retry-After`
+/// (itself capped).
+pub fn backoff(settings: &RoutingConfig, retry: u32, retry_after: Option<Duration>) -> Duration {
+    let ceiling = settings
+        .backoff_initial
+        .saturating_mul(2u32.saturating_pow(retry.min(16)))
+        .min(settings.backoff_max);
+    let jitter = ceiling.mul_f64(fastrand::f64());
+    match retry_after {
+        Some(after) => jitter.max(after.min(settings.retry_after_max)),
+        None => jitter,
+    }
+}
+
+fn describe(err: &UpstreamError) -> String {
+    match err {
+        UpstreamError::Status { status, .. } => format!("HTTP {}", status.as_u16()),
+        UpstreamError::Connect(_) => "unreachable".to_owned(),
+        UpstreamError::FirstByteTimeout(_) | UpstreamError::TotalTimeout(_) => {
+            "timed out".to_owned()
+        }
+        UpstreamError::IdleTimeout(_) => "stream stalled".to_owned(),
+        UpstreamError::Transport(_) | UpstreamError::Truncated => "broken response".to_owned(),
+        UpstreamError::Malformed(_) => "malformed response".to_owned(),
+        UpstreamError::InBand(_) => "error event".to_owned(),
+        UpstreamError::Unsupported { param, .. } => format!("does not support '{param}'"),
+    }
+}
+
+/// Reads a stream until its first event with content (text, tool call, refusal, reasoning, a
+/// finish reason or usage) or its end, and returns what it read. A failure before that point
+/// is the attempt's failure, so the request can still fail over.
+async fn hold_until_content(
+    events: &mut EventStream,
+) -> Result<VecDeque<StreamEvent>, UpstreamError> {
+    let mut held = VecDeque::new();
+    loop {
+        match events.next().await {
+            None => return Err(UpstreamError::Truncated),
+            Some(Err(err)) => return Err(err),
+            Some(Ok(event)) => {
+                let substantive = match &event {
+                    StreamEvent::Done => true,
+                    StreamEvent::Chunk(data) => has_content(data),
+                };
+                held.push_back(event);
+                if substantive || held.len() >= MAX_HELD {
+                    return Ok(held);
+                }
+            }
+        }
+    }
+}
+
+fn has_content(data: &str) -> bool {
+    let Ok(chunk) = serde_json::from_str::<serde_json::Value>(data) else {
+        return true;
+    };
+    if chunk.get("usage").is_some_and(|u| !u.is_null()) || chunk.get("error").is_some() {
+        return true;
+    }
+    let Some(choices) = chunk.get("choices").and_then(|c| c.as_array()) else {
+        return true;
+    };
+    choices.iter().any(|choice| {
+        if choice.get("finish_reason").is_some_and(|f| !f.is_null()) {
+            return true;
+        }
+        let Some(delta) = choice.get("delta").and_then(|d| d.as_object()) else {
+            return false;
+        };
+        delta.iter().any(|(k, v)| match k.as_str() {
+            "role" => false,
+            _ => match v {
+                serde_json::Value::Null => false,
+                serde_json::Value::String(s) => !s.is_empty(),
+                serde_json::Value::Array(a) => !a.is_empty(),
+                _ => true,
+            },
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_only_chunks_are_not_content() {
+        let role = r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#;
+        assert!(!has_content(role));
+        let text = r#"{"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#;
+        assert!(has_content(text));
+        let tool = r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0}]},"finish_reason":null}]}"#;
+        assert!(has_content(tool));
+        let finish = r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#;
+        assert!(has_content(finish));
+    }
+
+    #[test]
+    fn backoff_stays_within_its_bounds() {
+        let settings = RoutingConfig {
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_millis(1000),
+            retry_after_max: Duration::from_secs(2),
+            ..RoutingConfig::default()
+        };
+        for retry in 0..10 {
+            let ceiling = Duration::from_millis((100u64 << retry).min(1000));
+            for _ in 0..200 {
+                assert!(backoff(&settings, retry, None) <= ceiling);
+            }
+        }
+        // Retry-After wins when longer, up to its cap.
+        let wait = backoff(&settings, 0, Some(Duration::from_millis(1500)));
+        assert!(wait >= Duration::from_millis(1500));
+        let wait = backoff(&settings, 0, Some(Duration::from_secs(60)));
+        assert_eq!(wait, Duration::from_secs(2));
+    }
+}

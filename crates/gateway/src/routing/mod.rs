@@ -1,0 +1,357 @@
+//! Choosing the upstream targets for a model, in the order a request tries them.
+//!
+//! A model name resolves, first match wins, through: an alias (`[aliases."NAME"]`, ordered by
+//! its strategy); a `target/model` or `provider/model` prefix; the targets whose model patterns
+//! name it (configured `models`, or the provider's defaults: `claude-*` for Anthropic,
+//! `gemini-*` for Gemini); and last the catch-all targets (OpenAI-compatible targets without a
+//! model list). Targets whose breaker is open go to the end of the list: they are used only
+//! when nothing else is left.
+
+mod health;
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use crate::config::{AliasConfig, Strategy};
+use crate::state::Target;
+pub use health::Health;
+
+/// One place a request may be sent: a target and the model to ask it for.
+#[derive(Debug, Clone, Copy)]
+pub struct Route<'a> {
+    pub target: &'a Target,
+    /// The upstream model when it differs from the request's `model`.
+    pub model: Option<&'a str>,
+}
+
+#[derive(Debug)]
+struct Member {
+    target: usize,
+    model: Option<String>,
+    weight: f64,
+}
+
+#[derive(Debug)]
+struct Alias {
+    strategy: Strategy,
+    members: Vec<Member>,
+}
+
+/// The targets and the rules that pick among them, built once from the configuration.
+#[derive(Debug)]
+pub struct Router {
+    targets: Vec<Target>,
+    aliases: HashMap<String, Alias>,
+    exploration: f64,
+}
+
+impl Router {
+    pub fn new(targets: Vec<Target>, aliases: &[AliasConfig], exploration: f64) -> Self {
+        let aliases = aliases
+            .iter()
+            .map(|a| {
+                let members = a
+                    .members
+                    .iter()
+                    .filter_map(|m| {
+                        let target = targets.iter().position(|t| t.name == m.target)?;
+                        Some(Member {
+                            target,
+                            model: m.model.clone(),
+                            weight: m.weight,
+                        })
+                    })
+                    .collect();
+                (
+                    a.name.clone(),
+                    Alias {
+                        strategy: a.strategy,
+                        members,
+                    },
+                )
+            })
+            .collect();
+        Self {
+            targets,
+            aliases,
+            exploration,
+        }
+    }
+
+    pub fn targets(&self) -> &[Target] {
+        &self.targets
+    }
+
+    /// The public names of the aliases, sorted.
+    pub fn alias_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.aliases.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// The routes for `model`, in the order to try them; empty when nothing serves it.
+    pub fn plan<'a>(&'a self, model: &'a str, now: Instant) -> Vec<Route<'a>> {
+        let mut routes = self.resolve(model);
+        // Stable: the strategy's order among the available targets, then the ones cooling down,
+        // soonest available first.
+        routes.sort_by_key(|r| {
+            let h = &r.target.health;
+            if h.available(now) {
+                (0, None)
+            } else {
+                (1, h.available_at())
+            }
+        });
+        routes
+    }
+
+    fn resolve<'a>(&'a self, model: &'a str) -> Vec<Route<'a>> {
+        if let Some(alias) = self.aliases.get(model) {
+            return self.order(alias);
+        }
+        if let Some((prefix, rest)) = model.split_once('/')
+            && !rest.is_empty()
+        {
+            let by_name: Vec<Route<'a>> = self
+                .targets
+                .iter()
+                .filter(|t| t.name == prefix)
+                .map(|target| Route {
+                    target,
+                    model: Some(rest),
+                })
+                .collect();
+            if !by_name.is_empty() {
+                return by_name;
+            }
+            let by_kind: Vec<Route<'a>> = self
+                .targets
+                .iter()
+                .filter(|t| t.kind.as_str() == prefix)
+                .map(|target| Route {
+                    target,
+                    model: Some(rest),
+                })
+                .collect();
+            if !by_kind.is_empty() {
+                return by_kind;
+            }
+            // Otherwise the slash is part of the model's own name (`meta-llama/...`).
+        }
+        let routes = |specific: bool| -> Vec<Route<'a>> {
+            self.targets
+                .iter()
+                .filter(|t| {
+                    t.patterns()
+                        .any(|p| (p != "*") == specific && matches_pattern(p, model))
+                })
+                .map(|target| Route {
+                    target,
+                    model: None,
+                })
+                .collect()
+        };
+        let specific = routes(true);
+        if specific.is_empty() {
+            routes(false)
+        } else {
+            specific
+        }
+    }
+
+    fn order<'a>(&'a self, alias: &'a Alias) -> Vec<Route<'a>> {
+        let route = |m: &'a Member| -> Option<Route<'a>> {
+            Some(Route {
+                target: self.targets.get(m.target)?,
+                model: m.model.as_deref(),
+            })
+        };
+        let members: Vec<&'a Member> = match alias.strategy {
+            Strategy::Priority => alias.members.iter().collect(),
+            Strategy::Weighted => {
+                // Efraimidis–Spirakis: sorting by u^(1/w) draws a whole order without
+                // replacement, each position in proportion to the weights.
+                let mut keyed: Vec<(f64, &Member)> = alias
+                    .members
+                    .iter()
+                    .map(|m| (fastrand::f64().powf(1.0 / m.weight), m))
+                    .collect();
+                keyed.sort_by(|a, b| b.0.total_cmp(&a.0));
+                keyed.into_iter().map(|(_, m)| m).collect()
+            }
+            Strategy::LeastLatency => {
+                let ttfb = |m: &Member| {
+                    self.targets
+                        .get(m.target)
+                        .and_then(|t| t.health.ttfb_ms())
+                        .unwrap_or(0.0)
+                };
+                // Unmeasured targets (0) come first, so each gets measured.
+                let mut sorted: Vec<&Member> = alias.members.iter().collect();
+                sorted.sort_by(|a, b| ttfb(a).total_cmp(&ttfb(b)));
+                if sorted.len() > 1 && fastrand::f64() < self.exploration {
+                    let pick = fastrand::usize(1..sorted.len());
+                    let explored = sorted.remove(pick);
+                    sorted.insert(0, explored);
+                }
+                sorted
+            }
+        };
+        members.into_iter().filter_map(route).collect()
+    }
+}
+
+/// One target as `/admin/providers` and `reprise provider list` show it.
+#[derive(Debug, serde::Serialize)]
+pub struct TargetReport {
+    pub name: String,
+    pub provider: &'static str,
+    pub models: Vec<String>,
+    pub state: &'static str,
+    /// Moving average of time to first byte.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttfb_ms: Option<f64>,
+    /// Seconds until a cooling-down target is tried again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_in_secs: Option<f64>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct AliasReport {
+    pub name: String,
+    pub strategy: &'static str,
+    pub targets: Vec<serde_json::Value>,
+}
+
+/// The result of a live probe of one target (its model list: cheap, no tokens spent).
+#[derive(Debug, serde::Serialize)]
+pub struct ProbeReport {
+    pub name: String,
+    pub provider: &'static str,
+    pub ok: bool,
+    pub latency_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub models: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Router {
+    pub fn report(&self, now: Instant) -> (Vec<TargetReport>, Vec<AliasReport>) {
+        let targets = self
+            .targets
+            .iter()
+            .map(|t| TargetReport {
+                name: t.name.clone(),
+                provider: t.kind.as_str(),
+                models: t.patterns().map(str::to_owned).collect(),
+                state: t.health.state(now).as_str(),
+                ttfb_ms: t.health.ttfb_ms().map(|ms| (ms * 1000.0).round() / 1000.0),
+                retry_in_secs: t
+                    .health
+                    .available_at()
+                    .and_then(|at| at.checked_duration_since(now))
+                    .filter(|d| !d.is_zero())
+                    .map(|d| (d.as_secs_f64() * 10.0).ceil() / 10.0),
+            })
+            .collect();
+        let mut aliases: Vec<AliasReport> = self
+            .aliases
+            .iter()
+            .map(|(name, alias)| AliasReport {
+                name: name.clone(),
+                strategy: alias.strategy.as_str(),
+                targets: alias
+                    .members
+                    .iter()
+                    .filter_map(|m| {
+                        let target = self.targets.get(m.target)?;
+                        Some(serde_json::json!({
+                            "target": target.name,
+                            "model": m.model.as_deref().unwrap_or(name),
+                            "weight": m.weight,
+                        }))
+                    })
+                    .collect(),
+            })
+            .collect();
+        aliases.sort_by(|a, b| a.name.cmp(&b.name));
+        (targets, aliases)
+    }
+
+    /// Probes every target at once.
+    pub async fn probe(&self) -> Vec<ProbeReport> {
+        futures_util::future::join_all(self.targets.iter().map(|t| async move {
+            let started = Instant::now();
+            let result = t.provider.list_models().await;
+            let latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+            match result {
+                Ok(models) => ProbeReport {
+                    name: t.name.clone(),
+                    provider: t.kind.as_str(),
+                    ok: true,
+                    latency_ms,
+                    models: Some(models.len()),
+                    error: None,
+                },
+                Err(err) => ProbeReport {
+                    name: t.name.clone(),
+                    provider: t.kind.as_str(),
+                    ok: false,
+                    latency_ms,
+                    models: None,
+                    error: Some(match err.status() {
+                        Some(status) => format!("HTTP {}", status.as_u16()),
+                        None => err.label().to_owned(),
+                    }),
+                },
+            }
+        }))
+        .await
+    }
+}
+
+/// Glob match where `*` stands for any run of characters (possibly empty); nothing else is
+/// special. Model names are short, so the simple backtracking walk is plenty.
+pub fn matches_pattern(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let Some(first) = parts.next() else {
+        return false;
+    };
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        // No `*` at all: exact match.
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches_pattern;
+
+    #[test]
+    fn glob_patterns() {
+        assert!(matches_pattern("gpt-4o", "gpt-4o"));
+        assert!(!matches_pattern("gpt-4o", "gpt-4o-mini"));
+        assert!(matches_pattern("gpt-*", "gpt-4o-mini"));
+        assert!(matches_pattern("gpt-*", "gpt-"));
+        assert!(!matches_pattern("gpt-*", "claude-3"));
+        assert!(matches_pattern("o*", "o3-mini"));
+        assert!(matches_pattern("*", "anything"));
+        assert!(matches_pattern("*-mini", "gpt-4o-mini"));
+        assert!(!matches_pattern("*-mini", "gpt-4o"));
+        assert!(matches_pattern("a*b*c", "a-x-b-y-c"));
+        assert!(!matches_pattern("a*b*c", "a-x-c-y-b"));
+        assert!(!matches_pattern("ab*ba", "aba"));
+    }
+}

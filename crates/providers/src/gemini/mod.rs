@@ -1,0 +1,153 @@
+//! Google Gemini: `POST {base_url}/models/{model}:generateContent` and
+//! `:streamGenerateContent?alt=sse`, with the key in the `x-goog-api-key` header (never in the
+//! URL, so it cannot leak through a logged URL).
+
+pub(crate) mod stream;
+pub(crate) mod translate;
+
+use bytes::Bytes;
+use serde::Deserialize;
+
+use crate::stream::{Dialect, EventStream};
+use crate::transport::{Answer, BuildError, Http};
+use crate::{ChatCall, Endpoint, Reply, UpstreamError};
+
+pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com/v1beta";
+
+#[derive(Debug, Clone)]
+pub struct Gemini {
+    http: Http,
+    base_url: reqwest::Url,
+    models_url: reqwest::Url,
+}
+
+impl Gemini {
+    pub fn new(config: Endpoint) -> Result<Self, BuildError> {
+        let mut http = Http::new(
+            config.timeouts,
+            config.http2_prior_knowledge,
+            &config.headers,
+        )?;
+        if let Some(key) = &config.api_key {
+            http = http.with_header("x-goog-api-key", key.expose())?;
+        }
+        let base = config.base_url.trim_end_matches('/');
+        Ok(Self {
+            http,
+            base_url: crate::transport::endpoint(base, "/")?,
+            models_url: crate::transport::endpoint(base, "/models?pageSize=1000")?,
+        })
+    }
+
+    /// `{base}/models/{model}:{method}`; the model may come as `models/...`.
+    fn url(&self, model: &str, stream: bool) -> Result<reqwest::Url, UpstreamError> {
+        let model = model.strip_prefix("models/").unwrap_or(model);
+        let method = if stream {
+            "streamGenerateContent"
+        } else {
+            "generateContent"
+        };
+        let mut url = self.base_url.clone();
+        url.path_segments_mut()
+            .map_err(|()| UpstreamError::Transport("bad Gemini base URL".to_owned()))?
+            .pop_if_empty()
+            .push("models")
+            .push(&format!("{model}:{method}"));
+        if stream {
+            url.query_pairs_mut().append_pair("alt", "sse");
+        }
+        Ok(url)
+    }
+
+    pub async fn chat(&self, call: ChatCall) -> Result<Reply, UpstreamError> {
+        let request = crate::parse_request(&call.body)?;
+        let model = match call.model.as_deref() {
+            Some(m) => m,
+            None => request
+                .get("model")
+                .and_then(|m| m.as_str())
+                .unwrap_or_default(),
+        };
+        let (body, context) = translate::request(&request, model)?;
+        let url = self.url(model, call.stream)?;
+        let body = Bytes::from(body.to_string());
+        match self
+            .http
+            .post(url, body, call.stream, translate::error)
+            .await?
+        {
+            Answer::Whole {
+                status,
+                body,
+                first_byte,
+            } => Ok(Reply::Json {
+                status,
+                body: translate::response(&body, &context)?,
+                first_byte,
+            }),
+            Answer::Stream {
+                status,
+                response,
+                first_byte,
+            } => Ok(Reply::Stream {
+                status,
+                events: EventStream::new(
+                    response,
+                    self.http.timeouts.stream_idle,
+                    Dialect::Gemini(stream::Translator::new(context)),
+                ),
+                first_byte,
+            }),
+        }
+    }
+
+    pub async fn list_models(&self) -> Result<Vec<String>, UpstreamError> {
+        #[derive(Deserialize)]
+        struct List {
+            #[serde(default)]
+            models: Vec<Entry>,
+        }
+        #[derive(Deserialize)]
+        struct Entry {
+            name: String,
+        }
+        let body = self
+            .http
+            .get(self.models_url.clone(), translate::error)
+            .await?;
+        let list: List = serde_json::from_slice(&body)
+            .map_err(|e| UpstreamError::Malformed(format!("unreadable model list: {e}")))?;
+        Ok(list
+            .models
+            .into_iter()
+            .map(|e| e.name.strip_prefix("models/").unwrap_or(&e.name).to_owned())
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Secret, Timeouts};
+
+    #[test]
+    fn urls_name_the_model_and_method_and_hide_the_key() {
+        let g = Gemini::new(Endpoint {
+            base_url: "https://generativelanguage.googleapis.com/v1beta/".into(),
+            api_key: Some(Secret::new("AIza-secret")),
+            headers: Vec::new(),
+            timeouts: Timeouts::default(),
+            http2_prior_knowledge: false,
+        })
+        .unwrap();
+        assert_eq!(
+            g.url("models/gemini-2.5-flash", false).unwrap().as_str(),
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent"
+        );
+        assert_eq!(
+            g.url("gemini-2.5-flash", true).unwrap().as_str(),
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+        );
+        assert!(!format!("{g:?}").contains("AIza-secret"));
+    }
+}
