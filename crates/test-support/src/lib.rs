@@ -2,7 +2,8 @@
 //! loopback ports that speak a provider's wire format and play a scripted list of faults.
 //!
 //! It stands in for paid providers only; nothing in the product depends on it. Today it speaks
-//! the OpenAI wire format ([`MockUpstream`]).
+//! the OpenAI, Anthropic (`/v1/messages`) and Gemini (`/v1beta/models/{model}:generateContent`)
+//! wire formats, all from one [`MockUpstream`], with one fault script.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -13,6 +14,7 @@
 //! # }
 //! ```
 
+mod dialects;
 mod openai;
 
 pub use openai::{Gate, MockUpstream, Recorded, Step, bag_of_words};

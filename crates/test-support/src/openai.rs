@@ -38,6 +38,11 @@ pub enum Step {
     HoldLastChunk(Gate),
     /// Answer a non-streamed request with exactly this JSON (status 200).
     Json(Value),
+    /// Fail with this status and an error body in the wire format of the route asked.
+    Fail(u16),
+    /// Stream exactly these events (`event:` name, if any, and `data`), as recorded from a
+    /// provider.
+    Events(Vec<(Option<String>, String)>),
 }
 
 /// A gate a scripted stream waits at until the test opens it.
@@ -59,11 +64,11 @@ pub struct Recorded {
 }
 
 #[derive(Debug)]
-struct Shared {
+pub(crate) struct Shared {
     script: Mutex<VecDeque<Step>>,
     requests: Mutex<Vec<Recorded>>,
     record: bool,
-    reply: String,
+    pub(crate) reply: String,
     models: Vec<String>,
     cancelled: AtomicUsize,
     cancelled_changed: Notify,
@@ -118,6 +123,12 @@ impl Builder {
             .route("/v1/chat/completions", post(chat))
             .route("/v1/embeddings", post(embeddings))
             .route("/v1/models", get(models))
+            .route("/v1/messages", post(crate::dialects::anthropic))
+            .route(
+                "/openai/deployments/{deployment}/chat/completions",
+                post(chat),
+            )
+            .route("/v1beta/models/{call}", post(crate::dialects::gemini))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
@@ -191,13 +202,37 @@ impl MockUpstream {
     /// The next `n` requests fail with `status` and an OpenAI-shaped error body.
     pub fn fail_times(&self, n: usize, status: u16) -> &Self {
         for _ in 0..n {
+            self.push(Step::Fail(status));
+        }
+        self
+    }
+
+    /// The next `n` requests fail with `status`, a `Retry-After` of `after` and an error body
+    /// in the route's wire format.
+    pub fn rate_limit(&self, n: usize, after: Duration) -> &Self {
+        for _ in 0..n {
             self.push(Step::Status {
-                status,
-                body: json!({"error": {"message": format!("mock failure {status}"), "type": "server_error", "param": null, "code": "mock_failure"}}).to_string(),
-                headers: Vec::new(),
+                status: 429,
+                body: json!({"error": {"message": "mock rate limit", "type": "requests", "param": null, "code": "rate_limit_exceeded"}}).to_string(),
+                headers: vec![("retry-after-ms".to_owned(), after.as_millis().to_string())],
             });
         }
         self
+    }
+
+    /// The next stream sends exactly these events.
+    pub fn respond_events(&self, events: Vec<(Option<String>, String)>) -> &Self {
+        self.push(Step::Events(events))
+    }
+
+    /// The base URL of an Anthropic client (the adapter appends `/v1/messages`).
+    pub fn anthropic_base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The base URL of a Gemini client (the adapter appends `/models/...`).
+    pub fn gemini_base_url(&self) -> String {
+        format!("http://{}/v1beta", self.addr)
     }
 
     /// The next request gets `status` with exactly this body.
@@ -271,18 +306,18 @@ impl MockUpstream {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Marks a request in flight; dropped before `finish` means the client went away.
-struct InFlight {
-    shared: Arc<Shared>,
-    finished: bool,
+pub(crate) struct InFlight {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) finished: bool,
 }
 
 impl InFlight {
-    fn finish(mut self) {
+    pub(crate) fn finish(mut self) {
         self.finished = true;
     }
 }
@@ -296,14 +331,14 @@ impl Drop for InFlight {
     }
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
 
-fn bad_request(message: &str) -> Response {
+pub(crate) fn bad_request(message: &str) -> Response {
     (
         StatusCode::BAD_REQUEST,
         Json(json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}})),
@@ -311,7 +346,12 @@ fn bad_request(message: &str) -> Response {
         .into_response()
 }
 
-fn take_step(shared: &Shared, path: &str, headers: &HeaderMap, body: &Value) -> Option<Step> {
+pub(crate) fn take_step(
+    shared: &Shared,
+    path: &str,
+    headers: &HeaderMap,
+    body: &Value,
+) -> Option<Step> {
     if shared.record {
         lock(&shared.requests).push(Recorded {
             path: path.to_owned(),
@@ -322,7 +362,11 @@ fn take_step(shared: &Shared, path: &str, headers: &HeaderMap, body: &Value) -> 
     lock(&shared.script).pop_front()
 }
 
-fn status_response(status: u16, body: String, headers: Vec<(String, String)>) -> Response {
+pub(crate) fn status_response(
+    status: u16,
+    body: String,
+    headers: Vec<(String, String)>,
+) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() =
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -341,15 +385,25 @@ fn status_response(status: u16, body: String, headers: Vec<(String, String)>) ->
     response
 }
 
-async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn chat(
+    State(shared): State<Arc<Shared>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
         return bad_request("mock: body is not JSON");
     };
-    let guard = InFlight {
+    let mut guard = InFlight {
         shared: shared.clone(),
         finished: false,
     };
-    let step = take_step(&shared, "/v1/chat/completions", &headers, &request);
+    // Azure's deployment routes carry the API version in the query: keep it.
+    let path = match uri.query() {
+        Some(q) => format!("{}?{q}", uri.path()),
+        None => uri.path().to_owned(),
+    };
+    let step = take_step(&shared, &path, &headers, &request);
     let model = request["model"].as_str().unwrap_or("mock-gpt").to_owned();
     let streaming = request["stream"].as_bool().unwrap_or(false);
     let include_usage = request["stream_options"]["include_usage"]
@@ -362,30 +416,20 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
     let reply = shared.reply.clone();
     let completion_tokens = reply.split_whitespace().count() as u64;
 
-    let mut hold = None;
-    let mut cut: Option<(usize, Cut)> = None;
-    match step {
-        Some(Step::Status {
-            status,
-            body,
-            headers,
-        }) => {
-            guard.finish();
-            return status_response(status, body, headers);
+    let (cut, hold, recorded) = match prelude(step, guard, openai_error).await {
+        Prelude::Respond(response) => return response,
+        Prelude::Proceed {
+            guard: g,
+            cut,
+            hold,
+            events,
+        } => {
+            guard = g;
+            (cut, hold, events)
         }
-        Some(Step::Delay(d)) => tokio::time::sleep(d).await,
-        Some(Step::Stall) => {
-            std::future::pending::<()>().await;
-        }
-        Some(Step::StallAfterChunks(n)) => cut = Some((n, Cut::Stall)),
-        Some(Step::TruncateAfterChunks(n)) => cut = Some((n, Cut::Truncate)),
-        Some(Step::ResetAfterChunks(n)) => cut = Some((n, Cut::Reset)),
-        Some(Step::HoldLastChunk(gate)) => hold = Some(gate),
-        Some(Step::Json(body)) => {
-            guard.finish();
-            return Json(body).into_response();
-        }
-        None => {}
+    };
+    if let Some(events) = recorded {
+        return sse(frames(events), guard, cut, hold);
     }
 
     let id = "chatcmpl-mock";
@@ -450,49 +494,136 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
     }
     events.push("[DONE]".to_owned());
 
+    let events = events
+        .into_iter()
+        .map(|data| (None, data))
+        .collect::<Vec<_>>();
+    sse(frames(events), guard, cut, hold)
+}
+
+fn openai_error(status: u16) -> String {
+    json!({"error": {"message": format!("mock failure {status}"), "type": "server_error", "param": null, "code": "mock_failure"}}).to_string()
+}
+
+/// Server-sent event frames for `(event name, data)` pairs.
+pub(crate) fn frames(events: Vec<(Option<String>, String)>) -> Vec<String> {
+    events
+        .into_iter()
+        .map(|(name, data)| match name {
+            Some(name) => format!("event: {name}\ndata: {data}\n\n"),
+            None => format!("data: {data}\n\n"),
+        })
+        .collect()
+}
+
+/// What the scripted step says to do before a normal answer.
+pub(crate) enum Prelude {
+    /// The step produced the whole response.
+    Respond(Response),
+    Proceed {
+        guard: InFlight,
+        cut: Option<(usize, Cut)>,
+        hold: Option<Gate>,
+        /// Recorded events to stream instead of the generated answer.
+        events: Option<Vec<(Option<String>, String)>>,
+    },
+}
+
+/// Plays the scripted step common to every wire format; `error_body` renders `Step::Fail` in
+/// the route's format.
+pub(crate) async fn prelude(
+    step: Option<Step>,
+    guard: InFlight,
+    error_body: fn(u16) -> String,
+) -> Prelude {
+    let mut cut = None;
+    let mut hold = None;
+    let mut events = None;
+    match step {
+        Some(Step::Status {
+            status,
+            body,
+            headers,
+        }) => {
+            guard.finish();
+            return Prelude::Respond(status_response(status, body, headers));
+        }
+        Some(Step::Fail(status)) => {
+            guard.finish();
+            return Prelude::Respond(status_response(status, error_body(status), Vec::new()));
+        }
+        Some(Step::Delay(d)) => tokio::time::sleep(d).await,
+        Some(Step::Stall) => {
+            std::future::pending::<()>().await;
+        }
+        Some(Step::StallAfterChunks(n)) => cut = Some((n, Cut::Stall)),
+        Some(Step::TruncateAfterChunks(n)) => cut = Some((n, Cut::Truncate)),
+        Some(Step::ResetAfterChunks(n)) => cut = Some((n, Cut::Reset)),
+        Some(Step::HoldLastChunk(gate)) => hold = Some(gate),
+        Some(Step::Json(body)) => {
+            guard.finish();
+            return Prelude::Respond(Json(body).into_response());
+        }
+        Some(Step::Events(recorded)) => events = Some(recorded),
+        None => {}
+    }
+    Prelude::Proceed {
+        guard,
+        cut,
+        hold,
+        events,
+    }
+}
+
+/// An event-stream response of `frames`, played with the scripted cut or hold: a held stream
+/// waits at the gate before its last frame.
+pub(crate) fn sse(
+    frames: Vec<String>,
+    guard: InFlight,
+    cut: Option<(usize, Cut)>,
+    hold: Option<Gate>,
+) -> Response {
+    let last = frames.len().saturating_sub(1);
     let body = stream::unfold(
-        (events.into_iter().enumerate(), Some(guard), cut, hold),
-        |(mut events, guard, cut, hold)| async move {
+        (frames.into_iter().enumerate(), Some(guard), cut, hold),
+        move |(mut events, guard, cut, hold)| async move {
             let guard = guard?;
-            let Some((i, data)) = events.next() else {
+            let Some((i, frame)) = events.next() else {
                 guard.finish();
                 return None;
             };
             if let Some((n, how)) = cut
                 && i >= n
             {
-                {
-                    match how {
-                        Cut::Stall => {
-                            let _guard = guard;
-                            std::future::pending::<()>().await;
-                            return None;
-                        }
-                        Cut::Truncate => {
-                            guard.finish();
-                            return None;
-                        }
-                        Cut::Reset => {
-                            // Let the chunks already written leave before the connection is
-                            // aborted; otherwise hyper drops them with the connection.
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            guard.finish();
-                            return Some((
-                                Err(std::io::Error::other("mock reset")),
-                                (events, None, cut, hold),
-                            ));
-                        }
+                match how {
+                    Cut::Stall => {
+                        let _guard = guard;
+                        std::future::pending::<()>().await;
+                        return None;
+                    }
+                    Cut::Truncate => {
+                        guard.finish();
+                        return None;
+                    }
+                    Cut::Reset => {
+                        // Let the chunks already written leave before the connection is
+                        // aborted; otherwise hyper drops them with the connection.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        guard.finish();
+                        return Some((
+                            Err(std::io::Error::other("mock reset")),
+                            (events, None, cut, hold),
+                        ));
                     }
                 }
             }
-            if data == "[DONE]"
+            if i == last
                 && let Some(gate) = &hold
             {
                 gate.0.notified().await;
             }
-            let frame = Bytes::from(format!("data: {data}\n\n"));
             Some((
-                Ok::<_, std::io::Error>(frame),
+                Ok::<_, std::io::Error>(Bytes::from(frame)),
                 (events, Some(guard), cut, hold),
             ))
         },
@@ -509,7 +640,7 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Cut {
+pub(crate) enum Cut {
     Stall,
     Truncate,
     Reset,
@@ -535,6 +666,10 @@ async fn embeddings(
         }) => {
             guard.finish();
             return status_response(status, body, headers);
+        }
+        Some(Step::Fail(status)) => {
+            guard.finish();
+            return status_response(status, openai_error(status), Vec::new());
         }
         Some(Step::Stall) => std::future::pending::<()>().await,
         Some(Step::Delay(d)) => tokio::time::sleep(d).await,

@@ -89,30 +89,13 @@ pub async fn chat<'a>(
         };
         let route = routes[k];
         next = (k + 1) % routes.len();
-        let now = Instant::now();
-        let Some(left) = deadline
-            .checked_duration_since(now)
-            .filter(|d| !d.is_zero())
-        else {
-            break;
-        };
-        // A target cooling down (breaker open or a provider's pause) waits, when it is the one
-        // left, for as long as the deadline allows.
-        if let Some(at) = route.target.health.available_at()
-            && at > now
-            && !route.target.health.available(now)
-            && attempts
-                .last()
-                .is_some_and(|a| a.target == route.target.name)
-        {
-            let wait = at - now;
-            if wait >= left {
-                break;
-            }
-            tokio::time::sleep(wait).await;
-        }
-        route.target.health.begin(Instant::now());
+        // A target cooling down is used only when it is all that is left (the plan puts it
+        // last); a provider's `Retry-After` was already waited for by the backoff.
         let sent = Instant::now();
+        if deadline <= sent {
+            break;
+        }
+        route.target.health.begin(sent);
         let left = deadline.saturating_duration_since(sent);
         let call = ChatCall {
             body: body.clone(),

@@ -14,6 +14,8 @@ mod cli;
 mod embedding;
 mod errors;
 mod lifecycle;
+mod providers;
+mod routing;
 mod sdk;
 mod streaming;
 mod support;

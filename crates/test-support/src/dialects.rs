@@ -1,0 +1,194 @@
+//! The mock's Anthropic and Gemini routes: the same script and reply as the OpenAI route, in
+//! each provider's own wire format (shapes as the providers document and send them).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::openai::{InFlight, Prelude, Shared, bad_request, frames, prelude, sse, take_step};
+
+fn anthropic_error(status: u16) -> String {
+    let kind = match status {
+        429 => "rate_limit_error",
+        529 => "overloaded_error",
+        400 => "invalid_request_error",
+        401 => "authentication_error",
+        _ => "api_error",
+    };
+    json!({"type": "error", "error": {"type": kind, "message": format!("mock failure {status}")}})
+        .to_string()
+}
+
+fn gemini_error(status: u16) -> String {
+    let kind = match status {
+        429 => "RESOURCE_EXHAUSTED",
+        400 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        503 => "UNAVAILABLE",
+        _ => "INTERNAL",
+    };
+    json!({"error": {"code": status, "message": format!("mock failure {status}"), "status": kind}})
+        .to_string()
+}
+
+/// `POST /v1/messages`.
+pub async fn anthropic(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return bad_request("mock: body is not JSON");
+    };
+    let guard = InFlight {
+        shared: shared.clone(),
+        finished: false,
+    };
+    let step = take_step(&shared, "/v1/messages", &headers, &request);
+    let (guard, cut, hold, recorded) = match prelude(step, guard, anthropic_error).await {
+        Prelude::Respond(response) => return response,
+        Prelude::Proceed {
+            guard,
+            cut,
+            hold,
+            events,
+        } => (guard, cut, hold, events),
+    };
+    if let Some(events) = recorded {
+        return sse(frames(events), guard, cut, hold);
+    }
+    let model = request["model"]
+        .as_str()
+        .unwrap_or("claude-mock")
+        .to_owned();
+    let input_tokens = request["messages"]
+        .as_array()
+        .map_or(0, |m| m.len() as u64 * 5);
+    let reply = shared.reply.clone();
+    let output_tokens = reply.split_whitespace().count() as u64;
+    if request["stream"].as_bool() != Some(true) {
+        guard.finish();
+        return Json(json!({
+            "id": "msg_mock",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [{"type": "text", "text": reply}],
+            "stop_reason": "end_turn",
+            "stop_sequence": null,
+            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+        }))
+        .into_response();
+    }
+    let event = |name: &str, data: Value| (Some(name.to_owned()), data.to_string());
+    let mut events = vec![
+        event(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message",
+                "role": "assistant", "model": model, "content": [], "stop_reason": null,
+                "stop_sequence": null, "usage": {"input_tokens": input_tokens, "output_tokens": 1}}}),
+        ),
+        event(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        event("ping", json!({"type": "ping"})),
+    ];
+    for word in reply.split_inclusive(' ') {
+        events.push(event(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}}),
+        ));
+    }
+    events.push(event(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    ));
+    events.push(event(
+        "message_delta",
+        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+            "usage": {"output_tokens": output_tokens}}),
+    ));
+    events.push(event("message_stop", json!({"type": "message_stop"})));
+    sse(frames(events), guard, cut, hold)
+}
+
+/// `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent?alt=sse`.
+pub async fn gemini(
+    State(shared): State<Arc<Shared>>,
+    Path(call): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return bad_request("mock: body is not JSON");
+    };
+    let Some((model, method)) = call.split_once(':') else {
+        return bad_request("mock: expected models/{model}:{method}");
+    };
+    let model = model.to_owned();
+    let streaming = method == "streamGenerateContent";
+    let guard = InFlight {
+        shared: shared.clone(),
+        finished: false,
+    };
+    let step = take_step(
+        &shared,
+        &format!("/v1beta/models/{call}"),
+        &headers,
+        &request,
+    );
+    let (guard, cut, hold, recorded) = match prelude(step, guard, gemini_error).await {
+        Prelude::Respond(response) => return response,
+        Prelude::Proceed {
+            guard,
+            cut,
+            hold,
+            events,
+        } => (guard, cut, hold, events),
+    };
+    if let Some(events) = recorded {
+        return sse(frames(events), guard, cut, hold);
+    }
+    let prompt = request["contents"]
+        .as_array()
+        .map_or(0, |m| m.len() as u64 * 5);
+    let reply = shared.reply.clone();
+    let output = reply.split_whitespace().count() as u64;
+    let usage = json!({"promptTokenCount": prompt, "candidatesTokenCount": output,
+        "totalTokenCount": prompt + output});
+    if !streaming {
+        guard.finish();
+        return Json(json!({
+            "candidates": [{"content": {"role": "model", "parts": [{"text": reply}]},
+                "finishReason": "STOP", "index": 0}],
+            "usageMetadata": usage,
+            "modelVersion": model,
+            "responseId": "mock-response",
+        }))
+        .into_response();
+    }
+    let words: Vec<&str> = reply.split_inclusive(' ').collect();
+    let last = words.len().saturating_sub(1);
+    let events = words
+        .iter()
+        .enumerate()
+        .map(|(i, word)| {
+            let mut candidate =
+                json!({"content": {"role": "model", "parts": [{"text": word}]}, "index": 0});
+            let mut event = json!({"modelVersion": model, "responseId": "mock-response"});
+            if i == last {
+                candidate["finishReason"] = json!("STOP");
+                event["usageMetadata"] = usage.clone();
+            }
+            event["candidates"] = json!([candidate]);
+            (None, event.to_string())
+        })
+        .collect();
+    sse(frames(events), guard, cut, hold)
+}
