@@ -169,3 +169,50 @@ pub(crate) fn unix_now() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
+
+/// Fixtures recorded in each provider's wire format, for the translation snapshot tests.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use std::collections::VecDeque;
+
+    use crate::StreamEvent;
+
+    pub(crate) fn read(path: &str) -> String {
+        let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
+    }
+
+    pub(crate) fn json(path: &str) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::from_str(&read(path)).unwrap()
+    }
+
+    /// The `(event, data)` pairs of a recorded event stream.
+    pub(crate) fn sse(path: &str) -> Vec<(String, String)> {
+        read(path)
+            .split("\n\n")
+            .filter(|block| !block.trim().is_empty())
+            .map(|block| {
+                let mut name = String::new();
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        name = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                (name, data)
+            })
+            .collect()
+    }
+
+    /// Translated events as JSON values (`"[DONE]"` for the terminator).
+    pub(crate) fn chunks(out: VecDeque<StreamEvent>) -> Vec<serde_json::Value> {
+        out.into_iter()
+            .map(|e| match e {
+                StreamEvent::Chunk(data) => serde_json::from_str(&data).unwrap(),
+                StreamEvent::Done => serde_json::Value::from("[DONE]"),
+            })
+            .collect()
+    }
+}

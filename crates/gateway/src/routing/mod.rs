@@ -337,7 +337,157 @@ pub fn matches_pattern(pattern: &str, name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::matches_pattern;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{AliasMember, ProviderKind, RoutingConfig, TargetConfig};
+
+    fn target(name: &str, kind: ProviderKind, models: &[&str]) -> Target {
+        let config = TargetConfig {
+            name: name.to_owned(),
+            provider: kind,
+            base_url: "http://127.0.0.1:1/v1".to_owned(),
+            api_key_env: None,
+            api_key: None,
+            headers: Vec::new(),
+            models: models.iter().map(|m| (*m).to_owned()).collect(),
+            timeouts: reprise_providers::Timeouts::default(),
+            http2_prior_knowledge: false,
+            api_version: None,
+        };
+        Target::build(&config, RoutingConfig::default().breaker).unwrap()
+    }
+
+    fn alias(strategy: Strategy, members: &[(&str, f64)]) -> AliasConfig {
+        AliasConfig {
+            name: "smart".to_owned(),
+            strategy,
+            members: members
+                .iter()
+                .map(|(t, w)| AliasMember {
+                    target: (*t).to_owned(),
+                    model: None,
+                    weight: *w,
+                })
+                .collect(),
+        }
+    }
+
+    fn names(routes: &[Route<'_>]) -> Vec<String> {
+        routes.iter().map(|r| r.target.name.clone()).collect()
+    }
+
+    #[test]
+    fn weights_are_honoured_over_many_requests() {
+        let targets = vec![
+            target("a", ProviderKind::OpenAi, &[]),
+            target("b", ProviderKind::OpenAi, &[]),
+            target("c", ProviderKind::OpenAi, &[]),
+        ];
+        let router = Router::new(
+            targets,
+            &[alias(
+                Strategy::Weighted,
+                &[("a", 1.0), ("b", 3.0), ("c", 6.0)],
+            )],
+            0.0,
+        );
+        let now = Instant::now();
+        let mut first = HashMap::new();
+        const N: usize = 10_000;
+        for _ in 0..N {
+            let plan = router.plan("smart", now);
+            assert_eq!(plan.len(), 3, "every target stays in the fallback order");
+            *first.entry(plan[0].target.name.clone()).or_insert(0usize) += 1;
+        }
+        for (name, weight) in [("a", 0.1), ("b", 0.3), ("c", 0.6)] {
+            let share = first[name] as f64 / N as f64;
+            assert!(
+                (share - weight).abs() < 0.02,
+                "{name}: {share} of first picks, weight {weight}"
+            );
+        }
+    }
+
+    #[test]
+    fn least_latency_prefers_the_fastest_and_explores() {
+        let targets = vec![
+            target("slow", ProviderKind::OpenAi, &[]),
+            target("fast", ProviderKind::OpenAi, &[]),
+        ];
+        targets[0].health.success(Duration::from_millis(900));
+        targets[1].health.success(Duration::from_millis(100));
+        let members = [("slow", 1.0), ("fast", 1.0)];
+        let greedy = Router::new(targets, &[alias(Strategy::LeastLatency, &members)], 0.0);
+        let now = Instant::now();
+        for _ in 0..100 {
+            assert_eq!(names(&greedy.plan("smart", now)), ["fast", "slow"]);
+        }
+
+        let targets = vec![
+            target("slow", ProviderKind::OpenAi, &[]),
+            target("fast", ProviderKind::OpenAi, &[]),
+        ];
+        targets[0].health.success(Duration::from_millis(900));
+        targets[1].health.success(Duration::from_millis(100));
+        let exploring = Router::new(targets, &[alias(Strategy::LeastLatency, &members)], 0.2);
+        let explored = (0..5_000)
+            .filter(|_| exploring.plan("smart", now)[0].target.name == "slow")
+            .count();
+        let share = explored as f64 / 5_000.0;
+        assert!((share - 0.2).abs() < 0.03, "explored {share}");
+    }
+
+    #[test]
+    fn priority_keeps_the_written_order_and_open_breakers_go_last() {
+        let targets = vec![
+            target("a", ProviderKind::OpenAi, &[]),
+            target("b", ProviderKind::OpenAi, &[]),
+        ];
+        let router = Router::new(
+            targets,
+            &[alias(Strategy::Priority, &[("a", 1.0), ("b", 1.0)])],
+            0.0,
+        );
+        let now = Instant::now();
+        assert_eq!(names(&router.plan("smart", now)), ["a", "b"]);
+        for _ in 0..5 {
+            router.targets()[0].health.failure(now);
+        }
+        assert_eq!(names(&router.plan("smart", now)), ["b", "a"]);
+    }
+
+    #[test]
+    fn bare_names_route_by_pattern_and_specific_beats_catch_all() {
+        let router = Router::new(
+            vec![
+                target("openai", ProviderKind::OpenAi, &[]),
+                target("anthropic", ProviderKind::Anthropic, &[]),
+                target("gemini", ProviderKind::Gemini, &[]),
+                target("local", ProviderKind::OpenAi, &["llama-*"]),
+            ],
+            &[],
+            0.0,
+        );
+        let now = Instant::now();
+        assert_eq!(names(&router.plan("claude-sonnet-4-5", now)), ["anthropic"]);
+        assert_eq!(names(&router.plan("gemini-2.5-pro", now)), ["gemini"]);
+        assert_eq!(names(&router.plan("llama-3.1-8b", now)), ["local"]);
+        assert_eq!(names(&router.plan("gpt-4o", now)), ["openai"]);
+        let prefixed = router.plan("gemini/gemini-2.5-flash", now);
+        assert_eq!(names(&prefixed), ["gemini"]);
+        assert_eq!(prefixed[0].model, Some("gemini-2.5-flash"));
+        let by_name = router.plan("local/qwen3", now);
+        assert_eq!(names(&by_name), ["local"]);
+        assert_eq!(by_name[0].model, Some("qwen3"));
+
+        let no_catch_all = Router::new(
+            vec![target("anthropic", ProviderKind::Anthropic, &[])],
+            &[],
+            0.0,
+        );
+        assert!(no_catch_all.plan("gpt-4o", now).is_empty());
+    }
 
     #[test]
     fn glob_patterns() {

@@ -109,3 +109,6 @@ impl Anthropic {
         Ok(list.data.into_iter().map(|e| e.id).collect())
     }
 }
+
+#[cfg(test)]
+mod tests;

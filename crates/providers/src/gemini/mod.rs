@@ -126,7 +126,10 @@ impl Gemini {
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod url_tests {
     use super::*;
     use crate::{Secret, Timeouts};
 

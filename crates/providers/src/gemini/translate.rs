@@ -38,6 +38,8 @@ pub(crate) fn request(req: &Object, model: &str) -> Result<(Value, Context), Ups
             "response_format",
             "presence_penalty",
             "frequency_penalty",
+            // Gemini may call several functions at once: `true` is its only behaviour.
+            "parallel_tool_calls",
         ],
     )?;
     if req.get("parallel_tool_calls") == Some(&Value::Bool(false)) {
