@@ -96,3 +96,74 @@ async fn the_official_python_sdk_works_unchanged() {
         ]
     );
 }
+
+#[tokio::test]
+async fn the_python_sdk_reaches_anthropic_and_gemini() {
+    use reprise_test_support::Step;
+    use serde_json::json;
+    use std::time::Duration;
+
+    let anthropic = MockUpstream::start().await;
+    let gemini = MockUpstream::start().await;
+    // The script's order, per provider: plain, stream, tool call, streamed tool call.
+    let normal = || Step::Delay(Duration::ZERO);
+    let ev = |name: &str, data: serde_json::Value| (Some(name.to_owned()), data.to_string());
+    anthropic.push(normal()).push(normal());
+    anthropic.respond_json(
+        json!({"id": "msg_1", "type": "message", "role": "assistant",
+        "model": "claude-sonnet-4-5", "content": [{"type": "tool_use", "id": "toolu_1",
+        "name": "get_weather", "input": {"city": "Paris"}}], "stop_reason": "tool_use",
+        "stop_sequence": null, "usage": {"input_tokens": 9, "output_tokens": 4}}),
+    );
+    anthropic.respond_events(vec![
+        ev("message_start", json!({"type": "message_start", "message": {"id": "msg_2",
+            "type": "message", "role": "assistant", "model": "claude-sonnet-4-5", "content": [],
+            "stop_reason": null, "usage": {"input_tokens": 9, "output_tokens": 1}}})),
+        ev("content_block_start", json!({"type": "content_block_start", "index": 0,
+            "content_block": {"type": "tool_use", "id": "toolu_2", "name": "get_weather", "input": {}}})),
+        ev("content_block_delta", json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "input_json_delta", "partial_json": "{\"city\": "}})),
+        ev("content_block_delta", json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "input_json_delta", "partial_json": "\"Paris\"}"}})),
+        ev("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
+        ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"},
+            "usage": {"output_tokens": 4}})),
+        ev("message_stop", json!({"type": "message_stop"})),
+    ]);
+    let call = json!({"candidates": [{"content": {"role": "model", "parts": [{"functionCall":
+        {"name": "get_weather", "args": {"city": "Paris"}}}]}, "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {"promptTokenCount": 9, "candidatesTokenCount": 4, "totalTokenCount": 13}});
+    gemini.push(normal()).push(normal());
+    gemini.respond_json(call.clone());
+    gemini.respond_events(vec![(None, call.to_string())]);
+
+    let gw = Gateway::with_env(
+        "[cache]\nenabled = false\n",
+        &[
+            ("ANTHROPIC_API_KEY", "sk-ant-test"),
+            ("ANTHROPIC_BASE_URL", &anthropic.anthropic_base_url()),
+            ("GEMINI_API_KEY", "gemini-test"),
+            ("GEMINI_BASE_URL", &gemini.gemini_base_url()),
+        ],
+    )
+    .await;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/providers_sdk.py");
+    let run = Command::new(python())
+        .arg(script)
+        .env("GATEWAY_BASE_URL", gw.base_url())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(PATIENCE, run).await.unwrap().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        ["ANTHROPIC_OK", "GEMINI_OK"]
+    );
+    assert_eq!(anthropic.requests().len(), 4);
+    assert_eq!(gemini.requests().len(), 4);
+}

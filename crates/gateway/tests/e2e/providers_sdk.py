@@ -1,0 +1,62 @@
+"""The official `openai` Python SDK calling Anthropic- and Gemini-backed models through Reprise.
+
+Driven by the Rust test `sdk::the_python_sdk_reaches_anthropic_and_gemini`, which scripts one
+mock upstream per provider (speaking that provider's wire format) in the order below, then runs
+this script with GATEWAY_BASE_URL set. Each model gets: a plain completion, a stream, a tool call
+and a streamed tool call.
+"""
+
+import json
+import os
+
+import openai
+
+REPLY = "Hello from the mock upstream."
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather",
+          "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                         "required": ["city"]}}}]
+
+client = openai.OpenAI(base_url=os.environ["GATEWAY_BASE_URL"], api_key="rp-client-key", max_retries=0)
+
+for model, provider in [("claude-sonnet-4-5", "anthropic"), ("gemini-2.5-flash", "gemini")]:
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello"}]
+
+    raw = client.chat.completions.with_raw_response.create(model=model, messages=messages)
+    assert raw.headers["x-reprise-provider"] == provider, raw.headers
+    completion = raw.parse()
+    assert completion.choices[0].message.content == REPLY, completion
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage.completion_tokens == 5, completion.usage
+
+    stream = client.chat.completions.create(
+        model=model, messages=messages + [{"role": "user", "content": "again, streamed"}],
+        stream=True, stream_options={"include_usage": True})
+    text, usage = "", None
+    for chunk in stream:
+        if chunk.usage:
+            usage = chunk.usage
+        for choice in chunk.choices:
+            text += choice.delta.content or ""
+    assert text == REPLY, text
+    assert usage is not None and usage.completion_tokens == 5, usage
+
+    ask = [{"role": "user", "content": "Weather in Paris?"}]
+    called = client.chat.completions.create(model=model, messages=ask, tools=TOOLS)
+    call = called.choices[0].message.tool_calls[0]
+    assert called.choices[0].finish_reason == "tool_calls", called
+    assert call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == {"city": "Paris"}
+
+    stream = client.chat.completions.create(
+        model=model, messages=ask + [{"role": "user", "content": "streamed"}], tools=TOOLS, stream=True)
+    name, arguments, finish = "", "", None
+    for chunk in stream:
+        for choice in chunk.choices:
+            for delta in choice.delta.tool_calls or []:
+                name += delta.function.name or ""
+                arguments += delta.function.arguments or ""
+            finish = choice.finish_reason or finish
+    assert name == "get_weather", name
+    assert json.loads(arguments) == {"city": "Paris"}, arguments
+    assert finish == "tool_calls", finish
+    print(f"{provider.upper()}_OK", flush=True)
