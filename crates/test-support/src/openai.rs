@@ -719,6 +719,15 @@ pub fn bag_of_words(text: &str) -> Vec<f32> {
 }
 
 async fn models(State(shared): State<Arc<Shared>>) -> Response {
+    // A scripted `Fail` at the front of the script fails the model list too (probes).
+    {
+        let mut script = lock(&shared.script);
+        if let Some(Step::Fail(status)) = script.front() {
+            let status = *status;
+            script.pop_front();
+            return status_response(status, openai_error(status), Vec::new());
+        }
+    }
     let data: Vec<Value> = shared
         .models
         .iter()

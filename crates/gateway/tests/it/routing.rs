@@ -363,3 +363,44 @@ async fn chaos() {
         "{slowest:?}"
     );
 }
+
+#[tokio::test]
+async fn provider_list_and_health_from_the_cli() {
+    use crate::support::Process;
+    let a = MockUpstream::start().await;
+    let b = MockUpstream::start().await;
+    let gw = gateway(&[&a, &b], "").await;
+    let addr = gw.addr.to_string();
+
+    let (code, out) = Process::spawn(&["provider", "list", "--gateway", &addr], &[])
+        .finish()
+        .await;
+    assert_eq!(code, Some(0), "{out:?}");
+    let listed: Value = serde_json::from_str(&out.join("\n")).unwrap();
+    assert_eq!(listed["targets"][0]["name"], "a");
+    assert_eq!(listed["targets"][0]["provider"], "openai");
+    assert_eq!(listed["targets"][0]["state"], "healthy");
+    assert_eq!(listed["aliases"][0]["targets"][1]["model"], "up-b");
+    assert!(!out.join("\n").contains(UPSTREAM_KEY));
+
+    let (code, out) = Process::spawn(&["provider", "health", "--gateway", &addr], &[])
+        .finish()
+        .await;
+    assert_eq!(code, Some(0), "{out:?}");
+    let probed: Value = serde_json::from_str(&out.join("\n")).unwrap();
+    assert_eq!(probed["targets"][1]["ok"], true);
+    assert_eq!(probed["targets"][1]["models"], 2);
+
+    // A target that fails its probe: reported, and the command fails.
+    a.fail_times(1, 401);
+    let (code, out) = Process::spawn(&["provider", "health", "--gateway", &addr], &[])
+        .finish()
+        .await;
+    assert_eq!(code, Some(1), "{out:?}");
+    let (errors, json): (Vec<String>, Vec<String>) =
+        out.into_iter().partition(|l| l.starts_with("error:"));
+    assert_eq!(errors, ["error: at least one target failed its probe"]);
+    let probed: Value = serde_json::from_str(&json.join("\n")).unwrap();
+    assert_eq!(probed["targets"][0]["ok"], false);
+    assert_eq!(probed["targets"][0]["error"], "HTTP 401");
+}
