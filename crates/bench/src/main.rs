@@ -178,14 +178,22 @@ fn proxy(
         spawn_and_find(cmd, |l| l.strip_prefix("listening on ").map(str::to_owned))?;
     let data_dir = std::env::temp_dir().join(format!("reprise-bench-{}", std::process::id()));
     std::fs::create_dir_all(&data_dir)?;
+    // The mock speaks every wire format, so the same upstream serves the translating targets.
+    let mock_root = mock_url.trim_end_matches("/v1").to_owned();
     let start_gateway = |http2: bool| -> anyhow::Result<(Guard, SocketAddr)> {
         let config = data_dir.join(format!("bench-h2-{http2}.toml"));
-        std::fs::write(
-            &config,
-            format!(
-                "[[targets]]\nname = \"openai\"\nbase_url = \"{mock_url}\"\napi_key_env = \"OPENAI_API_KEY\"\nhttp2_prior_knowledge = {http2}\n"
-            ),
-        )?;
+        let mut toml = format!(
+            "[[targets]]\nname = \"openai\"\nbase_url = \"{mock_url}\"\napi_key_env = \"OPENAI_API_KEY\"\nhttp2_prior_knowledge = {http2}\n"
+        );
+        for (name, base) in [
+            ("anthropic", mock_root.clone()),
+            ("gemini", format!("{mock_root}/v1beta")),
+        ] {
+            toml.push_str(&format!(
+                "[[targets]]\nname = \"{name}\"\nprovider = \"{name}\"\nbase_url = \"{base}\"\napi_key_env = \"OPENAI_API_KEY\"\nhttp2_prior_knowledge = {http2}\n"
+            ));
+        }
+        std::fs::write(&config, toml)?;
         let mut cmd = Command::new(gateway);
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(&config)
@@ -262,6 +270,29 @@ fn proxy(
             "throughput through the gateway: {:.1} % of direct",
             100.0 * g.rps() / d.rps()
         );
+
+        // Translation: the same gateway and upstream, the OpenAI wire format passed through
+        // against Anthropic's and Gemini's translated both ways.
+        for (provider, model) in [("anthropic", "claude-bench"), ("gemini", "gemini-bench")] {
+            // Two bodies for the process's lifetime: leaking them is the simplest `'static`.
+            let translated_body: &'static str =
+                Box::leak(body.replace("gpt-4o-mini", model).into_boxed_str());
+            let translated = Load::new(gw_addr, "/v1/chat/completions", translated_body);
+            translated.closed(connections, second).await?;
+            println!(
+                "\ntranslation ({provider}): closed loop, {connections} connections, {rounds} alternating 1 s rounds; the same gateway passing the OpenAI format through vs translating to and from {provider}'s"
+            );
+            let (p, t, _) = interleave(rounds, &through, &translated, pids, |l| {
+                l.closed(connections, second)
+            })
+            .await?;
+            print_table_named(("pass-through", &p), (provider, &t));
+            println!(
+                "{provider} throughput: {:.1} % of pass-through; p50 {:+.3} ms",
+                100.0 * t.rps() / p.rps(),
+                t.percentile_ms(50.0) - p.percentile_ms(50.0)
+            );
+        }
 
         println!("\nfixed rate: {rate} requests/s, {rounds} alternating 1 s rounds each");
         let (d, g, _) = interleave(rounds, &direct, &through, pids, |l| {

@@ -38,8 +38,9 @@ struct State {
     open_until: Option<Instant>,
     /// The provider asked for a pause (`Retry-After`); not a failure of health.
     paused_until: Option<Instant>,
-    /// A probe is in flight after the cool-down.
-    probing: bool,
+    /// When the probe in flight after the cool-down started. A probe whose request was
+    /// abandoned (client gone) never reports: after another cool-down it no longer blocks.
+    probing: Option<Instant>,
     /// Moving average of time to first byte, in milliseconds.
     ttfb_ms: Option<f64>,
 }
@@ -63,7 +64,7 @@ impl Health {
                 recorded: 0,
                 open_until: None,
                 paused_until: None,
-                probing: false,
+                probing: None,
                 ttfb_ms: None,
             }),
         }
@@ -93,7 +94,11 @@ impl Health {
         }
         match s.open_until {
             None => true,
-            Some(until) => now >= until && !s.probing,
+            Some(until) => {
+                now >= until
+                    && s.probing
+                        .is_none_or(|started| now >= started + self.config.cooldown)
+            }
         }
     }
 
@@ -110,7 +115,7 @@ impl Health {
     pub fn begin(&self, now: Instant) {
         let mut s = self.lock();
         if s.open_until.is_some_and(|t| now >= t) {
-            s.probing = true;
+            s.probing = Some(now);
         }
     }
 
@@ -118,7 +123,7 @@ impl Health {
         let mut s = self.lock();
         s.consecutive_failures = 0;
         s.open_until = None;
-        s.probing = false;
+        s.probing = None;
         self.push(&mut s, false);
         let ms = ttfb.as_secs_f64() * 1000.0;
         s.ttfb_ms = Some(match s.ttfb_ms {
@@ -142,9 +147,9 @@ impl Health {
         let failures = (s.recent & mask).count_ones();
         let ratio_tripped = s.recorded >= self.config.window
             && f64::from(failures) / f64::from(self.config.window) >= self.config.error_ratio;
-        if s.probing || s.consecutive_failures >= self.config.failures || ratio_tripped {
+        if s.probing.is_some() || s.consecutive_failures >= self.config.failures || ratio_tripped {
             s.open_until = Some(now + self.config.cooldown);
-            s.probing = false;
+            s.probing = None;
             // A fresh start after the cool-down: the window would trip again at once otherwise.
             s.recent = 0;
             s.recorded = 0;
@@ -198,6 +203,10 @@ mod tests {
         assert!(h.available(later));
         h.begin(later);
         assert!(!h.available(later), "only one probe at a time");
+        assert!(
+            h.available(later + Duration::from_secs(31)),
+            "an abandoned probe does not block for ever"
+        );
         h.failure(later);
         assert!(!h.available(later), "a failed probe reopens");
         assert!(h.available(later + Duration::from_secs(31)));

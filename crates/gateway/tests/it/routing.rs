@@ -404,3 +404,22 @@ async fn provider_list_and_health_from_the_cli() {
     assert_eq!(probed["targets"][0]["ok"], false);
     assert_eq!(probed["targets"][0]["error"], "HTTP 401");
 }
+
+#[tokio::test]
+async fn a_malformed_stream_event_fails_over_before_content() {
+    let (a, b) = (MockUpstream::start().await, MockUpstream::start().await);
+    let gw = gateway(&[&a, &b], "").await;
+    a.respond_events(vec![(None, "{\"choices\": [ not json".to_owned())]);
+    let mut body = stream_body("Hi", false);
+    body["model"] = json!("smart");
+    let r = gw.chat(&body).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-reprise-provider"], "b");
+    let events = parse_sse(&r.text().await.unwrap());
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    assert!(
+        events
+            .iter()
+            .all(|e| e == "[DONE]" || serde_json::from_str::<Value>(e).is_ok())
+    );
+}
