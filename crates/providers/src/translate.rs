@@ -393,3 +393,57 @@ pub(crate) fn usage_chunk(id: &str, created: u64, model: &str, usage: Value) -> 
     })
     .to_string()
 }
+
+/// Appends a turn's items (`content` blocks or `parts`) to the conversation, merging them into
+/// the previous turn when it has the same role, as Anthropic and Gemini both expect.
+pub(crate) fn push_turn(out: &mut Vec<Value>, role: &str, key: &str, items: Vec<Value>) {
+    if items.is_empty() {
+        return;
+    }
+    if let Some(last) = out.last_mut()
+        && last["role"] == role
+        && let Some(existing) = last[key].as_array_mut()
+    {
+        existing.extend(items);
+        return;
+    }
+    let mut turn = Object::new();
+    turn.insert("role".into(), Value::from(role));
+    turn.insert(key.into(), Value::Array(items));
+    out.push(Value::Object(turn));
+}
+
+pub(crate) fn unsupported_role(provider: &str, at: &str, role: &str) -> UpstreamError {
+    unsupported(
+        provider,
+        &format!("{at}.role"),
+        &format!("messages with role {role:?}"),
+    )
+}
+
+/// One assistant tool call: its id, its function's name and its arguments parsed from JSON.
+pub(crate) fn tool_call<'a>(
+    call: &'a Value,
+    at: &str,
+) -> Result<(Option<&'a str>, &'a str, Value), UpstreamError> {
+    let function = call.get("function");
+    let name = function
+        .and_then(|f| f.get("name"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid(&format!("{at}.function.name"), "a tool call needs a name."))?;
+    let arguments = function
+        .and_then(|f| f.get("arguments"))
+        .and_then(Value::as_str)
+        .unwrap_or("{}");
+    let args = if arguments.trim().is_empty() {
+        Value::Object(Object::new())
+    } else {
+        serde_json::from_str(arguments).map_err(|_| {
+            invalid(
+                &format!("{at}.function.arguments"),
+                "tool call arguments must be a JSON object.",
+            )
+        })?
+    };
+    Ok((call.get("id").and_then(Value::as_str), name, args))
+}

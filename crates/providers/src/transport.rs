@@ -39,6 +39,37 @@ pub(crate) enum Answer {
     },
 }
 
+impl Answer {
+    /// The adapter's reply: a whole body converted by `json`, a stream read in `dialect`.
+    pub(crate) fn into_reply(
+        self,
+        idle: Duration,
+        json: impl FnOnce(Bytes) -> Result<Bytes, UpstreamError>,
+        dialect: impl FnOnce() -> crate::stream::Dialect,
+    ) -> Result<crate::Reply, UpstreamError> {
+        Ok(match self {
+            Answer::Whole {
+                status,
+                body,
+                first_byte,
+            } => crate::Reply::Json {
+                status,
+                body: json(body)?,
+                first_byte,
+            },
+            Answer::Stream {
+                status,
+                response,
+                first_byte,
+            } => crate::Reply::Stream {
+                status,
+                events: crate::EventStream::new(response, idle, dialect()),
+                first_byte,
+            },
+        })
+    }
+}
+
 /// Turns a provider's error body into an OpenAI-shaped one (identity for OpenAI-compatible).
 pub(crate) type ErrorShape = fn(StatusCode, &[u8]) -> Bytes;
 
@@ -118,13 +149,7 @@ impl Http {
         let first_byte = started.elapsed();
         let status = response.status();
         if !status.is_success() {
-            let retry_after = retry_after(response.headers());
-            let body = self.read_error_body(response).await;
-            return Err(UpstreamError::Status {
-                status,
-                body: errors(status, &body),
-                retry_after,
-            });
+            return Err(self.status_error(response, errors).await);
         }
         if is_event_stream(response.headers()) {
             return Ok(Answer::Stream {
@@ -151,15 +176,8 @@ impl Http {
         let started = Instant::now();
         let head_timeout = self.timeouts.first_byte.min(self.timeouts.total);
         let response = self.send(request, head_timeout).await?;
-        let status = response.status();
-        if !status.is_success() {
-            let retry_after = retry_after(response.headers());
-            let body = self.read_error_body(response).await;
-            return Err(UpstreamError::Status {
-                status,
-                body: errors(status, &body),
-                retry_after,
-            });
+        if !response.status().is_success() {
+            return Err(self.status_error(response, errors).await);
         }
         self.read_body(response, started).await
     }
@@ -194,6 +212,18 @@ impl Http {
             Err(_) => Err(UpstreamError::TotalTimeout(self.timeouts.total)),
             Ok(Err(e)) => Err(UpstreamError::from_reqwest(e)),
             Ok(Ok(body)) => Ok(body),
+        }
+    }
+
+    /// A non-2xx answer as an error: status, `Retry-After`, and the body in the OpenAI shape.
+    async fn status_error(&self, response: reqwest::Response, errors: ErrorShape) -> UpstreamError {
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
+        let body = self.read_error_body(response).await;
+        UpstreamError::Status {
+            status,
+            body: errors(status, &body),
+            retry_after,
         }
     }
 

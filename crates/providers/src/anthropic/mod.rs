@@ -8,8 +8,8 @@ pub(crate) mod translate;
 use bytes::Bytes;
 use serde::Deserialize;
 
-use crate::stream::{Dialect, EventStream};
-use crate::transport::{Answer, BuildError, Http, endpoint};
+use crate::stream::Dialect;
+use crate::transport::{BuildError, Http, endpoint};
 use crate::{ChatCall, Endpoint, Reply, UpstreamError};
 
 pub use translate::DEFAULT_MAX_TOKENS;
@@ -56,7 +56,7 @@ impl Anthropic {
         };
         let (body, context) = translate::request(&request, model, call.stream)?;
         let body = Bytes::from(body.to_string());
-        match self
+        let answer = self
             .http
             .post(
                 self.messages_url.clone(),
@@ -64,31 +64,13 @@ impl Anthropic {
                 call.stream,
                 translate::error,
             )
-            .await?
-        {
-            Answer::Whole {
-                status,
-                body,
-                first_byte,
-            } => Ok(Reply::Json {
-                status,
-                body: translate::response(&body, &context)?,
-                first_byte,
-            }),
-            Answer::Stream {
-                status,
-                response,
-                first_byte,
-            } => Ok(Reply::Stream {
-                status,
-                events: EventStream::new(
-                    response,
-                    self.http.timeouts.stream_idle,
-                    Dialect::Anthropic(stream::Translator::new(context)),
-                ),
-                first_byte,
-            }),
-        }
+            .await?;
+        let for_stream = context.clone();
+        answer.into_reply(
+            self.http.timeouts.stream_idle,
+            |body| translate::response(&body, &context),
+            || Dialect::Anthropic(stream::Translator::new(for_stream)),
+        )
     }
 
     pub async fn list_models(&self) -> Result<Vec<String>, UpstreamError> {

@@ -181,25 +181,9 @@ fn messages(req: &Object) -> Result<(Vec<Value>, Vec<Value>), UpstreamError> {
                     vec![json!({"type": "tool_result", "tool_use_id": id, "content": text})],
                 )
             }
-            other => {
-                return Err(unsupported(
-                    PROVIDER,
-                    &format!("{at}.role"),
-                    &format!("messages with role {other:?}"),
-                ));
-            }
+            other => return Err(t::unsupported_role(PROVIDER, &at, other)),
         };
-        if blocks.is_empty() {
-            continue;
-        }
-        match out.last_mut() {
-            Some(last) if last["role"] == role => {
-                if let Some(content) = last["content"].as_array_mut() {
-                    content.extend(blocks);
-                }
-            }
-            _ => out.push(json!({"role": role, "content": blocks})),
-        }
+        t::push_turn(&mut out, role, "content", blocks);
     }
     Ok((system, out))
 }
@@ -226,29 +210,8 @@ fn assistant_blocks(message: &Object, at: &str) -> Result<Vec<Value>, UpstreamEr
     }
     if let Some(calls) = message.get("tool_calls").and_then(Value::as_array) {
         for (k, call) in calls.iter().enumerate() {
-            let at = format!("{at}.tool_calls[{k}]");
-            let id = call.get("id").and_then(Value::as_str).unwrap_or_default();
-            let function = call.get("function");
-            let name = function
-                .and_then(|f| f.get("name"))
-                .and_then(Value::as_str)
-                .ok_or_else(|| {
-                    invalid(&format!("{at}.function.name"), "a tool call needs a name.")
-                })?;
-            let arguments = function
-                .and_then(|f| f.get("arguments"))
-                .and_then(Value::as_str)
-                .unwrap_or("{}");
-            let input: Value = if arguments.trim().is_empty() {
-                json!({})
-            } else {
-                serde_json::from_str(arguments).map_err(|_| {
-                    invalid(
-                        &format!("{at}.function.arguments"),
-                        "tool call arguments must be a JSON object.",
-                    )
-                })?
-            };
+            let (id, name, input) = t::tool_call(call, &format!("{at}.tool_calls[{k}]"))?;
+            let id = id.unwrap_or_default();
             blocks.push(json!({"type": "tool_use", "id": id, "name": name, "input": input}));
         }
     }

@@ -8,8 +8,8 @@ pub(crate) mod translate;
 use bytes::Bytes;
 use serde::Deserialize;
 
-use crate::stream::{Dialect, EventStream};
-use crate::transport::{Answer, BuildError, Http};
+use crate::stream::Dialect;
+use crate::transport::{BuildError, Http};
 use crate::{ChatCall, Endpoint, Reply, UpstreamError};
 
 pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com/v1beta";
@@ -71,34 +71,16 @@ impl Gemini {
         let (body, context) = translate::request(&request, model)?;
         let url = self.url(model, call.stream)?;
         let body = Bytes::from(body.to_string());
-        match self
+        let answer = self
             .http
             .post(url, body, call.stream, translate::error)
-            .await?
-        {
-            Answer::Whole {
-                status,
-                body,
-                first_byte,
-            } => Ok(Reply::Json {
-                status,
-                body: translate::response(&body, &context)?,
-                first_byte,
-            }),
-            Answer::Stream {
-                status,
-                response,
-                first_byte,
-            } => Ok(Reply::Stream {
-                status,
-                events: EventStream::new(
-                    response,
-                    self.http.timeouts.stream_idle,
-                    Dialect::Gemini(stream::Translator::new(context)),
-                ),
-                first_byte,
-            }),
-        }
+            .await?;
+        let for_stream = context.clone();
+        answer.into_reply(
+            self.http.timeouts.stream_idle,
+            |body| translate::response(&body, &context),
+            || Dialect::Gemini(stream::Translator::new(for_stream)),
+        )
     }
 
     pub async fn list_models(&self) -> Result<Vec<String>, UpstreamError> {

@@ -168,29 +168,8 @@ fn contents(req: &Object) -> Result<(Vec<Value>, Vec<Value>), UpstreamError> {
                     .flatten()
                     .enumerate()
                 {
-                    let at = format!("{at}.tool_calls[{k}]");
-                    let function = call.get("function");
-                    let name = function
-                        .and_then(|f| f.get("name"))
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| {
-                            invalid(&format!("{at}.function.name"), "a tool call needs a name.")
-                        })?;
-                    let arguments = function
-                        .and_then(|f| f.get("arguments"))
-                        .and_then(Value::as_str)
-                        .unwrap_or("{}");
-                    let args: Value = if arguments.trim().is_empty() {
-                        json!({})
-                    } else {
-                        serde_json::from_str(arguments).map_err(|_| {
-                            invalid(
-                                &format!("{at}.function.arguments"),
-                                "tool call arguments must be a JSON object.",
-                            )
-                        })?
-                    };
-                    if let Some(id) = call.get("id").and_then(Value::as_str) {
+                    let (id, name, args) = t::tool_call(call, &format!("{at}.tool_calls[{k}]"))?;
+                    if let Some(id) = id {
                         call_names.push((id.to_owned(), name.to_owned()));
                     }
                     parts.push(json!({"functionCall": {"name": name, "args": args}}));
@@ -225,25 +204,9 @@ fn contents(req: &Object) -> Result<(Vec<Value>, Vec<Value>), UpstreamError> {
                     vec![json!({"functionResponse": {"name": name, "response": response}})],
                 )
             }
-            other => {
-                return Err(unsupported(
-                    PROVIDER,
-                    &format!("{at}.role"),
-                    &format!("messages with role {other:?}"),
-                ));
-            }
+            other => return Err(t::unsupported_role(PROVIDER, &at, other)),
         };
-        if parts.is_empty() {
-            continue;
-        }
-        match out.last_mut() {
-            Some(last) if last["role"] == role => {
-                if let Some(existing) = last["parts"].as_array_mut() {
-                    existing.extend(parts);
-                }
-            }
-            _ => out.push(json!({"role": role, "parts": parts})),
-        }
+        t::push_turn(&mut out, role, "parts", parts);
     }
     Ok((system, out))
 }

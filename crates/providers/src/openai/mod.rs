@@ -6,8 +6,8 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde::Deserialize;
 
-use crate::stream::{Dialect, EventStream};
-use crate::transport::{Answer, BuildError, Http, endpoint};
+use crate::stream::Dialect;
+use crate::transport::{BuildError, Http, endpoint};
 use crate::{ChatCall, Endpoint, Reply, UpstreamError};
 
 /// The default Azure OpenAI data-plane API version.
@@ -147,32 +147,10 @@ impl OpenAiCompatible {
         body: Bytes,
         stream: bool,
     ) -> Result<Reply, UpstreamError> {
-        Ok(
-            match self.http.post(url, body, stream, shape_error).await? {
-                Answer::Whole {
-                    status,
-                    body,
-                    first_byte,
-                } => Reply::Json {
-                    status,
-                    body,
-                    first_byte,
-                },
-                Answer::Stream {
-                    status,
-                    response,
-                    first_byte,
-                } => Reply::Stream {
-                    status,
-                    events: EventStream::new(
-                        response,
-                        self.http.timeouts.stream_idle,
-                        Dialect::OpenAi,
-                    ),
-                    first_byte,
-                },
-            },
-        )
+        self.http
+            .post(url, body, stream, shape_error)
+            .await?
+            .into_reply(self.http.timeouts.stream_idle, Ok, || Dialect::OpenAi)
     }
 }
 
