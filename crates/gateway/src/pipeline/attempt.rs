@@ -1,4 +1,5 @@
-//! Attempt, retry, fail over: the routes of a plan are tried in order until one answers.
+//! Attempt, retry, fail over: the routes of a plan are tried in order until one answers (chat
+//! completions and embeddings alike).
 //!
 //! Retried: connection errors, timeouts, 408, 429, 5xx, broken or malformed answers. Never
 //! another 4xx: that goes back to the client as it came. Each retry moves to the next route; a
@@ -76,6 +77,60 @@ pub async fn chat<'a>(
     settings: &RoutingConfig,
     started: Instant,
 ) -> Result<Success<'a>, Failure> {
+    run(routes, settings, started, |route| async move {
+        let call = ChatCall {
+            body: body.clone(),
+            model: route.model.map(str::to_owned),
+            stream,
+        };
+        match route.target.provider.chat(call).await? {
+            Reply::Json { status, body, .. } => Ok(Delivered::Json { status, body }),
+            Reply::Stream { mut events, .. } => {
+                let held = hold_until_content(&mut events).await?;
+                Ok(Delivered::Stream {
+                    held,
+                    events: Box::new(events),
+                })
+            }
+        }
+    })
+    .await
+}
+
+/// Tries `routes` for one embeddings request.
+pub async fn embeddings<'a>(
+    routes: &[Route<'a>],
+    body: &Bytes,
+    settings: &RoutingConfig,
+    started: Instant,
+) -> Result<Success<'a>, Failure> {
+    run(routes, settings, started, |route| async move {
+        match route
+            .target
+            .provider
+            .embeddings(body.clone(), route.model)
+            .await?
+        {
+            Reply::Json { status, body, .. } => Ok(Delivered::Json { status, body }),
+            Reply::Stream { .. } => Err(UpstreamError::Malformed(
+                "an event stream in answer to an embeddings request".to_owned(),
+            )),
+        }
+    })
+    .await
+}
+
+/// The attempt loop, whatever the call.
+async fn run<'a, F, Fut>(
+    routes: &[Route<'a>],
+    settings: &RoutingConfig,
+    started: Instant,
+    call: F,
+) -> Result<Success<'a>, Failure>
+where
+    F: Fn(Route<'a>) -> Fut,
+    Fut: std::future::Future<Output = Result<Delivered, UpstreamError>>,
+{
     let deadline = started + settings.deadline;
     let mut attempts: Vec<AttemptRecord> = Vec::new();
     let mut last: Option<(String, UpstreamError)> = None;
@@ -97,25 +152,9 @@ pub async fn chat<'a>(
         }
         route.target.health.begin(sent);
         let left = deadline.saturating_duration_since(sent);
-        let call = ChatCall {
-            body: body.clone(),
-            model: route.model.map(str::to_owned),
-            stream,
-        };
-        let outcome = tokio::time::timeout(left, async {
-            match route.target.provider.chat(call).await? {
-                Reply::Json { status, body, .. } => Ok(Delivered::Json { status, body }),
-                Reply::Stream { mut events, .. } => {
-                    let held = hold_until_content(&mut events).await?;
-                    Ok(Delivered::Stream {
-                        held,
-                        events: Box::new(events),
-                    })
-                }
-            }
-        })
-        .await
-        .unwrap_or(Err(UpstreamError::TotalTimeout(settings.deadline)));
+        let outcome = tokio::time::timeout(left, call(route))
+            .await
+            .unwrap_or(Err(UpstreamError::TotalTimeout(settings.deadline)));
         let record = |outcome: String| AttemptRecord {
             target: route.target.name.clone(),
             model: route.model.map(str::to_owned),

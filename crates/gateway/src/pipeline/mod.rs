@@ -23,7 +23,6 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use reprise_api::{ChatCompletionRequest, EmbeddingsRequest, Model, ModelList, UsageProbe};
-use reprise_providers::Reply;
 
 use attempt::Delivered;
 
@@ -123,11 +122,7 @@ pub async fn chat(
     log.target = Some(target.name.clone());
     log.attempts = success.attempts;
     push_provider(&mut headers, Some(&target.name));
-    if log.attempts.len() > 1
-        && let Ok(value) = HeaderValue::from_str(&log.attempts.len().to_string())
-    {
-        headers.push(("x-reprise-attempts", value));
-    }
+    push_attempts(&mut headers, log.attempts.len());
 
     match success.delivered {
         Delivered::Json { status, body } => {
@@ -156,6 +151,13 @@ pub async fn chat(
                 .map(|lookup| relay::Collector::new(state.clone(), lookup, &target.name, flight));
             relay::respond(log, held, events, success.sent, &headers, collector)
         }
+    }
+}
+
+/// `x-reprise-attempts`, when more than one upstream call was made.
+fn push_attempts(headers: &mut Vec<(&'static str, HeaderValue)>, attempts: usize) {
+    if attempts > 1 {
+        headers.push(("x-reprise-attempts", HeaderValue::from(attempts)));
     }
 }
 
@@ -202,39 +204,38 @@ pub async fn embeddings(
         HeaderValue::from_static(CacheStatus::Bypass.as_str()),
     )];
     let routes = state.router().plan(&request.model, Instant::now());
-    let Some(route) = routes.first() else {
+    if routes.is_empty() {
         let err = GatewayError::ModelNotFound {
             model: request.model,
         };
         return fail(log, err, &headers);
-    };
-    let target = route.target;
-    log.target = Some(target.name.clone());
-    push_provider(&mut headers, Some(&target.name));
+    }
     let upstream_started = Instant::now();
-    let result = target.provider.embeddings(raw, route.model).await;
+    let settings = &state.config().routing;
+    let result = attempt::embeddings(&routes, &raw, settings, log.started).await;
     log.upstream = Some(upstream_started.elapsed());
     match result {
-        Ok(Reply::Json { status, body, .. }) => {
-            log.usage = serde_json::from_slice::<UsageProbe>(&body)
-                .ok()
-                .and_then(|p| p.usage);
-            json_response(log, status, body, &headers)
+        Ok(success) => {
+            log.target = Some(success.route.target.name.clone());
+            log.attempts = success.attempts;
+            push_provider(&mut headers, log.target.as_deref());
+            push_attempts(&mut headers, log.attempts.len());
+            match success.delivered {
+                Delivered::Json { status, body } => {
+                    log.usage = serde_json::from_slice::<UsageProbe>(&body)
+                        .ok()
+                        .and_then(|p| p.usage);
+                    json_response(log, status, body, &headers)
+                }
+                // `embeddings` never delivers a stream.
+                Delivered::Stream { .. } => fail(log, GatewayError::Internal, &headers),
+            }
         }
-        Ok(Reply::Stream { .. }) => {
-            tracing::warn!(target = %target.name, "upstream answered embeddings with an event stream");
-            let err = GatewayError::UpstreamBroken {
-                target: target.name.clone(),
-            };
-            fail(log, err, &headers)
-        }
-        Err(err) => {
-            tracing::warn!(target = %target.name, error = %err, "upstream call failed");
-            fail(
-                log,
-                GatewayError::from_upstream(&target.name, err),
-                &headers,
-            )
+        Err(failure) => {
+            log.attempts = failure.attempts;
+            log.target = failure.last_target;
+            push_provider(&mut headers, log.target.as_deref());
+            fail(log, failure.error, &headers)
         }
     }
 }

@@ -423,3 +423,21 @@ async fn a_malformed_stream_event_fails_over_before_content() {
             .all(|e| e == "[DONE]" || serde_json::from_str::<Value>(e).is_ok())
     );
 }
+
+#[tokio::test]
+async fn embeddings_fail_over_too() {
+    let (a, b) = (MockUpstream::start().await, MockUpstream::start().await);
+    let gw = gateway(&[&a, &b], "").await;
+    a.fail_times(1, 503);
+    let r = crate::support::client()
+        .post(gw.url("/v1/embeddings"))
+        .json(&json!({"model": "smart", "input": "hello"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-reprise-provider"], "b");
+    assert_eq!(r.headers()["x-reprise-attempts"], "2");
+    assert_eq!(b.requests()[0].path, "/v1/embeddings");
+    assert_eq!(b.requests()[0].body["model"], "up-b");
+}
