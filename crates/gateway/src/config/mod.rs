@@ -751,6 +751,50 @@ mod tests {
     }
 
     #[test]
+    fn every_provider_has_a_zero_config_start() {
+        let c = load(
+            "",
+            &[
+                ("ANTHROPIC_API_KEY", "sk-ant"),
+                ("GEMINI_API_KEY", "g-key"),
+                ("GEMINI_BASE_URL", "http://127.0.0.1:9/v1beta"),
+                ("AZURE_OPENAI_API_KEY", "az-key"),
+            ],
+        )
+        .unwrap();
+        let names: Vec<(&str, ProviderKind)> = c
+            .targets
+            .iter()
+            .map(|t| (t.name.as_str(), t.provider))
+            .collect();
+        // Azure needs its endpoint as well as its key.
+        assert_eq!(
+            names,
+            [
+                ("anthropic", ProviderKind::Anthropic),
+                ("gemini", ProviderKind::Gemini)
+            ]
+        );
+        assert_eq!(c.targets[0].base_url, "https://api.anthropic.com");
+        assert_eq!(c.targets[1].base_url, "http://127.0.0.1:9/v1beta");
+        let c = load(
+            "",
+            &[
+                ("AZURE_OPENAI_API_KEY", "az-key"),
+                ("AZURE_OPENAI_ENDPOINT", "https://r.openai.azure.com"),
+                ("AZURE_OPENAI_API_VERSION", "2025-01-01-preview"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.targets[0].provider, ProviderKind::Azure);
+        assert_eq!(
+            c.targets[0].api_version.as_deref(),
+            Some("2025-01-01-preview")
+        );
+        assert_eq!(c.routing, RoutingConfig::default());
+    }
+
+    #[test]
     fn no_key_no_target() {
         assert!(load("", &[]).unwrap().targets.is_empty());
     }
@@ -835,6 +879,47 @@ mod tests {
                 "allow_unauthenticated",
             ),
             ("max_body_bytes = 0", &[], "max_body_bytes"),
+            (
+                "[[targets]]\nname = \"az\"\nprovider = \"azure\"",
+                &[],
+                "targets[0].base_url",
+            ),
+            (
+                "[[targets]]\nname = \"a\"\napi_version = \"2024-10-21\"",
+                &[],
+                "targets[0].api_version",
+            ),
+            (
+                "[aliases.smart]\ntargets = [{ target = \"nope\" }]",
+                &[],
+                "aliases.\"smart\".targets[0].target",
+            ),
+            (
+                "[[targets]]\nname = \"a\"\n[aliases.smart]\ntargets = [{ target = \"a\", weight = 0 }]",
+                &[],
+                "aliases.\"smart\".targets[0].weight",
+            ),
+            (
+                "[[targets]]\nname = \"a\"\n[aliases.smart]\nstrategy = \"fastest\"\ntargets = [{ target = \"a\" }]",
+                &[],
+                "aliases.\"smart\".strategy",
+            ),
+            (
+                "[aliases.smart]\ntargets = []",
+                &[],
+                "aliases.\"smart\".targets",
+            ),
+            ("[routing]\nmax_attempts = 0", &[], "routing.max_attempts"),
+            (
+                "[routing]\nbreaker_error_ratio = 1.5",
+                &[],
+                "routing.breaker_error_ratio",
+            ),
+            (
+                "[routing]\nbackoff_initial_ms = 500\nbackoff_max_ms = 100",
+                &[],
+                "routing.backoff_max_ms",
+            ),
         ];
         for (toml, vars, path) in cases {
             let err = load(toml, vars).unwrap_err();
