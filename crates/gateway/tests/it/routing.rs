@@ -441,3 +441,41 @@ async fn embeddings_fail_over_too() {
     assert_eq!(b.requests()[0].path, "/v1/embeddings");
     assert_eq!(b.requests()[0].body["model"], "up-b");
 }
+
+#[tokio::test]
+async fn a_connect_timeout_fails_over() {
+    // A listener that never accepts, its queue filled: further connection attempts hang in the
+    // handshake, which only the connect timeout ends.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        let attempt = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await;
+        match attempt {
+            Ok(Ok(stream)) => fillers.push(stream),
+            _ => break,
+        }
+    }
+    let b = MockUpstream::start().await;
+    let toml = format!(
+        "[cache]\nenabled = false\n[[targets]]\nname = \"a\"\nbase_url = \"http://{addr}/v1\"\napi_key_env = \"KEY\"\nconnect_timeout_ms = 300\n[[targets]]\nname = \"b\"\nbase_url = \"{}\"\napi_key_env = \"KEY\"\n[aliases.smart]\ntargets = [{{ target = \"a\" }}, {{ target = \"b\" }}]\n",
+        b.base_url()
+    );
+    let gw = Gateway::with_env(&toml, &[("KEY", UPSTREAM_KEY)]).await;
+    let started = Instant::now();
+    let r = gw.chat(&smart("Hi")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-reprise-provider"], "b");
+    assert_eq!(r.headers()["x-reprise-attempts"], "2");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "a's connect timed out first"
+    );
+    drop(listener);
+}
