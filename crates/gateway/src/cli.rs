@@ -72,6 +72,28 @@ enum Command {
         #[arg(long, global = true, value_name = "ADDR")]
         gateway: Option<String>,
     },
+    /// Create, list and revoke virtual keys (in the store of the data directory; a running
+    /// gateway sees the change on its next request).
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
+        /// The data directory [env: REPRISE_DATA_DIR] [default: ./reprise-data]
+        #[arg(long, global = true, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Spend and savings by key, model and day, from the ledger (a running gateway writes it
+    /// at least once a second).
+    Usage {
+        /// Only this key (its id).
+        #[arg(long, value_name = "ID")]
+        key: Option<String>,
+        /// From this UTC date on (YYYY-MM-DD) [default: the start of this month]
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+        /// The data directory [env: REPRISE_DATA_DIR] [default: ./reprise-data]
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
     /// Estimate what the cache would have served for a log of chat requests (one OpenAI request
     /// body a line), with the current settings and no upstream call.
     Replay {
@@ -114,6 +136,40 @@ enum CacheAction {
         #[arg(long)]
         model: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyAction {
+    /// Create a key and print it, once (only its hash is kept).
+    Create {
+        #[arg(long)]
+        label: String,
+        /// Requests per minute.
+        #[arg(long)]
+        rpm: Option<u64>,
+        /// Tokens per minute.
+        #[arg(long)]
+        tpm: Option<u64>,
+        /// Daily budget in USD (UTC days).
+        #[arg(long, value_name = "USD")]
+        daily_usd: Option<f64>,
+        /// Monthly budget in USD (UTC months).
+        #[arg(long, value_name = "USD")]
+        monthly_usd: Option<f64>,
+        /// Model patterns the key may use, comma-separated (`gpt-*,claude-*`) [default: all]
+        #[arg(long, value_delimiter = ',', value_name = "PATTERN,...")]
+        models: Vec<String>,
+        /// Expiry: a UTC date (YYYY-MM-DD) or an RFC 3339 time.
+        #[arg(long, value_name = "DATE")]
+        expires: Option<String>,
+        /// A team: its keys share one cache namespace and the team's budget ([teams."NAME"]).
+        #[arg(long)]
+        team: Option<String>,
+    },
+    /// Every key: label, prefix, limits, spend, created, last used (never the key).
+    List,
+    /// Revoke a key by its id; it is refused from the next request on.
+    Revoke { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,6 +231,100 @@ fn admin_call(
     })
 }
 
+/// Opens the store of the configured (or given) data directory.
+fn open_store(
+    config_file: Option<&std::path::Path>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<reprise_storage::Store> {
+    let overrides = Overrides {
+        data_dir,
+        ..Overrides::default()
+    };
+    let config = Config::load(config_file, &ProcessEnv, &overrides)
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    reprise_storage::Store::open(&config.data_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the store in {}: {e}",
+            config.data_dir.display()
+        )
+    })
+}
+
+fn key_command(
+    action: KeyAction,
+    config_file: Option<&std::path::Path>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let store = open_store(config_file, data_dir)?;
+    let now = crate::state::unix_ms();
+    match action {
+        KeyAction::Create {
+            label,
+            rpm,
+            tpm,
+            daily_usd,
+            monthly_usd,
+            models,
+            expires,
+            team,
+        } => {
+            let expires_ms = expires
+                .as_deref()
+                .map(crate::reports::parse_date)
+                .transpose()?;
+            let ring = crate::auth::KeyRing::load(store)?;
+            let (key, row) = ring.create(
+                crate::auth::NewKey {
+                    label,
+                    team,
+                    rpm,
+                    tpm,
+                    daily_usd,
+                    monthly_usd,
+                    models,
+                    expires_ms,
+                },
+                now,
+            )?;
+            eprintln!(
+                "created key {} ({}); it is shown this once, store it now:",
+                row.id, row.label
+            );
+            println!("{key}");
+        }
+        KeyAction::List => {
+            let keys = crate::reports::list(&store)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({"keys": keys}))?
+            );
+        }
+        KeyAction::Revoke { id } => {
+            if !store.revoke_key(&id, now)? {
+                anyhow::bail!("no active key has the id {id:?} (see `reprise key list`)");
+            }
+            eprintln!("revoked {id}");
+        }
+    }
+    Ok(())
+}
+
+fn usage_command(
+    key: Option<String>,
+    since: Option<String>,
+    config_file: Option<&std::path::Path>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let store = open_store(config_file, data_dir)?;
+    let since = match since {
+        Some(date) => crate::reports::parse_date(&date)?,
+        None => crate::limits::Calendar::at(crate::state::unix_ms()).month_start_ms,
+    };
+    let summary = crate::reports::usage(&store, since, key.as_deref())?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
+}
+
 fn cache_command(action: CacheAction, gateway: Option<String>) -> anyhow::Result<()> {
     let body = admin_call(gateway, |client, base| match action {
         CacheAction::Stats => client.get(format!("{base}/admin/cache/stats")),
@@ -229,6 +379,26 @@ pub fn main() -> ExitCode {
                 }
             }
         }
+        Command::Key { action, data_dir } => {
+            match key_command(action, cli.config.as_deref(), data_dir) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Usage {
+            key,
+            since,
+            data_dir,
+        } => match usage_command(key, since, cli.config.as_deref(), data_dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Provider { action, gateway } => match provider_command(action, gateway) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
@@ -319,7 +489,7 @@ pub fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            if let Err(err) = crate::server::check_startable(&config) {
+            if let Err(err) = crate::server::check_startable(&config, None) {
                 eprintln!("error: {err}");
                 return ExitCode::FAILURE;
             }

@@ -47,6 +47,28 @@ pub enum GatewayError {
         attempts: Vec<String>,
         retry_after: Option<std::time::Duration>,
     },
+    /// No valid client credential: missing, unknown, revoked or expired (`code` says which).
+    #[error("{message}")]
+    Unauthenticated {
+        code: &'static str,
+        message: &'static str,
+    },
+    #[error("This key may not use the model {model:?}.")]
+    ModelNotAllowed { model: String },
+    /// The gateway's own rate limit (`code`: which one); distinct from `upstream_rate_limited`.
+    #[error("{message}")]
+    RateLimited {
+        code: &'static str,
+        message: String,
+        retry_after: std::time::Duration,
+    },
+    /// A daily or monthly USD budget is spent.
+    #[error("{message}")]
+    BudgetExceeded {
+        code: &'static str,
+        message: String,
+        retry_after: std::time::Duration,
+    },
     #[error("{message}")]
     Forbidden { message: String },
     #[error("the gateway is not ready: {reason}")]
@@ -153,6 +175,26 @@ impl GatewayError {
                 "rate_limit_error",
                 Some("upstream_rate_limited"),
             ),
+            E::Unauthenticated { code, .. } => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                Some(*code),
+            ),
+            E::ModelNotAllowed { .. } => (
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                Some("model_not_allowed"),
+            ),
+            E::RateLimited { code, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                Some(*code),
+            ),
+            E::BudgetExceeded { code, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "insufficient_quota",
+                Some(*code),
+            ),
             E::Forbidden { .. } => (StatusCode::FORBIDDEN, "permission_error", Some("forbidden")),
             E::NotReady { .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -183,6 +225,7 @@ impl GatewayError {
             GatewayError::InvalidRequest { param, .. } => param.clone(),
             GatewayError::ModelNotFound { .. } => Some("model".to_owned()),
             GatewayError::Unsupported { param, .. } => Some(param.clone()),
+            GatewayError::ModelNotAllowed { .. } => Some("model".to_owned()),
             _ => None,
         };
         ErrorBody::new(self.to_string(), kind, param, code.map(str::to_owned))
@@ -202,6 +245,12 @@ impl IntoResponse for GatewayError {
             GatewayError::UpstreamRateLimited {
                 retry_after: Some(after),
                 ..
+            }
+            | GatewayError::RateLimited {
+                retry_after: after, ..
+            }
+            | GatewayError::BudgetExceeded {
+                retry_after: after, ..
             } => HeaderValue::from_str(&after.as_secs_f64().ceil().max(1.0).to_string()).ok(),
             _ => None,
         };
@@ -277,6 +326,23 @@ mod tests {
             GatewayError::UpstreamRateLimited {
                 attempts: vec!["openai (gpt-4o): HTTP 429".into()],
                 retry_after: Some(std::time::Duration::from_millis(1500)),
+            },
+            GatewayError::Unauthenticated {
+                code: "key_revoked",
+                message: "This API key has been revoked.",
+            },
+            GatewayError::ModelNotAllowed {
+                model: "gpt-4o".into(),
+            },
+            GatewayError::RateLimited {
+                code: "rpm_limit_exceeded",
+                message: "This key is limited to 100 requests per minute.".into(),
+                retry_after: std::time::Duration::from_millis(2500),
+            },
+            GatewayError::BudgetExceeded {
+                code: "daily_budget_exceeded",
+                message: "This key's daily budget of $5.00 is spent.".into(),
+                retry_after: std::time::Duration::from_secs(3600),
             },
             GatewayError::Forbidden {
                 message: "admin routes answer only on loopback".into(),

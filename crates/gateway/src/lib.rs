@@ -7,6 +7,8 @@
 //!
 //! [`app`] builds the router from state, so tests can drive it in-process or over real TCP.
 
+mod admin;
+mod auth;
 mod cache;
 pub mod cli;
 pub mod config;
@@ -14,9 +16,12 @@ mod embedding;
 mod error;
 mod eval;
 mod extract;
+mod ledger;
+mod limits;
 mod pipeline;
 mod pricing;
 mod replay;
+mod reports;
 mod routes;
 mod routing;
 pub mod server;

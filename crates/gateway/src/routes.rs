@@ -4,9 +4,8 @@
 use std::any::Any;
 
 use axum::Router;
-use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, FromRequest, Query, Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,16 +20,20 @@ use tracing::Instrument;
 use crate::extract::OpenAiJson;
 use crate::pipeline::{self, RequestLog};
 use crate::{AppState, GatewayError};
+use crate::{admin, auth};
 
 /// Builds the gateway's router from its state.
 pub fn app(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/admin/cache/stats", get(admin_cache_stats))
-        .route("/admin/cache", axum::routing::delete(admin_cache_purge))
-        .route("/admin/providers", get(admin_providers))
-        .route("/admin/providers/health", get(admin_providers_health));
+        .route("/admin/cache/stats", get(admin::cache_stats))
+        .route("/admin/cache", axum::routing::delete(admin::cache_purge))
+        .route("/admin/providers", get(admin::providers))
+        .route("/admin/providers/health", get(admin::providers_health))
+        .route("/admin/keys", get(admin::keys).post(admin::create_key))
+        .route("/admin/keys/{id}", axum::routing::delete(admin::revoke_key))
+        .route("/admin/usage", get(admin::usage));
     for prefix in ["/v1", ""] {
         router = router
             .route(&format!("{prefix}/chat/completions"), post(chat))
@@ -77,8 +80,12 @@ async fn chat(State(state): State<AppState>, request: Request) -> Response {
     let span = request_span(&log);
     let directives = cache_directives(&state, request.headers());
     async move {
+        let caller = match auth::identify(&state, request.headers()) {
+            Ok(caller) => caller,
+            Err(err) => return pipeline::fail(log, err, &[]),
+        };
         match OpenAiJson::<ChatCompletionRequest>::from_request(request, &state).await {
-            Ok(body) => pipeline::chat(&state, log, body.value, body.raw, directives).await,
+            Ok(body) => pipeline::chat(&state, log, caller, body.value, body.raw, directives).await,
             Err(err) => pipeline::fail(log, err, &[]),
         }
     }
@@ -124,8 +131,12 @@ async fn embeddings(State(state): State<AppState>, request: Request) -> Response
     let log = RequestLog::start(&state, request.headers(), "/v1/embeddings");
     let span = request_span(&log);
     async move {
+        let caller = match auth::identify(&state, request.headers()) {
+            Ok(caller) => caller,
+            Err(err) => return pipeline::fail(log, err, &[]),
+        };
         match OpenAiJson::<EmbeddingsRequest>::from_request(request, &state).await {
-            Ok(body) => pipeline::embeddings(&state, log, body.value, body.raw).await,
+            Ok(body) => pipeline::embeddings(&state, log, caller, body.value, body.raw).await,
             Err(err) => pipeline::fail(log, err, &[]),
         }
     }
@@ -135,6 +146,9 @@ async fn embeddings(State(state): State<AppState>, request: Request) -> Response
 
 async fn models(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let log = RequestLog::start(&state, &headers, "/v1/models");
+    if let Err(err) = auth::identify(&state, &headers) {
+        return pipeline::fail(log, err, &[]);
+    }
     let span = request_span(&log);
     pipeline::models(&state, log).instrument(span).await
 }
@@ -205,103 +219,16 @@ fn allowed_methods(path: &str) -> Option<&'static str> {
         | "/readyz"
         | "/admin/cache/stats"
         | "/admin/providers"
-        | "/admin/providers/health" => Some("GET, HEAD"),
+        | "/admin/providers/health"
+        | "/admin/usage" => Some("GET, HEAD"),
         "/admin/cache" => Some("DELETE"),
+        "/admin/keys" => Some("GET, HEAD, POST"),
+        p if p.starts_with("/admin/keys/") => Some("DELETE"),
         _ => None,
-    }
-}
-
-/// Admin routes answer only on loopback until admin tokens exist (keys issue).
-fn admin_allowed(peer: SocketAddr) -> Result<(), GatewayError> {
-    if peer.ip().is_loopback() {
-        Ok(())
-    } else {
-        Err(GatewayError::Forbidden {
-            message: "admin routes answer only on loopback".to_owned(),
-        })
-    }
-}
-
-async fn admin_cache_stats(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-) -> Response {
-    if let Err(err) = admin_allowed(peer) {
-        return err.into_response();
-    }
-    axum::Json(state.cache().stats()).into_response()
-}
-
-/// `GET /admin/providers`: every target with its models and breaker state, and the aliases.
-async fn admin_providers(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-) -> Response {
-    if let Err(err) = admin_allowed(peer) {
-        return err.into_response();
-    }
-    let (targets, aliases) = state.router().report(std::time::Instant::now());
-    axum::Json(serde_json::json!({"targets": targets, "aliases": aliases})).into_response()
-}
-
-/// `GET /admin/providers/health`: a live probe of every target (its model list).
-async fn admin_providers_health(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-) -> Response {
-    if let Err(err) = admin_allowed(peer) {
-        return err.into_response();
-    }
-    let probes = state.router().probe().await;
-    axum::Json(serde_json::json!({"targets": probes})).into_response()
-}
-
-#[derive(Debug, serde::Deserialize)]
-struct PurgeQuery {
-    namespace: Option<String>,
-    model: Option<String>,
-}
-
-/// `DELETE /admin/cache[?namespace=N][&model=M]`: purge all, or by namespace and/or model.
-async fn admin_cache_purge(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(query): Query<PurgeQuery>,
-) -> Response {
-    if let Err(err) = admin_allowed(peer) {
-        return err.into_response();
-    }
-    let purge = tokio::task::spawn_blocking(move || {
-        state
-            .cache()
-            .purge(query.namespace.as_deref(), query.model.as_deref())
-    })
-    .await;
-    match purge {
-        Ok(Ok(purged)) => axum::Json(serde_json::json!({"purged": purged})).into_response(),
-        Ok(Err(err)) => {
-            tracing::error!(error = %format!("{err:#}"), "cache purge failed");
-            GatewayError::Internal.into_response()
-        }
-        Err(_) => GatewayError::Internal.into_response(),
     }
 }
 
 fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked; answered 500");
     GatewayError::Internal.into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn admin_routes_answer_only_on_loopback() {
-        assert!(admin_allowed("127.0.0.1:5000".parse().unwrap()).is_ok());
-        assert!(admin_allowed("[::1]:5000".parse().unwrap()).is_ok());
-        let err = admin_allowed("192.0.2.7:5000".parse().unwrap()).unwrap_err();
-        assert_eq!(err.status(), StatusCode::FORBIDDEN);
-        assert_eq!(err.body().error.code.as_deref(), Some("forbidden"));
-    }
 }

@@ -7,7 +7,7 @@ use anyhow::Context;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
-use crate::config::Config;
+use crate::config::{AuthMode, Config};
 use crate::{AppState, app};
 
 /// Why `serve` refused to start, in words for the operator.
@@ -16,7 +16,9 @@ pub enum StartError {
     #[error(
         "refusing to listen on {0} without client authentication: anyone who can reach this \
          address could spend your provider credit.\n\
-         Either listen on loopback (--listen 127.0.0.1:4080), or, if something in front of Reprise \
+         Either create a virtual key for your clients (reprise key create --label NAME), or let \
+         clients bring their own provider keys (auth = \"passthrough\", REPRISE_AUTH=passthrough), \
+         or listen on loopback (--listen 127.0.0.1:4080), or, if something in front of Reprise \
          authenticates clients, start with --allow-unauthenticated (REPRISE_ALLOW_UNAUTHENTICATED=true)."
     )]
     Unauthenticated(std::net::SocketAddr),
@@ -27,13 +29,15 @@ pub enum StartError {
     NoTargets,
 }
 
-/// The checks that make `serve` refuse to start.
-pub fn check_startable(config: &Config) -> Result<(), StartError> {
-    if !config.listen.ip().is_loopback() && !config.allow_unauthenticated {
-        return Err(StartError::Unauthenticated(config.listen));
-    }
+/// The checks that make `serve` refuse to start. `keys_exist`: the store holds virtual keys
+/// (`None` before it is opened: only what the configuration alone decides is checked).
+pub fn check_startable(config: &Config, keys_exist: Option<bool>) -> Result<(), StartError> {
     if config.targets.is_empty() {
         return Err(StartError::NoTargets);
+    }
+    let authenticated = config.auth == AuthMode::Passthrough || keys_exist != Some(false);
+    if !config.listen.ip().is_loopback() && !config.allow_unauthenticated && !authenticated {
+        return Err(StartError::Unauthenticated(config.listen));
     }
     Ok(())
 }
@@ -56,8 +60,9 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
 
 /// Runs the full server for `config` until SIGTERM or SIGINT.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    check_startable(&config)?;
+    check_startable(&config, None)?;
     let state = build_state(config).await?;
+    check_startable(state.config(), Some(state.keys().any()))?;
     let listen = state.config().listen;
     let listener = TcpListener::bind(listen)
         .await
@@ -83,6 +88,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let grace = state.config().shutdown_grace;
     let tasks = state.tasks().clone();
+    let ledger = state.ledger().clone();
     let warming = state.clone();
     tasks.spawn(async move { warming.cache().warm().await });
     let sweeper = AbortOnDrop(tokio::spawn(sweep_expired(state.clone())));
@@ -118,9 +124,10 @@ pub async fn run(
     };
     let drained = async move {
         let result = (&mut server).await;
-        // Then the background writes the requests left behind (cache entries).
+        // Then the background writes the requests left behind (cache entries, usage rows).
         tasks.close();
         tasks.wait().await;
+        ledger.flush().await;
         result
     };
     let _sweeper = sweeper;

@@ -11,9 +11,12 @@ use reprise_storage::Store;
 use reprise_cache::embed::{Embedder, Model2Vec};
 use tokio_util::task::TaskTracker;
 
+use crate::auth::KeyRing;
 use crate::cache::Cache;
-use crate::config::{BreakerConfig, Config, ProviderKind, TargetConfig};
+use crate::config::{AuthMode, BreakerConfig, Config, ProviderKind, TargetConfig};
 use crate::embedding::{RemoteEmbedder, SemanticModel};
+use crate::ledger::Ledger;
+use crate::limits::{self, Calendar, Limiter, Spend};
 use crate::routing::{Health, Router};
 
 /// An upstream target the gateway can send requests to.
@@ -73,6 +76,10 @@ impl Target {
 struct Inner {
     config: Config,
     router: Router,
+    keys: KeyRing,
+    limiter: Limiter,
+    spend: Spend,
+    ledger: Ledger,
     store: Store,
     cache: Cache,
     tasks: TaskTracker,
@@ -104,9 +111,29 @@ impl AppState {
             )?)),
         };
         let cache = Cache::open(config.cache.clone(), store.clone(), tasks.clone(), model)?;
+        let keys = KeyRing::load(store.clone())?;
+        let now = unix_ms();
+        let cal = Calendar::at(now);
+        let (today_keys, today_teams) = store.spend_since(cal.day_start_ms)?;
+        let (month_keys, month_teams) = store.spend_since(cal.month_start_ms)?;
+        let holders = |keys: Vec<(String, i64)>, teams: Vec<(String, i64)>| -> Vec<(String, i64)> {
+            keys.into_iter()
+                .map(|(k, v)| (limits::holder_key(&k), v))
+                .chain(teams.into_iter().map(|(t, v)| (limits::holder_team(&t), v)))
+                .collect()
+        };
+        let spend = Spend::new(
+            now,
+            holders(today_keys, today_teams),
+            holders(month_keys, month_teams),
+        );
         Ok(Self(Arc::new(Inner {
             config,
             router,
+            keys,
+            limiter: Limiter::default(),
+            spend,
+            ledger: Ledger::start(store.clone()),
             store,
             cache,
             tasks,
@@ -134,6 +161,27 @@ impl AppState {
         &self.0.router
     }
 
+    pub fn keys(&self) -> &KeyRing {
+        &self.0.keys
+    }
+
+    pub fn limiter(&self) -> &Limiter {
+        &self.0.limiter
+    }
+
+    pub fn spend(&self) -> &Spend {
+        &self.0.spend
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.0.ledger
+    }
+
+    /// Whether requests must carry a virtual key: keys mode with at least one key.
+    pub fn keys_required(&self) -> bool {
+        self.0.config.auth == AuthMode::Keys && self.0.keys.any()
+    }
+
     pub fn store(&self) -> &Store {
         &self.0.store
     }
@@ -143,8 +191,19 @@ impl AppState {
     /// Whether the gateway is reachable beyond loopback with client authentication explicitly
     /// turned off: every request's log line then carries a warning.
     pub fn open_mode(&self) -> bool {
-        self.0.config.allow_unauthenticated && !self.0.config.listen.ip().is_loopback()
+        self.0.config.allow_unauthenticated
+            && !self.0.config.listen.ip().is_loopback()
+            && self.0.config.auth == AuthMode::Keys
+            && !self.0.keys.any()
     }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// Loads the embedding model, once per directory per process (tests start many gateways).

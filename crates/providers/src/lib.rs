@@ -77,6 +77,8 @@ pub struct ChatCall {
     /// `provider/model` names).
     pub model: Option<String>,
     pub stream: bool,
+    /// Pass-through mode: the caller's own provider key, used instead of the target's.
+    pub api_key: Option<Secret>,
 }
 
 /// A successful (2xx) upstream answer, in the OpenAI shape.
@@ -119,9 +121,10 @@ impl Provider {
         &self,
         body: Bytes,
         model: Option<&str>,
+        api_key: Option<&Secret>,
     ) -> Result<Reply, UpstreamError> {
         match self {
-            Provider::OpenAiCompatible(p) => p.embeddings(body, model).await,
+            Provider::OpenAiCompatible(p) => p.embeddings(body, model, api_key).await,
             Provider::Anthropic(_) | Provider::Gemini(_) => Err(UpstreamError::Unsupported {
                 param: "model".to_owned(),
                 message: format!(

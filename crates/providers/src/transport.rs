@@ -73,9 +73,17 @@ impl Answer {
 /// Turns a provider's error body into an OpenAI-shaped one (identity for OpenAI-compatible).
 pub(crate) type ErrorShape = fn(StatusCode, &[u8]) -> Bytes;
 
+/// The header that carries the API key, and whether its value is `Bearer KEY`.
+#[derive(Debug, Clone, Copy)]
+struct KeyHeader {
+    name: &'static str,
+    bearer: bool,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Http {
     client: reqwest::Client,
+    key_header: Option<KeyHeader>,
     /// Sent with every request; values marked sensitive so they never show in debug output.
     headers: HeaderMap,
     pub(crate) timeouts: Timeouts,
@@ -108,6 +116,7 @@ impl Http {
             .map_err(|e| BuildError::Client(e.to_string()))?;
         Ok(Self {
             client,
+            key_header: None,
             headers: map,
             timeouts,
         })
@@ -119,6 +128,35 @@ impl Http {
         Ok(self)
     }
 
+    /// Names the header the API key travels in, and sets the target's own key (if any).
+    pub(crate) fn with_key(
+        mut self,
+        name: &'static str,
+        bearer: bool,
+        key: Option<&Secret>,
+    ) -> Result<Self, BuildError> {
+        self.key_header = Some(KeyHeader { name, bearer });
+        if let Some(key) = key {
+            insert_secret(&mut self.headers, name, &key_value(bearer, key.expose()))?;
+        }
+        Ok(self)
+    }
+
+    /// The headers of one request: the target's, with the caller's own key instead of the
+    /// target's in pass-through mode.
+    fn request_headers(&self, key: Option<&Secret>) -> Result<HeaderMap, UpstreamError> {
+        let mut headers = self.headers.clone();
+        if let (Some(key), Some(h)) = (key, self.key_header) {
+            insert_secret(&mut headers, h.name, &key_value(h.bearer, key.expose())).map_err(
+                |_| UpstreamError::Unsupported {
+                    param: "authorization".to_owned(),
+                    message: "The API key is not a valid HTTP header value.".to_owned(),
+                },
+            )?;
+        }
+        Ok(headers)
+    }
+
     /// `POST url` with a JSON body. A non-2xx answer becomes [`UpstreamError::Status`] with its
     /// body shaped by `errors`.
     pub(crate) async fn post(
@@ -127,11 +165,12 @@ impl Http {
         body: Bytes,
         stream: bool,
         errors: ErrorShape,
+        key: Option<&Secret>,
     ) -> Result<Answer, UpstreamError> {
         let mut request = self
             .client
             .post(url)
-            .headers(self.headers.clone())
+            .headers(self.request_headers(key)?)
             .header(CONTENT_TYPE, "application/json")
             .body(body);
         if stream {
@@ -241,6 +280,14 @@ impl Http {
         };
         let _ = tokio::time::timeout(self.timeouts.total, read).await;
         Bytes::from(body)
+    }
+}
+
+fn key_value(bearer: bool, key: &str) -> String {
+    if bearer {
+        format!("Bearer {key}")
+    } else {
+        key.to_owned()
     }
 }
 

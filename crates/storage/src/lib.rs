@@ -10,6 +10,12 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
+mod keys;
+mod ledger;
+
+pub use keys::KeyRow;
+pub use ledger::{LedgerRow, UsageRow};
+
 /// File name of the embedded database inside the data directory.
 pub const DATABASE_FILE: &str = "reprise.db";
 
@@ -35,6 +41,42 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX cache_entries_expires ON cache_entries (expires_ms);",
     // 3: the final user message an entry answers, for the semantic index (rebuilt on start).
     "ALTER TABLE cache_entries ADD COLUMN prompt TEXT",
+    // 4: virtual keys (only a SHA-256 of each key is kept) and the usage ledger. Money is in
+    // nano-USD integers, so sums are exact.
+    "CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        label TEXT NOT NULL,
+        prefix TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE,
+        team TEXT,
+        rpm BIGINT,
+        tpm BIGINT,
+        daily_usd DOUBLE PRECISION,
+        monthly_usd DOUBLE PRECISION,
+        models TEXT,
+        expires_ms BIGINT,
+        created_ms BIGINT NOT NULL,
+        last_used_ms BIGINT,
+        revoked_ms BIGINT
+    );
+    CREATE TABLE ledger (
+        id INTEGER PRIMARY KEY,
+        ts_ms BIGINT NOT NULL,
+        request_id TEXT NOT NULL,
+        key_id TEXT,
+        team TEXT,
+        model TEXT NOT NULL,
+        target TEXT,
+        prompt_tokens BIGINT NOT NULL,
+        completion_tokens BIGINT NOT NULL,
+        cached_tokens BIGINT NOT NULL,
+        cost_nano_usd BIGINT,
+        cache TEXT NOT NULL,
+        saved_tokens BIGINT NOT NULL,
+        saved_nano_usd BIGINT
+    );
+    CREATE INDEX ledger_ts ON ledger (ts_ms);
+    CREATE INDEX ledger_key_ts ON ledger (key_id, ts_ms);",
 ];
 
 /// A cache entry as the store keeps it.
@@ -73,7 +115,10 @@ pub enum StoreError {
 /// The embedded store: one SQLite database in the data directory.
 #[derive(Debug, Clone)]
 pub struct Store {
-    conn: Arc<Mutex<Connection>>,
+    pub(crate) conn: Arc<Mutex<Connection>>,
+    /// A second connection, only to ask whether another connection (another process: the CLI)
+    /// changed the database (`PRAGMA data_version`).
+    watch: Arc<Mutex<Connection>>,
     path: PathBuf,
 }
 
@@ -90,8 +135,11 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&conn)?;
+        let watch = Connection::open(&path)?;
+        watch.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            watch: Arc::new(Mutex::new(watch)),
             path,
         })
     }
@@ -182,6 +230,13 @@ impl Store {
 
     /// A round trip to the database: proves it is open and answering. Blocking; call from a
     /// blocking context.
+    /// A number that changes whenever a connection other than the watcher (this process's
+    /// writer, or another process) commits. Cheap: no disk read.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        let conn = self.watch.lock().map_err(|_| StoreError::Poisoned)?;
+        Ok(conn.pragma_query_value(None, "data_version", |row| row.get(0))?)
+    }
+
     pub fn ping(&self) -> Result<(), StoreError> {
         let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
         conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))?;

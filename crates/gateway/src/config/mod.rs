@@ -108,6 +108,27 @@ pub struct Config {
     pub prices: PriceTable,
     pub aliases: Vec<AliasConfig>,
     pub routing: RoutingConfig,
+    pub auth: AuthMode,
+    pub passthrough_shared_cache: bool,
+    /// Team budgets, by team name.
+    pub teams: HashMap<String, TeamBudget>,
+    /// `REPRISE_ADMIN_TOKEN`: required on `/admin/*` (from anywhere) when set.
+    pub admin_token: Option<Secret>,
+}
+
+/// How clients authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Virtual keys (`reprise key create`): required once any key exists.
+    Keys,
+    /// Clients send their own provider key; it is forwarded upstream and never stored.
+    Passthrough,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TeamBudget {
+    pub daily_usd: Option<f64>,
+    pub monthly_usd: Option<f64>,
 }
 
 /// The cache's settings.
@@ -302,6 +323,37 @@ impl Config {
             targets.push(target);
         }
 
+        let auth = match env.var("REPRISE_AUTH").or(raw.auth).as_deref() {
+            None | Some("keys") => AuthMode::Keys,
+            Some("passthrough") => AuthMode::Passthrough,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "auth",
+                    format!("{other:?} is not one of \"keys\", \"passthrough\""),
+                ));
+            }
+        };
+        let mut teams = HashMap::new();
+        for (name, team) in &raw.teams {
+            for (field, value) in [
+                ("daily_usd", team.daily_usd),
+                ("monthly_usd", team.monthly_usd),
+            ] {
+                if value.is_some_and(|v| !(v.is_finite() && v >= 0.0)) {
+                    return Err(ConfigError::new(
+                        format!("teams.{name:?}.{field}"),
+                        "must be an amount in USD, 0 or more",
+                    ));
+                }
+            }
+            teams.insert(
+                name.clone(),
+                TeamBudget {
+                    daily_usd: team.daily_usd,
+                    monthly_usd: team.monthly_usd,
+                },
+            );
+        }
         let aliases = routing::validate_aliases(&raw.aliases, &targets)?;
         let routing = routing::validate_routing(&raw.routing)?;
         let cache = validate_cache(&raw.cache, env)?;
@@ -343,6 +395,10 @@ impl Config {
             targets,
             aliases,
             routing,
+            auth,
+            passthrough_shared_cache: raw.passthrough_shared_cache.unwrap_or(false),
+            teams,
+            admin_token: env.var("REPRISE_ADMIN_TOKEN").map(Secret::new),
         })
     }
 }

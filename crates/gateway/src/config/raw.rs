@@ -27,6 +27,20 @@ pub struct RawConfig {
     pub aliases: BTreeMap<String, RawAlias>,
     #[serde(default)]
     pub routing: RawRouting,
+    /// `keys` (virtual keys, the default) or `passthrough` (clients bring their provider key).
+    pub auth: Option<String>,
+    /// Pass-through callers with different keys share cache entries.
+    pub passthrough_shared_cache: Option<bool>,
+    /// `[teams."NAME"]`: budgets shared by the team's keys.
+    #[serde(default)]
+    pub teams: BTreeMap<String, RawTeam>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTeam {
+    pub daily_usd: Option<f64>,
+    pub monthly_usd: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

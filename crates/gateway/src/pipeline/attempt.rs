@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use reprise_providers::{ChatCall, EventStream, Reply, StreamEvent, UpstreamError};
+use reprise_providers::{ChatCall, EventStream, Reply, Secret, StreamEvent, UpstreamError};
 
 use crate::GatewayError;
 use crate::config::RoutingConfig;
@@ -74,6 +74,7 @@ pub async fn chat<'a>(
     routes: &[Route<'a>],
     body: &Bytes,
     stream: bool,
+    api_key: Option<&Secret>,
     settings: &RoutingConfig,
     started: Instant,
 ) -> Result<Success<'a>, Failure> {
@@ -82,6 +83,7 @@ pub async fn chat<'a>(
             body: body.clone(),
             model: route.model.map(str::to_owned),
             stream,
+            api_key: api_key.cloned(),
         };
         match route.target.provider.chat(call).await? {
             Reply::Json { status, body, .. } => Ok(Delivered::Json { status, body }),
@@ -101,6 +103,7 @@ pub async fn chat<'a>(
 pub async fn embeddings<'a>(
     routes: &[Route<'a>],
     body: &Bytes,
+    api_key: Option<&Secret>,
     settings: &RoutingConfig,
     started: Instant,
 ) -> Result<Success<'a>, Failure> {
@@ -108,7 +111,7 @@ pub async fn embeddings<'a>(
         match route
             .target
             .provider
-            .embeddings(body.clone(), route.model)
+            .embeddings(body.clone(), route.model, api_key)
             .await?
         {
             Reply::Json { status, body, .. } => Ok(Delivered::Json { status, body }),

@@ -71,6 +71,7 @@ pub fn respond_hit(
             counters
                 .nano_usd_saved
                 .fetch_add(nano_usd, Ordering::Relaxed);
+            log.saved_nano_usd = i64::try_from(nano_usd).ok();
         }
         None => {
             counters.unpriced_hits.fetch_add(1, Ordering::Relaxed);

@@ -28,7 +28,9 @@ use attempt::Delivered;
 
 pub use record::{CacheStatus, Outcome, RequestLog};
 
+use crate::auth::Caller;
 use crate::cache::Flight;
+use crate::limits;
 use crate::{AppState, GatewayError};
 
 /// What the request's headers tell the cache.
@@ -42,6 +44,7 @@ pub struct CacheDirectives {
 pub async fn chat(
     state: &AppState,
     mut log: RequestLog,
+    caller: Caller,
     request: ChatCompletionRequest,
     raw: Bytes,
     directives: Result<CacheDirectives, GatewayError>,
@@ -56,15 +59,17 @@ pub async fn chat(
         Err(err) => return fail(log, err, &[]),
     };
 
-    // authenticate, limit: not yet (keys issue).
+    // Authenticated (by the route); the key's model list, then its requests per minute (cache
+    // hits count too).
+    if let Err(err) = admit(state, &mut log, &caller, &request.model) {
+        return fail(log, err, &[]);
+    }
 
-    // Cache lookup: the exact tier.
-    let mut lookup = state.cache().prepare(
-        &raw,
-        directives.namespace,
-        directives.control,
-        &log.request_id,
-    );
+    // Cache lookup: the exact tier, in the caller's namespace.
+    let namespace = tenant_namespace(&caller, directives.namespace);
+    let mut lookup = state
+        .cache()
+        .prepare(&raw, namespace, directives.control, &log.request_id);
     let mut flight = None;
     if let Some(lookup) = &mut lookup {
         if let Some(hit) = cache::lookup(state, lookup).await {
@@ -102,22 +107,38 @@ pub async fn chat(
         };
         return fail(log, err, &headers);
     }
+    // An upstream call: the budgets, then the key's tokens per minute.
+    let max_tokens = ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|f| request.extra.get(*f).and_then(serde_json::Value::as_u64));
+    if let Err(err) = admit_upstream(state, &mut log, &caller, &raw, max_tokens) {
+        return fail(log, err, &headers);
+    }
 
     // Attempt, retry, fail over. The request is forwarded exactly as it arrived to
     // OpenAI-compatible targets (unknown fields untouched), translated for the others.
     let upstream_started = Instant::now();
     let settings = &state.config().routing;
-    let success =
-        match attempt::chat(&routes, &raw, request.is_stream(), settings, log.started).await {
-            Ok(success) => success,
-            Err(failure) => {
-                log.upstream = Some(upstream_started.elapsed());
-                log.attempts = failure.attempts;
-                log.target = failure.last_target;
-                push_provider(&mut headers, log.target.as_deref());
-                return fail(log, failure.error, &headers);
-            }
-        };
+    let key = caller.upstream_key.as_ref();
+    let success = match attempt::chat(
+        &routes,
+        &raw,
+        request.is_stream(),
+        key,
+        settings,
+        log.started,
+    )
+    .await
+    {
+        Ok(success) => success,
+        Err(failure) => {
+            log.upstream = Some(upstream_started.elapsed());
+            log.attempts = failure.attempts;
+            log.target = failure.last_target;
+            push_provider(&mut headers, log.target.as_deref());
+            return fail(log, failure.error, &headers);
+        }
+    };
     let target = success.route.target;
     log.target = Some(target.name.clone());
     log.attempts = success.attempts;
@@ -167,6 +188,75 @@ fn push_provider(headers: &mut Vec<(&'static str, HeaderValue)>, target: Option<
     }
 }
 
+/// The checks every model request passes before anything else: the key may use the model, and
+/// has requests left this minute.
+fn admit(
+    state: &AppState,
+    log: &mut RequestLog,
+    caller: &Caller,
+    model: &str,
+) -> Result<(), GatewayError> {
+    let Some(key) = &caller.key else {
+        return Ok(());
+    };
+    log.key = Some(key.clone());
+    if !key.allows_model(model) {
+        return Err(GatewayError::ModelNotAllowed {
+            model: model.to_owned(),
+        });
+    }
+    state.limiter().admit_request(key, Instant::now())
+}
+
+/// The checks before an upstream call (cache hits skip them): the key's and its team's budgets,
+/// then its tokens per minute (estimated now, corrected when the request ends).
+fn admit_upstream(
+    state: &AppState,
+    log: &mut RequestLog,
+    caller: &Caller,
+    raw: &[u8],
+    max_tokens: Option<u64>,
+) -> Result<(), GatewayError> {
+    let Some(key) = &caller.key else {
+        return Ok(());
+    };
+    let now_ms = crate::state::unix_ms();
+    let spend = state.spend();
+    spend.check(
+        &limits::holder_key(&key.id),
+        "this key",
+        key.daily_usd,
+        key.monthly_usd,
+        now_ms,
+    )?;
+    if let Some(team) = &key.team
+        && let Some(budget) = state.config().teams.get(team)
+    {
+        spend.check(
+            &limits::holder_team(team),
+            &format!("team {team}"),
+            budget.daily_usd,
+            budget.monthly_usd,
+            now_ms,
+        )?;
+    }
+    let estimate = limits::estimate_tokens(raw, max_tokens);
+    log.ticket = state
+        .limiter()
+        .admit_tokens(key, estimate, Instant::now())?;
+    Ok(())
+}
+
+/// The cache namespace: the caller's (key, team or pass-through key), with the
+/// `x-reprise-namespace` header's below it when the operator allows that header.
+fn tenant_namespace(caller: &Caller, header: String) -> String {
+    match (&caller.namespace, header.is_empty()) {
+        (None, _) => header,
+        (Some(ns), true) => ns.clone(),
+        (Some(ns), false) => format!("{ns}/{header}"),
+    }
+}
+
 fn validate_chat(request: &ChatCompletionRequest) -> Result<(), GatewayError> {
     if request.model.trim().is_empty() {
         return Err(GatewayError::invalid(
@@ -187,6 +277,7 @@ fn validate_chat(request: &ChatCompletionRequest) -> Result<(), GatewayError> {
 pub async fn embeddings(
     state: &AppState,
     mut log: RequestLog,
+    caller: Caller,
     request: EmbeddingsRequest,
     raw: Bytes,
 ) -> Response {
@@ -203,6 +294,9 @@ pub async fn embeddings(
         "x-reprise-cache",
         HeaderValue::from_static(CacheStatus::Bypass.as_str()),
     )];
+    if let Err(err) = admit(state, &mut log, &caller, &request.model) {
+        return fail(log, err, &headers);
+    }
     let routes = state.router().plan(&request.model, Instant::now());
     if routes.is_empty() {
         let err = GatewayError::ModelNotFound {
@@ -210,9 +304,13 @@ pub async fn embeddings(
         };
         return fail(log, err, &headers);
     }
+    if let Err(err) = admit_upstream(state, &mut log, &caller, &raw, None) {
+        return fail(log, err, &headers);
+    }
     let upstream_started = Instant::now();
     let settings = &state.config().routing;
-    let result = attempt::embeddings(&routes, &raw, settings, log.started).await;
+    let key = caller.upstream_key.as_ref();
+    let result = attempt::embeddings(&routes, &raw, key, settings, log.started).await;
     log.upstream = Some(upstream_started.elapsed());
     match result {
         Ok(success) => {

@@ -10,7 +10,13 @@ use axum::http::HeaderMap;
 use reprise_api::Usage;
 use serde::Serialize;
 
+use std::sync::Arc;
+
+use reprise_storage::LedgerRow;
+
 use crate::AppState;
+use crate::auth::Key;
+use crate::limits::TokenTicket;
 
 /// What the cache did with a request (the `x-reprise-cache` header).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +81,13 @@ pub struct RequestLog {
     pub unauthenticated: bool,
     /// Every upstream attempt and how it ended.
     pub attempts: Vec<super::attempt::AttemptRecord>,
+    /// The virtual key that made the request.
+    pub key: Option<Arc<Key>>,
+    /// Tokens reserved against the key's tokens per minute, corrected when the request ends.
+    pub ticket: Option<TokenTicket>,
+    /// On cache hits: what the upstream call would have cost, in nano-USD (`None`: unpriced).
+    pub saved_nano_usd: Option<i64>,
+    state: AppState,
 }
 
 impl RequestLog {
@@ -100,7 +113,72 @@ impl RequestLog {
             error: None,
             unauthenticated: state.open_mode(),
             attempts: Vec::new(),
+            key: None,
+            ticket: None,
+            saved_nano_usd: None,
+            state: state.clone(),
         }
+    }
+
+    /// The request's ledger row, its spend and its token correction: for requests that named a
+    /// model on a model route.
+    fn account(&mut self) {
+        let Some(model) = self.model.clone() else {
+            return;
+        };
+        if !matches!(self.route, "/v1/chat/completions" | "/v1/embeddings") {
+            return;
+        }
+        let usage = self.usage.unwrap_or_default();
+        if let Some(ticket) = &self.ticket {
+            let used = if self.usage.is_some() {
+                usage
+                    .total_tokens
+                    .max(usage.prompt_tokens + usage.completion_tokens)
+            } else {
+                0
+            };
+            self.state.limiter().correct(ticket, used);
+        }
+        let hit = self.cache == CacheStatus::Hit;
+        let price = self.state.config().prices.get(&model);
+        let nano = |p: &crate::pricing::Price| {
+            (p.cost(usage.prompt_tokens, usage.completion_tokens) * 1e9).round() as i64
+        };
+        let cost = if hit {
+            Some(0)
+        } else {
+            price.as_ref().map(nano)
+        };
+        let now = crate::state::unix_ms();
+        let key_id = self.key.as_ref().map(|k| k.id.clone());
+        let team = self.key.as_ref().and_then(|k| k.team.clone());
+        if let Some(cost) = cost.filter(|c| *c > 0) {
+            let mut holders = Vec::with_capacity(2);
+            if let Some(id) = &key_id {
+                holders.push(crate::limits::holder_key(id));
+            }
+            if let Some(team) = &team {
+                holders.push(crate::limits::holder_team(team));
+            }
+            self.state.spend().add(&holders, cost, now);
+        }
+        let tokens = i64::try_from(usage.prompt_tokens + usage.completion_tokens).unwrap_or(0);
+        self.state.ledger().record(LedgerRow {
+            ts_ms: now,
+            request_id: self.request_id.clone(),
+            key_id,
+            team,
+            model,
+            target: self.target.clone(),
+            prompt_tokens: i64::try_from(usage.prompt_tokens).unwrap_or(i64::MAX),
+            completion_tokens: i64::try_from(usage.completion_tokens).unwrap_or(i64::MAX),
+            cached_tokens: 0,
+            cost_nano_usd: cost,
+            cache: self.cache.as_str().to_owned(),
+            saved_tokens: if hit { tokens } else { 0 },
+            saved_nano_usd: if hit { self.saved_nano_usd } else { None },
+        });
     }
 }
 
@@ -202,6 +280,7 @@ macro_rules! request_line {
 impl Drop for RequestLog {
     fn drop(&mut self) {
         use tracing::Level;
+        self.account();
         if self.unauthenticated {
             if tracing::enabled!(target: "reprise::request", Level::WARN)
                 && !crate::telemetry::write_json_line(&self.json_line("WARN"))

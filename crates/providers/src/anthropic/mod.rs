@@ -33,9 +33,7 @@ impl Anthropic {
             &config.headers,
         )?
         .with_header("anthropic-version", API_VERSION)?;
-        if let Some(key) = &config.api_key {
-            http = http.with_header("x-api-key", key.expose())?;
-        }
+        http = http.with_key("x-api-key", false, config.api_key.as_ref())?;
         let base = config.base_url.trim_end_matches('/');
         let base = base.strip_suffix("/v1").unwrap_or(base);
         Ok(Self {
@@ -63,6 +61,7 @@ impl Anthropic {
                 body,
                 call.stream,
                 translate::error,
+                call.api_key.as_ref(),
             )
             .await?;
         let for_stream = context.clone();

@@ -28,9 +28,7 @@ impl Gemini {
             config.http2_prior_knowledge,
             &config.headers,
         )?;
-        if let Some(key) = &config.api_key {
-            http = http.with_header("x-goog-api-key", key.expose())?;
-        }
+        http = http.with_key("x-goog-api-key", false, config.api_key.as_ref())?;
         let base = config.base_url.trim_end_matches('/');
         Ok(Self {
             http,
@@ -73,7 +71,13 @@ impl Gemini {
         let body = Bytes::from(body.to_string());
         let answer = self
             .http
-            .post(url, body, call.stream, translate::error)
+            .post(
+                url,
+                body,
+                call.stream,
+                translate::error,
+                call.api_key.as_ref(),
+            )
             .await?;
         let for_stream = context.clone();
         answer.into_reply(

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::stream::Dialect;
 use crate::transport::{BuildError, Http, endpoint};
-use crate::{ChatCall, Endpoint, Reply, UpstreamError};
+use crate::{ChatCall, Endpoint, Reply, Secret, UpstreamError};
 
 /// The default Azure OpenAI data-plane API version.
 pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
@@ -41,14 +41,11 @@ impl OpenAiCompatible {
             endpoint_config.http2_prior_knowledge,
             &endpoint_config.headers,
         )?;
-        if let Some(key) = &endpoint_config.api_key {
-            http = match flavor {
-                Flavor::OpenAi => {
-                    http.with_header("authorization", &format!("Bearer {}", key.expose()))?
-                }
-                Flavor::Azure { .. } => http.with_header("api-key", key.expose())?,
-            };
-        }
+        let key = endpoint_config.api_key.as_ref();
+        http = match flavor {
+            Flavor::OpenAi => http.with_key("authorization", true, key)?,
+            Flavor::Azure { .. } => http.with_key("api-key", false, key)?,
+        };
         let base = endpoint_config.base_url.trim_end_matches('/').to_owned();
         let (chat_url, embeddings_url, models_url) = match &flavor {
             Flavor::OpenAi => (
@@ -86,17 +83,19 @@ impl OpenAiCompatible {
             call.model.as_deref(),
         )?;
         let body = rename_model(call.body, call.model.as_deref())?;
-        self.post(url, body, call.stream).await
+        self.post(url, body, call.stream, call.api_key.as_ref())
+            .await
     }
 
     pub async fn embeddings(
         &self,
         body: Bytes,
         model: Option<&str>,
+        api_key: Option<&Secret>,
     ) -> Result<Reply, UpstreamError> {
         let url = self.url(&self.embeddings_url, "embeddings", &body, model)?;
         let body = rename_model(body, model)?;
-        self.post(url, body, false).await
+        self.post(url, body, false, api_key).await
     }
 
     pub async fn list_models(&self) -> Result<Vec<String>, UpstreamError> {
@@ -146,9 +145,10 @@ impl OpenAiCompatible {
         url: reqwest::Url,
         body: Bytes,
         stream: bool,
+        api_key: Option<&Secret>,
     ) -> Result<Reply, UpstreamError> {
         self.http
-            .post(url, body, stream, shape_error)
+            .post(url, body, stream, shape_error, api_key)
             .await?
             .into_reply(self.http.timeouts.stream_idle, Ok, || Dialect::OpenAi)
     }
@@ -192,7 +192,7 @@ fn rename_model(body: Bytes, model: Option<&str>) -> Result<Bytes, UpstreamError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Secret, Timeouts};
+    use crate::Timeouts;
 
     fn endpoint_config(base_url: &str) -> Endpoint {
         Endpoint {

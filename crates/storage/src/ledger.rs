@@ -1,0 +1,189 @@
+//! The usage ledger: one row per request, written in batches.
+
+use crate::{Store, StoreError};
+
+/// One request's usage, cost and savings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRow {
+    pub ts_ms: i64,
+    pub request_id: String,
+    pub key_id: Option<String>,
+    pub team: Option<String>,
+    pub model: String,
+    pub target: Option<String>,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cached_tokens: i64,
+    /// `None` when the model has no price.
+    pub cost_nano_usd: Option<i64>,
+    /// `hit`, `miss` or `bypass`.
+    pub cache: String,
+    pub saved_tokens: i64,
+    pub saved_nano_usd: Option<i64>,
+}
+
+/// Usage summed over one key, model and UTC day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRow {
+    pub day: String,
+    pub key_id: Option<String>,
+    pub model: String,
+    pub requests: i64,
+    pub cache_hits: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost_nano_usd: i64,
+    pub unpriced_requests: i64,
+    pub saved_tokens: i64,
+    pub saved_nano_usd: i64,
+}
+
+/// Nano-USD spent, by holder (key id or team name).
+pub type Spent = Vec<(String, i64)>;
+
+impl Store {
+    /// Appends rows in one transaction (all or none), and stamps each key's last use.
+    pub fn append_ledger(&self, rows: &[LedgerRow]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        let tx = conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO ledger (ts_ms, request_id, key_id, team, model, target, prompt_tokens,
+                    completion_tokens, cached_tokens, cost_nano_usd, cache, saved_tokens,
+                    saved_nano_usd)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?;
+            let mut used = tx.prepare_cached(
+                "UPDATE api_keys SET last_used_ms = MAX(COALESCE(last_used_ms, 0), ?2)
+                 WHERE id = ?1",
+            )?;
+            for r in rows {
+                insert.execute(rusqlite::params![
+                    r.ts_ms,
+                    r.request_id,
+                    r.key_id,
+                    r.team,
+                    r.model,
+                    r.target,
+                    r.prompt_tokens,
+                    r.completion_tokens,
+                    r.cached_tokens,
+                    r.cost_nano_usd,
+                    r.cache,
+                    r.saved_tokens,
+                    r.saved_nano_usd
+                ])?;
+                if let Some(key) = &r.key_id {
+                    used.execute(rusqlite::params![key, r.ts_ms])?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Spend (nano-USD) since `since_ms`, by key and by team.
+    pub fn spend_since(&self, since_ms: i64) -> Result<(Spent, Spent), StoreError> {
+        let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        let sum = |column: &str| -> Result<Vec<(String, i64)>, StoreError> {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {column}, COALESCE(SUM(cost_nano_usd), 0) FROM ledger
+                 WHERE ts_ms >= ?1 AND {column} IS NOT NULL GROUP BY {column}"
+            ))?;
+            let rows = stmt.query_map([since_ms], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        };
+        Ok((sum("key_id")?, sum("team")?))
+    }
+
+    /// Usage by UTC day, key and model since `since_ms`, optionally for one key.
+    pub fn usage(&self, since_ms: i64, key_id: Option<&str>) -> Result<Vec<UsageRow>, StoreError> {
+        let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        let mut stmt = conn.prepare(
+            "SELECT date(ts_ms / 1000, 'unixepoch') AS day, key_id, model, COUNT(*),
+                SUM(CASE WHEN cache = 'hit' THEN 1 ELSE 0 END),
+                SUM(prompt_tokens), SUM(completion_tokens), COALESCE(SUM(cost_nano_usd), 0),
+                SUM(CASE WHEN cost_nano_usd IS NULL AND cache <> 'hit' THEN 1 ELSE 0 END),
+                SUM(saved_tokens), COALESCE(SUM(saved_nano_usd), 0)
+             FROM ledger
+             WHERE ts_ms >= ?1 AND (?2 IS NULL OR key_id = ?2)
+             GROUP BY day, key_id, model
+             ORDER BY day, key_id, model",
+        )?;
+        let rows = stmt.query_map(rusqlite::params![since_ms, key_id], |r| {
+            Ok(UsageRow {
+                day: r.get(0)?,
+                key_id: r.get(1)?,
+                model: r.get(2)?,
+                requests: r.get(3)?,
+                cache_hits: r.get(4)?,
+                prompt_tokens: r.get(5)?,
+                completion_tokens: r.get(6)?,
+                cost_nano_usd: r.get(7)?,
+                unpriced_requests: r.get(8)?,
+                saved_tokens: r.get(9)?,
+                saved_nano_usd: r.get(10)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(key: Option<&str>, ts_ms: i64, cost: Option<i64>, cache: &str) -> LedgerRow {
+        LedgerRow {
+            ts_ms,
+            request_id: "r".into(),
+            key_id: key.map(str::to_owned),
+            team: None,
+            model: "gpt-4o".into(),
+            target: Some("openai".into()),
+            prompt_tokens: 10,
+            completion_tokens: 5,
+            cached_tokens: 0,
+            cost_nano_usd: cost,
+            cache: cache.into(),
+            saved_tokens: if cache == "hit" { 15 } else { 0 },
+            saved_nano_usd: (cache == "hit").then_some(7),
+        }
+    }
+
+    #[test]
+    fn ledger_sums_by_day_key_and_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let day = 86_400_000;
+        store
+            .append_ledger(&[
+                row(Some("k1"), day, Some(100), "miss"),
+                row(Some("k1"), day + 1, Some(0), "hit"),
+                row(Some("k2"), day + 2, None, "miss"),
+                row(Some("k1"), 2 * day, Some(50), "miss"),
+            ])
+            .unwrap();
+        let usage = store.usage(0, Some("k1")).unwrap();
+        assert_eq!(usage.len(), 2);
+        assert_eq!(usage[0].day, "1970-01-02");
+        assert_eq!(usage[0].requests, 2);
+        assert_eq!(usage[0].cache_hits, 1);
+        assert_eq!(usage[0].cost_nano_usd, 100);
+        assert_eq!(usage[0].saved_nano_usd, 7);
+        let all = store.usage(0, None).unwrap();
+        assert_eq!(all.iter().map(|u| u.requests).sum::<i64>(), 4);
+        assert_eq!(
+            all.iter()
+                .find(|u| u.key_id.as_deref() == Some("k2"))
+                .unwrap()
+                .unpriced_requests,
+            1
+        );
+        let (by_key, _) = store.spend_since(day + day / 2).unwrap();
+        assert_eq!(by_key, vec![("k1".to_owned(), 50)]);
+    }
+}
