@@ -119,26 +119,27 @@ pub async fn chat(
     // OpenAI-compatible targets (unknown fields untouched), translated for the others.
     let upstream_started = Instant::now();
     let settings = &state.config().routing;
-    let key = caller.upstream_key.as_ref();
-    let success = match attempt::chat(
-        &routes,
-        &raw,
-        request.is_stream(),
-        key,
-        settings,
-        log.started,
-    )
-    .await
-    {
-        Ok(success) => success,
-        Err(failure) => {
-            log.upstream = Some(upstream_started.elapsed());
-            log.attempts = failure.attempts;
-            log.target = failure.last_target;
-            push_provider(&mut headers, log.target.as_deref());
-            return fail(log, failure.error, &headers);
-        }
+    // A stream always asks for its usage (spend and limits need it); the relay drops the usage
+    // chunk when the client did not ask for it.
+    let strip_usage = request.is_stream() && !request.include_usage();
+    let upstream_body = if strip_usage {
+        with_usage(&raw).unwrap_or_else(|| raw.clone())
+    } else {
+        raw.clone()
     };
+    let key = caller.upstream_key.as_ref();
+    let stream = request.is_stream();
+    let success =
+        match attempt::chat(&routes, &upstream_body, stream, key, settings, log.started).await {
+            Ok(success) => success,
+            Err(failure) => {
+                log.upstream = Some(upstream_started.elapsed());
+                log.attempts = failure.attempts;
+                log.target = failure.last_target;
+                push_provider(&mut headers, log.target.as_deref());
+                return fail(log, failure.error, &headers);
+            }
+        };
     let target = success.route.target;
     log.target = Some(target.name.clone());
     log.attempts = success.attempts;
@@ -170,7 +171,15 @@ pub async fn chat(
             let collector = lookup
                 .filter(|l| l.may_store())
                 .map(|lookup| relay::Collector::new(state.clone(), lookup, &target.name, flight));
-            relay::respond(log, held, events, success.sent, &headers, collector)
+            relay::respond(
+                log,
+                held,
+                events,
+                success.sent,
+                &headers,
+                collector,
+                strip_usage,
+            )
         }
     }
 }
@@ -186,6 +195,21 @@ fn push_provider(headers: &mut Vec<(&'static str, HeaderValue)>, target: Option<
     if let Some(value) = target.and_then(|t| HeaderValue::from_str(t).ok()) {
         headers.push(("x-reprise-provider", value));
     }
+}
+
+/// The body with `stream_options.include_usage` set.
+fn with_usage(raw: &[u8]) -> Option<Bytes> {
+    let mut body: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(raw).ok()?;
+    let options = body
+        .entry("stream_options")
+        .or_insert_with(|| serde_json::json!({}));
+    if !options.is_object() {
+        *options = serde_json::json!({});
+    }
+    options
+        .as_object_mut()?
+        .insert("include_usage".to_owned(), serde_json::Value::Bool(true));
+    serde_json::to_vec(&body).ok().map(Bytes::from)
 }
 
 /// The checks every model request passes before anything else: the key may use the model, and

@@ -30,6 +30,8 @@ struct Relay {
     pending: VecDeque<StreamEvent>,
     finished: bool,
     collector: Option<Collector>,
+    /// Drop the usage chunk: the client did not ask for it.
+    strip_usage: bool,
 }
 
 /// Collects a relayed stream for the cache; stores the assembled answer only when the stream
@@ -79,6 +81,7 @@ pub fn respond(
     upstream_started: Instant,
     headers: &[(&'static str, HeaderValue)],
     collector: Option<Collector>,
+    strip_usage: bool,
 ) -> Response {
     log.first_byte = Some(log.started.elapsed());
     log.status = 200;
@@ -89,6 +92,7 @@ pub fn respond(
         pending: held,
         finished: false,
         collector,
+        strip_usage,
     };
     let body = Body::from_stream(stream::unfold(relay, next_frame));
     let mut response = Response::new(body);
@@ -111,9 +115,23 @@ async fn next_frame(mut relay: Relay) -> Option<(Result<Bytes, Infallible>, Rela
     if relay.finished {
         return None;
     }
-    let event = match relay.pending.pop_front() {
-        Some(event) => Ok(event),
-        None => relay.events.next().await?,
+    let event = loop {
+        let event = match relay.pending.pop_front() {
+            Some(event) => Ok(event),
+            None => relay.events.next().await?,
+        };
+        // The usage chunk the gateway asked for on the client's behalf (for its accounting) is
+        // read, not relayed.
+        if let (true, Ok(StreamEvent::Chunk(data))) = (relay.strip_usage, &event)
+            && is_usage_only(data)
+        {
+            observe_usage(&mut relay.log, data);
+            if let Some(collector) = &mut relay.collector {
+                collector.assembler.push(data);
+            }
+            continue;
+        }
+        break event;
     };
     let frame = match event {
         Ok(StreamEvent::Chunk(data)) => {
@@ -146,6 +164,19 @@ async fn next_frame(mut relay: Relay) -> Option<(Result<Bytes, Infallible>, Rela
         }
     };
     Some((Ok(frame), relay))
+}
+
+/// The final usage chunk: `usage` and no choices.
+fn is_usage_only(data: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        choices: Vec<serde::de::IgnoredAny>,
+        usage: Option<serde::de::IgnoredAny>,
+    }
+    data.contains("\"usage\"")
+        && serde_json::from_str::<Probe>(data)
+            .is_ok_and(|p| p.choices.is_empty() && p.usage.is_some())
 }
 
 /// Reads `usage` from the chunks that carry it (the final one with `include_usage`).
