@@ -73,6 +73,8 @@ pub(crate) struct Shared {
     cancelled: AtomicUsize,
     cancelled_changed: Notify,
     connections: AtomicUsize,
+    /// Tokens reported in `usage` of answers sent (prompt, completion).
+    served: (std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64),
 }
 
 /// Builder for [`MockUpstream`].
@@ -118,6 +120,7 @@ impl Builder {
             cancelled: AtomicUsize::new(0),
             cancelled_changed: Notify::new(),
             connections: AtomicUsize::new(0),
+            served: Default::default(),
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
@@ -281,6 +284,15 @@ impl MockUpstream {
         lock(&self.shared.requests).clone()
     }
 
+    /// The prompt and completion tokens reported in the `usage` of every chat answer the mock
+    /// has generated (JSON, and streams that asked for usage).
+    pub fn tokens_served(&self) -> (u64, u64) {
+        (
+            self.shared.served.0.load(Ordering::SeqCst),
+            self.shared.served.1.load(Ordering::SeqCst),
+        )
+    }
+
     /// How many TCP connections the mock has accepted.
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
@@ -439,6 +451,13 @@ async fn chat(
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens
     });
+    let count = |shared: &Shared| {
+        shared.served.0.fetch_add(prompt_tokens, Ordering::SeqCst);
+        shared
+            .served
+            .1
+            .fetch_add(completion_tokens, Ordering::SeqCst);
+    };
     if !streaming {
         if let Some((_, Cut::Reset)) = cut {
             // A non-stream reply whose body breaks after the head.
@@ -454,6 +473,7 @@ async fn chat(
                 .into_response();
         }
         guard.finish();
+        count(&shared);
         return Json(json!({
             "id": id,
             "object": "chat.completion",
@@ -486,6 +506,7 @@ async fn chat(
     }
     events.push(chunk(json!({}), json!("stop")).to_string());
     if include_usage {
+        count(&shared);
         events.push(
             json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
                    "choices": [], "usage": usage})

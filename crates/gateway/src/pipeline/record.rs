@@ -87,6 +87,8 @@ pub struct RequestLog {
     pub ticket: Option<TokenTicket>,
     /// On cache hits: what the upstream call would have cost, in nano-USD (`None`: unpriced).
     pub saved_nano_usd: Option<i64>,
+    /// The ledger row was recorded (by [`RequestLog::settle`], before the line is written).
+    settled: bool,
     state: AppState,
 }
 
@@ -116,7 +118,17 @@ impl RequestLog {
             key: None,
             ticket: None,
             saved_nano_usd: None,
+            settled: false,
             state: state.clone(),
+        }
+    }
+
+    /// Records the request's usage now (a stream's last event went out), rather than when the
+    /// log is dropped: a client that read the whole answer finds it in the ledger.
+    pub fn settle(&mut self) {
+        if !self.settled {
+            self.settled = true;
+            self.account();
         }
     }
 
@@ -280,7 +292,7 @@ macro_rules! request_line {
 impl Drop for RequestLog {
     fn drop(&mut self) {
         use tracing::Level;
-        self.account();
+        self.settle();
         if self.unauthenticated {
             if tracing::enabled!(target: "reprise::request", Level::WARN)
                 && !crate::telemetry::write_json_line(&self.json_line("WARN"))

@@ -152,6 +152,7 @@ async fn next_frame(mut relay: Relay) -> Option<(Result<Bytes, Infallible>, Rela
             }
             relay.log.outcome = Outcome::Ok;
             relay.log.upstream = Some(relay.upstream_started.elapsed());
+            relay.log.settle();
             Bytes::from_static(b"data: [DONE]\n\n")
         }
         Err(err) => {

@@ -13,6 +13,7 @@ mod chat;
 mod cli;
 mod embedding;
 mod errors;
+mod keys;
 mod lifecycle;
 mod providers;
 mod routing;

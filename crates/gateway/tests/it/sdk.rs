@@ -12,7 +12,7 @@ use tokio::process::Command;
 
 use crate::support::{Gateway, PATIENCE};
 
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     if let Ok(p) = std::env::var("REPRISE_E2E_PYTHON") {
         return PathBuf::from(p);
     }

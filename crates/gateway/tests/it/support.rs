@@ -50,6 +50,15 @@ impl Gateway {
 
     /// A gateway configured by `toml` and these environment variables only.
     pub async fn with_env(toml: &str, vars: &[(&str, &str)]) -> Gateway {
+        Self::with_env_in(toml, vars, tempfile::tempdir().unwrap()).await
+    }
+
+    /// The same on a given data directory (keys created there beforehand, for instance).
+    pub async fn with_env_in(
+        toml: &str,
+        vars: &[(&str, &str)],
+        data_dir: tempfile::TempDir,
+    ) -> Gateway {
         let mut vars: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -57,7 +66,6 @@ impl Gateway {
         vars.entry("REPRISE_MODEL_DIR".to_owned())
             .or_insert_with(model_dir);
         let env = move |name: &str| vars.get(name).cloned();
-        let data_dir = tempfile::tempdir().unwrap();
         let overrides = Overrides {
             listen: Some("127.0.0.1:0".parse().unwrap()),
             data_dir: Some(data_dir.path().to_path_buf()),
@@ -101,6 +109,11 @@ impl Gateway {
     }
 
     /// `POST /v1/chat/completions` with a JSON body.
+    /// The data directory (its store).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._data_dir.path()
+    }
+
     pub async fn chat(&self, body: &serde_json::Value) -> reqwest::Response {
         client()
             .post(self.url("/v1/chat/completions"))
@@ -297,9 +310,19 @@ impl Process {
 
     /// Sends SIGTERM.
     pub async fn terminate(&self) {
+        self.signal("-TERM").await;
+    }
+
+    /// `kill -9`, and waits for the process to be gone.
+    pub async fn kill_9(&mut self) {
+        self.signal("-KILL").await;
+        assert_eq!(self.exit_code().await, None, "killed by a signal");
+    }
+
+    async fn signal(&self, signal: &str) {
         let pid = self.child.id().unwrap().to_string();
         let status = Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([signal, &pid])
             .status()
             .await
             .unwrap();
