@@ -151,6 +151,65 @@ pub async fn revoke_key(
     }
 }
 
+/// `GET /admin/secrets`: the names of the stored provider secrets (never a value).
+pub async fn secrets(_: Admin, State(state): State<AppState>) -> Response {
+    let store = state.store().clone();
+    match tokio::task::spawn_blocking(move || store.secrets()).await {
+        Ok(Ok(all)) => {
+            let names: Vec<String> = all.into_iter().map(|s| s.name).collect();
+            axum::Json(serde_json::json!({"secrets": names})).into_response()
+        }
+        _ => GatewayError::Internal.into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretValue {
+    value: String,
+}
+
+/// `PUT /admin/secrets/{name}` with `{"value": "..."}`: sealed and stored (used from the next
+/// start by targets that name it).
+pub async fn put_secret(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let value: SecretValue = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => {
+            return GatewayError::invalid("expected {\"value\": \"...\"}", Some("value"))
+                .into_response();
+        }
+    };
+    let stored = tokio::task::spawn_blocking(move || {
+        let key = state.config().encryption_key.as_ref();
+        crate::secrets::put(state.store(), key, &name, &value.value, unix_ms()).map(|()| name)
+    })
+    .await;
+    match stored {
+        Ok(Ok(name)) => axum::Json(serde_json::json!({"stored": name})).into_response(),
+        Ok(Err(err)) => GatewayError::invalid(err.to_string(), None).into_response(),
+        Err(_) => GatewayError::Internal.into_response(),
+    }
+}
+
+pub async fn delete_secret(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Response {
+    match tokio::task::spawn_blocking(move || state.store().delete_secret(&name)).await {
+        Ok(Ok(true)) => axum::Json(serde_json::json!({"deleted": true})).into_response(),
+        Ok(Ok(false)) => {
+            GatewayError::invalid("no stored secret has that name", Some("name")).into_response()
+        }
+        _ => GatewayError::Internal.into_response(),
+    }
+}
+
 #[derive(Debug, Deserialize)]
 pub struct UsageQuery {
     key: Option<String>,

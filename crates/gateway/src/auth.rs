@@ -294,7 +294,7 @@ pub fn passthrough_namespace(key: &str) -> String {
     format!("byok:{}", &encode_hex(&hash_key(key))[..32])
 }
 
-fn encode_hex(bytes: &[u8]) -> String {
+pub(crate) fn encode_hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
         .iter()
@@ -304,7 +304,7 @@ fn encode_hex(bytes: &[u8]) -> String {
         })
 }
 
-fn decode_hex(text: &str, out: &mut [u8]) -> Option<()> {
+pub(crate) fn decode_hex(text: &str, out: &mut [u8]) -> Option<()> {
     if text.len() != out.len() * 2 {
         return None;
     }

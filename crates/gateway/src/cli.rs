@@ -81,6 +81,15 @@ enum Command {
         #[arg(long, global = true, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Store provider keys sealed in the store (REPRISE_ENCRYPTION_KEY), for targets that name
+    /// them with `api_key_secret` (read at start).
+    Secret {
+        #[command(subcommand)]
+        action: SecretAction,
+        /// The data directory [env: REPRISE_DATA_DIR] [default: ./reprise-data]
+        #[arg(long, global = true, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
     /// Spend and savings by key, model and day, from the ledger (a running gateway writes it
     /// at least once a second).
     Usage {
@@ -170,6 +179,20 @@ enum KeyAction {
     List,
     /// Revoke a key by its id; it is refused from the next request on.
     Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretAction {
+    /// Seal and store the value read from standard input (never from the command line, which
+    /// other users can see) under NAME.
+    Set {
+        name: String,
+    },
+    /// The stored names (never the values).
+    List,
+    Delete {
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -309,6 +332,38 @@ fn key_command(
     Ok(())
 }
 
+fn secret_command(
+    action: SecretAction,
+    config_file: Option<&std::path::Path>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let store = open_store(config_file, data_dir)?;
+    let key = ProcessEnv.var_secret("REPRISE_ENCRYPTION_KEY");
+    match action {
+        SecretAction::Set { name } => {
+            let mut value = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut value)?;
+            let value = value.trim_end_matches(['\n', '\r']);
+            crate::secrets::put(&store, key.as_ref(), &name, value, crate::state::unix_ms())?;
+            eprintln!("stored {name} (sealed); targets use it with api_key_secret = {name:?}");
+        }
+        SecretAction::List => {
+            let names: Vec<String> = store.secrets()?.into_iter().map(|s| s.name).collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({"secrets": names}))?
+            );
+        }
+        SecretAction::Delete { name } => {
+            if !store.delete_secret(&name)? {
+                anyhow::bail!("no stored secret is named {name:?}");
+            }
+            eprintln!("deleted {name}");
+        }
+    }
+    Ok(())
+}
+
 fn usage_command(
     key: Option<String>,
     since: Option<String>,
@@ -381,6 +436,15 @@ pub fn main() -> ExitCode {
         }
         Command::Key { action, data_dir } => {
             match key_command(action, cli.config.as_deref(), data_dir) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Secret { action, data_dir } => {
+            match secret_command(action, cli.config.as_deref(), data_dir) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     eprintln!("error: {err:#}");

@@ -24,6 +24,7 @@ mod replay;
 mod reports;
 mod routes;
 mod routing;
+mod secrets;
 pub mod server;
 mod state;
 pub mod telemetry;

@@ -33,7 +33,12 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/providers/health", get(admin::providers_health))
         .route("/admin/keys", get(admin::keys).post(admin::create_key))
         .route("/admin/keys/{id}", axum::routing::delete(admin::revoke_key))
-        .route("/admin/usage", get(admin::usage));
+        .route("/admin/usage", get(admin::usage))
+        .route("/admin/secrets", get(admin::secrets))
+        .route(
+            "/admin/secrets/{name}",
+            axum::routing::put(admin::put_secret).delete(admin::delete_secret),
+        );
     for prefix in ["/v1", ""] {
         router = router
             .route(&format!("{prefix}/chat/completions"), post(chat))
@@ -220,7 +225,9 @@ fn allowed_methods(path: &str) -> Option<&'static str> {
         | "/admin/cache/stats"
         | "/admin/providers"
         | "/admin/providers/health"
-        | "/admin/usage" => Some("GET, HEAD"),
+        | "/admin/usage"
+        | "/admin/secrets" => Some("GET, HEAD"),
+        p if p.starts_with("/admin/secrets/") => Some("PUT, DELETE"),
         "/admin/cache" => Some("DELETE"),
         "/admin/keys" => Some("GET, HEAD, POST"),
         p if p.starts_with("/admin/keys/") => Some("DELETE"),

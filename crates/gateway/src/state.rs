@@ -97,7 +97,16 @@ impl AppState {
         let targets = config
             .targets
             .iter()
-            .map(|t| Target::build(t, config.routing.breaker))
+            .map(|t| {
+                // A key kept sealed in the store is opened now, once.
+                let mut t = t.clone();
+                if let Some(name) = &t.api_key_secret {
+                    let key = crate::secrets::get(&store, config.encryption_key.as_ref(), name)
+                        .map_err(|e| anyhow::anyhow!("target {:?}: {e}", t.name))?;
+                    t.api_key = Some(key);
+                }
+                Target::build(&t, config.routing.breaker)
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let router = Router::new(targets, &config.aliases, config.routing.exploration);
         let tasks = TaskTracker::new();

@@ -12,9 +12,11 @@ use rusqlite::Connection;
 
 mod keys;
 mod ledger;
+mod secrets;
 
 pub use keys::KeyRow;
 pub use ledger::{LedgerRow, UsageRow};
+pub use secrets::SealedSecret;
 
 /// File name of the embedded database inside the data directory.
 pub const DATABASE_FILE: &str = "reprise.db";
@@ -77,6 +79,14 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX ledger_ts ON ledger (ts_ms);
     CREATE INDEX ledger_key_ts ON ledger (key_id, ts_ms);",
+    // 5: provider secrets stored through the CLI or admin API, sealed (XChaCha20-Poly1305,
+    // hex text) with REPRISE_ENCRYPTION_KEY; the plaintext never reaches the database.
+    "CREATE TABLE provider_secrets (
+        name TEXT PRIMARY KEY,
+        nonce TEXT NOT NULL,
+        sealed TEXT NOT NULL,
+        created_ms BIGINT NOT NULL
+    );",
 ];
 
 /// A cache entry as the store keeps it.

@@ -114,6 +114,8 @@ pub struct Config {
     pub teams: HashMap<String, TeamBudget>,
     /// `REPRISE_ADMIN_TOKEN`: required on `/admin/*` (from anywhere) when set.
     pub admin_token: Option<Secret>,
+    /// `REPRISE_ENCRYPTION_KEY`: seals and opens provider secrets kept in the store.
+    pub encryption_key: Option<Secret>,
 }
 
 /// How clients authenticate.
@@ -182,6 +184,8 @@ pub struct TargetConfig {
     /// The environment variable the key was read from (what logs and errors may name).
     pub api_key_env: Option<String>,
     pub api_key: Option<Secret>,
+    /// The name of a sealed secret in the store holding the key (resolved at start).
+    pub api_key_secret: Option<String>,
     pub headers: Vec<(String, Secret)>,
     /// Model name patterns (`*` matches any run of characters) this target serves; empty means
     /// every model.
@@ -213,6 +217,12 @@ pub struct ProcessEnv;
 impl Env for ProcessEnv {
     fn var(&self, name: &str) -> Option<String> {
         std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl ProcessEnv {
+    pub fn var_secret(&self, name: &str) -> Option<Secret> {
+        self.var(name).map(Secret::new)
     }
 }
 
@@ -399,6 +409,7 @@ impl Config {
             passthrough_shared_cache: raw.passthrough_shared_cache.unwrap_or(false),
             teams,
             admin_token: env.var("REPRISE_ADMIN_TOKEN").map(Secret::new),
+            encryption_key: env.var("REPRISE_ENCRYPTION_KEY").map(Secret::new),
         })
     }
 }

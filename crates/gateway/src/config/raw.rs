@@ -116,6 +116,8 @@ pub struct RawTarget {
     pub provider: Option<String>,
     pub base_url: Option<String>,
     pub api_key_env: Option<String>,
+    /// A provider secret stored sealed (`reprise secret set NAME`).
+    pub api_key_secret: Option<String>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     #[serde(default)]

@@ -138,6 +138,13 @@ pub(super) fn validate_target(
         None => None,
     };
 
+    if t.api_key_env.is_some() && t.api_key_secret.is_some() {
+        return Err(ConfigError::new(
+            at("api_key_secret"),
+            "a target takes its key from api_key_env or api_key_secret, not both",
+        ));
+    }
+
     let mut headers = Vec::with_capacity(t.headers.len());
     for (name, value) in t.headers {
         if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
@@ -191,6 +198,7 @@ pub(super) fn validate_target(
         base_url,
         api_key_env: t.api_key_env,
         api_key,
+        api_key_secret: t.api_key_secret,
         headers,
         models: t.models,
         timeouts,

@@ -349,6 +349,7 @@ mod tests {
             base_url: "http://127.0.0.1:1/v1".to_owned(),
             api_key_env: None,
             api_key: None,
+            api_key_secret: None,
             headers: Vec::new(),
             models: models.iter().map(|m| (*m).to_owned()).collect(),
             timeouts: reprise_providers::Timeouts::default(),

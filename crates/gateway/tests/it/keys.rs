@@ -6,6 +6,8 @@ use std::time::Duration;
 use reprise_test_support::MockUpstream;
 use serde_json::{Value, json};
 
+use reprise_gateway::config::{Config, Overrides};
+
 use crate::support::{Gateway, PATIENCE, Process, UPSTREAM_KEY, chat_body, client};
 
 /// Runs `reprise key ...` on `dir`; returns the directory, the exit code and the output.
@@ -525,5 +527,82 @@ async fn a_non_loopback_gateway_starts_once_a_key_exists() {
     assert!(
         !all.contains(&key) && !all.contains(UPSTREAM_KEY),
         "no key in any log line"
+    );
+}
+
+#[tokio::test]
+async fn provider_secrets_are_stored_sealed_and_used() {
+    use tokio::io::AsyncWriteExt;
+    const ENC: &str = "8f1e2d3c4b5a69788796a5b4c3d2e1f000112233445566778899aabbccddeeff";
+    const PROVIDER_KEY: &str = "sk-sealed-provider-key-77c1e0";
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_reprise"))
+        .args(["secret", "set", "openai-prod", "--data-dir"])
+        .arg(dir.path())
+        .env("REPRISE_ENCRYPTION_KEY", ENC)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{PROVIDER_KEY}\n").as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    let out = tokio::time::timeout(PATIENCE, child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Nowhere in the database files in the clear.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(PROVIDER_KEY));
+    }
+
+    let mock = MockUpstream::start().await;
+    let toml = format!(
+        "[[targets]]\nname = \"openai\"\nbase_url = \"{}\"\napi_key_secret = \"openai-prod\"\n",
+        mock.base_url()
+    );
+    let gw = Gateway::with_env_in(&toml, &[("REPRISE_ENCRYPTION_KEY", ENC)], dir).await;
+    assert_eq!(send(&gw, None, &chat_body("Hi")).await.status(), 200);
+    assert_eq!(
+        mock.requests()[0].headers["authorization"],
+        format!("Bearer {PROVIDER_KEY}")
+    );
+    let names: Value = client()
+        .get(gw.url("/admin/secrets"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(names, json!({"secrets": ["openai-prod"]}));
+
+    // Without the encryption key, the gateway refuses to start and says why.
+    let config = Config::from_toml(
+        &toml,
+        &|_: &str| None::<String>,
+        &Overrides {
+            data_dir: Some(gw.data_dir().to_path_buf()),
+            ..Overrides::default()
+        },
+    )
+    .unwrap();
+    let err = reprise_gateway::server::build_state(config)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("REPRISE_ENCRYPTION_KEY"),
+        "{err:#}"
     );
 }
