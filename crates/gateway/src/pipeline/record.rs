@@ -210,6 +210,9 @@ struct Line<'a> {
     model: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     provider: Option<&'a str>,
+    /// The virtual key's id (never the key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_id: Option<&'a str>,
     status: u16,
     stream: bool,
     latency_ms: Option<f64>,
@@ -242,6 +245,7 @@ impl RequestLog {
             route: self.route,
             model: self.model.as_deref(),
             provider: self.target.as_deref(),
+            key_id: self.key.as_ref().map(|k| k.id.as_str()),
             status: self.status,
             stream: self.stream,
             latency_ms: ms(Some(self.started.elapsed())),
@@ -272,6 +276,7 @@ macro_rules! request_line {
             route = log.route,
             model = log.model.as_deref(),
             provider = log.target.as_deref(),
+            key_id = log.key.as_ref().map(|k| k.id.as_str()),
             status = log.status,
             stream = log.stream,
             latency_ms = ms(Some(log.started.elapsed())),

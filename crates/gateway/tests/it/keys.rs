@@ -606,3 +606,97 @@ async fn provider_secrets_are_stored_sealed_and_used() {
         "{err:#}"
     );
 }
+
+/// Every kind of credential, through traffic that exercises successes, client errors, upstream
+/// errors, streams and the admin API, in both auth modes: none appears in any log line (debug
+/// level) or any response body.
+#[tokio::test]
+async fn no_credential_in_any_log_line_or_response_body() {
+    const ADMIN: &str = "admin-token-6a1f0c9e";
+    const PASSTHROUGH: &str = "sk-caller-own-key-3b9d2e";
+    let mock = MockUpstream::start().await;
+    let base_url = mock.base_url();
+    let (dir, key, id) = create_key(
+        tempfile::tempdir().unwrap(),
+        &["--label", "scan", "--rpm", "50"],
+    )
+    .await;
+    let mut bodies = String::new();
+    let mut logs = Vec::new();
+    let mut dir = Some(dir);
+    for mode in ["keys", "passthrough"] {
+        let vars = [
+            ("OPENAI_API_KEY", UPSTREAM_KEY),
+            ("OPENAI_BASE_URL", base_url.as_str()),
+            ("REPRISE_ADMIN_TOKEN", ADMIN),
+            ("REPRISE_AUTH", mode),
+            ("REPRISE_LOG", "debug"),
+        ];
+        let mut p = Process::spawn_in(
+            dir.take().unwrap(),
+            &["serve", "--listen", "127.0.0.1:0"],
+            &vars,
+        );
+        let addr = p.listening().await;
+        let url = format!("http://{addr}/v1/chat/completions");
+        let bearer = if mode == "keys" {
+            key.as_str()
+        } else {
+            PASSTHROUGH
+        };
+        mock.fail_times(3, 500);
+        mock.fail_times(1, 401);
+        for body in [
+            chat_body("fails upstream"),
+            chat_body("unauthorized upstream"),
+            chat_body("fine"),
+            {
+                let mut b = chat_body("streamed");
+                b["stream"] = json!(true);
+                b
+            },
+            json!({"model": "gpt-4o-mini"}),
+        ] {
+            for auth in [Some(bearer), Some("rp-0000wrong"), None] {
+                let mut r = client().post(&url).json(&body);
+                if let Some(a) = auth {
+                    r = r.bearer_auth(a);
+                }
+                bodies.push_str(&r.send().await.unwrap().text().await.unwrap());
+            }
+        }
+        for path in [
+            "/admin/keys",
+            "/admin/usage",
+            "/admin/providers",
+            "/admin/secrets",
+        ] {
+            for token in [ADMIN, "wrong"] {
+                let r = client()
+                    .get(format!("http://{addr}{path}"))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap();
+                bodies.push_str(&r.text().await.unwrap());
+            }
+        }
+        p.terminate().await;
+        let (code, out) = p.finish().await;
+        assert_eq!(code, Some(0), "{out:?}");
+        logs.extend(out);
+        dir = Some(p.into_data_dir());
+    }
+    let logs = logs.join("\n");
+    assert!(
+        logs.contains(&id),
+        "the key's id may be logged, to tell keys apart"
+    );
+    for secret in [UPSTREAM_KEY, &key, &key[11..], ADMIN, PASSTHROUGH] {
+        assert!(!logs.contains(secret), "a credential in the logs: {secret}");
+        assert!(
+            !bodies.contains(secret),
+            "a credential in a response body: {secret}"
+        );
+    }
+}
