@@ -12,8 +12,8 @@ mod error;
 mod models;
 
 pub use chat::{
-    ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage, Role, StreamOptions,
-    Usage, UsageProbe,
+    ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage, PromptTokensDetails,
+    Role, StreamOptions, Usage, UsageProbe,
 };
 pub use embeddings::EmbeddingsRequest;
 pub use error::{ErrorBody, ErrorObject};

@@ -18,6 +18,15 @@ impl Price {
     pub fn cost(&self, prompt_tokens: u64, completion_tokens: u64) -> f64 {
         (prompt_tokens as f64 * self.input + completion_tokens as f64 * self.output) / 1e6
     }
+
+    /// The cost of a call whose prompt had `cached` tokens from the provider's prompt cache.
+    pub fn cost_with_cache(&self, prompt_tokens: u64, cached: u64, completion_tokens: u64) -> f64 {
+        let cached = cached.min(prompt_tokens);
+        ((prompt_tokens - cached) as f64 * self.input
+            + cached as f64 * self.cached_input
+            + completion_tokens as f64 * self.output)
+            / 1e6
+    }
 }
 
 /// Shipped prices (USD per million tokens: input, output, cached input), list prices of the
@@ -113,6 +122,19 @@ impl PriceTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cached_prompt_tokens_cost_the_cached_input_price() {
+        let p = Price {
+            input: 2.0,
+            output: 8.0,
+            cached_input: 0.5,
+        };
+        // 1M prompt tokens of which 400k cached, 100k completion tokens.
+        let cost = p.cost_with_cache(1_000_000, 400_000, 100_000);
+        assert!((cost - (1.2 + 0.2 + 0.8)).abs() < 1e-9, "{cost}");
+        assert_eq!(p.cost_with_cache(10, 50, 0), p.cached_input * 10.0 / 1e6);
+    }
 
     #[test]
     fn dated_and_prefixed_names_take_the_longest_listed_price() {

@@ -83,6 +83,7 @@ pub fn respond_hit(
         prompt_tokens,
         completion_tokens,
         total_tokens: prompt_tokens + completion_tokens,
+        prompt_tokens_details: None,
     });
     log.status = 200;
     log.outcome = Outcome::Ok;

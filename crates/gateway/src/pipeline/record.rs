@@ -154,8 +154,10 @@ impl RequestLog {
         }
         let hit = self.cache == CacheStatus::Hit;
         let price = self.state.config().prices.get(&model);
+        let cached = usage.cached_tokens();
         let nano = |p: &crate::pricing::Price| {
-            (p.cost(usage.prompt_tokens, usage.completion_tokens) * 1e9).round() as i64
+            (p.cost_with_cache(usage.prompt_tokens, cached, usage.completion_tokens) * 1e9).round()
+                as i64
         };
         let cost = if hit {
             Some(0)
@@ -185,7 +187,7 @@ impl RequestLog {
             target: self.target.clone(),
             prompt_tokens: i64::try_from(usage.prompt_tokens).unwrap_or(i64::MAX),
             completion_tokens: i64::try_from(usage.completion_tokens).unwrap_or(i64::MAX),
-            cached_tokens: 0,
+            cached_tokens: i64::try_from(cached).unwrap_or(i64::MAX),
             cost_nano_usd: cost,
             cache: self.cache.as_str().to_owned(),
             saved_tokens: if hit { tokens } else { 0 },
