@@ -293,21 +293,30 @@ impl ScopeIndex {
         threshold: f32,
     ) -> Vec<(Key, f32)> {
         let mut found = Vec::new();
-        self.find_first(scope, text, embedding, threshold, |key, similarity| {
-            found.push((key, similarity));
-            None::<()>
-        });
+        self.find_first(
+            scope,
+            text,
+            embedding,
+            threshold,
+            &mut 0,
+            |key, similarity| {
+                found.push((key, similarity));
+                None::<()>
+            },
+        );
         found
     }
 
     /// Offers `accept` the entries [`ScopeIndex::find`] would return, best first, and stops at
-    /// the first it takes: a hit guards only the candidates it needs.
+    /// the first it takes: a hit guards only the candidates it needs. `vetoes` counts the
+    /// candidates above the threshold that the guard refused.
     pub fn find_first<T>(
         &self,
         scope: &Key,
         text: &str,
         embedding: &[f32],
         threshold: f32,
+        vetoes: &mut u32,
         mut accept: impl FnMut(Key, f32) -> Option<T>,
     ) -> Option<T> {
         let shared = self
@@ -329,7 +338,10 @@ impl ScopeIndex {
         let asked = guard::Analysis::of(text);
         candidates.into_iter().find_map(|(i, similarity)| {
             let cached = guard::Analysis::of(&s.texts[i]);
-            guard::check_analysed(&asked, &cached).ok()?;
+            if guard::check_analysed(&asked, &cached).is_err() {
+                *vetoes += 1;
+                return None;
+            }
             accept(s.keys[i], similarity)
         })
     }

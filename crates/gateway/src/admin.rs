@@ -57,6 +57,19 @@ fn check(
     }
 }
 
+/// `GET /metrics`: Prometheus text format (admin-guarded: key labels are in it).
+pub async fn metrics(_: Admin, State(state): State<AppState>) -> Response {
+    let body = state.metrics().render(&state);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
 pub async fn cache_stats(_: Admin, State(state): State<AppState>) -> Response {
     axum::Json(state.cache().stats()).into_response()
 }

@@ -4,7 +4,7 @@
 //! the request's directives.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -40,6 +40,10 @@ pub struct Counters {
     pub nano_usd_saved: AtomicU64,
     /// Hits on models the price table does not know (their tokens are counted, not priced).
     pub unpriced_hits: AtomicU64,
+    /// Semantic lookups whose every candidate above the threshold the guard refused.
+    pub guard_vetoes: AtomicU64,
+    /// Entries pushed out by the size bounds (not expiry).
+    pub evictions: AtomicU64,
 }
 
 /// A snapshot of the cache, as `/admin/cache/stats` reports it.
@@ -307,17 +311,23 @@ impl Cache {
         );
         let max_age = lookup.directives.max_age.map(|d| d.as_secs());
         let now = now_ms();
-        self.semantic.find_first(
+        let mut vetoes = 0;
+        let found = self.semantic.find_first(
             &lookup.keys.scope,
             text,
             embedding,
             self.config.similarity_threshold,
+            &mut vetoes,
             |key, similarity| {
                 self.index
                     .get(&key, now, max_age)
                     .map(|entry| (entry, similarity))
             },
-        )
+        );
+        if found.is_none() && vetoes > 0 {
+            self.counters.guard_vetoes.fetch_add(1, Ordering::Relaxed);
+        }
+        found
     }
 
     /// The exact-tier entry that may answer `lookup`.
@@ -401,9 +411,11 @@ impl Cache {
         {
             tracing::warn!(error = %err, "a cache entry left out of the semantic tier");
         }
-        let evicted: Vec<String> = self
-            .index
-            .insert(entry, now)
+        let pushed_out = self.index.insert(entry, now);
+        self.counters
+            .evictions
+            .fetch_add(pushed_out.len() as u64, Ordering::Relaxed);
+        let evicted: Vec<String> = pushed_out
             .iter()
             .map(|e| {
                 forget(&self.semantic, e);

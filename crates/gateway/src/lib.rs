@@ -18,6 +18,7 @@ mod eval;
 mod extract;
 mod ledger;
 mod limits;
+mod metrics;
 mod pipeline;
 mod pricing;
 mod replay;

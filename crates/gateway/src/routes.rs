@@ -27,6 +27,7 @@ pub fn app(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(admin::metrics))
         .route("/admin/cache/stats", get(admin::cache_stats))
         .route("/admin/cache", axum::routing::delete(admin::cache_purge))
         .route("/admin/providers", get(admin::providers))
@@ -220,6 +221,7 @@ fn allowed_methods(path: &str) -> Option<&'static str> {
     match path {
         "/chat/completions" | "/embeddings" => Some("POST"),
         "/models"
+        | "/metrics"
         | "/healthz"
         | "/readyz"
         | "/admin/cache/stats"

@@ -103,8 +103,12 @@ pub async fn run(
     };
     // Small SSE frames and JSON answers must leave at once: Nagle's algorithm would hold them
     // for the peer's delayed ACK (tens of milliseconds).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
+    let listener = Counting {
+        inner: listener,
+        state: state.clone(),
+    }
+    .tap_io(|tcp| {
+        if let Err(err) = tcp.inner.set_nodelay(true) {
             tracing::debug!(error = %err, "could not set TCP_NODELAY");
         }
     });
@@ -141,6 +145,97 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// The listener, counting open client connections for the metrics.
+struct Counting {
+    inner: TcpListener,
+    state: AppState,
+}
+
+/// A client connection; closing it (dropping) counts it out.
+struct Counted {
+    inner: tokio::net::TcpStream,
+    state: AppState,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.state
+            .metrics()
+            .connections
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl axum::serve::Listener for Counting {
+    type Io = Counted;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (stream, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+        self.state
+            .metrics()
+            .connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        (
+            Counted {
+                inner: stream,
+                state: self.state.clone(),
+            },
+            addr,
+        )
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+impl tokio::io::AsyncRead for Counted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Counted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
 }
 
 /// Stops a background loop when the server stops.

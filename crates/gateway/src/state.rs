@@ -17,6 +17,7 @@ use crate::config::{AuthMode, BreakerConfig, Config, ProviderKind, TargetConfig}
 use crate::embedding::{RemoteEmbedder, SemanticModel};
 use crate::ledger::Ledger;
 use crate::limits::{self, Calendar, Limiter, Spend};
+use crate::metrics::Metrics;
 use crate::routing::{Health, Router};
 
 /// An upstream target the gateway can send requests to.
@@ -80,6 +81,7 @@ struct Inner {
     limiter: Limiter,
     spend: Spend,
     ledger: Ledger,
+    metrics: Metrics,
     store: Store,
     cache: Cache,
     tasks: TaskTracker,
@@ -143,6 +145,7 @@ impl AppState {
             limiter: Limiter::default(),
             spend,
             ledger: Ledger::start(store.clone()),
+            metrics: Metrics::default(),
             store,
             cache,
             tasks,
@@ -184,6 +187,10 @@ impl AppState {
 
     pub fn ledger(&self) -> &Ledger {
         &self.0.ledger
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
     }
 
     /// Whether requests must carry a virtual key: keys mode with at least one key.

@@ -119,8 +119,56 @@ impl RequestLog {
             ticket: None,
             saved_nano_usd: None,
             settled: false,
-            state: state.clone(),
+            state: {
+                state
+                    .metrics()
+                    .inflight
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                state.clone()
+            },
         }
+    }
+
+    /// The request in the metrics.
+    fn measure(&self, cost_nano: Option<i64>, usage: Option<reprise_api::Usage>) {
+        let usage = usage.unwrap_or_default();
+        let hit = self.cache == CacheStatus::Hit;
+        let rejection = self.error.filter(|code| {
+            matches!(
+                *code,
+                "missing_api_key"
+                    | "invalid_api_key"
+                    | "key_revoked"
+                    | "key_expired"
+                    | "model_not_allowed"
+                    | "rpm_limit_exceeded"
+                    | "tpm_limit_exceeded"
+                    | "daily_budget_exceeded"
+                    | "monthly_budget_exceeded"
+            )
+        });
+        self.state.metrics().record(&crate::metrics::Finished {
+            route: self.route,
+            model: self.model.as_deref(),
+            target: self.target.as_deref(),
+            status: self.status,
+            cache: self.cache.as_str(),
+            key: self.key.as_ref().map(|k| k.label.as_str()),
+            total: self.started.elapsed(),
+            upstream: self.upstream,
+            first_byte: self.first_byte,
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            cost_usd: cost_nano.map(|n| n as f64 / 1e9),
+            saved: hit.then(|| {
+                (
+                    usage.prompt_tokens + usage.completion_tokens,
+                    self.saved_nano_usd.map(|n| n as f64 / 1e9),
+                )
+            }),
+            attempts: self.attempts.iter().map(|a| a.target.as_str()).collect(),
+            rejection,
+        });
     }
 
     /// Records the request's usage now (a stream's last event went out), rather than when the
@@ -135,12 +183,11 @@ impl RequestLog {
     /// The request's ledger row, its spend and its token correction: for requests that named a
     /// model on a model route.
     fn account(&mut self) {
-        let Some(model) = self.model.clone() else {
+        let model_route = matches!(self.route, "/v1/chat/completions" | "/v1/embeddings");
+        let Some(model) = self.model.clone().filter(|_| model_route) else {
+            self.measure(None, None);
             return;
         };
-        if !matches!(self.route, "/v1/chat/completions" | "/v1/embeddings") {
-            return;
-        }
         let usage = self.usage.unwrap_or_default();
         if let Some(ticket) = &self.ticket {
             let used = if self.usage.is_some() {
@@ -164,6 +211,7 @@ impl RequestLog {
         } else {
             price.as_ref().map(nano)
         };
+        self.measure(cost, Some(usage));
         let now = crate::state::unix_ms();
         let key_id = self.key.as_ref().map(|k| k.id.clone());
         let team = self.key.as_ref().and_then(|k| k.team.clone());
@@ -300,6 +348,10 @@ impl Drop for RequestLog {
     fn drop(&mut self) {
         use tracing::Level;
         self.settle();
+        self.state
+            .metrics()
+            .inflight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         if self.unauthenticated {
             if tracing::enabled!(target: "reprise::request", Level::WARN)
                 && !crate::telemetry::write_json_line(&self.json_line("WARN"))

@@ -15,6 +15,7 @@ mod embedding;
 mod errors;
 mod keys;
 mod lifecycle;
+mod metrics;
 mod providers;
 mod routing;
 mod sdk;
