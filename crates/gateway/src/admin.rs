@@ -25,14 +25,43 @@ impl FromRequestParts<AppState> for Admin {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0);
-        check(
-            state.config().admin_token.as_ref().map(|t| t.expose()),
-            bearer(&parts.headers),
-            peer,
-        )
-        .map(|()| Admin)
-        .map_err(IntoResponse::into_response)
+        let sent = bearer(&parts.headers)
+            .map(str::to_owned)
+            .or_else(|| basic_password(&parts.headers));
+        let token = state.config().admin_token.as_ref().map(|t| t.expose());
+        check(token, sent.as_deref(), peer)
+            .map(|()| Admin)
+            .map_err(|err| {
+                let mut response = err.into_response();
+                if token.is_some() {
+                    // Browsers (the dashboard) ask for the token as a password.
+                    response.headers_mut().insert(
+                        axum::http::header::WWW_AUTHENTICATE,
+                        axum::http::HeaderValue::from_static("Basic realm=\"reprise admin\""),
+                    );
+                }
+                response
+            })
     }
+}
+
+/// The password of HTTP Basic credentials (any user name): how a browser sends the admin token.
+fn basic_password(headers: &axum::http::HeaderMap) -> Option<String> {
+    use base64::Engine;
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.split_once(':')
+        .map(|(_, password)| password.to_owned())
 }
 
 fn check(

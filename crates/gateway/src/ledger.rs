@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use reprise_storage::{LedgerRow, Store};
+use reprise_storage::{LedgerRow, RequestRow, Store};
 use tokio::sync::{mpsc, oneshot};
 
 /// How often queued rows are written.
@@ -19,6 +19,7 @@ const QUEUE: usize = 65_536;
 
 enum Command {
     Row(Box<LedgerRow>),
+    Log(Box<RequestRow>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -31,6 +32,7 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Command::Row(_) => "Row",
+            Command::Log(_) => "Log",
             Command::Flush(_) => "Flush",
         })
     }
@@ -44,9 +46,18 @@ impl Ledger {
         Self { tx }
     }
 
-    /// Queues a row. Never drops it: when the queue is full, a task waits for room.
+    /// Queues a ledger row. Never drops it: when the queue is full, a task waits for room.
     pub fn record(&self, row: LedgerRow) {
-        match self.tx.try_send(Command::Row(Box::new(row))) {
+        self.queue(Command::Row(Box::new(row)));
+    }
+
+    /// Queues a request-log row (the dashboard's recent requests and top misses).
+    pub fn log(&self, row: RequestRow) {
+        self.queue(Command::Log(Box::new(row)));
+    }
+
+    fn queue(&self, command: Command) {
+        match self.tx.try_send(command) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(command)) => {
                 let tx = self.tx.clone();
@@ -71,6 +82,7 @@ impl Ledger {
 
 async fn write_loop(store: Store, mut rx: mpsc::Receiver<Command>) {
     let mut batch: Vec<LedgerRow> = Vec::new();
+    let mut logged: Vec<RequestRow> = Vec::new();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     let mut tick = tokio::time::interval(FLUSH_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -79,7 +91,14 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<Command>) {
             command = rx.recv() => match command {
                 Some(Command::Row(row)) => {
                     batch.push(*row);
-                    if batch.len() < BATCH {
+                    if batch.len() + logged.len() < BATCH {
+                        continue;
+                    }
+                    false
+                }
+                Some(Command::Log(row)) => {
+                    logged.push(*row);
+                    if batch.len() + logged.len() < BATCH {
                         continue;
                     }
                     false
@@ -93,19 +112,21 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<Command>) {
             },
             _ = tick.tick() => false,
         };
-        if !batch.is_empty() {
+        if !batch.is_empty() || !logged.is_empty() {
             let rows = std::mem::take(&mut batch);
+            let log = std::mem::take(&mut logged);
             let store = store.clone();
             let written = tokio::task::spawn_blocking(move || {
-                let result = store.append_ledger(&rows);
-                (rows, result)
+                let result = store.append(&rows, &log);
+                (rows, log, result)
             })
             .await;
             match written {
-                Ok((_, Ok(()))) => {}
-                Ok((rows, Err(err))) => {
+                Ok((_, _, Ok(()))) => {}
+                Ok((rows, log, Err(err))) => {
                     tracing::error!(error = %err, rows = rows.len(), "could not write the ledger; retrying with the next batch");
                     batch = rows;
+                    logged = log;
                 }
                 Err(err) => tracing::error!(error = %err, "the ledger write task failed"),
             }

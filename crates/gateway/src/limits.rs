@@ -78,6 +78,18 @@ impl Limiter {
         Ok(())
     }
 
+    /// Requests and tokens a key used in the last minute.
+    pub fn usage(&self, key_id: &str, now: Instant) -> (u64, u64) {
+        let mut all = self.lock();
+        match all.get_mut(key_id) {
+            Some(w) => {
+                w.expire(now);
+                (w.requests.len() as u64, w.token_sum)
+            }
+            None => (0, 0),
+        }
+    }
+
     /// Reserves `estimate` tokens against the key's tokens per minute (upstream calls only).
     pub fn admit_tokens(
         &self,

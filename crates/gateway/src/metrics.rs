@@ -70,12 +70,10 @@ type FloatCounter = Counter<f64, AtomicU64>;
 /// Histogram buckets from 10 µs to about 2 minutes: fine enough to see the gateway's own tens
 /// of microseconds, wide enough for a long upstream call.
 fn latency_histogram() -> Histogram {
-    Histogram::new(
-        [
-            0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01,
-            0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
-        ],
-    )
+    Histogram::new([
+        0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01,
+        0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+    ])
 }
 
 /// The gateway's event metrics.
@@ -96,6 +94,8 @@ pub struct Metrics {
     pub inflight: AtomicI64,
     pub connections: AtomicI64,
     models: Mutex<HashSet<String>>,
+    /// The last hour, for the dashboard.
+    pub series: crate::series::Series,
 }
 
 impl Default for Metrics {
@@ -116,6 +116,7 @@ impl Default for Metrics {
             inflight: AtomicI64::new(0),
             connections: AtomicI64::new(0),
             models: Mutex::new(HashSet::new()),
+            series: crate::series::Series::default(),
         }
     }
 }
@@ -178,6 +179,10 @@ impl Metrics {
             .get_or_create(&route)
             .observe(f.total.as_secs_f64());
         let overhead = f.total.saturating_sub(f.upstream.unwrap_or_default());
+        if f.model.is_some() {
+            self.series
+                .record(f.total, overhead, f.cache == "hit", f.status >= 500);
+        }
         self.overhead
             .get_or_create(&route)
             .observe(overhead.as_secs_f64());

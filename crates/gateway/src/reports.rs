@@ -135,7 +135,7 @@ pub fn parse_date(text: &str) -> anyhow::Result<i64> {
     Ok(i64::try_from(ms)?)
 }
 
-fn timestamp(ms: i64) -> String {
+pub(crate) fn timestamp(ms: i64) -> String {
     let at =
         std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
     humantime::format_rfc3339_seconds(at).to_string()

@@ -20,13 +20,16 @@ use tracing::Instrument;
 use crate::extract::OpenAiJson;
 use crate::pipeline::{self, RequestLog};
 use crate::{AppState, GatewayError};
-use crate::{admin, auth};
+use crate::{admin, auth, dashboard};
 
 /// Builds the gateway's router from its state.
 pub fn app(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/", get(dashboard::page))
+        .route("/dashboard/data", get(dashboard::data))
+        .route("/dashboard/chart/{name}", get(dashboard::chart))
         .route("/metrics", get(admin::metrics))
         .route("/admin/cache/stats", get(admin::cache_stats))
         .route("/admin/cache", axum::routing::delete(admin::cache_purge))
@@ -221,6 +224,8 @@ fn allowed_methods(path: &str) -> Option<&'static str> {
     match path {
         "/chat/completions" | "/embeddings" => Some("POST"),
         "/models"
+        | "/"
+        | "/dashboard/data"
         | "/metrics"
         | "/healthz"
         | "/readyz"
@@ -230,6 +235,7 @@ fn allowed_methods(path: &str) -> Option<&'static str> {
         | "/admin/usage"
         | "/admin/secrets" => Some("GET, HEAD"),
         p if p.starts_with("/admin/secrets/") => Some("PUT, DELETE"),
+        p if p.starts_with("/dashboard/chart/") => Some("GET, HEAD"),
         "/admin/cache" => Some("DELETE"),
         "/admin/keys" => Some("GET, HEAD, POST"),
         p if p.starts_with("/admin/keys/") => Some("DELETE"),

@@ -22,6 +22,25 @@ pub struct LedgerRow {
     pub saved_nano_usd: Option<i64>,
 }
 
+/// One request as the dashboard lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestRow {
+    pub ts_ms: i64,
+    pub request_id: String,
+    pub route: String,
+    pub model: Option<String>,
+    pub key_label: Option<String>,
+    pub target: Option<String>,
+    pub status: i64,
+    pub cache: String,
+    pub latency_ms: f64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost_nano_usd: Option<i64>,
+    /// The final user message, only when prompt logging is on.
+    pub prompt: Option<String>,
+}
+
 /// Usage summed over one key, model and UTC day.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageRow {
@@ -44,7 +63,12 @@ pub type Spent = Vec<(String, i64)>;
 impl Store {
     /// Appends rows in one transaction (all or none), and stamps each key's last use.
     pub fn append_ledger(&self, rows: &[LedgerRow]) -> Result<(), StoreError> {
-        if rows.is_empty() {
+        self.append(rows, &[])
+    }
+
+    /// Appends ledger rows and request-log rows in one transaction (all or none).
+    pub fn append(&self, rows: &[LedgerRow], log: &[RequestRow]) -> Result<(), StoreError> {
+        if rows.is_empty() && log.is_empty() {
             return Ok(());
         }
         let mut conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
@@ -80,9 +104,86 @@ impl Store {
                     used.execute(rusqlite::params![key, r.ts_ms])?;
                 }
             }
+            let mut logged = tx.prepare_cached(
+                "INSERT INTO request_log (ts_ms, request_id, route, model, key_label, target,
+                    status, cache, latency_ms, prompt_tokens, completion_tokens, cost_nano_usd,
+                    prompt)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?;
+            for r in log {
+                logged.execute(rusqlite::params![
+                    r.ts_ms,
+                    r.request_id,
+                    r.route,
+                    r.model,
+                    r.key_label,
+                    r.target,
+                    r.status,
+                    r.cache,
+                    r.latency_ms,
+                    r.prompt_tokens,
+                    r.completion_tokens,
+                    r.cost_nano_usd,
+                    r.prompt
+                ])?;
+            }
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// The newest requests, newest first.
+    pub fn recent_requests(&self, limit: usize) -> Result<Vec<RequestRow>, StoreError> {
+        let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        let mut stmt = conn.prepare(
+            "SELECT ts_ms, request_id, route, model, key_label, target, status, cache, latency_ms,
+                prompt_tokens, completion_tokens, cost_nano_usd, prompt
+             FROM request_log ORDER BY ts_ms DESC, id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+            Ok(RequestRow {
+                ts_ms: r.get(0)?,
+                request_id: r.get(1)?,
+                route: r.get(2)?,
+                model: r.get(3)?,
+                key_label: r.get(4)?,
+                target: r.get(5)?,
+                status: r.get(6)?,
+                cache: r.get(7)?,
+                latency_ms: r.get(8)?,
+                prompt_tokens: r.get(9)?,
+                completion_tokens: r.get(10)?,
+                cost_nano_usd: r.get(11)?,
+                prompt: r.get(12)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The most frequent questions the cache did not answer since `since_ms` (rows with a
+    /// prompt only): (model, prompt, times).
+    pub fn top_misses(
+        &self,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        let mut stmt = conn.prepare(
+            "SELECT COALESCE(model, ''), prompt, COUNT(*) AS n FROM request_log
+             WHERE ts_ms >= ?1 AND prompt IS NOT NULL AND cache <> 'hit' AND status < 400
+             GROUP BY model, prompt ORDER BY n DESC, prompt LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(
+            rusqlite::params![since_ms, i64::try_from(limit).unwrap_or(i64::MAX)],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Deletes request-log rows older than `before_ms` (the retention).
+    pub fn expire_request_log(&self, before_ms: i64) -> Result<usize, StoreError> {
+        let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        Ok(conn.execute("DELETE FROM request_log WHERE ts_ms < ?1", [before_ms])?)
     }
 
     /// Spend (nano-USD) since `since_ms`, by key and by team.

@@ -15,7 +15,7 @@ mod ledger;
 mod secrets;
 
 pub use keys::KeyRow;
-pub use ledger::{LedgerRow, UsageRow};
+pub use ledger::{LedgerRow, RequestRow, UsageRow};
 pub use secrets::SealedSecret;
 
 /// File name of the embedded database inside the data directory.
@@ -87,6 +87,25 @@ const MIGRATIONS: &[&str] = &[
         sealed TEXT NOT NULL,
         created_ms BIGINT NOT NULL
     );",
+    // 6: the request log the dashboard reads (recent requests, top misses); kept for
+    // `log_retention_days`. `prompt` only when the operator turned prompt logging on.
+    "CREATE TABLE request_log (
+        id INTEGER PRIMARY KEY,
+        ts_ms BIGINT NOT NULL,
+        request_id TEXT NOT NULL,
+        route TEXT NOT NULL,
+        model TEXT,
+        key_label TEXT,
+        target TEXT,
+        status INTEGER NOT NULL,
+        cache TEXT NOT NULL,
+        latency_ms DOUBLE PRECISION NOT NULL,
+        prompt_tokens BIGINT NOT NULL,
+        completion_tokens BIGINT NOT NULL,
+        cost_nano_usd BIGINT,
+        prompt TEXT
+    );
+    CREATE INDEX request_log_ts ON request_log (ts_ms);",
 ];
 
 /// A cache entry as the store keeps it.

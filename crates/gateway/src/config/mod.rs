@@ -116,6 +116,10 @@ pub struct Config {
     pub admin_token: Option<Secret>,
     /// `REPRISE_ENCRYPTION_KEY`: seals and opens provider secrets kept in the store.
     pub encryption_key: Option<Secret>,
+    /// Days the request log is kept in the store (0: not kept).
+    pub log_retention_days: u32,
+    /// Keep each request's final user message in the request log.
+    pub log_prompts: bool,
 }
 
 /// How clients authenticate.
@@ -410,6 +414,11 @@ impl Config {
             teams,
             admin_token: env.var("REPRISE_ADMIN_TOKEN").map(Secret::new),
             encryption_key: env.var("REPRISE_ENCRYPTION_KEY").map(Secret::new),
+            log_retention_days: raw.log_retention_days.unwrap_or(30),
+            log_prompts: match env.var("REPRISE_LOG_PROMPTS") {
+                Some(v) => parse_bool("log_prompts", &v)?,
+                None => raw.log_prompts.unwrap_or(false),
+            },
         })
     }
 }

@@ -31,6 +31,10 @@ pub struct RawConfig {
     pub auth: Option<String>,
     /// Pass-through callers with different keys share cache entries.
     pub passthrough_shared_cache: Option<bool>,
+    /// Days the request log is kept in the store (0: not kept).
+    pub log_retention_days: Option<u32>,
+    /// Keep each request's final user message in the request log (for top misses).
+    pub log_prompts: Option<bool>,
     /// `[teams."NAME"]`: budgets shared by the team's keys.
     #[serde(default)]
     pub teams: BTreeMap<String, RawTeam>,

@@ -51,6 +51,9 @@ pub async fn chat(
 ) -> Response {
     log.model = Some(request.model.clone());
     log.stream = request.is_stream();
+    if state.config().log_prompts {
+        log.prompt = final_user_text(&request);
+    }
     if let Err(err) = validate_chat(&request) {
         return fail(log, err, &[]);
     }
@@ -194,6 +197,26 @@ fn push_attempts(headers: &mut Vec<(&'static str, HeaderValue)>, attempts: usize
 fn push_provider(headers: &mut Vec<(&'static str, HeaderValue)>, target: Option<&str>) {
     if let Some(value) = target.and_then(|t| HeaderValue::from_str(t).ok()) {
         headers.push(("x-reprise-provider", value));
+    }
+}
+
+/// The last user message's text (its text parts joined), for the request log.
+fn final_user_text(request: &ChatCompletionRequest) -> Option<String> {
+    let message = request
+        .messages
+        .iter()
+        .rev()
+        .find(|m| matches!(m.role, reprise_api::Role::User))?;
+    match message.content.as_ref()? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Array(parts) => Some(
+            parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(serde_json::Value::as_str))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+        _ => None,
     }
 }
 

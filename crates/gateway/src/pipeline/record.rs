@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use std::sync::Arc;
 
-use reprise_storage::LedgerRow;
+use reprise_storage::{LedgerRow, RequestRow};
 
 use crate::AppState;
 use crate::auth::Key;
@@ -87,6 +87,8 @@ pub struct RequestLog {
     pub ticket: Option<TokenTicket>,
     /// On cache hits: what the upstream call would have cost, in nano-USD (`None`: unpriced).
     pub saved_nano_usd: Option<i64>,
+    /// The final user message, when the operator keeps prompts in the request log.
+    pub prompt: Option<String>,
     /// The ledger row was recorded (by [`RequestLog::settle`], before the line is written).
     settled: bool,
     state: AppState,
@@ -119,6 +121,7 @@ impl RequestLog {
             ticket: None,
             saved_nano_usd: None,
             settled: false,
+            prompt: None,
             state: {
                 state
                     .metrics()
@@ -224,6 +227,23 @@ impl RequestLog {
                 holders.push(crate::limits::holder_team(team));
             }
             self.state.spend().add(&holders, cost, now);
+        }
+        if self.state.config().log_retention_days > 0 {
+            self.state.ledger().log(RequestRow {
+                ts_ms: now,
+                request_id: self.request_id.clone(),
+                route: self.route.to_owned(),
+                model: Some(model.clone()),
+                key_label: self.key.as_ref().map(|k| k.label.clone()),
+                target: self.target.clone(),
+                status: i64::from(self.status),
+                cache: self.cache.as_str().to_owned(),
+                latency_ms: self.started.elapsed().as_secs_f64() * 1e3,
+                prompt_tokens: i64::try_from(usage.prompt_tokens).unwrap_or(i64::MAX),
+                completion_tokens: i64::try_from(usage.completion_tokens).unwrap_or(i64::MAX),
+                cost_nano_usd: cost,
+                prompt: self.prompt.take(),
+            });
         }
         let tokens = i64::try_from(usage.prompt_tokens + usage.completion_tokens).unwrap_or(0);
         self.state.ledger().record(LedgerRow {

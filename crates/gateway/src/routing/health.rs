@@ -164,6 +164,20 @@ impl Health {
         }
     }
 
+    /// The share of failures among the last calls (`None` before any).
+    pub fn error_ratio(&self) -> Option<f64> {
+        let s = self.lock();
+        (s.recorded > 0).then(|| {
+            let window = u64::from(s.recorded);
+            let mask = if window >= 64 {
+                u64::MAX
+            } else {
+                (1u64 << window) - 1
+            };
+            f64::from((s.recent & mask).count_ones()) / f64::from(s.recorded)
+        })
+    }
+
     pub fn ttfb_ms(&self) -> Option<f64> {
         self.lock().ttfb_ms
     }

@@ -214,6 +214,9 @@ pub struct TargetReport {
     /// Seconds until a cooling-down target is tried again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_in_secs: Option<f64>,
+    /// Share of failures among its recent calls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_rate: Option<f64>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -253,6 +256,7 @@ impl Router {
                     .and_then(|at| at.checked_duration_since(now))
                     .filter(|d| !d.is_zero())
                     .map(|d| (d.as_secs_f64() * 10.0).ceil() / 10.0),
+                error_rate: t.health.error_ratio(),
             })
             .collect();
         let mut aliases: Vec<AliasReport> = self

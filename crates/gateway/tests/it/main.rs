@@ -11,6 +11,7 @@
 mod cache;
 mod chat;
 mod cli;
+mod dashboard;
 mod embedding;
 mod errors;
 mod keys;

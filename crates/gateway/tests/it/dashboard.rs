@@ -1,0 +1,210 @@
+//! The dashboard: the page (self-contained), its data after known traffic, its SVG charts, the
+//! request log behind it (prompts only when enabled), and the admin token from a browser.
+
+use reprise_test_support::MockUpstream;
+use serde_json::{Value, json};
+
+use crate::support::{Gateway, chat_body, client};
+
+async fn ask(gw: &Gateway, q: &str, no_cache: bool) -> reqwest::Response {
+    let mut r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&chat_body(q));
+    if no_cache {
+        r = r.header("cache-control", "no-cache");
+    }
+    r.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_known_traffic() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::with_config("log_prompts = true\n", &mock).await;
+    assert_eq!(
+        ask(&gw, "What is the boiling point of water?", false)
+            .await
+            .headers()["x-reprise-cache"],
+        "miss"
+    );
+    assert_eq!(
+        ask(&gw, "What is the boiling point of water?", false)
+            .await
+            .headers()["x-reprise-cache"],
+        "hit"
+    );
+    for _ in 0..2 {
+        ask(&gw, "Summarise the latest news", true).await;
+    }
+
+    let page = client().get(gw.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<title>Reprise</title>"));
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "nothing from the internet"
+    );
+    assert!(
+        !html.contains("<script src") && !html.contains("<link"),
+        "no external assets"
+    );
+
+    let data: Value = client()
+        .get(gw.url("/dashboard/data"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let h = &data["headline"];
+    assert_eq!(h["requests_today"], 4);
+    assert_eq!(h["hits_today"], 1);
+    assert_eq!(h["exact_hits"], 1);
+    assert_eq!(data["providers"][0]["name"], "openai");
+    assert_eq!(data["providers"][0]["state"], "healthy");
+    assert_eq!(
+        data["top_misses"][0],
+        json!(["gpt-4o-mini", "Summarise the latest news", 2])
+    );
+    assert_eq!(data["recent"].as_array().unwrap().len(), 4);
+    // Newest first: two no-cache misses, the hit, the first miss.
+    let caches: Vec<&str> = data["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["cache"].as_str().unwrap())
+        .collect();
+    assert_eq!(caches, ["miss", "miss", "hit", "miss"]);
+    assert!(data["now"]["rps"].as_f64().unwrap() > 0.0);
+
+    for (chart, theme) in [
+        ("requests", "light"),
+        ("hit-rate", "dark"),
+        ("latency", "dark"),
+        ("overhead", "light"),
+    ] {
+        let r = client()
+            .get(gw.url(&format!("/dashboard/chart/{chart}?theme={theme}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{chart}");
+        assert_eq!(r.headers()["content-type"], "image/svg+xml");
+        let svg = r.text().await.unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.contains("polyline"),
+            "{chart}"
+        );
+    }
+    assert_eq!(
+        client()
+            .get(gw.url("/dashboard/chart/nope"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn prompts_are_not_kept_unless_enabled_and_retention_zero_keeps_nothing() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::start(&mock).await;
+    // `no-store`: the cache keeps nothing of it either.
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .header("cache-control", "no-store")
+        .json(&chat_body("A very private question about Zanzibar"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let data: Value = client()
+        .get(gw.url("/dashboard/data"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(data["recent"].as_array().unwrap().len(), 1);
+    assert_eq!(data["prompts_logged"], false);
+    assert!(data["top_misses"].as_array().unwrap().is_empty());
+    // The request is in the log, its words nowhere in the database files.
+    let db = database_text(gw.data_dir());
+    assert!(
+        db.contains(
+            data["recent"][0]["time"]
+                .as_str()
+                .map(|_| "gpt-4o-mini")
+                .unwrap()
+        )
+    );
+    assert!(!db.contains("private question about Zanzibar"));
+
+    let gw = Gateway::with_config("log_retention_days = 0\n", &mock).await;
+    ask(&gw, "Another question", false).await;
+    let data: Value = client()
+        .get(gw.url("/dashboard/data"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(data["recent"].as_array().unwrap().is_empty());
+}
+
+/// The database files' bytes as text.
+fn database_text(dir: &std::path::Path) -> String {
+    let mut all = String::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        all.push_str(&String::from_utf8_lossy(
+            &std::fs::read(entry.unwrap().path()).unwrap(),
+        ));
+    }
+    all
+}
+
+#[tokio::test]
+async fn a_browser_gives_the_admin_token_as_a_password() {
+    let mock = MockUpstream::start().await;
+    let base_url = mock.base_url();
+    let gw = Gateway::with_env(
+        "",
+        &[
+            ("OPENAI_API_KEY", crate::support::UPSTREAM_KEY),
+            ("OPENAI_BASE_URL", &base_url),
+            ("REPRISE_ADMIN_TOKEN", "dash-token"),
+        ],
+    )
+    .await;
+    let r = client().get(gw.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        "Basic realm=\"reprise admin\""
+    );
+    let r = client()
+        .get(gw.url("/"))
+        .basic_auth("anyone", Some("dash-token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client()
+        .get(gw.url("/metrics"))
+        .bearer_auth("dash-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
