@@ -266,6 +266,10 @@ fn draw(name: &str, points: &[Point], dark: bool) -> Option<String> {
                 .ok()?;
         }
         for (data, color) in lines {
+            // Dots as well as lines: a slot with traffic between quiet ones still shows.
+            chart
+                .draw_series(data.iter().map(|p| Circle::new(*p, 2, color.filled())))
+                .ok()?;
             chart
                 .draw_series(LineSeries::new(data, color.stroke_width(2)))
                 .ok()?;

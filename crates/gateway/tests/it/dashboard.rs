@@ -208,3 +208,63 @@ async fn a_browser_gives_the_admin_token_as_a_password() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// Headless Chromium (Debian's `chromium`, `CHROMIUM` to use another) through Playwright.
+#[tokio::test]
+async fn a_real_browser_renders_the_dashboard() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::with_config("log_prompts = true\n", &mock).await;
+    let questions = [
+        "What is the boiling point of water?",
+        "How many legs does a spider have?",
+        "What is the boiling point of water?",
+        "Who painted the Mona Lisa?",
+        "How many legs does a spider have?",
+        "What is the boiling point of water?",
+    ];
+    for q in questions {
+        assert_eq!(ask(&gw, q, false).await.status(), 200);
+    }
+    let usage: Value = client()
+        .get(gw.url("/admin/usage"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(usage["requests"], 6);
+    assert_eq!(usage["cache_hits"], 3);
+    let expected = json!({
+        "requests": usage["requests"],
+        "cache_hits": usage["cache_hits"],
+        "saved_usd": usage["saved_usd"],
+    });
+    let shot = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/dashboard-screenshot.png");
+    let _ = std::fs::remove_file(&shot);
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/dashboard.py");
+    let run = tokio::process::Command::new(crate::sdk::python())
+        .arg(script)
+        .env("DASHBOARD_URL", gw.url("/"))
+        .env("EXPECTED", expected.to_string())
+        .env("SCREENSHOT", &shot)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(90), run)
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("DASHBOARD_OK"));
+    assert!(
+        std::fs::metadata(&shot).unwrap().len() > 10_000,
+        "a screenshot was saved"
+    );
+}

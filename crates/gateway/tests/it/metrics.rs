@@ -63,7 +63,7 @@ fn value(samples: &[(String, Value, f64)], name: &str, labels: Value) -> f64 {
 async fn known_traffic_gives_exact_metric_values() {
     let (a, b) = (MockUpstream::start().await, MockUpstream::start().await);
     let toml = format!(
-        "[[targets]]\nname = \"a\"\nbase_url = \"{}\"\napi_key_env = \"KEY\"\n[[targets]]\nname = \"b\"\nbase_url = \"{}\"\napi_key_env = \"KEY\"\n[aliases.smart]\ntargets = [{{ target = \"a\" }}, {{ target = \"b\" }}]\n",
+        "[[targets]]\nname = \"a\"\nbase_url = \"{}\"\napi_key_env = \"KEY\"\n[[targets]]\nname = \"b\"\nbase_url = \"{}\"\napi_key_env = \"KEY\"\n[aliases.smart]\ntargets = [{{ target = \"a\" }}, {{ target = \"b\" }}]\n[prices.smart]\ninput = 1.0\noutput = 2.0\n",
         a.base_url(),
         b.base_url()
     );
@@ -183,4 +183,62 @@ async fn known_traffic_gives_exact_metric_values() {
     assert_eq!(value(&s, "reprise_inflight_requests", json!({})), 0.0);
     assert!(value(&s, "reprise_open_connections", json!({})) >= 1.0);
     assert!(value(&s, "reprise_resident_memory_bytes", json!({})) > 1e6);
+
+    // The Grafana dashboard in the repository asks only for metrics that exist (after a stream,
+    // which the time-to-first-token histogram needs; another key, the first has spent its rpm).
+    let other: Value = client()
+        .post(gw.url("/admin/keys"))
+        .json(&json!({"label": "stream"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let streamed = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(other["key"].as_str().unwrap())
+        .json(&json!({"model": "smart", "stream": true, "messages": [{"role": "user", "content": "Stream this"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(streamed.status(), 200);
+    streamed.bytes().await.unwrap();
+    let text = client()
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let s = parse(&text).await;
+    let grafana = std::fs::read_to_string(
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../docs/grafana-dashboard.json"),
+    )
+    .unwrap();
+    let dashboard: Value = serde_json::from_str(&grafana).unwrap();
+    let names: std::collections::BTreeSet<&str> = s.iter().map(|(n, _, _)| n.as_str()).collect();
+    let mut asked = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for (i, _) in expr.match_indices("reprise_") {
+                let name: String = expr[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                asked += 1;
+                assert!(
+                    names.contains(name.as_str())
+                        || names
+                            .iter()
+                            .any(|n| n.starts_with(&format!("{name}_")) || name.starts_with(n)),
+                    "the Grafana dashboard asks for {name}, which /metrics does not have"
+                );
+            }
+        }
+    }
+    assert!(asked > 15);
 }
