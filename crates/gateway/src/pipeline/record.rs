@@ -89,6 +89,8 @@ pub struct RequestLog {
     pub saved_nano_usd: Option<i64>,
     /// The final user message, when the operator keeps prompts in the request log.
     pub prompt: Option<String>,
+    /// What the request cost, in nano-USD (set when it is settled; `None`: unpriced).
+    cost_nano_usd: Option<i64>,
     /// The ledger row was recorded (by [`RequestLog::settle`], before the line is written).
     settled: bool,
     state: AppState,
@@ -122,6 +124,7 @@ impl RequestLog {
             saved_nano_usd: None,
             settled: false,
             prompt: None,
+            cost_nano_usd: None,
             state: {
                 state
                     .metrics()
@@ -215,6 +218,7 @@ impl RequestLog {
             price.as_ref().map(nano)
         };
         self.measure(cost, Some(usage));
+        self.cost_nano_usd = cost;
         let now = crate::state::unix_ms();
         let key_id = self.key.as_ref().map(|k| k.id.clone());
         let team = self.key.as_ref().and_then(|k| k.team.clone());
@@ -302,6 +306,10 @@ struct Line<'a> {
     unauthenticated: Option<bool>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     attempts: &'a [super::attempt::AttemptRecord],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cost_usd: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    saved_usd: Option<f64>,
     target: &'static str,
 }
 
@@ -328,6 +336,8 @@ impl RequestLog {
             error: self.error,
             unauthenticated: self.unauthenticated.then_some(true),
             attempts: &self.attempts,
+            cost_usd: self.cost_nano_usd.map(|n| n as f64 / 1e9),
+            saved_usd: self.saved_nano_usd.map(|n| n as f64 / 1e9),
             target: "reprise::request",
         };
         let mut out = serde_json::to_vec(&line).unwrap_or_default();
@@ -359,6 +369,8 @@ macro_rules! request_line {
             error = log.error,
             unauthenticated = log.unauthenticated.then_some(true),
             attempts = log.attempts.len(),
+            cost_usd = log.cost_nano_usd.map(|n| n as f64 / 1e9),
+            saved_usd = log.saved_nano_usd.map(|n| n as f64 / 1e9),
             "request"
         )
     }};

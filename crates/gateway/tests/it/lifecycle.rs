@@ -133,6 +133,14 @@ async fn one_json_log_line_per_request_and_no_secret_anywhere() {
     assert_eq!(requests[1]["prompt_tokens"], 5);
     assert_eq!(requests[1]["completion_tokens"], 5);
     assert!(requests[1]["upstream_ms"].as_f64().is_some());
+    // gpt-4o-mini: $0.15 / $0.60 per million tokens, 5 + 5 tokens.
+    let cost = requests[1]["cost_usd"].as_f64().unwrap();
+    assert!(
+        (cost - (5.0 * 0.15 + 5.0 * 0.60) / 1e6).abs() < 1e-12,
+        "{cost}"
+    );
+    assert_eq!(requests[1]["attempts"][0]["outcome"], "ok");
+    assert_eq!(requests[0]["attempts"][0]["outcome"], "HTTP 401");
     assert_eq!(
         requests[2]["completion_tokens"], 5,
         "usage read from the stream's usage chunk"
@@ -140,7 +148,7 @@ async fn one_json_log_line_per_request_and_no_secret_anywhere() {
     assert!(requests[2]["ttfb_ms"].as_f64().is_some());
     // Every line logged while serving a request carries its id.
     for line in &lines {
-        if line["message"] == "upstream call failed" {
+        if line["message"] == "upstream attempt failed" {
             assert_eq!(line["span"]["request_id"], "req-0", "{line}");
         }
     }
