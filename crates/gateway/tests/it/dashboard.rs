@@ -55,14 +55,7 @@ async fn the_dashboard_shows_known_traffic() {
         "no external assets"
     );
 
-    let data: Value = client()
-        .get(gw.url("/dashboard/data"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let data: Value = gw.get_json("/dashboard/data").await;
     let h = &data["headline"];
     assert_eq!(h["requests_today"], 4);
     assert_eq!(h["hits_today"], 1);
@@ -127,14 +120,7 @@ async fn prompts_are_not_kept_unless_enabled_and_retention_zero_keeps_nothing() 
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let data: Value = client()
-        .get(gw.url("/dashboard/data"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let data: Value = gw.get_json("/dashboard/data").await;
     assert_eq!(data["recent"].as_array().unwrap().len(), 1);
     assert_eq!(data["prompts_logged"], false);
     assert!(data["top_misses"].as_array().unwrap().is_empty());
@@ -152,14 +138,7 @@ async fn prompts_are_not_kept_unless_enabled_and_retention_zero_keeps_nothing() 
 
     let gw = Gateway::with_config("log_retention_days = 0\n", &mock).await;
     ask(&gw, "Another question", false).await;
-    let data: Value = client()
-        .get(gw.url("/dashboard/data"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let data: Value = gw.get_json("/dashboard/data").await;
     assert!(data["recent"].as_array().unwrap().is_empty());
 }
 
@@ -225,14 +204,7 @@ async fn a_real_browser_renders_the_dashboard() {
     for q in questions {
         assert_eq!(ask(&gw, q, false).await.status(), 200);
     }
-    let usage: Value = client()
-        .get(gw.url("/admin/usage"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let usage: Value = gw.get_json("/admin/usage").await;
     assert_eq!(usage["requests"], 6);
     assert_eq!(usage["cache_hits"], 3);
     let expected = json!({

@@ -578,14 +578,7 @@ async fn provider_secrets_are_stored_sealed_and_used() {
         mock.requests()[0].headers["authorization"],
         format!("Bearer {PROVIDER_KEY}")
     );
-    let names: Value = client()
-        .get(gw.url("/admin/secrets"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let names: Value = gw.get_json("/admin/secrets").await;
     assert_eq!(names, json!({"secrets": ["openai-prod"]}));
 
     // Without the encryption key, the gateway refuses to start and says why.

@@ -108,12 +108,12 @@ impl Gateway {
             .unwrap()
     }
 
-    /// `POST /v1/chat/completions` with a JSON body.
     /// The data directory (its store).
     pub fn data_dir(&self) -> &std::path::Path {
         self._data_dir.path()
     }
 
+    /// `POST /v1/chat/completions` with a JSON body.
     pub async fn chat(&self, body: &serde_json::Value) -> reqwest::Response {
         client()
             .post(self.url("/v1/chat/completions"))
