@@ -120,7 +120,14 @@ struct Ring {
 pub struct KeyRing {
     store: Store,
     ring: RwLock<Ring>,
+    /// When the store was last asked for changes, while no key exists (milliseconds since start).
+    last_empty_check: std::sync::atomic::AtomicU64,
+    started: std::time::Instant,
 }
+
+/// While no key exists, the store is asked for a first key at most this often (with keys,
+/// on every request, so a revocation takes effect at once).
+const EMPTY_CHECK_MS: u64 = 200;
 
 impl KeyRing {
     /// Loads every key. Blocking.
@@ -130,7 +137,23 @@ impl KeyRing {
         Ok(Self {
             store,
             ring: RwLock::new(Ring { version, keys }),
+            last_empty_check: std::sync::atomic::AtomicU64::new(0),
+            started: std::time::Instant::now(),
         })
+    }
+
+    /// [`KeyRing::refresh`], throttled while the ring is empty (the open, keyless hot path).
+    pub fn refresh_for_request(&self) {
+        if !self.any() {
+            use std::sync::atomic::Ordering;
+            let now = self.started.elapsed().as_millis() as u64;
+            let last = self.last_empty_check.load(Ordering::Relaxed);
+            if now.saturating_sub(last) < EMPTY_CHECK_MS && last != 0 {
+                return;
+            }
+            self.last_empty_check.store(now.max(1), Ordering::Relaxed);
+        }
+        self.refresh();
     }
 
     /// Reloads the keys if the store changed since the last look (another process created or
@@ -337,7 +360,7 @@ pub fn identify(
             })
         }
         crate::config::AuthMode::Keys => {
-            state.keys().refresh();
+            state.keys().refresh_for_request();
             if !state.keys().any() {
                 return Ok(Caller::default());
             }
