@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, Overrides, ProcessEnv};
+use crate::config::{Config, Env, Overrides, ProcessEnv};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -338,7 +338,9 @@ fn secret_command(
     data_dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let store = open_store(config_file, data_dir)?;
-    let key = ProcessEnv.var_secret("REPRISE_ENCRYPTION_KEY");
+    let key = ProcessEnv
+        .var("REPRISE_ENCRYPTION_KEY")
+        .map(reprise_providers::Secret::new);
     match action {
         SecretAction::Set { name } => {
             let mut value = String::new();

@@ -213,6 +213,18 @@ impl GatewayError {
         self.parts().0
     }
 
+    /// Whether the gateway refused the request on its own account: no valid credential, a model
+    /// the key may not use, or the key's limits and budgets (`reprise_rejections_total`).
+    pub fn is_rejection(&self) -> bool {
+        matches!(
+            self,
+            GatewayError::Unauthenticated { .. }
+                | GatewayError::ModelNotAllowed { .. }
+                | GatewayError::RateLimited { .. }
+                | GatewayError::BudgetExceeded { .. }
+        )
+    }
+
     /// A short, bounded label for the request log.
     pub fn label(&self) -> &'static str {
         let (_, kind, code) = self.parts();

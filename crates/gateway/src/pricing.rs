@@ -1,6 +1,6 @@
 //! What tokens cost: a price table shipped for the common models of each provider, which the
 //! configuration can extend or override (`[prices."MODEL"]`). Used to put a figure in dollars on
-//! what the cache saved (and, with the keys issue, on spend and budgets).
+//! what the cache saved, and on the spend that budgets and the ledger count.
 
 use std::collections::HashMap;
 

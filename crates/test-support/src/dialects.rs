@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::openai::{InFlight, Prelude, Shared, bad_request, frames, prelude, sse, take_step};
+use crate::openai::{InFlight, Play, Shared, bad_request, frames, prelude, sse, take_step};
 
 fn anthropic_error(status: u16) -> String {
     let kind = match status {
@@ -50,18 +50,10 @@ pub async fn anthropic(
         finished: false,
     };
     let step = take_step(&shared, "/v1/messages", &headers, &request);
-    let (guard, cut, hold, recorded) = match prelude(step, guard, anthropic_error).await {
-        Prelude::Respond(response) => return response,
-        Prelude::Proceed {
-            guard,
-            cut,
-            hold,
-            events,
-        } => (guard, cut, hold, events),
+    let Play { guard, cut, hold } = match prelude(step, guard, anthropic_error).await {
+        Ok(play) => play,
+        Err(response) => return response,
     };
-    if let Some(events) = recorded {
-        return sse(frames(events), guard, cut, hold);
-    }
     let model = request["model"]
         .as_str()
         .unwrap_or("claude-mock")
@@ -143,18 +135,10 @@ pub async fn gemini(
         &headers,
         &request,
     );
-    let (guard, cut, hold, recorded) = match prelude(step, guard, gemini_error).await {
-        Prelude::Respond(response) => return response,
-        Prelude::Proceed {
-            guard,
-            cut,
-            hold,
-            events,
-        } => (guard, cut, hold, events),
+    let Play { guard, cut, hold } = match prelude(step, guard, gemini_error).await {
+        Ok(play) => play,
+        Err(response) => return response,
     };
-    if let Some(events) = recorded {
-        return sse(frames(events), guard, cut, hold);
-    }
     let prompt = request["contents"]
         .as_array()
         .map_or(0, |m| m.len() as u64 * 5);

@@ -406,7 +406,7 @@ async fn chat(
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
         return bad_request("mock: body is not JSON");
     };
-    let mut guard = InFlight {
+    let guard = InFlight {
         shared: shared.clone(),
         finished: false,
     };
@@ -428,21 +428,10 @@ async fn chat(
     let reply = shared.reply.clone();
     let completion_tokens = reply.split_whitespace().count() as u64;
 
-    let (cut, hold, recorded) = match prelude(step, guard, openai_error).await {
-        Prelude::Respond(response) => return response,
-        Prelude::Proceed {
-            guard: g,
-            cut,
-            hold,
-            events,
-        } => {
-            guard = g;
-            (cut, hold, events)
-        }
+    let Play { guard, cut, hold } = match prelude(step, guard, openai_error).await {
+        Ok(play) => play,
+        Err(response) => return response,
     };
-    if let Some(events) = recorded {
-        return sse(frames(events), guard, cut, hold);
-    }
 
     let id = "chatcmpl-mock";
     let created = now();
@@ -537,29 +526,23 @@ pub(crate) fn frames(events: Vec<(Option<String>, String)>) -> Vec<String> {
         .collect()
 }
 
-/// What the scripted step says to do before a normal answer.
-pub(crate) enum Prelude {
-    /// The step produced the whole response.
-    Respond(Response),
-    Proceed {
-        guard: InFlight,
-        cut: Option<(usize, Cut)>,
-        hold: Option<Gate>,
-        /// Recorded events to stream instead of the generated answer.
-        events: Option<Vec<(Option<String>, String)>>,
-    },
+/// How the generated answer is to be played, once the scripted step let it through.
+pub(crate) struct Play {
+    pub guard: InFlight,
+    pub cut: Option<(usize, Cut)>,
+    pub hold: Option<Gate>,
 }
 
-/// Plays the scripted step common to every wire format; `error_body` renders `Step::Fail` in
-/// the route's format.
+/// Plays the scripted step common to every wire format: `Err` is the whole response (a status,
+/// a JSON body, recorded events), `Ok` how to play the route's own answer. `error_body` renders
+/// `Step::Fail` in the route's format.
 pub(crate) async fn prelude(
     step: Option<Step>,
     guard: InFlight,
     error_body: fn(u16) -> String,
-) -> Prelude {
+) -> Result<Play, Response> {
     let mut cut = None;
     let mut hold = None;
-    let mut events = None;
     match step {
         Some(Step::Status {
             status,
@@ -567,11 +550,11 @@ pub(crate) async fn prelude(
             headers,
         }) => {
             guard.finish();
-            return Prelude::Respond(status_response(status, body, headers));
+            return Err(status_response(status, body, headers));
         }
         Some(Step::Fail(status)) => {
             guard.finish();
-            return Prelude::Respond(status_response(status, error_body(status), Vec::new()));
+            return Err(status_response(status, error_body(status), Vec::new()));
         }
         Some(Step::Delay(d)) => tokio::time::sleep(d).await,
         Some(Step::Stall) => {
@@ -583,17 +566,12 @@ pub(crate) async fn prelude(
         Some(Step::HoldLastChunk(gate)) => hold = Some(gate),
         Some(Step::Json(body)) => {
             guard.finish();
-            return Prelude::Respond(Json(body).into_response());
+            return Err(Json(body).into_response());
         }
-        Some(Step::Events(recorded)) => events = Some(recorded),
+        Some(Step::Events(recorded)) => return Err(sse(frames(recorded), guard, None, None)),
         None => {}
     }
-    Prelude::Proceed {
-        guard,
-        cut,
-        hold,
-        events,
-    }
+    Ok(Play { guard, cut, hold })
 }
 
 /// An event-stream response of `frames`, played with the scripted cut or hold: a held stream

@@ -224,12 +224,6 @@ impl Env for ProcessEnv {
     }
 }
 
-impl ProcessEnv {
-    pub fn var_secret(&self, name: &str) -> Option<Secret> {
-        self.var(name).map(Secret::new)
-    }
-}
-
 impl<F: Fn(&str) -> Option<String>> Env for F {
     fn var(&self, name: &str) -> Option<String> {
         self(name)

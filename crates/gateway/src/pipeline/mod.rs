@@ -9,8 +9,9 @@
 //!                                                          ─▶ record (request log line, cache)
 //! ```
 //!
-//! Each step is a plain async function called from here with explicit arguments. Authentication
-//! and limits are not built yet (their issue adds them at the marked place).
+//! Each step is a plain async function called from here with explicit arguments. The caller is
+//! identified by the route (`auth::identify`) before the body is read; `admit` and
+//! `admit_upstream` below apply its limits and budgets.
 
 mod attempt;
 mod cache;
@@ -52,7 +53,11 @@ pub async fn chat(
     log.model = Some(request.model.clone());
     log.stream = request.is_stream();
     if state.config().log_prompts {
-        log.prompt = final_user_text(&request);
+        log.prompt = request
+            .messages
+            .last()
+            .filter(|m| matches!(m.role, reprise_api::Role::User))
+            .and_then(|m| reprise_cache::keys::text_of(m.content.as_ref()));
     }
     if let Err(err) = validate_chat(&request) {
         return fail(log, err, &[]);
@@ -137,10 +142,7 @@ pub async fn chat(
             Ok(success) => success,
             Err(failure) => {
                 log.upstream = Some(upstream_started.elapsed());
-                log.attempts = failure.attempts;
-                log.target = failure.last_target;
-                push_provider(&mut headers, log.target.as_deref());
-                return fail(log, failure.error, &headers);
+                return fail_attempts(log, failure, headers);
             }
         };
     let target = success.route.target;
@@ -187,6 +189,19 @@ pub async fn chat(
     }
 }
 
+/// Ends a request whose every attempt failed: the attempts in its log line, the last target in
+/// its provider header.
+fn fail_attempts(
+    mut log: RequestLog,
+    failure: attempt::Failure,
+    mut headers: Vec<(&'static str, HeaderValue)>,
+) -> Response {
+    log.attempts = failure.attempts;
+    log.target = failure.last_target;
+    push_provider(&mut headers, log.target.as_deref());
+    fail(log, failure.error, &headers)
+}
+
 /// `x-reprise-attempts`, when more than one upstream call was made.
 fn push_attempts(headers: &mut Vec<(&'static str, HeaderValue)>, attempts: usize) {
     if attempts > 1 {
@@ -197,26 +212,6 @@ fn push_attempts(headers: &mut Vec<(&'static str, HeaderValue)>, attempts: usize
 fn push_provider(headers: &mut Vec<(&'static str, HeaderValue)>, target: Option<&str>) {
     if let Some(value) = target.and_then(|t| HeaderValue::from_str(t).ok()) {
         headers.push(("x-reprise-provider", value));
-    }
-}
-
-/// The last user message's text (its text parts joined), for the request log.
-fn final_user_text(request: &ChatCompletionRequest) -> Option<String> {
-    let message = request
-        .messages
-        .iter()
-        .rev()
-        .find(|m| matches!(m.role, reprise_api::Role::User))?;
-    match message.content.as_ref()? {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Array(parts) => Some(
-            parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(serde_json::Value::as_str))
-                .collect::<Vec<_>>()
-                .join("\n"),
-        ),
-        _ => None,
     }
 }
 
@@ -376,12 +371,7 @@ pub async fn embeddings(
                 Delivered::Stream { .. } => fail(log, GatewayError::Internal, &headers),
             }
         }
-        Err(failure) => {
-            log.attempts = failure.attempts;
-            log.target = failure.last_target;
-            push_provider(&mut headers, log.target.as_deref());
-            fail(log, failure.error, &headers)
-        }
+        Err(failure) => fail_attempts(log, failure, headers),
     }
 }
 
@@ -452,6 +442,7 @@ pub fn fail(
     log.status = err.status().as_u16();
     log.outcome = Outcome::Error;
     log.error = Some(err.label());
+    log.rejected = err.is_rejection();
     let mut response = err.into_response();
     for (name, value) in headers {
         response.headers_mut().insert(*name, value.clone());

@@ -77,6 +77,8 @@ pub struct RequestLog {
     pub cache: CacheStatus,
     pub outcome: Outcome,
     pub error: Option<&'static str>,
+    /// The gateway refused the request itself (auth, limits, budgets); `error` says why.
+    pub rejected: bool,
     /// The gateway runs without client authentication beyond loopback: warn on every line.
     pub unauthenticated: bool,
     /// Every upstream attempt and how it ended.
@@ -103,6 +105,10 @@ impl RequestLog {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
+        state
+            .metrics()
+            .inflight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Self {
             request_id,
             route,
@@ -117,6 +123,7 @@ impl RequestLog {
             cache: CacheStatus::Bypass,
             outcome: Outcome::ClientClosed,
             error: None,
+            rejected: false,
             unauthenticated: state.open_mode(),
             attempts: Vec::new(),
             key: None,
@@ -125,13 +132,7 @@ impl RequestLog {
             settled: false,
             prompt: None,
             cost_nano_usd: None,
-            state: {
-                state
-                    .metrics()
-                    .inflight
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                state.clone()
-            },
+            state: state.clone(),
         }
     }
 
@@ -139,20 +140,7 @@ impl RequestLog {
     fn measure(&self, cost_nano: Option<i64>, usage: Option<reprise_api::Usage>) {
         let usage = usage.unwrap_or_default();
         let hit = self.cache == CacheStatus::Hit;
-        let rejection = self.error.filter(|code| {
-            matches!(
-                *code,
-                "missing_api_key"
-                    | "invalid_api_key"
-                    | "key_revoked"
-                    | "key_expired"
-                    | "model_not_allowed"
-                    | "rpm_limit_exceeded"
-                    | "tpm_limit_exceeded"
-                    | "daily_budget_exceeded"
-                    | "monthly_budget_exceeded"
-            )
-        });
+        let rejection = self.error.filter(|_| self.rejected);
         self.state.metrics().record(&crate::metrics::Finished {
             route: self.route,
             model: self.model.as_deref(),
