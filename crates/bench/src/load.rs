@@ -280,6 +280,19 @@ pub async fn fetch(
     Ok((kind, bytes))
 }
 
+/// The body of `GET path`.
+pub async fn get(addr: SocketAddr, path: &'static str) -> anyhow::Result<String> {
+    let load = Load::new(addr, path, "");
+    let mut sender = load.connect().await?;
+    sender.ready().await?;
+    let request = hyper::Request::get(path)
+        .header("host", addr.to_string())
+        .body(Full::new(Bytes::new()))?;
+    let response = sender.send_request(request).await?;
+    let bytes = response.into_body().collect().await?.to_bytes();
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// A plain HTTP server answering every request with `body`, on its own thread and runtime.
 pub fn static_server(body: Bytes) -> anyhow::Result<SocketAddr> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;

@@ -23,7 +23,20 @@
 //! irrelevant intensifiers ("really", "truly"), and free rephrasing (more than two content words
 //! differ), which the similarity threshold judges instead.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::LazyLock;
+
+/// The word lists as sets: a question's every word is looked up in several of them.
+type Words = LazyLock<HashSet<&'static str>>;
+
+static STOPWORD: Words = LazyLock::new(|| STOPWORDS.iter().copied().collect());
+static MARKER: Words = LazyLock::new(|| MARKERS.iter().copied().collect());
+static NEGATION: Words = LazyLock::new(|| NEGATIONS.iter().copied().collect());
+static PRONOUN: Words = LazyLock::new(|| PRONOUNS.iter().copied().collect());
+static SYMMETRIC_WORD: Words = LazyLock::new(|| SYMMETRIC.iter().copied().collect());
+static NUMBER_WORD: Words = LazyLock::new(|| NUMBER_WORDS.iter().copied().collect());
+static IRREGULAR_BASE: LazyLock<HashMap<&'static str, &'static str>> =
+    LazyLock::new(|| IRREGULAR.iter().copied().collect());
 
 /// Why the guard refused a candidate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -140,10 +153,11 @@ const NEGATIONS: &[&str] = &[
     "without",
 ];
 
+/// Gendered third-person pronouns: swapping them swaps who did what ("he would reject her").
+/// Plural ones (they, them) are left to the similarity: rephrasings move them freely.
 #[rustfmt::skip]
 const PRONOUNS: &[&str] = &[
-    "he", "him", "his", "himself", "she", "her", "hers", "herself", "they", "them", "their",
-    "theirs", "themselves",
+    "he", "him", "his", "himself", "she", "her", "hers", "herself",
 ];
 
 /// Irregular past forms, mapped to the base form so an active question and its passive agree.
@@ -181,11 +195,12 @@ const SYMMETRIC: &[&str] = &[
 
 #[rustfmt::skip]
 const NUMBER_WORDS: &[&str] = &[
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "zero", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
     "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
     "nineteen", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
     "hundred", "thousand", "million", "billion", "trillion", "half", "third", "quarter", "dozen",
-    "second", "fourth", "fifth", "tenth", "hundredth", "once", "twice",
+    "second", "fourth", "fifth", "tenth", "hundredth", "twice", "hundreds", "thousands",
+    "millions", "billions", "dozens",
 ];
 
 #[rustfmt::skip]
@@ -250,23 +265,53 @@ impl Analysis {
                     Some(stem) => (expand_contraction(stem).to_owned(), true),
                     None => (lower, false),
                 };
-                if negated || NEGATIONS.contains(&lower.as_str()) {
+                // "No, ..." / "Yes, ..." opening a sentence answer a question; they negate
+                // nothing in it.
+                let particle = sentence_start && lower == "no" && raw.ends_with(',');
+                if (negated || NEGATION.contains(lower.as_str())) && !particle {
                     a.negations += 1;
                 }
-                if lower.chars().any(|c| c.is_ascii_digit())
-                    || NUMBER_WORDS.contains(&lower.as_str())
+                if particle {
+                    continue;
+                }
+                // List enumerators: "1)", "2)".
+                if raw.ends_with(')')
+                    && !raw.contains('(')
+                    && lower.chars().all(|c| c.is_ascii_digit())
+                {
+                    continue;
+                }
+                if lower.chars().any(|c| c.is_ascii_digit()) || NUMBER_WORD.contains(lower.as_str())
                 {
                     let n = lower.replace(',', "");
+                    // "v2.10.0" is "version 2.10.0".
+                    let n = match n.strip_prefix('v') {
+                        Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => {
+                            rest.to_owned()
+                        }
+                        _ => n,
+                    };
+                    let n = match n.as_str() {
+                        "hundreds" | "thousands" | "millions" | "billions" | "dozens" => {
+                            n[..n.len() - 1].to_owned()
+                        }
+                        _ => n,
+                    };
                     *a.numbers.entry(n).or_default() += 1;
                     sentence_start = false;
                     continue;
                 }
                 let capitalised = word.chars().next().is_some_and(char::is_uppercase);
-                if capitalised && !(sentence_start && is_function_word(&lower)) && lower != "i" {
+                // A plainly capitalised first word of a sentence ("Afterwards", "Using") is
+                // capitalised for the sentence's sake; a name there is still a content word,
+                // and "PyTorch" or "JAX" keep their inner capitals wherever they stand.
+                let plain_initial =
+                    sentence_start && word.chars().skip(1).all(|c| !c.is_uppercase());
+                if capitalised && !plain_initial && lower != "i" {
                     a.entities.insert(possessive_stem(&lower).to_owned());
                 }
                 sentence_start = false;
-                if PRONOUNS.contains(&lower.as_str()) {
+                if PRONOUN.contains(lower.as_str()) {
                     a.pronouns.push(lower.clone());
                     continue;
                 }
@@ -279,7 +324,7 @@ impl Analysis {
                     }
                     _ => lower,
                 };
-                if SYMMETRIC.contains(&lower.as_str()) {
+                if SYMMETRIC_WORD.contains(lower.as_str()) {
                     a.symmetric = true;
                 }
                 if lower == "or" {
@@ -298,11 +343,11 @@ impl Analysis {
                     after_by = true;
                     continue;
                 }
-                if MARKERS.contains(&lower.as_str()) {
+                if MARKER.contains(lower.as_str()) {
                     *a.markers.entry(lower.clone()).or_default() += 1;
                     continue;
                 }
-                if STOPWORDS.contains(&lower.as_str()) || NEGATIONS.contains(&lower.as_str()) {
+                if STOPWORD.contains(lower.as_str()) || NEGATION.contains(lower.as_str()) {
                     continue;
                 }
                 let stem = stem(possessive_stem(&lower));
@@ -375,17 +420,6 @@ impl Analysis {
     }
 }
 
-fn is_function_word(lower: &str) -> bool {
-    STOPWORDS.contains(&lower)
-        || MARKERS.contains(&lower)
-        || NEGATIONS.contains(&lower)
-        || PRONOUNS.contains(&lower)
-        || matches!(
-            lower,
-            "in" | "if" | "given" | "suppose" | "imagine" | "assume"
-        )
-}
-
 /// `can't` → `can`, `won't` → `will`, `isn't` → `is`.
 fn expand_contraction(stem: &str) -> &str {
     match stem {
@@ -415,10 +449,7 @@ fn split_words(token: &str) -> impl Iterator<Item = &str> {
 /// has to be consistent.
 fn stem(word: &str) -> String {
     let word = word.trim_matches('\'');
-    let word = IRREGULAR
-        .iter()
-        .find(|(past, _)| *past == word)
-        .map_or(word, |(_, base)| base);
+    let word = IRREGULAR_BASE.get(word).copied().unwrap_or(word);
     let mut w = word.to_owned();
     for suffix in ["ing", "ed", "en", "es", "s"] {
         if w.len() >= suffix.len() + 2 && w.ends_with(suffix) && !w.ends_with("ss") {
@@ -453,6 +484,13 @@ fn is_code(token: &str) -> bool {
             .char_indices()
             .any(|(i, x)| x == c && i > 0 && i + c.len_utf8() < inner.len())
     };
+    // A version ("v2.10.0") is a number (see the number check), not an identifier.
+    if inner.strip_prefix(['v', 'V']).is_some_and(|r| {
+        r.starts_with(|c: char| c.is_ascii_digit())
+            && r.chars().all(|c| c.is_ascii_digit() || c == '.')
+    }) {
+        return false;
+    }
     let camel = inner
         .as_bytes()
         .windows(2)
@@ -523,6 +561,44 @@ mod tests {
 
     #[test]
     fn numbers_quotes_code_and_entities_must_agree() {
+        // Answer particles, list enumerators, version prefixes and sentence capitals are
+        // surface, not substance.
+        assert_eq!(
+            vetoes(
+                "No, LOAD_HU doesn't exist in release v2.10.0.",
+                "LOAD_HU does not exist in release 2.10.0."
+            ),
+            None
+        );
+        assert_eq!(
+            vetoes(
+                "It works in two steps: 1) it downloads the files, and 2) it builds the dataset.",
+                "It works in two steps: it downloads the files and then builds the dataset."
+            ),
+            None
+        );
+        assert_eq!(
+            vetoes(
+                "Furthermore, the library supports streaming large datasets from remote storage.",
+                "The library can also stream big datasets from remote storage."
+            ),
+            None
+        );
+        // ... while a name inside a sentence, a quantity and a negation still count.
+        assert_eq!(
+            vetoes(
+                "Is one cup of coffee enough?",
+                "Are two cups of coffee enough?"
+            ),
+            Some(Veto::Numbers)
+        );
+        assert_eq!(
+            vetoes(
+                "No, is it safe to swim today?",
+                "Is it not safe to swim today?"
+            ),
+            Some(Veto::Negation)
+        );
         assert_eq!(vetoes("What is 2+3?", "What is 2+4?"), Some(Veto::Numbers));
         assert_eq!(
             vetoes(

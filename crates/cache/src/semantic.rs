@@ -13,6 +13,10 @@ use crate::guard::{self, Veto};
 /// (potion-base-8M). Calibrated with `reprise eval` (README); each model needs its own.
 pub const DEFAULT_THRESHOLD: f32 = 0.80;
 
+/// How much more similar than every other guarded candidate the served one must be (see
+/// [`ScopeIndex::serve`]). Calibrated with `reprise eval` (README).
+pub const DEFAULT_MARGIN: f32 = 0.015;
+
 /// What the semantic tier concluded about one candidate.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Decision {
@@ -57,26 +61,15 @@ pub const EXACT_SCAN_LIMIT: usize = 1024;
 /// How many threads may search one graph at once; a search beyond that finds nothing (a miss).
 const GRAPH_THREADS: usize = 64;
 
-/// Where one scope's vectors live. Either way, position `i` holds the vector of `keys[i]`.
-enum Vectors {
-    /// Contiguous, for an exact scan.
-    Flat(Vec<f32>),
-    /// An HNSW graph whose vector keys are the positions.
-    Graph(usearch::Index),
-}
+/// A scope's approximate nearest-neighbour graph (HNSW, `usearch`), built once the scope
+/// outgrows [`EXACT_SCAN_LIMIT`]. Its vectors are quantised to 8 bits (a quarter of the memory
+/// and of the bandwidth a search spends); it only proposes candidates, which are then scored
+/// exactly against the scope's full-precision vectors.
+struct Graph(usearch::Index);
 
-impl std::fmt::Debug for Vectors {
+impl std::fmt::Debug for Graph {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Vectors::Flat(v) => write!(f, "Flat({} floats)", v.len()),
-            Vectors::Graph(g) => write!(f, "Graph({} vectors)", g.size()),
-        }
-    }
-}
-
-impl Default for Vectors {
-    fn default() -> Self {
-        Vectors::Flat(Vec::new())
+        write!(f, "Graph({} vectors)", self.0.size())
     }
 }
 
@@ -92,9 +85,10 @@ fn graph_error(e: impl std::fmt::Display) -> IndexError {
 fn new_graph(dim: usize, capacity: usize) -> Result<usearch::Index, IndexError> {
     let options = usearch::IndexOptions {
         dimensions: dim,
-        // Embeddings are unit vectors: the inner product is the cosine, and distance = 1 - cos.
-        metric: usearch::MetricKind::IP,
-        quantization: usearch::ScalarKind::F32,
+        // Embeddings are unit vectors; the graph only ranks (exact scores come from the f32
+        // copies), so 8-bit cosine is enough.
+        metric: usearch::MetricKind::Cos,
+        quantization: usearch::ScalarKind::I8,
         // Measured with `reprise-bench cache` at 100k entries: ~0.5 ms per lookup with ~98 %
         // of near duplicates found (the library's defaults: same recall, ~2x slower inserts).
         connectivity: 16,
@@ -114,7 +108,10 @@ fn new_graph(dim: usize, capacity: usize) -> Result<usearch::Index, IndexError> 
 #[derive(Debug, Default)]
 struct Scope {
     dim: usize,
-    vectors: Vectors,
+    /// Every vector, contiguous, full precision: scanned exactly while the scope is small,
+    /// and the exact scores of the graph's candidates once it is large.
+    flat: Vec<f32>,
+    graph: Option<Graph>,
     keys: Vec<Key>,
     texts: Vec<String>,
     position: HashMap<Key, usize>,
@@ -132,17 +129,17 @@ impl Scope {
             )));
         }
         let at = self.keys.len();
-        match &mut self.vectors {
-            Vectors::Flat(flat) if at < EXACT_SCAN_LIMIT => flat.extend_from_slice(embedding),
-            Vectors::Flat(flat) => {
+        match &self.graph {
+            None if at < EXACT_SCAN_LIMIT => {}
+            None => {
                 let graph = new_graph(self.dim, 2 * (at + 1))?;
-                for (i, v) in flat.chunks_exact(self.dim).enumerate() {
+                for (i, v) in self.flat.chunks_exact(self.dim).enumerate() {
                     graph.add(i as u64, v).map_err(graph_error)?;
                 }
                 graph.add(at as u64, embedding).map_err(graph_error)?;
-                self.vectors = Vectors::Graph(graph);
+                self.graph = Some(Graph(graph));
             }
-            Vectors::Graph(graph) => {
+            Some(Graph(graph)) => {
                 if graph.size() >= graph.capacity() {
                     graph
                         .reserve_capacity_and_threads(2 * graph.capacity().max(1), GRAPH_THREADS)
@@ -151,6 +148,7 @@ impl Scope {
                 graph.add(at as u64, embedding).map_err(graph_error)?;
             }
         }
+        self.flat.extend_from_slice(embedding);
         self.position.insert(key, at);
         self.keys.push(key);
         self.texts.push(text);
@@ -164,19 +162,15 @@ impl Scope {
         self.keys.swap_remove(i);
         self.texts.swap_remove(i);
         let last = self.keys.len();
-        match &mut self.vectors {
-            Vectors::Flat(flat) => {
-                if i != last {
-                    let (head, tail) = flat.split_at_mut(last * self.dim);
-                    head[i * self.dim..(i + 1) * self.dim].copy_from_slice(&tail[..self.dim]);
-                }
-                flat.truncate(last * self.dim);
-            }
-            Vectors::Graph(graph) => {
-                graph.remove(i as u64).map_err(graph_error)?;
-                if i != last {
-                    graph.rename(last as u64, i as u64).map_err(graph_error)?;
-                }
+        if i != last {
+            let (head, tail) = self.flat.split_at_mut(last * self.dim);
+            head[i * self.dim..(i + 1) * self.dim].copy_from_slice(&tail[..self.dim]);
+        }
+        self.flat.truncate(last * self.dim);
+        if let Some(Graph(graph)) = &self.graph {
+            graph.remove(i as u64).map_err(graph_error)?;
+            if i != last {
+                graph.rename(last as u64, i as u64).map_err(graph_error)?;
             }
         }
         if i != last {
@@ -185,36 +179,40 @@ impl Scope {
         Ok(())
     }
 
+    /// Whether the guard lets the question at position `i` answer `asked`.
+    fn passes(&self, asked: &guard::Analysis, i: usize) -> bool {
+        guard::check_analysed(asked, &guard::Analysis::of(&self.texts[i])).is_ok()
+    }
+
     /// The positions of the (at most `count`) most similar questions at or above `threshold`,
     /// best first.
     fn nearest(&self, embedding: &[f32], threshold: f32, count: usize) -> Vec<(usize, f32)> {
-        match &self.vectors {
-            Vectors::Flat(flat) => {
-                let mut above: Vec<(usize, f32)> = flat
-                    .chunks_exact(self.dim)
-                    .map(|v| dot(v, embedding))
-                    .enumerate()
-                    .filter(|(_, sim)| *sim >= threshold)
-                    .collect();
-                if above.len() > count {
-                    above.select_nth_unstable_by(count - 1, |a, b| b.1.total_cmp(&a.1));
-                    above.truncate(count);
-                }
-                above.sort_by(|a, b| b.1.total_cmp(&a.1));
-                above
-            }
-            // A failed search (every search thread busy) is a miss.
-            Vectors::Graph(graph) => match graph.search(embedding, count) {
+        let exact = |i: usize| dot(&self.flat[i * self.dim..(i + 1) * self.dim], embedding);
+        let mut above: Vec<(usize, f32)> = match &self.graph {
+            None => (0..self.keys.len())
+                .map(|i| (i, exact(i)))
+                .filter(|(_, sim)| *sim >= threshold)
+                .collect(),
+            // The graph's candidates, scored exactly. A failed search (every search thread
+            // busy) is a miss.
+            Some(Graph(graph)) => match graph.search(embedding, count) {
                 Ok(found) => found
                     .keys
                     .iter()
-                    .zip(&found.distances)
-                    .map(|(&k, &d)| (k as usize, 1.0 - d))
-                    .filter(|&(i, sim)| i < self.keys.len() && sim >= threshold)
+                    .map(|&k| k as usize)
+                    .filter(|&i| i < self.keys.len())
+                    .map(|i| (i, exact(i)))
+                    .filter(|(_, sim)| *sim >= threshold)
                     .collect(),
                 Err(_) => Vec::new(),
             },
+        };
+        if above.len() > count {
+            above.select_nth_unstable_by(count - 1, |a, b| b.1.total_cmp(&a.1));
+            above.truncate(count);
         }
+        above.sort_by(|a, b| b.1.total_cmp(&a.1));
+        above
     }
 }
 
@@ -284,7 +282,7 @@ impl ScopeIndex {
     }
 
     /// Entries of `scope` whose question is at least `threshold` similar to `text` and passes
-    /// the guard, best first, with their similarity.
+    /// the guard, best first, with their similarity (of the [`GUARDED_CANDIDATES`] most similar).
     pub fn find(
         &self,
         scope: &Key,
@@ -292,33 +290,85 @@ impl ScopeIndex {
         embedding: &[f32],
         threshold: f32,
     ) -> Vec<(Key, f32)> {
-        let mut found = Vec::new();
-        self.find_first(
-            scope,
-            text,
-            embedding,
-            threshold,
-            &mut 0,
-            |key, similarity| {
-                found.push((key, similarity));
-                None::<()>
-            },
-        );
-        found
+        self.with_candidates(scope, text, embedding, threshold, |s, asked, candidates| {
+            candidates
+                .iter()
+                .filter(|&&(i, _)| s.passes(asked, i))
+                .map(|&(i, similarity)| (s.keys[i], similarity))
+                .collect()
+        })
+        .unwrap_or_default()
     }
 
-    /// Offers `accept` the entries [`ScopeIndex::find`] would return, best first, and stops at
-    /// the first it takes: a hit guards only the candidates it needs. `vetoes` counts the
-    /// candidates above the threshold that the guard refused.
+    /// The entry the semantic tier serves for `text`, if any: the most similar question, when
+    /// it is at or above `threshold` and passes the guard, unless another question that passes
+    /// it too comes within `margin` of its similarity. Two cached questions the new one resembles
+    /// about equally are two possible answers, and the cache cannot tell which was meant, so
+    /// that is a miss.
+    pub fn serve(
+        &self,
+        scope: &Key,
+        text: &str,
+        embedding: &[f32],
+        threshold: f32,
+        margin: f32,
+    ) -> Option<(Key, f32)> {
+        self.find_first(scope, text, embedding, threshold, margin, &mut 0, |k, s| {
+            Some((k, s))
+        })
+    }
+
+    /// Offers `accept` the entry [`ScopeIndex::serve`] would choose, and the next ones if it
+    /// declines (an entry expired meanwhile): a hit guards only the candidates it needs.
+    /// `vetoes` counts the candidates above the threshold that the guard refused.
+    #[allow(clippy::too_many_arguments)]
     pub fn find_first<T>(
         &self,
         scope: &Key,
         text: &str,
         embedding: &[f32],
         threshold: f32,
+        margin: f32,
         vetoes: &mut u32,
         mut accept: impl FnMut(Key, f32) -> Option<T>,
     ) -> Option<T> {
+        self.with_candidates(scope, text, embedding, threshold, |s, asked, candidates| {
+            for (n, &(i, similarity)) in candidates.iter().enumerate() {
+                // A veto of the most similar question is a miss, not a reason to serve the
+                // next: the new question resembles that one most and differs from it in
+                // something that changes the answer, so a less similar entry answering it
+                // would be a guess (on gptcache-mock.json this fall-through made most of the
+                // wrong hits). Only an entry that expired meanwhile passes the turn on.
+                if !s.passes(asked, i) {
+                    *vetoes += 1;
+                    return None;
+                }
+                let rival = candidates[n + 1..]
+                    .iter()
+                    .take_while(|&&(_, other)| similarity - other < margin)
+                    .any(|&(j, _)| s.passes(asked, j));
+                if rival {
+                    return None;
+                }
+                if let Some(found) = accept(s.keys[i], similarity) {
+                    return Some(found);
+                }
+            }
+            None
+        })
+        .flatten()
+    }
+
+    /// Runs `f` on the scope, the asked question's analysis and the positions and similarities
+    /// of the most similar questions at or above `threshold`, best first (none: `None`).
+    fn with_candidates<R>(
+        &self,
+        scope: &Key,
+        text: &str,
+        embedding: &[f32],
+        threshold: f32,
+        f: impl FnOnce(&Scope, &guard::Analysis, &[(usize, f32)]) -> R,
+    ) -> Option<R> {
         let shared = self
             .scopes
             .read()
@@ -335,15 +385,7 @@ impl ScopeIndex {
         if candidates.is_empty() {
             return None;
         }
-        let asked = guard::Analysis::of(text);
-        candidates.into_iter().find_map(|(i, similarity)| {
-            let cached = guard::Analysis::of(&s.texts[i]);
-            if guard::check_analysed(&asked, &cached).is_err() {
-                *vetoes += 1;
-                return None;
-            }
-            accept(s.keys[i], similarity)
-        })
+        Some(f(&s, &guard::Analysis::of(text), &candidates))
     }
 
     /// How many questions the index holds.
@@ -409,6 +451,56 @@ mod tests {
         assert_eq!(found[0].0, Key([11; 32]));
     }
 
+    #[test]
+    fn only_the_most_similar_question_is_served_and_only_when_it_stands_out() {
+        let index = ScopeIndex::default();
+        let insert = |scope: u8, key: u8, vector: [f32; 3], text: &str| {
+            index
+                .insert(
+                    Key([scope; 32]),
+                    Key([key; 32]),
+                    &unit(&vector),
+                    text.into(),
+                )
+                .unwrap();
+        };
+        // The most similar question is vetoed (another number); the next one passes the guard
+        // but is not served in its place.
+        insert(1, 1, [1.0, 0.0, 0.0], "How many moons does planet 7 have?");
+        insert(1, 2, [0.9, 0.3, 0.0], "How many moons has planet 8?");
+        let (scope, asked) = (Key([1; 32]), "How many moons does planet 8 have?");
+        let q = unit(&[1.0, 0.05, 0.0]);
+        assert_eq!(index.find(&scope, asked, &q, 0.8).len(), 1);
+        assert_eq!(index.serve(&scope, asked, &q, 0.8, 0.0), None);
+        // Two questions that pass the guard and are about as similar: ambiguous, a miss,
+        // unless one stands out by the margin.
+        insert(
+            2,
+            3,
+            [1.0, 0.0, 0.1],
+            "How many moons does the planet have?",
+        );
+        insert(
+            2,
+            4,
+            [1.0, 0.1, 0.0],
+            "How many moons does this planet have?",
+        );
+        let (scope, asked) = (Key([2; 32]), "How many moons does that planet have?");
+        let q = unit(&[0.95, 0.1, 0.12]);
+        let found = index.find(&scope, asked, &q, 0.8);
+        assert_eq!(found.len(), 2, "{found:?}");
+        let gap = found[0].1 - found[1].1;
+        assert!(gap > 0.0);
+        assert_eq!(index.serve(&scope, asked, &q, 0.8, gap + 0.001), None);
+        assert_eq!(
+            index
+                .serve(&scope, asked, &q, 0.8, gap - 0.001)
+                .map(|f| f.0),
+            Some(found[0].0)
+        );
+    }
+
     /// A deterministic pseudo-random unit vector (xorshift), so the test needs no extra crate.
     fn random_unit(seed: u64, dim: usize) -> Vec<f32> {
         let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -446,10 +538,7 @@ mod tests {
         assert_eq!(index.len(), n);
         {
             let scopes = index.scopes.read().unwrap();
-            assert!(matches!(
-                scopes[&scope].read().unwrap().vectors,
-                Vectors::Graph(_)
-            ));
+            assert!(scopes[&scope].read().unwrap().graph.is_some());
         }
         // The best match for entry i's own vector and text, if any.
         let best = |i: usize| {

@@ -317,6 +317,7 @@ impl Cache {
             text,
             embedding,
             self.config.similarity_threshold,
+            self.config.similarity_margin,
             &mut vetoes,
             |key, similarity| {
                 self.index

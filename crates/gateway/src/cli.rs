@@ -489,10 +489,11 @@ pub fn main() -> ExitCode {
                 .map_err(anyhow::Error::from)
                 .and_then(|config| {
                     let threshold = threshold.unwrap_or(config.cache.similarity_threshold);
+                    let margin = config.cache.similarity_margin;
                     match &config.cache.remote_embedding {
                         Some(remote) => {
                             let remote = crate::embedding::BlockingRemote::new(remote)?;
-                            crate::eval::run(&remote, &data, threshold, explain)?;
+                            crate::eval::run(&remote, &data, threshold, margin, explain)?;
                             match remote.failure() {
                                 None => Ok(()),
                                 Some(reason) => Err(anyhow::anyhow!(
@@ -503,7 +504,7 @@ pub fn main() -> ExitCode {
                         }
                         None => {
                             let local = reprise_cache::embed::Model2Vec::load(&model)?;
-                            crate::eval::run(&local, &data, threshold, explain)
+                            crate::eval::run(&local, &data, threshold, margin, explain)
                         }
                     }
                 });

@@ -2,7 +2,7 @@
 //! protocols of `../shared/data/README.md`: pairs (is `text_b` served from an entry made for
 //! `text_a`?) and retrieval (every `text_a` cached in one scope, every `text_b` asked).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -211,7 +211,13 @@ fn per_group(scored: &[Scored], threshold: f32, by_test: bool) {
 /// The retrieval protocol on the GPTCache mock file: every `origin` cached in one scope, every
 /// `similar` asked; a hit is served from the best candidate above the threshold that passes the
 /// guard.
-fn retrieval(embedder: &dyn Embedder, path: &Path, threshold: f32) -> anyhow::Result<()> {
+fn retrieval(
+    embedder: &dyn Embedder,
+    path: &Path,
+    threshold: f32,
+    margin: f32,
+    explain: bool,
+) -> anyhow::Result<()> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let pairs: Vec<MockPair> = serde_json::from_str(&text)?;
@@ -226,22 +232,33 @@ fn retrieval(embedder: &dyn Embedder, path: &Path, threshold: f32) -> anyhow::Re
         "threshold", "hits", "correct", "false", "misses", "precision", "recall"
     );
     let asked: Vec<Vec<f32>> = pairs.iter().map(|p| embedder.embed(&p.similar)).collect();
-    // The gateway's own index: every origin in one scope, entry i under key i.
+    // The gateway's own index: every origin in one scope. As in the gateway, where the exact
+    // key is the request's, an origin that occurs twice (35 do) is one entry, under the key of
+    // its first occurrence, and its answer answers both.
     let scope = Key([0; 32]);
     let key = |i: usize| {
         let mut k = [0u8; 32];
         k[..8].copy_from_slice(&(i as u64).to_le_bytes());
         Key(k)
     };
+    let mut first: HashMap<&str, usize> = HashMap::new();
+    for (i, p) in pairs.iter().enumerate() {
+        first.entry(p.origin.as_str()).or_insert(i);
+    }
+    let own = |i: usize| key(first[pairs[i].origin.as_str()]);
     let index = ScopeIndex::default();
     for (i, (p, o)) in pairs.iter().zip(&origins).enumerate() {
-        index.insert(scope, key(i), o, p.origin.clone())?;
+        index.insert(scope, own(i), o, p.origin.clone())?;
     }
+    println!(
+        "({} distinct origins: an origin cached twice is one entry, as in the gateway)",
+        first.len()
+    );
     for t in [0.6, 0.65, 0.7, 0.75, threshold, 0.85, 0.9] {
         let (mut correct, mut wrong, mut misses) = (0u64, 0u64, 0u64);
         for (i, q) in asked.iter().enumerate() {
-            match index.find(&scope, &pairs[i].similar, q, t).first() {
-                Some((k, _)) if *k == key(i) => correct += 1,
+            match index.serve(&scope, &pairs[i].similar, q, t, margin) {
+                Some((k, _)) if k == own(i) => correct += 1,
                 Some(_) => wrong += 1,
                 None => misses += 1,
             }
@@ -279,6 +296,25 @@ fn retrieval(embedder: &dyn Embedder, path: &Path, threshold: f32) -> anyhow::Re
             (false, None) => "below threshold",
         };
         *reasons.entry(reason).or_default() += 1;
+        if explain {
+            println!(
+                "  not served ({reason}, sim {:.2}): {:?} / {:?}",
+                d.similarity, pairs[i].origin, pairs[i].similar
+            );
+        }
+    }
+    if explain {
+        for (i, q) in asked.iter().enumerate() {
+            if let Some((k, sim)) = index.serve(&scope, &pairs[i].similar, q, threshold, margin)
+                && k != own(i)
+            {
+                let got = u64::from_le_bytes(k.0[..8].try_into().unwrap_or_default()) as usize;
+                println!(
+                    "  false hit (sim {sim:.2}): {:?} served from {:?} (own: {:?})",
+                    pairs[i].similar, pairs[got].origin, pairs[i].origin
+                );
+            }
+        }
     }
     println!("own entry not served at {threshold:.2}, by reason: {reasons:?}");
     Ok(())
@@ -323,6 +359,7 @@ pub fn run(
     embedder: &dyn Embedder,
     data_dir: &Path,
     threshold: f32,
+    margin: f32,
     explain: bool,
 ) -> anyhow::Result<()> {
     let file = |name: &str| -> PathBuf { data_dir.join(name) };
@@ -331,7 +368,13 @@ pub fn run(
         embedder.name(),
         embedder.dim()
     );
-    retrieval(embedder, &file("gptcache-mock.json"), threshold)?;
+    retrieval(
+        embedder,
+        &file("gptcache-mock.json"),
+        threshold,
+        margin,
+        explain,
+    )?;
 
     let checklist_pairs = read_pairs(&file("checklist-dev.jsonl"))?;
     let checklist = score(embedder, &checklist_pairs);

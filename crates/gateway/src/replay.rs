@@ -2,13 +2,13 @@
 //! the current settings and no upstream call. Each line is one OpenAI chat completion request
 //! body; the cache starts empty and every miss is assumed to store its (storable) answer.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use anyhow::Context;
 use reprise_cache::embed::Embedder;
-use reprise_cache::semantic::decide;
+use reprise_cache::semantic::ScopeIndex;
 use reprise_cache::{Cacheability, Key};
 use serde_json::Value;
 
@@ -34,7 +34,8 @@ pub fn simulate<'a>(
 ) -> Tally {
     let mut tally = Tally::default();
     let mut exact: HashSet<Key> = HashSet::new();
-    let mut scopes: HashMap<Key, Vec<(Vec<f32>, String)>> = HashMap::new();
+    // The gateway's own semantic index, so the replay decides as the gateway would.
+    let scopes = ScopeIndex::default();
     for line in lines {
         progress();
         if line.trim().is_empty() {
@@ -71,10 +72,15 @@ pub fn simulate<'a>(
             _ => None,
         };
         if let Some((embedding, text)) = &vector {
-            let hit = scopes.get(&keys.scope).is_some_and(|list| {
-                list.iter()
-                    .any(|(e, t)| decide(text, embedding, t, e, config.similarity_threshold).serve)
-            });
+            let hit = scopes
+                .serve(
+                    &keys.scope,
+                    text,
+                    embedding,
+                    config.similarity_threshold,
+                    config.similarity_margin,
+                )
+                .is_some();
             if hit {
                 tally.semantic_hits += 1;
                 continue;
@@ -82,8 +88,9 @@ pub fn simulate<'a>(
         }
         tally.misses += 1;
         exact.insert(keys.exact);
-        if let Some(v) = vector {
-            scopes.entry(keys.scope).or_default().push(v);
+        if let Some((embedding, text)) = vector {
+            // An index error leaves the question out of the semantic tier, as in the gateway.
+            let _ = scopes.insert(keys.scope, keys.exact, &embedding, text);
         }
     }
     tally

@@ -149,6 +149,8 @@ pub struct CacheConfig {
     pub semantic: bool,
     /// Similarity at or above which a guarded candidate is served.
     pub similarity_threshold: f32,
+    /// How much more similar than any other guarded candidate the served one must be.
+    pub similarity_margin: f32,
     /// The embedding model's directory.
     pub model_dir: PathBuf,
     /// A remote embedding endpoint, used instead of the model in `model_dir`.
@@ -498,6 +500,15 @@ fn validate_cache(raw: &raw::RawCache, env: &dyn Env) -> Result<CacheConfig, Con
             "must be between 0 and 1",
         ));
     }
+    let similarity_margin = raw
+        .similarity_margin
+        .unwrap_or(reprise_cache::semantic::DEFAULT_MARGIN);
+    if !(0.0..=1.0).contains(&similarity_margin) {
+        return Err(ConfigError::new(
+            "cache.similarity_margin",
+            "must be between 0 and 1",
+        ));
+    }
     let semantic = match env.var("REPRISE_CACHE_SEMANTIC") {
         Some(v) => parse_bool("cache.semantic", &v)?,
         None => raw.semantic.unwrap_or(true),
@@ -510,6 +521,7 @@ fn validate_cache(raw: &raw::RawCache, env: &dyn Env) -> Result<CacheConfig, Con
     Ok(CacheConfig {
         semantic,
         similarity_threshold,
+        similarity_margin,
         model_dir,
         remote_embedding,
         sweep_interval: match raw.sweep_interval_secs {

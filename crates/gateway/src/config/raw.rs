@@ -97,6 +97,7 @@ pub struct RawCache {
     pub namespace_header: Option<bool>,
     pub semantic: Option<bool>,
     pub similarity_threshold: Option<f32>,
+    pub similarity_margin: Option<f32>,
     pub model_dir: Option<PathBuf>,
     pub embedding: Option<RawRemoteEmbedding>,
     pub sweep_interval_secs: Option<u64>,
