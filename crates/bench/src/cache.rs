@@ -66,6 +66,7 @@ pub fn run(
     gateway: &Path,
     mock: &Path,
     model_dir: &Path,
+    data_dir: &Path,
     entries: usize,
     seconds: u64,
     index_sizes: &[usize],
@@ -124,7 +125,6 @@ pub fn run(
         "{:>10} {:>10} {:>10} {:>10} {:>13} {:>9} {:>11}",
         "entries", "insert µs", "p50 µs", "p99 µs", "exact p50 µs", "speedup", "recall@1 %"
     );
-    let dim = model.dim();
     let mut rng = 0x2545_F491_4F6C_DD1Du64;
     let mut next = move || {
         rng ^= rng << 13;
@@ -133,13 +133,6 @@ pub fn run(
         rng
     };
     for &n in index_sizes {
-        let index = ScopeIndex::default();
-        let scope = Key([7; 32]);
-        let key = |i: usize| {
-            let mut k = [0u8; 32];
-            k[..8].copy_from_slice(&(i as u64).to_le_bytes());
-            Key(k)
-        };
         let texts: Vec<String> = (0..n)
             .map(|_| {
                 let words = 5 + (next() % 8) as usize;
@@ -149,45 +142,24 @@ pub fn run(
                     .join(" ")
             })
             .collect();
-        let mut flat = Vec::with_capacity(n * dim);
-        let mut insert = histogram()?;
-        for (i, text) in texts.iter().enumerate() {
-            let v = model.embed(text);
-            let t = Instant::now();
-            index.insert(scope, key(i), &v, text.clone())?;
-            insert.record(t.elapsed().as_nanos() as u64)?;
-            flat.extend_from_slice(&v);
+        let probes: Vec<Probe> = (0..2_000)
+            .map(|r| {
+                let target = (r * 7919) % n;
+                (target, format!("{} please", texts[target]))
+            })
+            .collect();
+        index_row(&model, &n.to_string(), &texts, &probes)?;
+    }
+    match qqp_questions(&data_dir.join("qqp-dev.jsonl.gz")) {
+        Ok((texts, probes)) => {
+            println!(
+                "real questions: the {} distinct questions of qqp-dev.jsonl.gz, each duplicate pair's second question looked up ({} lookups)",
+                texts.len(),
+                probes.len()
+            );
+            index_row(&model, &format!("{} qqp", texts.len()), &texts, &probes)?;
         }
-        let (mut graph, mut exact) = (histogram()?, histogram()?);
-        let mut recalled = 0usize;
-        let rounds = 2_000;
-        for r in 0..rounds {
-            let target = (r * 7919) % n;
-            let q = model.embed(&format!("{} please", texts[target]));
-            let t = Instant::now();
-            let found =
-                std::hint::black_box(index.find(&scope, &texts[target], &q, DEFAULT_THRESHOLD));
-            graph.record(t.elapsed().as_nanos() as u64)?;
-            recalled += usize::from(found.first().map(|f| f.0) == Some(key(target)));
-            let t = Instant::now();
-            let best = flat
-                .chunks_exact(dim)
-                .map(|v| dot(v, &q))
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(&b.1));
-            std::hint::black_box(best);
-            exact.record(t.elapsed().as_nanos() as u64)?;
-        }
-        println!(
-            "{:>10} {:>10.1} {:>10.1} {:>10.1} {:>13.1} {:>8.1}x {:>11.1}",
-            n,
-            insert.mean() / 1e3,
-            pct(&graph, 50.0) / 1e3,
-            pct(&graph, 99.0) / 1e3,
-            pct(&exact, 50.0) / 1e3,
-            pct(&exact, 50.0) / pct(&graph, 50.0),
-            recalled as f64 * 100.0 / rounds as f64
-        );
+        Err(err) => println!("(no real-question row: {err:#})"),
     }
 
     // 3. A semantic hit end to end, and 4. memory per entries.
@@ -327,4 +299,103 @@ fn bucket_at(buckets: &[(f64, u64)], q: f64) -> String {
         Some((le, _)) if le.is_finite() => format!("{:.3} ms", le * 1e3),
         _ => "(beyond the last bucket)".to_owned(),
     }
+}
+
+/// A lookup: the position of the entry it paraphrases, and its text.
+type Probe = (usize, String);
+
+/// Fills one scope with `texts` and looks up each probe (the position of the entry it
+/// paraphrases, and its text): one row of the index table.
+fn index_row(
+    model: &Model2Vec,
+    label: &str,
+    texts: &[String],
+    probes: &[Probe],
+) -> anyhow::Result<()> {
+    let dim = model.dim();
+    let index = ScopeIndex::default();
+    let scope = Key([7; 32]);
+    let key = |i: usize| {
+        let mut k = [0u8; 32];
+        k[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        Key(k)
+    };
+    let mut flat = Vec::with_capacity(texts.len() * dim);
+    let mut insert = histogram()?;
+    for (i, text) in texts.iter().enumerate() {
+        let v = model.embed(text);
+        let t = Instant::now();
+        index.insert(scope, key(i), &v, text.clone())?;
+        insert.record(t.elapsed().as_nanos() as u64)?;
+        flat.extend_from_slice(&v);
+    }
+    let (mut graph, mut exact) = (histogram()?, histogram()?);
+    let (mut recalled, mut agreed) = (0usize, 0usize);
+    for (target, asked) in probes {
+        let q = model.embed(asked);
+        let t = Instant::now();
+        let found = std::hint::black_box(index.find(&scope, asked, &q, DEFAULT_THRESHOLD));
+        graph.record(t.elapsed().as_nanos() as u64)?;
+        recalled += usize::from(found.first().map(|f| f.0) == Some(key(*target)));
+        let t = Instant::now();
+        let best = flat
+            .chunks_exact(dim)
+            .map(|v| dot(v, &q))
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        std::hint::black_box(best);
+        exact.record(t.elapsed().as_nanos() as u64)?;
+        agreed += usize::from(best.map(|b| b.0) == Some(*target));
+    }
+    println!(
+        "{:>10} {:>10.1} {:>10.1} {:>10.1} {:>13.1} {:>8.1}x {:>11.1}  (exact scan: own entry most similar for {:.1} %)",
+        label,
+        insert.mean() / 1e3,
+        pct(&graph, 50.0) / 1e3,
+        pct(&graph, 99.0) / 1e3,
+        pct(&exact, 50.0) / 1e3,
+        pct(&exact, 50.0) / pct(&graph, 50.0),
+        recalled as f64 * 100.0 / probes.len().max(1) as f64,
+        agreed as f64 * 100.0 / probes.len().max(1) as f64
+    );
+    Ok(())
+}
+
+/// For up to 2,000 duplicate pairs of the QQP file, the second question as a probe; the index
+/// holds every other distinct question of the file (the probes' own texts left out, so that
+/// each probe finds its pair's first question, not itself).
+fn qqp_questions(path: &Path) -> anyhow::Result<(Vec<String>, Vec<Probe>)> {
+    use std::collections::{HashMap, HashSet};
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(file));
+    let mut pairs = Vec::new();
+    let mut probed = HashSet::new();
+    for line in reader.lines() {
+        let pair: serde_json::Value = serde_json::from_str(&line?)?;
+        let (Some(a), Some(b)) = (pair["text_a"].as_str(), pair["text_b"].as_str()) else {
+            continue;
+        };
+        let duplicate = pair["label"].as_u64() == Some(1);
+        if duplicate && probed.len() < 2_000 && a != b {
+            probed.insert(b.to_owned());
+        }
+        pairs.push((a.to_owned(), b.to_owned(), duplicate));
+    }
+    let mut position: HashMap<String, usize> = HashMap::new();
+    let mut texts = Vec::new();
+    for (a, b, _) in &pairs {
+        for t in [a, b] {
+            if !probed.contains(t) && !position.contains_key(t) {
+                position.insert(t.clone(), texts.len());
+                texts.push(t.clone());
+            }
+        }
+    }
+    let probes = pairs
+        .iter()
+        .filter(|(_, b, duplicate)| *duplicate && probed.remove(b))
+        .filter_map(|(a, b, _)| Some((*position.get(a)?, b.clone())))
+        .collect();
+    Ok((texts, probes))
 }

@@ -69,6 +69,9 @@ enum Bench {
         /// Rounds (seconds) per end-to-end measurement.
         #[arg(long, default_value_t = 5)]
         seconds: u64,
+        /// The labelled data (for the real-question row of the index phase: QQP's questions).
+        #[arg(long, default_value = "../shared/data")]
+        data: PathBuf,
         /// Scope sizes for the index lookup phase (1M takes about a quarter of an hour).
         #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
         index_sizes: Vec<usize>,
@@ -95,7 +98,16 @@ fn main() -> anyhow::Result<()> {
             entries,
             seconds,
             index_sizes,
-        } => cache::run(&gateway, &mock, &model, entries, seconds, &index_sizes),
+            data,
+        } => cache::run(
+            &gateway,
+            &mock,
+            &model,
+            &data,
+            entries,
+            seconds,
+            &index_sizes,
+        ),
         Bench::Proxy {
             gateway,
             mock,
