@@ -17,6 +17,24 @@ pub const DEFAULT_THRESHOLD: f32 = 0.80;
 /// [`ScopeIndex::serve`]). Calibrated with `reprise eval` (README).
 pub const DEFAULT_MARGIN: f32 = 0.015;
 
+/// How the semantic tier picks the entry it serves (see [`ScopeIndex::serve`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Matching {
+    /// The similarity at or above which a guarded candidate may be served.
+    pub threshold: f32,
+    /// How far ahead of every other guarded candidate the served one must be.
+    pub margin: f32,
+}
+
+impl Default for Matching {
+    fn default() -> Self {
+        Self {
+            threshold: DEFAULT_THRESHOLD,
+            margin: DEFAULT_MARGIN,
+        }
+    }
+}
+
 /// What the semantic tier concluded about one candidate.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Decision {
@@ -303,8 +321,8 @@ impl ScopeIndex {
     }
 
     /// The entry the semantic tier serves for `text`, if any: the most similar question, when
-    /// it is at or above `threshold` and passes the guard, unless another question that passes
-    /// it too comes within `margin` of its similarity. Two cached questions the new one resembles
+    /// it is at or above the threshold and passes the guard, unless another question that
+    /// passes it too comes within the margin of its similarity. Two cached questions the new one resembles
     /// about equally are two possible answers, and the cache cannot tell which was meant, so
     /// that is a miss.
     pub fn serve(
@@ -312,10 +330,9 @@ impl ScopeIndex {
         scope: &Key,
         text: &str,
         embedding: &[f32],
-        threshold: f32,
-        margin: f32,
+        matching: Matching,
     ) -> Option<(Key, f32)> {
-        self.find_first(scope, text, embedding, threshold, margin, &mut 0, |k, s| {
+        self.find_first(scope, text, embedding, matching, &mut 0, |k, s| {
             Some((k, s))
         })
     }
@@ -323,14 +340,12 @@ impl ScopeIndex {
     /// Offers `accept` the entry [`ScopeIndex::serve`] would choose, and the next ones if it
     /// declines (an entry expired meanwhile): a hit guards only the candidates it needs.
     /// `vetoes` counts the candidates above the threshold that the guard refused.
-    #[allow(clippy::too_many_arguments)]
     pub fn find_first<T>(
         &self,
         scope: &Key,
         text: &str,
         embedding: &[f32],
-        threshold: f32,
-        margin: f32,
+        Matching { threshold, margin }: Matching,
         vetoes: &mut u32,
         mut accept: impl FnMut(Key, f32) -> Option<T>,
     ) -> Option<T> {
@@ -473,7 +488,11 @@ mod tests {
         let (scope, asked) = (Key([1; 32]), "How many moons does planet 8 have?");
         let q = unit(&[1.0, 0.05, 0.0]);
         assert_eq!(index.find(&scope, asked, &q, 0.8).len(), 1);
-        assert_eq!(index.serve(&scope, asked, &q, 0.8, 0.0), None);
+        let matching = |margin| Matching {
+            threshold: 0.8,
+            margin,
+        };
+        assert_eq!(index.serve(&scope, asked, &q, matching(0.0)), None);
         // Two questions that pass the guard and are about as similar: ambiguous, a miss,
         // unless one stands out by the margin.
         insert(
@@ -494,10 +513,10 @@ mod tests {
         assert_eq!(found.len(), 2, "{found:?}");
         let gap = found[0].1 - found[1].1;
         assert!(gap > 0.0);
-        assert_eq!(index.serve(&scope, asked, &q, 0.8, gap + 0.001), None);
+        assert_eq!(index.serve(&scope, asked, &q, matching(gap + 0.001)), None);
         assert_eq!(
             index
-                .serve(&scope, asked, &q, 0.8, gap - 0.001)
+                .serve(&scope, asked, &q, matching(gap - 0.001))
                 .map(|f| f.0),
             Some(found[0].0)
         );

@@ -316,8 +316,7 @@ impl Cache {
             &lookup.keys.scope,
             text,
             embedding,
-            self.config.similarity_threshold,
-            self.config.similarity_margin,
+            self.config.matching(),
             &mut vetoes,
             |key, similarity| {
                 self.index

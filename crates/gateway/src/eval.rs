@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use reprise_cache::Key;
 use reprise_cache::embed::{Embedder, cosine};
-use reprise_cache::semantic::{ScopeIndex, decide};
+use reprise_cache::semantic::{Matching, ScopeIndex, decide};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -257,7 +257,15 @@ fn retrieval(
     for t in [0.6, 0.65, 0.7, 0.75, threshold, 0.85, 0.9] {
         let (mut correct, mut wrong, mut misses) = (0u64, 0u64, 0u64);
         for (i, q) in asked.iter().enumerate() {
-            match index.serve(&scope, &pairs[i].similar, q, t, margin) {
+            match index.serve(
+                &scope,
+                &pairs[i].similar,
+                q,
+                Matching {
+                    threshold: t,
+                    margin,
+                },
+            ) {
                 Some((k, _)) if k == own(i) => correct += 1,
                 Some(_) => wrong += 1,
                 None => misses += 1,
@@ -305,7 +313,8 @@ fn retrieval(
     }
     if explain {
         for (i, q) in asked.iter().enumerate() {
-            if let Some((k, sim)) = index.serve(&scope, &pairs[i].similar, q, threshold, margin)
+            if let Some((k, sim)) =
+                index.serve(&scope, &pairs[i].similar, q, Matching { threshold, margin })
                 && k != own(i)
             {
                 let got = u64::from_le_bytes(k.0[..8].try_into().unwrap_or_default()) as usize;

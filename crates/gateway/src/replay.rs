@@ -73,13 +73,7 @@ pub fn simulate<'a>(
         };
         if let Some((embedding, text)) = &vector {
             let hit = scopes
-                .serve(
-                    &keys.scope,
-                    text,
-                    embedding,
-                    config.similarity_threshold,
-                    config.similarity_margin,
-                )
+                .serve(&keys.scope, text, embedding, config.matching())
                 .is_some();
             if hit {
                 tally.semantic_hits += 1;

@@ -159,6 +159,16 @@ pub struct CacheConfig {
     pub sweep_interval: Duration,
 }
 
+impl CacheConfig {
+    /// How the semantic tier picks the entry it serves.
+    pub fn matching(&self) -> reprise_cache::semantic::Matching {
+        reprise_cache::semantic::Matching {
+            threshold: self.similarity_threshold,
+            margin: self.similarity_margin,
+        }
+    }
+}
+
 /// A remote OpenAI-compatible embeddings endpoint (OpenAI, Ollama, vLLM, TEI...).
 #[derive(Debug, Clone)]
 pub struct RemoteEmbeddingConfig {
@@ -491,24 +501,20 @@ fn validate_cache(raw: &raw::RawCache, env: &dyn Env) -> Result<CacheConfig, Con
             })
         }
     };
-    let similarity_threshold = raw
-        .similarity_threshold
-        .unwrap_or(reprise_cache::semantic::DEFAULT_THRESHOLD);
-    if !(0.0..=1.0).contains(&similarity_threshold) {
-        return Err(ConfigError::new(
-            "cache.similarity_threshold",
-            "must be between 0 and 1",
-        ));
-    }
-    let similarity_margin = raw
-        .similarity_margin
-        .unwrap_or(reprise_cache::semantic::DEFAULT_MARGIN);
-    if !(0.0..=1.0).contains(&similarity_margin) {
-        return Err(ConfigError::new(
-            "cache.similarity_margin",
-            "must be between 0 and 1",
-        ));
-    }
+    let unit = |path: &str, value: Option<f32>, default: f32| match value.unwrap_or(default) {
+        v if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(ConfigError::new(path, "must be between 0 and 1")),
+    };
+    let similarity_threshold = unit(
+        "cache.similarity_threshold",
+        raw.similarity_threshold,
+        reprise_cache::semantic::DEFAULT_THRESHOLD,
+    )?;
+    let similarity_margin = unit(
+        "cache.similarity_margin",
+        raw.similarity_margin,
+        reprise_cache::semantic::DEFAULT_MARGIN,
+    )?;
     let semantic = match env.var("REPRISE_CACHE_SEMANTIC") {
         Some(v) => parse_bool("cache.semantic", &v)?,
         None => raw.semantic.unwrap_or(true),
@@ -595,6 +601,30 @@ mod tests {
         assert_eq!(c.targets[0].base_url, DEFAULT_OPENAI_BASE_URL);
         assert_eq!(c.targets[0].api_key.as_ref().unwrap().expose(), "sk-test");
         assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+    }
+
+    #[test]
+    fn threshold_and_margin_are_between_0_and_1() {
+        let key = [("OPENAI_API_KEY", "sk-test")];
+        let c = load("", &key).unwrap();
+        assert_eq!(
+            c.cache.matching(),
+            reprise_cache::semantic::Matching::default()
+        );
+        let c = load("[cache]\nsimilarity_margin = 0.05\n", &key).unwrap();
+        assert_eq!(c.cache.matching().margin, 0.05);
+        for (text, path) in [
+            (
+                "[cache]\nsimilarity_margin = 1.5\n",
+                "cache.similarity_margin",
+            ),
+            (
+                "[cache]\nsimilarity_threshold = -0.1\n",
+                "cache.similarity_threshold",
+            ),
+        ] {
+            assert_eq!(load(text, &key).unwrap_err().path, path);
+        }
     }
 
     #[test]
