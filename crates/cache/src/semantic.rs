@@ -26,6 +26,18 @@ pub struct Matching {
     pub margin: f32,
 }
 
+/// Why a lookup that found candidates served none of them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Nothing refused (no candidate, or one was served).
+    #[default]
+    None,
+    /// The guard vetoed the most similar question.
+    Vetoed,
+    /// Another guarded question came within the margin of the most similar one.
+    Ambiguous,
+}
+
 impl Default for Matching {
     fn default() -> Self {
         Self {
@@ -332,21 +344,26 @@ impl ScopeIndex {
         embedding: &[f32],
         matching: Matching,
     ) -> Option<(Key, f32)> {
-        self.find_first(scope, text, embedding, matching, &mut 0, |k, s| {
-            Some((k, s))
-        })
+        self.find_first(
+            scope,
+            text,
+            embedding,
+            matching,
+            &mut Refusal::None,
+            |k, s| Some((k, s)),
+        )
     }
 
     /// Offers `accept` the entry [`ScopeIndex::serve`] would choose, and the next ones if it
     /// declines (an entry expired meanwhile): a hit guards only the candidates it needs.
-    /// `vetoes` counts the candidates above the threshold that the guard refused.
+    /// `refusal` says why nothing was served when candidates were found.
     pub fn find_first<T>(
         &self,
         scope: &Key,
         text: &str,
         embedding: &[f32],
         Matching { threshold, margin }: Matching,
-        vetoes: &mut u32,
+        refusal: &mut Refusal,
         mut accept: impl FnMut(Key, f32) -> Option<T>,
     ) -> Option<T> {
         self.with_candidates(scope, text, embedding, threshold, |s, asked, candidates| {
@@ -357,7 +374,7 @@ impl ScopeIndex {
                 // would be a guess (on gptcache-mock.json this fall-through made most of the
                 // wrong hits). Only an entry that expired meanwhile passes the turn on.
                 if !s.passes(asked, i) {
-                    *vetoes += 1;
+                    *refusal = Refusal::Vetoed;
                     return None;
                 }
                 let rival = candidates[n + 1..]
@@ -365,6 +382,7 @@ impl ScopeIndex {
                     .take_while(|&&(_, other)| similarity - other < margin)
                     .any(|&(j, _)| s.passes(asked, j));
                 if rival {
+                    *refusal = Refusal::Ambiguous;
                     return None;
                 }
                 if let Some(found) = accept(s.keys[i], similarity) {
@@ -493,6 +511,11 @@ mod tests {
             margin,
         };
         assert_eq!(index.serve(&scope, asked, &q, matching(0.0)), None);
+        let mut refusal = Refusal::None;
+        let served = index.find_first(&scope, asked, &q, matching(0.0), &mut refusal, |k, _| {
+            Some(k)
+        });
+        assert_eq!((served, refusal), (None, Refusal::Vetoed));
         // Two questions that pass the guard and are about as similar: ambiguous, a miss,
         // unless one stands out by the margin.
         insert(
@@ -514,6 +537,16 @@ mod tests {
         let gap = found[0].1 - found[1].1;
         assert!(gap > 0.0);
         assert_eq!(index.serve(&scope, asked, &q, matching(gap + 0.001)), None);
+        let mut refusal = Refusal::None;
+        let served = index.find_first(
+            &scope,
+            asked,
+            &q,
+            matching(gap + 0.001),
+            &mut refusal,
+            |k, _| Some(k),
+        );
+        assert_eq!((served, refusal), (None, Refusal::Ambiguous));
         assert_eq!(
             index
                 .serve(&scope, asked, &q, matching(gap - 0.001))

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use reprise_cache::semantic::ScopeIndex;
+use reprise_cache::semantic::{Refusal, ScopeIndex};
 use reprise_cache::{CacheControl, CacheKeys, Cacheability, Entry, ExactIndex, Key};
 use reprise_storage::{CacheRow, Store};
 use serde_json::Value;
@@ -42,6 +42,8 @@ pub struct Counters {
     pub unpriced_hits: AtomicU64,
     /// Semantic lookups whose every candidate above the threshold the guard refused.
     pub guard_vetoes: AtomicU64,
+    /// Semantic lookups refused because two cached questions were about as similar.
+    pub ambiguous: AtomicU64,
     /// Entries pushed out by the size bounds (not expiry).
     pub evictions: AtomicU64,
 }
@@ -311,21 +313,26 @@ impl Cache {
         );
         let max_age = lookup.directives.max_age.map(|d| d.as_secs());
         let now = now_ms();
-        let mut vetoes = 0;
+        let mut refusal = Refusal::None;
         let found = self.semantic.find_first(
             &lookup.keys.scope,
             text,
             embedding,
             self.config.matching(),
-            &mut vetoes,
+            &mut refusal,
             |key, similarity| {
                 self.index
                     .get(&key, now, max_age)
                     .map(|entry| (entry, similarity))
             },
         );
-        if found.is_none() && vetoes > 0 {
-            self.counters.guard_vetoes.fetch_add(1, Ordering::Relaxed);
+        let refused = match refusal {
+            Refusal::None => None,
+            Refusal::Vetoed => Some(&self.counters.guard_vetoes),
+            Refusal::Ambiguous => Some(&self.counters.ambiguous),
+        };
+        if let (None, Some(counter)) = (&found, refused) {
+            counter.fetch_add(1, Ordering::Relaxed);
         }
         found
     }

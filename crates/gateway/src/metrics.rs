@@ -316,6 +316,7 @@ impl Metrics {
             ("miss", &counters.misses),
             ("bypass", &counters.bypasses),
             ("guard_veto", &counters.guard_vetoes),
+            ("ambiguous", &counters.ambiguous),
         ] {
             lookups
                 .get_or_create(&ResultLabels {
@@ -325,7 +326,7 @@ impl Metrics {
         }
         registry.register(
             "cache_lookups",
-            "Cache lookups by result (a guard veto is also a miss)",
+            "Cache lookups by result (a guard veto or an ambiguous match is also a miss)",
             lookups,
         );
         let evictions = Counter::<u64>::default();
