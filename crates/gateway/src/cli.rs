@@ -128,7 +128,8 @@ enum Command {
         /// `cache.similarity_threshold`, else 0.80]
         #[arg(long)]
         threshold: Option<f32>,
-        /// Also print examples of wrong decisions on the CheckList file, with the reason.
+        /// Also print the wrong decisions: CheckList examples with the guard's reason, and every
+        /// question not served or wrongly served in the retrieval protocol.
         #[arg(long)]
         explain: bool,
     },
