@@ -123,6 +123,45 @@ async fn the_guard_vetoes_near_misses_that_change_the_answer() {
 }
 
 #[tokio::test]
+async fn a_question_two_cached_questions_match_equally_is_a_miss() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::start(&mock).await;
+    let asked = chat_body("How should I boil an egg?");
+    assert_eq!(
+        cache_header(&send(&gw, &chat_body("How do I boil an egg?"), &[]).await),
+        "miss"
+    );
+    // With one close question cached, a paraphrase is served from it.
+    assert_eq!(cache_header(&send(&gw, &asked, &[]).await), "hit");
+    // A second one about as close (stored through no-cache, which skips the lookup): now the
+    // two are equally plausible answers (similarities 0.963 and 0.961 with the default model,
+    // within the 0.015 margin), and neither is served.
+    let other = chat_body("How can I boil an egg?");
+    assert_eq!(
+        cache_header(&send(&gw, &other, &[("cache-control", "no-cache")]).await),
+        "miss"
+    );
+    assert_eq!(cache_header(&send(&gw, &other, &[]).await), "hit");
+    let r = send(&gw, &asked, &[]).await;
+    assert_eq!(cache_header(&r), "miss");
+    assert_eq!(mock.requests().len(), 3);
+    let metrics = client()
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "reprise_cache_lookups_total{result=\"ambiguous\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
 async fn paraphrases_in_another_scope_or_about_now_are_not_served() {
     let mock = MockUpstream::start().await;
     let gw = Gateway::start(&mock).await;
