@@ -119,10 +119,11 @@ fn new_graph(dim: usize, capacity: usize) -> Result<usearch::Index, IndexError> 
         // copies), so 8-bit cosine is enough.
         metric: usearch::MetricKind::Cos,
         quantization: usearch::ScalarKind::I8,
-        // Measured on QQP's 73k real questions (8-bit, SIMD): search breadth 24 finds the
-        // nearest question 98.3 % of the time in ~0.18 ms, 40 finds it 98.8 % in ~0.24 ms;
-        // the library's default connectivity and insert breadth: same recall, ~2x slower
-        // inserts.
+        // Search breadth 24 rather than 40: in a one-off trial on QQP's 73k questions (a
+        // stand-alone usearch program, 8-bit, SIMD) it found the nearest question about as
+        // often (98.3 % against 98.8 %) in three quarters of the time; `reprise-bench cache`
+        // measures the result. The library's default connectivity and insert breadth gave
+        // the same recall with ~2x slower inserts.
         connectivity: 16,
         expansion_add: 64,
         expansion_search: 24,

@@ -145,14 +145,7 @@ async fn a_question_two_cached_questions_match_equally_is_a_miss() {
     let r = send(&gw, &asked, &[]).await;
     assert_eq!(cache_header(&r), "miss");
     assert_eq!(mock.requests().len(), 3);
-    let metrics = client()
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.get_text("/metrics").await;
     assert!(
         metrics
             .lines()

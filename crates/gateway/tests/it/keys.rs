@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use reprise_gateway::config::{Config, Overrides};
 
-use crate::support::{Gateway, PATIENCE, Process, UPSTREAM_KEY, chat_body, client};
+use crate::support::{Gateway, PATIENCE, Process, UPSTREAM_KEY, chat_body, client, run_with_input};
 
 /// Runs `reprise key ...` on `dir`; returns the directory, the exit code and the output.
 async fn key_cli(
@@ -328,14 +328,7 @@ async fn the_ledger_matches_the_upstream_token_for_token() {
         .buffer_unordered(32)
         .collect::<Vec<()>>()
         .await;
-    let usage: Value = client()
-        .get(gw.url(&format!("/admin/usage?key={id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let usage = gw.get_json(&format!("/admin/usage?key={id}")).await;
     let (prompt, completion) = mock.tokens_served();
     assert_eq!(usage["requests"], N);
     assert_eq!(usage["prompt_tokens"], prompt);
@@ -532,29 +525,17 @@ async fn a_non_loopback_gateway_starts_once_a_key_exists() {
 
 #[tokio::test]
 async fn provider_secrets_are_stored_sealed_and_used() {
-    use tokio::io::AsyncWriteExt;
     const ENC: &str = "8f1e2d3c4b5a69788796a5b4c3d2e1f000112233445566778899aabbccddeeff";
     const PROVIDER_KEY: &str = "sk-sealed-provider-key-77c1e0";
     let dir = tempfile::tempdir().unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_reprise"))
-        .args(["secret", "set", "openai-prod", "--data-dir"])
-        .arg(dir.path())
-        .env("REPRISE_ENCRYPTION_KEY", ENC)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(format!("{PROVIDER_KEY}\n").as_bytes())
-        .await
-        .unwrap();
-    drop(stdin);
-    let out = tokio::time::timeout(PATIENCE, child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let out = run_with_input(
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_reprise"))
+            .args(["secret", "set", "openai-prod", "--data-dir"])
+            .arg(dir.path())
+            .env("REPRISE_ENCRYPTION_KEY", ENC),
+        format!("{PROVIDER_KEY}\n").as_bytes(),
+    )
+    .await;
     assert!(
         out.status.success(),
         "{}",

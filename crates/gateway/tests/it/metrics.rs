@@ -3,9 +3,8 @@
 
 use reprise_test_support::MockUpstream;
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
 
-use crate::support::{Gateway, PATIENCE, UPSTREAM_KEY, client};
+use crate::support::{Gateway, UPSTREAM_KEY, client, run_with_input};
 
 /// Parses an exposition with `prometheus_client`'s text parser; returns every sample as
 /// `(name, labels, value)`.
@@ -19,20 +18,11 @@ for family in text_string_to_metric_families(sys.stdin.read()):
         out.append([s.name, s.labels, s.value])
 print(json.dumps(out))
 "#;
-    let mut child = tokio::process::Command::new(crate::sdk::python())
-        .args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(text.as_bytes()).await.unwrap();
-    drop(stdin);
-    let out = tokio::time::timeout(PATIENCE, child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let out = run_with_input(
+        tokio::process::Command::new(crate::sdk::python()).args(["-c", script]),
+        text.as_bytes(),
+    )
+    .await;
     assert!(
         out.status.success(),
         "the parser refused it: {}",
@@ -68,15 +58,9 @@ async fn known_traffic_gives_exact_metric_values() {
         b.base_url()
     );
     let gw = Gateway::with_env(&toml, &[("KEY", UPSTREAM_KEY)]).await;
-    let created: Value = client()
-        .post(gw.url("/admin/keys"))
-        .json(&json!({"label": "metrics", "rpm": 4}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = gw
+        .post_json("/admin/keys", &json!({"label": "metrics", "rpm": 4}))
+        .await;
     let key = created["key"].as_str().unwrap().to_owned();
     let ask = |q: &str| {
         client()
@@ -187,15 +171,9 @@ async fn known_traffic_gives_exact_metric_values() {
 
     // The Grafana dashboard in the repository asks only for metrics that exist (after a stream,
     // which the time-to-first-token histogram needs; another key, the first has spent its rpm).
-    let other: Value = client()
-        .post(gw.url("/admin/keys"))
-        .json(&json!({"label": "stream"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let other = gw
+        .post_json("/admin/keys", &json!({"label": "stream"}))
+        .await;
     let streamed = client()
         .post(gw.url("/v1/chat/completions"))
         .bearer_auth(other["key"].as_str().unwrap())
@@ -205,14 +183,7 @@ async fn known_traffic_gives_exact_metric_values() {
         .unwrap();
     assert_eq!(streamed.status(), 200);
     streamed.bytes().await.unwrap();
-    let text = client()
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.get_text("/metrics").await;
     let s = parse(&text).await;
     let grafana = std::fs::read_to_string(
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))

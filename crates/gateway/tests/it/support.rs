@@ -108,6 +108,31 @@ impl Gateway {
             .unwrap()
     }
 
+    /// `POST path` with a JSON body, the answer as JSON.
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> serde_json::Value {
+        client()
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// `GET path`, its body as text.
+    pub async fn get_text(&self, path: &str) -> String {
+        client()
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// The data directory (its store).
     pub fn data_dir(&self) -> &std::path::Path {
         self._data_dir.path()
@@ -328,4 +353,26 @@ impl Process {
             .unwrap();
         assert!(status.success());
     }
+}
+
+/// Runs `command` with `input` on its standard input; its output once it exits (within
+/// [`PATIENCE`]).
+pub async fn run_with_input(
+    command: &mut tokio::process::Command,
+    input: &[u8],
+) -> std::process::Output {
+    use tokio::io::AsyncWriteExt;
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input).await.unwrap();
+    drop(stdin);
+    tokio::time::timeout(PATIENCE, child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap()
 }
