@@ -325,7 +325,7 @@ fn index_row(
     for (i, text) in texts.iter().enumerate() {
         let v = model.embed(text);
         let t = Instant::now();
-        index.insert(scope, key(i), &v, text.clone())?;
+        index.insert(scope, key(i), &v, text)?;
         insert.record(t.elapsed().as_nanos() as u64)?;
         flat.extend_from_slice(&v);
     }

@@ -5,8 +5,10 @@
 //! present ("today", "latest", "current price") or about the asker ("my order") is served only
 //! by the exact tier: a paraphrase of it is too likely to be a different question.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
+use aho_corasick::AhoCorasick;
 use serde_json::Value;
 
 /// The operator's cache settings that decide cacheability.
@@ -107,16 +109,31 @@ const PERSONAL_WORDS: &[&str] = &["my", "mine", "our", "ours", "myself"];
 
 /// Whether a question's answer depends on when it is asked or on who asks it.
 pub fn is_time_sensitive_or_personal(text: &str) -> bool {
-    let lower = text.to_lowercase();
-    let words: Vec<&str> = lower
+    // Each phrase padded with spaces, found in one pass over the question's words joined by
+    // single spaces (every semantic lookup asks this).
+    static PHRASES: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
+        AhoCorasick::new(
+            TIME_WORDS
+                .iter()
+                .chain(PERSONAL_WORDS)
+                .map(|w| format!(" {w} ")),
+        )
+        .ok()
+    });
+    let mut joined = String::with_capacity(text.len() + 2);
+    joined.push(' ');
+    for word in text
         .split(|c: char| !c.is_alphanumeric() && c != '\'')
         .filter(|w| !w.is_empty())
-        .collect();
-    let joined = format!(" {} ", words.join(" "));
-    TIME_WORDS
-        .iter()
-        .chain(PERSONAL_WORDS)
-        .any(|w| joined.contains(&format!(" {w} ")))
+    {
+        joined.extend(word.chars().flat_map(char::to_lowercase));
+        joined.push(' ');
+    }
+    // The phrases are fixed, so the automaton always builds; were it not to, every question
+    // would count as time-sensitive (exact tier only), never the other way round.
+    PHRASES
+        .as_ref()
+        .is_none_or(|phrases| phrases.is_match(&joined))
 }
 
 /// A request's cache directives: `Cache-Control` and `x-reprise-cache-ttl`.
@@ -222,6 +239,9 @@ mod tests {
             "What's the current price of bitcoin?",
             "Where is my order?",
             "What time is it in Tokyo",
+            "Is the API down RIGHT   NOW?",
+            "Which framework is popular at the moment?",
+            "Where is MY parcel",
         ] {
             assert_eq!(
                 p.assess(&json!({}), Some(q)),
@@ -233,6 +253,10 @@ mod tests {
             "What is the capital of France?",
             "How do I reverse a list in Python?",
             "Explain knowledge cut-offs",
+            // Phrases match whole words only.
+            "What is a snowplow?",
+            "Who wrote Myths and Legends?",
+            "What is the nowcast model in meteorology?",
         ] {
             assert_eq!(
                 p.assess(&json!({}), Some(q)),

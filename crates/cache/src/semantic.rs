@@ -146,12 +146,19 @@ struct Scope {
     flat: Vec<f32>,
     graph: Option<Graph>,
     keys: Vec<Key>,
-    texts: Vec<String>,
+    /// Each question as the guard reads it, analysed once when stored: a lookup guards up to
+    /// [`GUARDED_CANDIDATES`] of them, and re-reading each text was most of a hit's guard cost.
+    analyses: Vec<guard::Analysis>,
     position: HashMap<Key, usize>,
 }
 
 impl Scope {
-    fn push(&mut self, key: Key, embedding: &[f32], text: String) -> Result<(), IndexError> {
+    fn push(
+        &mut self,
+        key: Key,
+        embedding: &[f32],
+        analysis: guard::Analysis,
+    ) -> Result<(), IndexError> {
         if self.keys.is_empty() {
             self.dim = embedding.len();
         } else if embedding.len() != self.dim {
@@ -184,7 +191,7 @@ impl Scope {
         self.flat.extend_from_slice(embedding);
         self.position.insert(key, at);
         self.keys.push(key);
-        self.texts.push(text);
+        self.analyses.push(analysis);
         Ok(())
     }
 
@@ -193,7 +200,7 @@ impl Scope {
             return Ok(());
         };
         self.keys.swap_remove(i);
-        self.texts.swap_remove(i);
+        self.analyses.swap_remove(i);
         let last = self.keys.len();
         if i != last {
             let (head, tail) = self.flat.split_at_mut(last * self.dim);
@@ -214,7 +221,7 @@ impl Scope {
 
     /// Whether the guard lets the question at position `i` answer `asked`.
     fn passes(&self, asked: &guard::Analysis, i: usize) -> bool {
-        guard::check_analysed(asked, &guard::Analysis::of(&self.texts[i])).is_ok()
+        guard::check_analysed(asked, &self.analyses[i]).is_ok()
     }
 
     /// The positions of the (at most `count`) most similar questions at or above `threshold`,
@@ -287,15 +294,17 @@ impl ScopeIndex {
         scope: Key,
         key: Key,
         embedding: &[f32],
-        text: String,
+        text: &str,
     ) -> Result<(), IndexError> {
+        // Analysed before taking any lock.
+        let analysis = guard::Analysis::of(text);
         let scope = {
             let mut scopes = self.scopes.write().unwrap_or_else(|p| p.into_inner());
             scopes.entry(scope).or_default().clone()
         };
         let mut s = scope.write().unwrap_or_else(|p| p.into_inner());
         s.remove(&key)?;
-        s.push(key, embedding, text)
+        s.push(key, embedding, analysis)
     }
 
     pub fn remove(&self, scope: &Key, key: &Key) -> Result<(), IndexError> {
@@ -457,7 +466,7 @@ mod tests {
             (s2, 12, [1.0, 0.0, 0.0], "Is that pig on the table?"),
         ] {
             index
-                .insert(scope, Key([key; 32]), &unit(&vector), text.into())
+                .insert(scope, Key([key; 32]), &unit(&vector), text)
                 .unwrap();
         }
         let q = unit(&[0.9, 0.1, 0.0]);
@@ -492,12 +501,7 @@ mod tests {
         let index = ScopeIndex::default();
         let insert = |scope: u8, key: u8, vector: [f32; 3], text: &str| {
             index
-                .insert(
-                    Key([scope; 32]),
-                    Key([key; 32]),
-                    &unit(&vector),
-                    text.into(),
-                )
+                .insert(Key([scope; 32]), Key([key; 32]), &unit(&vector), text)
                 .unwrap();
         };
         // The most similar question is vetoed (another number); the next one passes the guard
@@ -586,7 +590,7 @@ mod tests {
                     scope,
                     key(i),
                     &random_unit(i as u64, dim),
-                    format!("question {i}"),
+                    &format!("question {i}"),
                 )
                 .unwrap();
         }
@@ -622,7 +626,7 @@ mod tests {
         assert!(found * 100 >= (n - n / 2) * 99, "after removals {found}");
         // Re-inserting a removed entry works, and a vector of the wrong size is refused.
         index
-            .insert(scope, key(0), &random_unit(0, dim), "question 0".into())
+            .insert(scope, key(0), &random_unit(0, dim), "question 0")
             .unwrap();
         assert_eq!(
             index.find(&scope, "question 0", &random_unit(0, dim), 0.99)[0].0,
@@ -630,7 +634,7 @@ mod tests {
         );
         assert!(
             index
-                .insert(scope, key(n), &random_unit(1, dim + 1), "x".into())
+                .insert(scope, key(n), &random_unit(1, dim + 1), "x")
                 .is_err()
         );
     }

@@ -161,9 +161,7 @@ impl Cache {
             };
             match (&model, &row.prompt) {
                 (Some(SemanticModel::Local(embedder)), Some(text)) => {
-                    if let Err(err) =
-                        semantic.insert(scope, exact, &embedder.embed(text), text.clone())
-                    {
+                    if let Err(err) = semantic.insert(scope, exact, &embedder.embed(text), text) {
                         tracing::warn!(error = %err, "a cache entry left out of the semantic tier");
                     }
                 }
@@ -289,7 +287,7 @@ impl Cache {
                 if !self.index.contains(exact) {
                     continue;
                 }
-                match self.semantic.insert(*scope, *exact, &vector, text.clone()) {
+                match self.semantic.insert(*scope, *exact, &vector, text) {
                     Ok(()) => added += 1,
                     Err(err) => {
                         tracing::warn!(error = %err, "a cache entry left out of the semantic tier")
@@ -412,9 +410,9 @@ impl Cache {
             prompt: entry.prompt.clone(),
         };
         if let (Some(embedding), Some(text)) = (&lookup.embedding, &entry.prompt)
-            && let Err(err) =
-                self.semantic
-                    .insert(entry.scope, entry.exact, embedding, text.clone())
+            && let Err(err) = self
+                .semantic
+                .insert(entry.scope, entry.exact, embedding, text)
         {
             tracing::warn!(error = %err, "a cache entry left out of the semantic tier");
         }

@@ -248,7 +248,7 @@ fn retrieval(
     let own = |i: usize| key(first[pairs[i].origin.as_str()]);
     let index = ScopeIndex::default();
     for (i, (p, o)) in pairs.iter().zip(&origins).enumerate() {
-        index.insert(scope, own(i), o, p.origin.clone())?;
+        index.insert(scope, own(i), o, &p.origin)?;
     }
     println!(
         "({} distinct origins: an origin cached twice is one entry, as in the gateway)",

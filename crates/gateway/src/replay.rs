@@ -84,7 +84,7 @@ pub fn simulate<'a>(
         exact.insert(keys.exact);
         if let Some((embedding, text)) = vector {
             // An index error leaves the question out of the semantic tier, as in the gateway.
-            let _ = scopes.insert(keys.scope, keys.exact, &embedding, text);
+            let _ = scopes.insert(keys.scope, keys.exact, &embedding, &text);
         }
     }
     tally
