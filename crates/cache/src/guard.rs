@@ -21,7 +21,8 @@
 //! What it lets through on purpose: word order in symmetric relations and choice questions,
 //! correct active/passive swaps, antonyms under negation ("not invisible" = "visible"),
 //! irrelevant intensifiers ("really", "truly"), and free rephrasing (more than two content words
-//! differ), which the similarity threshold judges instead.
+//! differ, or one or two in a question also reworded around them when the embedding puts the two
+//! close: see [`Closeness`]), which the similarity judges instead.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::LazyLock;
@@ -68,14 +69,40 @@ impl Veto {
     }
 }
 
+/// How much above the serving threshold the embedding must place two questions for the guard
+/// to leave a reworded question's changed content words to it (see [`Closeness`]).
+pub const CLOSE_MARGIN: f32 = 0.10;
+
+/// How similar the embedding found the two questions, which decides one rule of the guard: one
+/// or two changed content words in an otherwise identical question always veto, but in a
+/// question that is also reworded (other function words, another order) they are part of the
+/// rewording, and are left to the similarity when it is high.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closeness {
+    /// At or above the serving threshold.
+    Similar,
+    /// At least [`CLOSE_MARGIN`] above it.
+    Close,
+}
+
+impl Closeness {
+    pub fn of(similarity: f32, threshold: f32) -> Self {
+        if similarity >= threshold + CLOSE_MARGIN {
+            Closeness::Close
+        } else {
+            Closeness::Similar
+        }
+    }
+}
+
 /// Checks whether a cached answer to `cached` may answer `asked`.
-pub fn check(asked: &str, cached: &str) -> Result<(), Veto> {
-    check_analysed(&Analysis::of(asked), &Analysis::of(cached))
+pub fn check(asked: &str, cached: &str, closeness: Closeness) -> Result<(), Veto> {
+    check_analysed(&Analysis::of(asked), &Analysis::of(cached), closeness)
 }
 
 /// [`check`] on questions already analysed, so that one question compared with several
 /// candidates is analysed once.
-pub fn check_analysed(a: &Analysis, b: &Analysis) -> Result<(), Veto> {
+pub fn check_analysed(a: &Analysis, b: &Analysis, closeness: Closeness) -> Result<(), Veto> {
     if a.numbers != b.numbers {
         return Err(Veto::Numbers);
     }
@@ -106,8 +133,10 @@ pub fn check_analysed(a: &Analysis, b: &Analysis) -> Result<(), Veto> {
     // One or two content words changed or added in an otherwise identical question is a
     // different question ("fish" / "dog", "an actor" / "a bad actor", "hurt my neck" / "hurt my
     // wrist"), however long the rest. A larger difference is a rephrasing: the similarity
-    // threshold judges it.
-    if (1..=2).contains(&(only_a + only_b)) {
+    // threshold judges it. So is a question reworded around the changed words ("doesn't exist
+    // in" / "is not a feature of"), when the embedding puts the two close.
+    let changed = only_a + only_b;
+    if (1..=2).contains(&changed) && !(closeness == Closeness::Close && reworded(a, b, changed)) {
         return Err(Veto::Content);
     }
     // The same words in another order: is it still the same participant doing the thing?
@@ -213,6 +242,8 @@ const NEGATIVE_PREFIXES: &[&str] = &[
 pub struct Analysis {
     /// Lower-cased words in order.
     words: Vec<String>,
+    /// Every lower-cased word in order, function words included, hashed (only compared).
+    tokens: Vec<u64>,
     numbers: BTreeMap<String, usize>,
     quoted: BTreeSet<String>,
     code: BTreeSet<String>,
@@ -268,6 +299,7 @@ impl Analysis {
                 // "No, ..." / "Yes, ..." opening a sentence answer a question; they negate
                 // nothing in it.
                 let particle = sentence_start && lower == "no" && raw.ends_with(',');
+                a.tokens.push(token_hash(&lower));
                 if (negated || NEGATION.contains(lower.as_str())) && !particle {
                     a.negations += 1;
                 }
@@ -420,6 +452,74 @@ impl Analysis {
     }
 }
 
+/// Words beyond the changed content words that two questions may differ by and still be one
+/// template: in the words they use (counted on both sides: two substituted function words)...
+const TEMPLATE_BAG_SLACK: usize = 4;
+/// ...or in their sequence (edits: an auxiliary swapped, an article added, a word moved).
+const TEMPLATE_EDIT_SLACK: usize = 3;
+/// Longer questions (word pairs to align) are taken as one template: the content rule holds.
+const ALIGNMENT_LIMIT: usize = 40_000;
+
+/// Whether two questions that differ in `changed` content words also differ in the rest of
+/// their wording, both in the words used and in their order: a rewording, not one template with
+/// a word swapped. Measured on the labelled data (`reprise eval`), either measure alone lets
+/// through template pairs that the other catches (reordered templates; swapped "and" / "or").
+fn reworded(a: &Analysis, b: &Analysis, changed: usize) -> bool {
+    let bag = bag_distance(&a.tokens, &b.tokens);
+    if bag <= changed + TEMPLATE_BAG_SLACK {
+        return false;
+    }
+    // A substitution changes the bag by two, an insertion or deletion by one.
+    if bag.div_ceil(2) > changed + TEMPLATE_EDIT_SLACK {
+        return true;
+    }
+    if a.tokens.len().saturating_mul(b.tokens.len()) > ALIGNMENT_LIMIT {
+        return false;
+    }
+    edit_distance(&a.tokens, &b.tokens) > changed + TEMPLATE_EDIT_SLACK
+}
+
+/// How many words one multiset has that the other lacks, both ways.
+fn bag_distance(a: &[u64], b: &[u64]) -> usize {
+    let (mut a, mut b) = (a.to_vec(), b.to_vec());
+    a.sort_unstable();
+    b.sort_unstable();
+    let (mut i, mut j, mut common) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                common += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    a.len() + b.len() - 2 * common
+}
+
+/// Word-level Levenshtein distance.
+fn edit_distance(a: &[u64], b: &[u64]) -> usize {
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for (i, x) in a.iter().enumerate() {
+        current[0] = i + 1;
+        for (j, y) in b.iter().enumerate() {
+            current[j + 1] = (previous[j] + usize::from(x != y))
+                .min(previous[j + 1] + 1)
+                .min(current[j] + 1);
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
+}
+
+fn token_hash(word: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(word)
+}
+
 /// `can't` → `can`, `won't` → `will`, `isn't` → `is`.
 fn expand_contraction(stem: &str) -> &str {
     match stem {
@@ -556,7 +656,7 @@ mod tests {
     use super::*;
 
     fn vetoes(a: &str, b: &str) -> Option<Veto> {
-        check(a, b).err()
+        check(a, b, Closeness::Similar).err()
     }
 
     #[test]
@@ -708,6 +808,49 @@ mod tests {
     }
 
     #[test]
+    fn changed_content_words_in_a_reworded_question_are_left_to_a_close_similarity() {
+        let close = |a: &str, b: &str| check(a, b, Closeness::Close).err();
+        // Reworded around the changed words ("exist" / "feature"): served when close, not when
+        // merely similar.
+        let (a, b) = (
+            "No, LOAD_HU doesn't exist in v2.10.0.",
+            "LOAD_HU is not a feature of v2.10.0.",
+        );
+        assert_eq!(close(a, b), None);
+        assert_eq!(vetoes(a, b), Some(Veto::Content));
+        // One template with a word swapped stays a different question however close: the
+        // same words otherwise, in the same order, reordered, or with an auxiliary or an
+        // article changed.
+        for (a, b) in [
+            ("Can I feed my fish soup?", "Can I feed my dog soup?"),
+            (
+                "How do I sort a list in ascending order in Python?",
+                "In Python, how do I sort a list in descending order?",
+            ),
+            (
+                "How do I sort a list in ascending order?",
+                "How can I sort the list in descending order?",
+            ),
+            (
+                "What are things a doctor should worry about?",
+                "What are the things that a lawyer should worry about?",
+            ),
+        ] {
+            assert_eq!(close(a, b), Some(Veto::Content), "{a} / {b}");
+        }
+        // The other checks hold whatever the closeness.
+        assert_eq!(
+            close(
+                "No, LOAD_HU doesn't exist in v2.10.0.",
+                "LOAD_HU is not a feature of v2.11.0."
+            ),
+            Some(Veto::Numbers)
+        );
+        assert_eq!(Closeness::of(0.91, 0.80), Closeness::Close);
+        assert_eq!(Closeness::of(0.89, 0.80), Closeness::Similar);
+    }
+
+    #[test]
     fn paraphrases_pass() {
         for (a, b) in [
             (
@@ -749,7 +892,7 @@ mod tests {
                 "PyTorch has cutting-edge diffusers for the production of images and sound.",
             ),
         ] {
-            assert_eq!(check(a, b), Ok(()), "{a} / {b}");
+            assert_eq!(check(a, b, Closeness::Similar), Ok(()), "{a} / {b}");
         }
     }
 
@@ -774,5 +917,23 @@ mod tests {
             ["bye", "hi there"].iter().map(|s| s.to_string()).collect()
         );
         assert!(quoted_strings("it's John's dog").is_empty());
+        assert_eq!(bag_distance(&[1, 2, 2, 3], &[2, 3, 4]), 3);
+        assert_eq!(edit_distance(&[1, 2, 3], &[3, 2, 1]), 2);
+        assert_eq!(edit_distance(&[1, 2, 3, 4], &[1, 3, 4, 5]), 2);
+        assert_eq!(edit_distance(&[], &[1, 2]), 2);
+        // Four function words swapped and the rest reversed: reworded, unless past the
+        // alignment limit, where a question counts as one template (the content rule holds).
+        let pair = |filler: usize| {
+            let words: Vec<String> = (0..filler).map(|i| format!("w{i}")).collect();
+            let reversed: Vec<String> = words.iter().rev().cloned().collect();
+            (
+                Analysis::of(&format!("pears the the the the {}", words.join(" "))),
+                Analysis::of(&format!("{} a a a a apples", reversed.join(" "))),
+            )
+        };
+        let (a, b) = pair(6);
+        assert!(reworded(&a, &b, 2));
+        let (a, b) = pair(300);
+        assert!(!reworded(&a, &b, 2));
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use crate::Key;
 use crate::embed::cosine;
-use crate::guard::{self, Veto};
+use crate::guard::{self, Closeness, Veto};
 
 /// The similarity at or above which a guarded candidate is served, for the default model
 /// (potion-base-8M). Calibrated with `reprise eval` (README); each model needs its own.
@@ -71,7 +71,7 @@ pub fn decide(
             serve: false,
         };
     }
-    let veto = guard::check(asked, cached).err();
+    let veto = guard::check(asked, cached, Closeness::of(similarity, threshold)).err();
     Decision {
         similarity,
         veto,
@@ -219,9 +219,11 @@ impl Scope {
         Ok(())
     }
 
-    /// Whether the guard lets the question at position `i` answer `asked`.
-    fn passes(&self, asked: &guard::Analysis, i: usize) -> bool {
-        guard::check_analysed(asked, &self.analyses[i]).is_ok()
+    /// Whether the guard lets the question at position `i`, `similarity` similar, answer
+    /// `asked`.
+    fn passes(&self, asked: &guard::Analysis, i: usize, similarity: f32, threshold: f32) -> bool {
+        let closeness = Closeness::of(similarity, threshold);
+        guard::check_analysed(asked, &self.analyses[i], closeness).is_ok()
     }
 
     /// The positions of the (at most `count`) most similar questions at or above `threshold`,
@@ -335,7 +337,7 @@ impl ScopeIndex {
         self.with_candidates(scope, text, embedding, threshold, |s, asked, candidates| {
             candidates
                 .iter()
-                .filter(|&&(i, _)| s.passes(asked, i))
+                .filter(|&&(i, similarity)| s.passes(asked, i, similarity, threshold))
                 .map(|&(i, similarity)| (s.keys[i], similarity))
                 .collect()
         })
@@ -383,14 +385,14 @@ impl ScopeIndex {
                 // something that changes the answer, so a less similar entry answering it
                 // would be a guess (on gptcache-mock.json this fall-through made most of the
                 // wrong hits). Only an entry that expired meanwhile passes the turn on.
-                if !s.passes(asked, i) {
+                if !s.passes(asked, i, similarity, threshold) {
                     *refusal = Refusal::Vetoed;
                     return None;
                 }
                 let rival = candidates[n + 1..]
                     .iter()
                     .take_while(|&&(_, other)| similarity - other < margin)
-                    .any(|&(j, _)| s.passes(asked, j));
+                    .any(|&(j, other)| s.passes(asked, j, other, threshold));
                 if rival {
                     *refusal = Refusal::Ambiguous;
                     return None;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use reprise_cache::Key;
 use reprise_cache::embed::{Embedder, cosine};
+use reprise_cache::guard::{self, Closeness};
 use reprise_cache::semantic::{Matching, ScopeIndex, decide};
 use serde::Deserialize;
 
@@ -33,9 +34,22 @@ struct MockPair {
 struct Scored {
     label: bool,
     similarity: f32,
+    /// What the guard says when the pair is at or above the threshold...
     guard_ok: bool,
+    /// ...and when it is [`guard::CLOSE_MARGIN`] above it.
+    guard_ok_close: bool,
     capability: String,
     test: String,
+}
+
+impl Scored {
+    /// Whether the guard lets the pair through at `threshold`.
+    fn guarded(&self, threshold: f32) -> bool {
+        match Closeness::of(self.similarity, threshold) {
+            Closeness::Similar => self.guard_ok,
+            Closeness::Close => self.guard_ok_close,
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -100,7 +114,8 @@ fn score(embedder: &dyn Embedder, pairs: &[Pair]) -> Vec<Scored> {
             Scored {
                 label: p.label == 1,
                 similarity: cosine(&b, &a),
-                guard_ok: reprise_cache::guard::check(&p.text_b, &p.text_a).is_ok(),
+                guard_ok: guard::check(&p.text_b, &p.text_a, Closeness::Similar).is_ok(),
+                guard_ok_close: guard::check(&p.text_b, &p.text_a, Closeness::Close).is_ok(),
                 capability: p.capability.clone().unwrap_or_default(),
                 test: p.test.clone().unwrap_or_default(),
             }
@@ -113,7 +128,7 @@ fn counts(scored: &[Scored], threshold: f32, guarded: bool) -> Counts {
     for s in scored {
         c.add(
             s.label,
-            s.similarity >= threshold && (!guarded || s.guard_ok),
+            s.similarity >= threshold && (!guarded || s.guarded(threshold)),
         );
     }
     c
@@ -171,7 +186,7 @@ fn per_group(scored: &[Scored], threshold: f32, by_test: bool) {
         entry.0.add(s.label, s.similarity >= threshold);
         entry
             .1
-            .add(s.label, s.similarity >= threshold && s.guard_ok);
+            .add(s.label, s.similarity >= threshold && s.guarded(threshold));
     }
     println!(
         "\n{:<60} {:>5} {:>5}  {:>17}  {:>17}",

@@ -155,6 +155,37 @@ async fn a_question_two_cached_questions_match_equally_is_a_miss() {
 }
 
 #[tokio::test]
+async fn a_reworded_question_is_served_when_close_and_a_swapped_word_never() {
+    let cached = chat_body(
+        "When I set the format of a DatasetDict to jax, will all of its Datasets be formatted as jax?",
+    );
+    // Reworded around one changed content word ("set" / "converted"), similarity 0.96 with the
+    // default model: at least 0.10 above the default threshold, so served...
+    let reworded = chat_body(
+        "If I format a DatasetDict to jax, will all the Datasets in it be converted to the jax format?",
+    );
+    // ...where the same template with one word swapped is another question however close.
+    let swapped = chat_body(
+        "When I set the format of a DatasetDict to torch, will all of its Datasets be formatted as torch?",
+    );
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::start(&mock).await;
+    assert_eq!(cache_header(&send(&gw, &cached, &[]).await), "miss");
+    let r = send(&gw, &reworded, &[]).await;
+    assert_eq!(cache_header(&r), "hit");
+    assert_eq!(r.headers()["x-reprise-cache-kind"], "semantic");
+    assert_eq!(cache_header(&send(&gw, &swapped, &[]).await), "miss");
+    assert_eq!(mock.requests().len(), 2);
+
+    // "Close" is relative to the configured threshold: at 0.90 the same rewording is a miss.
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::with_config("[cache]\nsimilarity_threshold = 0.90\n", &mock).await;
+    assert_eq!(cache_header(&send(&gw, &cached, &[]).await), "miss");
+    assert_eq!(cache_header(&send(&gw, &reworded, &[]).await), "miss");
+    assert_eq!(mock.requests().len(), 2);
+}
+
+#[tokio::test]
 async fn paraphrases_in_another_scope_or_about_now_are_not_served() {
     let mock = MockUpstream::start().await;
     let gw = Gateway::start(&mock).await;
