@@ -237,42 +237,126 @@ const NEGATIVE_PREFIXES: &[&str] = &[
     "un", "in", "im", "il", "ir", "dis", "non",
 ];
 
-/// What the guard reads in one question (see [`Analysis::of`]).
+/// What the guard reads in one question (see [`Analysis::of`]). Stored questions keep theirs
+/// for as long as they are cached, so it is held compactly: sorted boxed slices, not B-trees.
 #[derive(Debug, Default)]
 pub struct Analysis {
     /// Lower-cased words in order.
-    words: Vec<String>,
+    words: Box<[Box<str>]>,
     /// Every lower-cased word in order, function words included, hashed (only compared).
-    tokens: Vec<u64>,
-    numbers: BTreeMap<String, usize>,
-    quoted: BTreeSet<String>,
-    code: BTreeSet<String>,
-    code_lower: BTreeSet<String>,
+    tokens: Box<[u64]>,
+    numbers: Counts,
+    quoted: WordSet,
+    code: WordSet,
+    code_lower: WordSet,
     /// The whole text, lower-cased.
-    raw_lower: String,
+    raw_lower: Box<str>,
     /// Capitalised words that are not sentence-initial function words, lower-cased.
-    entities: BTreeSet<String>,
+    entities: WordSet,
     negations: usize,
-    markers: BTreeMap<String, usize>,
-    pronouns: Vec<String>,
+    markers: Counts,
+    pronouns: Box<[Box<str>]>,
     /// Lower-cased content words (stems), before antonym-prefix handling.
-    content: BTreeSet<String>,
+    content: WordSet,
     /// A passive construction: the agent follows "by".
-    passive_agent: Option<String>,
+    passive_agent: Option<Box<str>>,
     /// The first content word: the agent of an active question.
-    first_content: Option<String>,
+    first_content: Option<Box<str>>,
     symmetric: bool,
     choice: bool,
     /// "A is X-er than B": which side comes first decides the answer.
     comparative: bool,
 }
 
+/// A sorted set of words, fixed once read.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct WordSet(Box<[Box<str>]>);
+
+impl WordSet {
+    fn contains(&self, word: &str) -> bool {
+        self.0.binary_search_by(|w| (**w).cmp(word)).is_ok()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|w| &**w)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl From<BTreeSet<String>> for WordSet {
+    fn from(set: BTreeSet<String>) -> Self {
+        WordSet(set.into_iter().map(String::into_boxed_str).collect())
+    }
+}
+
+/// Words with how often they occur, sorted.
+type Counts = Box<[(Box<str>, usize)]>;
+
+fn counts(map: BTreeMap<String, usize>) -> Counts {
+    map.into_iter()
+        .map(|(w, n)| (w.into_boxed_str(), n))
+        .collect()
+}
+
+fn boxed(words: Vec<String>) -> Box<[Box<str>]> {
+    words.into_iter().map(String::into_boxed_str).collect()
+}
+
+impl Draft {
+    fn freeze(self) -> Analysis {
+        Analysis {
+            words: boxed(self.words),
+            tokens: self.tokens.into_boxed_slice(),
+            numbers: counts(self.numbers),
+            quoted: self.quoted.into(),
+            code: self.code.into(),
+            code_lower: self.code_lower.into(),
+            raw_lower: self.raw_lower.into_boxed_str(),
+            entities: self.entities.into(),
+            negations: self.negations,
+            markers: counts(self.markers),
+            pronouns: boxed(self.pronouns),
+            content: self.content.into(),
+            passive_agent: self.passive_agent.map(String::into_boxed_str),
+            first_content: self.first_content.map(String::into_boxed_str),
+            symmetric: self.symmetric,
+            choice: self.choice,
+            comparative: self.comparative,
+        }
+    }
+}
+
+/// An [`Analysis`] being read, in growable collections.
+#[derive(Debug, Default)]
+struct Draft {
+    words: Vec<String>,
+    tokens: Vec<u64>,
+    numbers: BTreeMap<String, usize>,
+    quoted: BTreeSet<String>,
+    code: BTreeSet<String>,
+    code_lower: BTreeSet<String>,
+    raw_lower: String,
+    entities: BTreeSet<String>,
+    negations: usize,
+    markers: BTreeMap<String, usize>,
+    pronouns: Vec<String>,
+    content: BTreeSet<String>,
+    passive_agent: Option<String>,
+    first_content: Option<String>,
+    symmetric: bool,
+    choice: bool,
+    comparative: bool,
+}
+
 impl Analysis {
     pub fn of(text: &str) -> Self {
-        let mut a = Analysis {
+        let mut a = Draft {
             quoted: quoted_strings(text),
             raw_lower: text.to_lowercase(),
-            ..Analysis::default()
+            ..Draft::default()
         };
         let mut sentence_start = true;
         let mut saw_passive_aux = false;
@@ -396,7 +480,7 @@ impl Analysis {
                 sentence_start = true;
             }
         }
-        a
+        a.freeze()
     }
 
     /// Every identifier or path of this text appears in the other (case aside: product names
@@ -418,7 +502,7 @@ impl Analysis {
 
     /// Content words with antonym prefixes removed where the other text has the stem, and how
     /// many such prefixes there were (each counts as a negation).
-    fn content_with_stems(&self, other: &Analysis) -> (BTreeSet<String>, usize) {
+    fn content_with_stems<'a>(&'a self, other: &Analysis) -> (BTreeSet<&'a str>, usize) {
         let mut prefixed = 0;
         let content = self
             .content
@@ -431,10 +515,10 @@ impl Analysis {
                         && !self.content.contains(rest)
                     {
                         prefixed += 1;
-                        return rest.to_owned();
+                        return rest;
                     }
                 }
-                w.clone()
+                w
             })
             .collect();
         (content, prefixed)
@@ -447,8 +531,10 @@ impl Analysis {
             && (self.entities.len() >= 2 || self.passive_agent.is_some() || self.comparative)
     }
 
-    fn agent(&self) -> Option<&String> {
-        self.passive_agent.as_ref().or(self.first_content.as_ref())
+    fn agent(&self) -> Option<&str> {
+        self.passive_agent
+            .as_deref()
+            .or(self.first_content.as_deref())
     }
 }
 
