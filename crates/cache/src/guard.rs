@@ -179,7 +179,8 @@ const MARKERS: &[&str] = &[
 #[rustfmt::skip]
 const NEGATIONS: &[&str] = &[
     "not", "no", "never", "cannot", "nobody", "nothing", "nowhere", "neither", "nor", "none",
-    "without",
+    "without", "non", "absence", "absent", "lack", "lacks", "lacking", "omit", "omits",
+    "omitting", "omitted", "avoid", "avoids", "avoiding", "prevent", "prevents", "preventing",
 ];
 
 /// Gendered third-person pronouns: swapping them swaps who did what ("he would reject her").
@@ -824,6 +825,27 @@ mod tests {
                 "What should an author worry about?",
                 "What should an author not worry about?"
             ),
+            Some(Veto::Negation)
+        );
+        // Words that negate by meaning count like "not", both ways.
+        for (a, b) in [
+            (
+                "How do I stop the parser from not creating copies?",
+                "How do I stop the parser from avoiding creating copies?",
+            ),
+            (
+                "How do I extract archives in non-streaming mode?",
+                "How do I extract archives without streaming mode?",
+            ),
+            (
+                "What happens when there is no dataset script?",
+                "What happens in the absence of a dataset script?",
+            ),
+        ] {
+            assert_eq!(vetoes(a, b), None, "{a} / {b}");
+        }
+        assert_eq!(
+            vetoes("How can I avoid overfitting?", "How can I get overfitting?"),
             Some(Veto::Negation)
         );
         assert_eq!(
