@@ -488,8 +488,15 @@ impl Analysis {
     /// like "PyTorch" are written both ways).
     fn code_found_in(&self, other: &Analysis) -> bool {
         self.code.iter().all(|c| {
-            other.code_lower.contains(&c.to_lowercase())
-                || other.raw_lower.contains(&c.to_lowercase())
+            let c = c.to_lowercase();
+            other.code_lower.contains(&c)
+                || other.raw_lower.contains(&c)
+                // A qualified name or a list written out in its parts: "datasets.TextClassification"
+                // / "the TextClassification class of datasets", "checksums/size/splits" /
+                // "checksums, size and splits".
+                || c.split(['.', '/', '\\', ':'])
+                    .filter(|part| part.chars().any(char::is_alphanumeric))
+                    .all(|part| contains_word(&other.raw_lower, part))
         })
     }
 
@@ -498,6 +505,8 @@ impl Analysis {
             other.entities.contains(e)
                 || other.words.iter().any(|w| possessive_stem(w) == e)
                 || other.content.contains(&stem(e))
+                // Inside an identifier: "TextClassification" / "datasets.TextClassification".
+                || other.code_lower.iter().any(|c| contains_word(c, e))
         })
     }
 
@@ -605,6 +614,15 @@ fn edit_distance(a: &[u64], b: &[u64]) -> usize {
 fn token_hash(word: &str) -> u64 {
     use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
     BuildHasherDefault::<DefaultHasher>::default().hash_one(word)
+}
+
+/// Whether `word` occurs in `text` between non-word characters.
+fn contains_word(text: &str, word: &str) -> bool {
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    text.match_indices(word).any(|(at, _)| {
+        !text[..at].chars().next_back().is_some_and(is_word)
+            && !text[at + word.len()..].chars().next().is_some_and(is_word)
+    })
 }
 
 /// `can't` → `can`, `won't` → `will`, `isn't` → `is`.
@@ -803,6 +821,29 @@ mod tests {
         );
         assert_eq!(
             vetoes("What does os.path.join do?", "What does os.path.split do?"),
+            Some(Veto::Code)
+        );
+        // A qualified name written out in its parts is the same identifier; a part missing is
+        // not.
+        assert_eq!(
+            vetoes(
+                "What are the parameters of datasets.TextClassification?",
+                "What are the parameters of the TextClassification class of datasets?"
+            ),
+            None
+        );
+        assert_eq!(
+            vetoes(
+                "What are the parameters of datasets.TextClassification?",
+                "What are the parameters of the TextClassification class?"
+            ),
+            Some(Veto::Code)
+        );
+        assert_eq!(
+            vetoes(
+                "What does the os.path module join?",
+                "What does the ospath module join?"
+            ),
             Some(Veto::Code)
         );
         assert_eq!(
@@ -1025,6 +1066,10 @@ mod tests {
             ["bye", "hi there"].iter().map(|s| s.to_string()).collect()
         );
         assert!(quoted_strings("it's John's dog").is_empty());
+        assert!(contains_word("the os.path module", "os"));
+        assert!(contains_word("use torch_utils now", "torch_utils"));
+        assert!(!contains_word("use torch_utils now", "torch"));
+        assert!(!contains_word("datasets", "data"));
         assert_eq!(bag_distance(&[1, 2, 2, 3], &[2, 3, 4]), 3);
         assert_eq!(edit_distance(&[1, 2, 3], &[3, 2, 1]), 2);
         assert_eq!(edit_distance(&[1, 2, 3, 4], &[1, 3, 4, 5]), 2);
