@@ -14,6 +14,7 @@
 //! | named entities | NER: changed names, places; Coref: a name for a pronoun |
 //! | negation parity | Negation: "should worry" vs "should not worry" |
 //! | order and time markers | Temporal: before / after, more / less |
+//! | what is asked | a place, a time, a reason, a person or a quantity for another (QQP: "Where should I promote..." / "How can I promote...") |
 //! | third-person pronouns | Coref: "he would reject her" vs "she would reject him" |
 //! | who does what to whom | SRL: asymmetric relations, wrong passive swaps |
 //! | content words | Vocabulary: a changed or added content word in the same template |
@@ -48,6 +49,7 @@ pub enum Veto {
     Entities,
     Negation,
     Markers,
+    Asks,
     Pronouns,
     Roles,
     Content,
@@ -62,6 +64,7 @@ impl Veto {
             Veto::Entities => "entities",
             Veto::Negation => "negation",
             Veto::Markers => "markers",
+            Veto::Asks => "asks",
             Veto::Pronouns => "pronouns",
             Veto::Roles => "roles",
             Veto::Content => "content",
@@ -125,6 +128,9 @@ pub fn check_analysed(a: &Analysis, b: &Analysis, closeness: Closeness) -> Resul
     if a.markers != b.markers {
         return Err(Veto::Markers);
     }
+    if a.asks != b.asks {
+        return Err(Veto::Asks);
+    }
     if a.pronouns != b.pronouns {
         return Err(Veto::Pronouns);
     }
@@ -166,6 +172,12 @@ const STOPWORDS: &[&str] = &[
     "anyone", "anybody", "also", "too", "else", "other", "s", "t", "d", "ll", "re", "ve", "m",
     "o", "yes", "currently", "fact", "honestly", "definitely", "literally", "seriously",
     "genuinely", "ever", "think", "want", "wants", "wanted", "need", "wish",
+];
+
+#[rustfmt::skip]
+const AUXILIARIES: &[&str] = &[
+    "is", "are", "was", "were", "am", "be", "do", "does", "did", "can", "could", "should",
+    "would", "will", "shall", "may", "might", "must", "has", "have", "had",
 ];
 
 /// Words whose presence, count and kind change the question's meaning in time or order.
@@ -267,6 +279,20 @@ pub struct Analysis {
     choice: bool,
     /// "A is X-er than B": which side comes first decides the answer.
     comparative: bool,
+    /// What a question opening with "where", "when", "why", "who" or "how many" asks for.
+    asks: Option<Asks>,
+}
+
+/// What a question asks for, where its opening word says so. "What", "how", "which" and yes/no
+/// questions are left open: paraphrases trade them freely ("How do I..." / "What is the way
+/// to...").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Asks {
+    Place,
+    Time,
+    Reason,
+    Person,
+    Quantity,
 }
 
 /// A sorted set of words, fixed once read.
@@ -326,6 +352,7 @@ impl Draft {
             symmetric: self.symmetric,
             choice: self.choice,
             comparative: self.comparative,
+            asks: self.asks,
         }
     }
 }
@@ -333,6 +360,7 @@ impl Draft {
 /// An [`Analysis`] being read, in growable collections.
 #[derive(Debug, Default)]
 struct Draft {
+    asks: Option<Asks>,
     words: Vec<String>,
     tokens: Vec<u64>,
     numbers: BTreeMap<String, usize>,
@@ -362,6 +390,8 @@ impl Analysis {
         let mut sentence_start = true;
         let mut saw_passive_aux = false;
         let mut after_by = false;
+        let mut initial_how = false;
+        let mut opening: Option<Asks> = None;
         for raw in text.split_whitespace() {
             let ends_sentence = raw.ends_with(['.', '?', '!', ':']);
             let token =
@@ -384,6 +414,27 @@ impl Analysis {
                 // "No, ..." / "Yes, ..." opening a sentence answer a question; they negate
                 // nothing in it.
                 let particle = sentence_start && lower == "no" && raw.ends_with(',');
+                // A question's opening word says what it asks for: "when", "where" and "why" only
+                // with an auxiliary after them ("When is...?", not the conditional "When I
+                // set..., will...?").
+                if a.asks.is_none() {
+                    if let Some(kind) = opening.take() {
+                        if AUXILIARIES.contains(&lower.as_str()) {
+                            a.asks = Some(kind);
+                        }
+                    } else if initial_how && matches!(lower.as_str(), "many" | "much") {
+                        a.asks = Some(Asks::Quantity);
+                    } else if sentence_start {
+                        match lower.as_str() {
+                            "where" => opening = Some(Asks::Place),
+                            "when" => opening = Some(Asks::Time),
+                            "why" => opening = Some(Asks::Reason),
+                            "who" | "whom" | "whose" => a.asks = Some(Asks::Person),
+                            _ => {}
+                        }
+                    }
+                }
+                initial_how = sentence_start && lower == "how";
                 a.tokens.push(token_hash(&lower));
                 if (negated || NEGATION.contains(lower.as_str())) && !particle {
                     a.negations += 1;
@@ -480,6 +531,10 @@ impl Analysis {
             if ends_sentence {
                 sentence_start = true;
             }
+        }
+        // Only a question asks: "When setting the format, ..." opens a statement.
+        if !text.contains('?') {
+            a.asks = None;
         }
         a.freeze()
     }
@@ -954,6 +1009,45 @@ mod tests {
             ),
             Some(Veto::Content)
         );
+    }
+
+    #[test]
+    fn a_place_time_reason_person_or_quantity_is_not_asked_for_by_another_question() {
+        for (a, b) in [
+            (
+                "Where should I promote my business online?",
+                "How can I promote my business online?",
+            ),
+            ("Who has invested in SpaceX?", "Can I invest in SpaceX?"),
+            (
+                "When should I water a cactus?",
+                "Why should I water a cactus?",
+            ),
+            (
+                "How many hours should I study for the exam?",
+                "How should I study hours for the exam?",
+            ),
+        ] {
+            assert_eq!(vetoes(a, b), Some(Veto::Asks), "{a} / {b}");
+        }
+        for (a, b) in [
+            // "What", "how" and yes/no questions trade places in paraphrases.
+            (
+                "How do I reverse a list in Python?",
+                "What is the way to reverse a list in Python?",
+            ),
+            // A conditional "when" asks for no time; nor does a statement.
+            (
+                "When I sort a list in Python, is the original kept?",
+                "If I sort a list in Python, is the original kept?",
+            ),
+            (
+                "When sorting a list in Python the original is kept.",
+                "Sorting a list in Python keeps the original.",
+            ),
+        ] {
+            assert_eq!(vetoes(a, b), None, "{a} / {b}");
+        }
     }
 
     #[test]

@@ -344,11 +344,17 @@ fn retrieval(
     Ok(())
 }
 
-/// Up to three wrong decisions per CheckList test, with the guard's reason: what to look at
-/// when tuning.
-fn explain_misses(embedder: &dyn Embedder, pairs: &[Pair], threshold: f32) {
-    println!("\nwrong decisions at {threshold:.2}, three per test at most:");
-    let mut shown: BTreeMap<&str, usize> = BTreeMap::new();
+/// Up to `most` wrong decisions per test and label (`file`'s wrong hits and missed
+/// duplicates apart), with the guard's reason: what to look at when tuning.
+fn explain_misses(
+    embedder: &dyn Embedder,
+    file: &str,
+    pairs: &[Pair],
+    threshold: f32,
+    most: usize,
+) {
+    println!("\n{file}: wrong decisions at {threshold:.2}, {most} per test and label at most:");
+    let mut shown: BTreeMap<(&str, u8), usize> = BTreeMap::new();
     for p in pairs {
         let a = embedder.embed(&p.text_a);
         let b = embedder.embed(&p.text_b);
@@ -357,8 +363,8 @@ fn explain_misses(embedder: &dyn Embedder, pairs: &[Pair], threshold: f32) {
             continue;
         }
         let test = p.test.as_deref().unwrap_or_default();
-        let n = shown.entry(test).or_default();
-        if *n >= 3 {
+        let n = shown.entry((test, p.label)).or_default();
+        if *n >= most {
             continue;
         }
         *n += 1;
@@ -406,10 +412,20 @@ pub fn run(
     per_group(&checklist, threshold, false);
     per_group(&checklist, threshold, true);
     if explain {
-        explain_misses(embedder, &checklist_pairs, threshold);
+        explain_misses(
+            embedder,
+            "checklist-dev.jsonl",
+            &checklist_pairs,
+            threshold,
+            3,
+        );
     }
 
-    let qqp = score(embedder, &read_pairs(&file("qqp-dev.jsonl.gz"))?);
+    let qqp_pairs = read_pairs(&file("qqp-dev.jsonl.gz"))?;
+    let qqp = score(embedder, &qqp_pairs);
     sweep("qqp-dev.jsonl.gz", &qqp, threshold);
+    if explain {
+        explain_misses(embedder, "qqp-dev.jsonl.gz", &qqp_pairs, threshold, 25);
+    }
     Ok(())
 }

@@ -251,3 +251,29 @@ async fn eval_measures_a_configured_remote_embedding_model() {
     assert_eq!(code, Some(1), "{out:?}");
     assert!(out.join("\n").contains("503"), "{out:?}");
 }
+
+#[tokio::test]
+async fn eval_explains_wrong_decisions_on_qqp_too() {
+    use std::io::Write;
+    let data = eval_data();
+    // A pair labelled "not a duplicate" that the default model and guard serve.
+    let qqp = r#"{"id": 9, "text_a": "How do I learn Rust?", "text_b": "How can I learn Rust?", "label": 0}"#;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(qqp.as_bytes()).unwrap();
+    std::fs::write(data.path().join("qqp-dev.jsonl.gz"), gz.finish().unwrap()).unwrap();
+    let data_dir = data.path().to_str().unwrap();
+    let (code, out) = Process::spawn(&["eval", "--explain", "--data", data_dir], &[])
+        .finish()
+        .await;
+    assert_eq!(code, Some(0), "{out:?}");
+    let text = out.join("\n");
+    let qqp = text
+        .split_once("qqp-dev.jsonl.gz: wrong decisions at 0.80")
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("no QQP explanation: {text}"));
+    assert!(
+        qqp.contains("label 0")
+            && qqp.contains("served: \"How do I learn Rust?\" / \"How can I learn Rust?\""),
+        "{text}"
+    );
+}
