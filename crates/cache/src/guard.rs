@@ -189,6 +189,14 @@ const MARKERS: &[&str] = &[
 ];
 
 #[rustfmt::skip]
+const MARKER_ALIAS: &[(&str, &str)] = &[
+    ("preceding", "previous"), ("prior", "before"), ("beforehand", "before"),
+    ("afterwards", "after"), ("afterward", "after"), ("initial", "first"),
+    ("initially", "first"), ("firstly", "first"), ("subsequent", "next"),
+    ("subsequently", "later"), ("greater", "more"),
+];
+
+#[rustfmt::skip]
 const NEGATIONS: &[&str] = &[
     "not", "no", "never", "cannot", "nobody", "nothing", "nowhere", "neither", "nor", "none",
     "without", "non", "absence", "absent", "lack", "lacks", "lacking", "omit", "omits",
@@ -511,8 +519,14 @@ impl Analysis {
                     after_by = true;
                     continue;
                 }
-                if MARKER.contains(lower.as_str()) {
-                    *a.markers.entry(lower.clone()).or_default() += 1;
+                // Other words for the same order ("preceding" / "previous", "prior to" /
+                // "before") count as that marker.
+                let marker = MARKER_ALIAS
+                    .iter()
+                    .find(|(alias, _)| *alias == lower)
+                    .map_or(lower.as_str(), |(_, marker)| marker);
+                if MARKER.contains(marker) {
+                    *a.markers.entry(marker.to_owned()).or_default() += 1;
                     continue;
                 }
                 if STOPWORD.contains(lower.as_str()) || NEGATION.contains(lower.as_str()) {
@@ -1008,6 +1022,30 @@ mod tests {
                 "Is Sara Walker becoming an actress?"
             ),
             Some(Veto::Content)
+        );
+    }
+
+    #[test]
+    fn other_words_for_an_order_count_as_its_marker() {
+        for (a, b) in [
+            (
+                "What did the previous method return?",
+                "What did the preceding method return?",
+            ),
+            (
+                "What happens prior to caching the file?",
+                "What happens before caching the file?",
+            ),
+            ("What is the initial step?", "What is the first step?"),
+        ] {
+            assert_eq!(vetoes(a, b), None, "{a} / {b}");
+        }
+        assert_eq!(
+            vetoes(
+                "What happens prior to caching the file?",
+                "What happens after caching the file?"
+            ),
+            Some(Veto::Markers)
         );
     }
 
