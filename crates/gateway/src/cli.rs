@@ -128,8 +128,8 @@ enum Command {
         /// `cache.similarity_threshold`, else 0.80]
         #[arg(long)]
         threshold: Option<f32>,
-        /// Also print the wrong decisions: CheckList examples with the guard's reason, and every
-        /// question not served or wrongly served in the retrieval protocol.
+        /// Also print the wrong decisions: CheckList and QQP examples with the guard's reason,
+        /// and every question not served or wrongly served in the retrieval protocol.
         #[arg(long)]
         explain: bool,
     },
