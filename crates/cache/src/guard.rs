@@ -39,6 +39,8 @@ static SYMMETRIC_WORD: Words = LazyLock::new(|| SYMMETRIC.iter().copied().collec
 static NUMBER_WORD: Words = LazyLock::new(|| NUMBER_WORDS.iter().copied().collect());
 static IRREGULAR_BASE: LazyLock<HashMap<&'static str, &'static str>> =
     LazyLock::new(|| IRREGULAR.iter().copied().collect());
+static MARKER_OF: LazyLock<HashMap<&'static str, &'static str>> =
+    LazyLock::new(|| MARKER_ALIAS.iter().copied().collect());
 
 /// Why the guard refused a candidate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -174,6 +176,7 @@ const STOPWORDS: &[&str] = &[
     "genuinely", "ever", "think", "want", "wants", "wanted", "need", "wish",
 ];
 
+/// Verbs that follow an interrogative "when", "where" or "why" (not a conditional "when").
 #[rustfmt::skip]
 const AUXILIARIES: &[&str] = &[
     "is", "are", "was", "were", "am", "be", "do", "does", "did", "can", "could", "should",
@@ -188,6 +191,7 @@ const MARKERS: &[&str] = &[
     "worst", "past", "future", "ago", "simultaneously",
 ];
 
+/// Other words for an order marker.
 #[rustfmt::skip]
 const MARKER_ALIAS: &[(&str, &str)] = &[
     ("preceding", "previous"), ("prior", "before"), ("beforehand", "before"),
@@ -340,6 +344,29 @@ fn boxed(words: Vec<String>) -> Box<[Box<str>]> {
     words.into_iter().map(String::into_boxed_str).collect()
 }
 
+/// An [`Analysis`] being read, in growable collections.
+#[derive(Debug, Default)]
+struct Draft {
+    words: Vec<String>,
+    tokens: Vec<u64>,
+    numbers: BTreeMap<String, usize>,
+    quoted: BTreeSet<String>,
+    code: BTreeSet<String>,
+    code_lower: BTreeSet<String>,
+    raw_lower: String,
+    entities: BTreeSet<String>,
+    negations: usize,
+    markers: BTreeMap<String, usize>,
+    pronouns: Vec<String>,
+    content: BTreeSet<String>,
+    passive_agent: Option<String>,
+    first_content: Option<String>,
+    symmetric: bool,
+    choice: bool,
+    comparative: bool,
+    asks: Option<Asks>,
+}
+
 impl Draft {
     fn freeze(self) -> Analysis {
         Analysis {
@@ -363,29 +390,6 @@ impl Draft {
             asks: self.asks,
         }
     }
-}
-
-/// An [`Analysis`] being read, in growable collections.
-#[derive(Debug, Default)]
-struct Draft {
-    asks: Option<Asks>,
-    words: Vec<String>,
-    tokens: Vec<u64>,
-    numbers: BTreeMap<String, usize>,
-    quoted: BTreeSet<String>,
-    code: BTreeSet<String>,
-    code_lower: BTreeSet<String>,
-    raw_lower: String,
-    entities: BTreeSet<String>,
-    negations: usize,
-    markers: BTreeMap<String, usize>,
-    pronouns: Vec<String>,
-    content: BTreeSet<String>,
-    passive_agent: Option<String>,
-    first_content: Option<String>,
-    symmetric: bool,
-    choice: bool,
-    comparative: bool,
 }
 
 impl Analysis {
@@ -521,10 +525,7 @@ impl Analysis {
                 }
                 // Other words for the same order ("preceding" / "previous", "prior to" /
                 // "before") count as that marker.
-                let marker = MARKER_ALIAS
-                    .iter()
-                    .find(|(alias, _)| *alias == lower)
-                    .map_or(lower.as_str(), |(_, marker)| marker);
+                let marker = MARKER_OF.get(lower.as_str()).copied().unwrap_or(&lower);
                 if MARKER.contains(marker) {
                     *a.markers.entry(marker.to_owned()).or_default() += 1;
                     continue;

@@ -26,6 +26,15 @@ pub struct Matching {
     pub margin: f32,
 }
 
+impl Default for Matching {
+    fn default() -> Self {
+        Self {
+            threshold: DEFAULT_THRESHOLD,
+            margin: DEFAULT_MARGIN,
+        }
+    }
+}
+
 /// Why a lookup that found candidates served none of them.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -36,15 +45,6 @@ pub enum Refusal {
     Vetoed,
     /// Another guarded question came within the margin of the most similar one.
     Ambiguous,
-}
-
-impl Default for Matching {
-    fn default() -> Self {
-        Self {
-            threshold: DEFAULT_THRESHOLD,
-            margin: DEFAULT_MARGIN,
-        }
-    }
 }
 
 /// What the semantic tier concluded about one candidate.
@@ -346,9 +346,9 @@ impl ScopeIndex {
 
     /// The entry the semantic tier serves for `text`, if any: the most similar question, when
     /// it is at or above the threshold and passes the guard, unless another question that
-    /// passes it too comes within the margin of its similarity. Two cached questions the new one resembles
-    /// about equally are two possible answers, and the cache cannot tell which was meant, so
-    /// that is a miss.
+    /// passes it too comes within the margin of its similarity. Two cached questions the new
+    /// one resembles about equally are two possible answers, and the cache cannot tell which
+    /// was meant, so that is a miss.
     pub fn serve(
         &self,
         scope: &Key,

@@ -40,7 +40,7 @@ pub struct Counters {
     pub nano_usd_saved: AtomicU64,
     /// Hits on models the price table does not know (their tokens are counted, not priced).
     pub unpriced_hits: AtomicU64,
-    /// Semantic lookups whose every candidate above the threshold the guard refused.
+    /// Semantic lookups whose most similar candidate the guard refused.
     pub guard_vetoes: AtomicU64,
     /// Semantic lookups refused because two cached questions were about as similar.
     pub ambiguous: AtomicU64,

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use reprise_cache::Key;
 use reprise_cache::embed::{Embedder, cosine};
-use reprise_cache::guard::{self, Closeness};
+use reprise_cache::guard::{self, Closeness, Veto};
 use reprise_cache::semantic::{Matching, ScopeIndex, decide};
 use serde::Deserialize;
 
@@ -34,21 +34,45 @@ struct MockPair {
 struct Scored {
     label: bool,
     similarity: f32,
-    /// What the guard says when the pair is at or above the threshold...
-    guard_ok: bool,
+    /// The guard's veto when the pair is at or above the threshold...
+    veto: Option<Veto>,
     /// ...and when it is [`guard::CLOSE_MARGIN`] above it.
-    guard_ok_close: bool,
+    veto_close: Option<Veto>,
     capability: String,
     test: String,
 }
 
 impl Scored {
+    /// The guard's veto at `threshold`, if any.
+    fn veto(&self, threshold: f32) -> Option<Veto> {
+        match Closeness::of(self.similarity, threshold) {
+            Closeness::Similar => self.veto,
+            Closeness::Close => self.veto_close,
+        }
+    }
+
     /// Whether the guard lets the pair through at `threshold`.
     fn guarded(&self, threshold: f32) -> bool {
-        match Closeness::of(self.similarity, threshold) {
-            Closeness::Similar => self.guard_ok,
-            Closeness::Close => self.guard_ok_close,
+        self.veto(threshold).is_none()
+    }
+
+    /// Whether the cache serves the pair at `threshold`, and if not, the guard's reason (none:
+    /// below the threshold).
+    fn decision(&self, threshold: f32) -> (bool, Option<Veto>) {
+        if self.similarity < threshold {
+            return (false, None);
         }
+        let veto = self.veto(threshold);
+        (veto.is_none(), veto)
+    }
+}
+
+/// A decision in words: "served", the guard's veto, or "below threshold".
+fn reason(serve: bool, veto: Option<Veto>) -> &'static str {
+    match (serve, veto) {
+        (true, _) => "served",
+        (false, Some(v)) => v.as_str(),
+        (false, None) => "below threshold",
     }
 }
 
@@ -114,8 +138,8 @@ fn score(embedder: &dyn Embedder, pairs: &[Pair]) -> Vec<Scored> {
             Scored {
                 label: p.label == 1,
                 similarity: cosine(&b, &a),
-                guard_ok: guard::check(&p.text_b, &p.text_a, Closeness::Similar).is_ok(),
-                guard_ok_close: guard::check(&p.text_b, &p.text_a, Closeness::Close).is_ok(),
+                veto: guard::check(&p.text_b, &p.text_a, Closeness::Similar).err(),
+                veto_close: guard::check(&p.text_b, &p.text_a, Closeness::Close).err(),
                 capability: p.capability.clone().unwrap_or_default(),
                 test: p.test.clone().unwrap_or_default(),
             }
@@ -313,15 +337,14 @@ fn retrieval(
             &origins[i],
             threshold,
         );
-        let reason = match (d.serve, d.veto) {
-            (true, _) => continue,
-            (false, Some(veto)) => veto.as_str(),
-            (false, None) => "below threshold",
-        };
-        *reasons.entry(reason).or_default() += 1;
+        if d.serve {
+            continue;
+        }
+        let why = reason(false, d.veto);
+        *reasons.entry(why).or_default() += 1;
         if explain {
             println!(
-                "  not served ({reason}, sim {:.2}): {:?} / {:?}",
+                "  not served ({why}, sim {:.2}): {:?} / {:?}",
                 d.similarity, pairs[i].origin, pairs[i].similar
             );
         }
@@ -346,38 +369,25 @@ fn retrieval(
 
 /// Up to `most` wrong decisions per test and label (`file`'s wrong hits and missed
 /// duplicates apart), with the guard's reason: what to look at when tuning.
-fn explain_misses(
-    embedder: &dyn Embedder,
-    file: &str,
-    pairs: &[Pair],
-    threshold: f32,
-    most: usize,
-) {
+fn explain_misses(file: &str, pairs: &[Pair], scored: &[Scored], threshold: f32, most: usize) {
     println!("\n{file}: wrong decisions at {threshold:.2}, {most} per test and label at most:");
-    let mut shown: BTreeMap<(&str, u8), usize> = BTreeMap::new();
-    for p in pairs {
-        let a = embedder.embed(&p.text_a);
-        let b = embedder.embed(&p.text_b);
-        let d = decide(&p.text_b, &b, &p.text_a, &a, threshold);
-        if d.serve == (p.label == 1) {
+    let mut shown: BTreeMap<(&str, bool), usize> = BTreeMap::new();
+    for (p, s) in pairs.iter().zip(scored) {
+        let (serve, veto) = s.decision(threshold);
+        if serve == s.label {
             continue;
         }
-        let test = p.test.as_deref().unwrap_or_default();
-        let n = shown.entry((test, p.label)).or_default();
+        let n = shown.entry((&s.test, s.label)).or_default();
         if *n >= most {
             continue;
         }
         *n += 1;
         println!(
             "  [{}] label {} sim {:.2} {}: {:?} / {:?}",
-            test.chars().take(30).collect::<String>(),
+            s.test.chars().take(30).collect::<String>(),
             p.label,
-            d.similarity,
-            match (d.serve, d.veto) {
-                (true, _) => "served",
-                (false, Some(v)) => v.as_str(),
-                (false, None) => "below threshold",
-            },
+            s.similarity,
+            reason(serve, veto),
             p.text_a,
             p.text_b
         );
@@ -413,9 +423,9 @@ pub fn run(
     per_group(&checklist, threshold, true);
     if explain {
         explain_misses(
-            embedder,
             "checklist-dev.jsonl",
             &checklist_pairs,
+            &checklist,
             threshold,
             3,
         );
@@ -425,7 +435,7 @@ pub fn run(
     let qqp = score(embedder, &qqp_pairs);
     sweep("qqp-dev.jsonl.gz", &qqp, threshold);
     if explain {
-        explain_misses(embedder, "qqp-dev.jsonl.gz", &qqp_pairs, threshold, 25);
+        explain_misses("qqp-dev.jsonl.gz", &qqp_pairs, &qqp, threshold, 25);
     }
     Ok(())
 }

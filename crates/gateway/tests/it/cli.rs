@@ -201,7 +201,6 @@ async fn replay_estimates_each_tier_without_calling_upstream() {
 
 /// A tiny copy of the evaluation files' formats (the real ones live outside the repository).
 fn eval_data() -> tempfile::TempDir {
-    use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let pairs = serde_json::json!([
         {"origin": "How do I reverse a list in Python?", "similar": "How can I reverse a list in Python?"},
@@ -214,10 +213,16 @@ fn eval_data() -> tempfile::TempDir {
     ];
     std::fs::write(dir.path().join("checklist-dev.jsonl"), checklist.join("\n")).unwrap();
     let qqp = r#"{"id": 9, "text_a": "How do I learn Rust?", "text_b": "How can I learn Rust?", "label": 1}"#;
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(qqp.as_bytes()).unwrap();
-    std::fs::write(dir.path().join("qqp-dev.jsonl.gz"), gz.finish().unwrap()).unwrap();
+    write_qqp(dir.path(), qqp);
     dir
+}
+
+/// Writes `lines` as the QQP file of the data directory `dir` (gzip-compressed, as shipped).
+fn write_qqp(dir: &std::path::Path, lines: &str) {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(lines.as_bytes()).unwrap();
+    std::fs::write(dir.join("qqp-dev.jsonl.gz"), gz.finish().unwrap()).unwrap();
 }
 
 #[tokio::test]
@@ -254,13 +259,10 @@ async fn eval_measures_a_configured_remote_embedding_model() {
 
 #[tokio::test]
 async fn eval_explains_wrong_decisions_on_qqp_too() {
-    use std::io::Write;
     let data = eval_data();
     // A pair labelled "not a duplicate" that the default model and guard serve.
     let qqp = r#"{"id": 9, "text_a": "How do I learn Rust?", "text_b": "How can I learn Rust?", "label": 0}"#;
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(qqp.as_bytes()).unwrap();
-    std::fs::write(data.path().join("qqp-dev.jsonl.gz"), gz.finish().unwrap()).unwrap();
+    write_qqp(data.path(), qqp);
     let data_dir = data.path().to_str().unwrap();
     let (code, out) = Process::spawn(&["eval", "--explain", "--data", data_dir], &[])
         .finish()

@@ -96,16 +96,14 @@ impl Gateway {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// `GET path`.
+    async fn get(&self, path: &str) -> reqwest::Response {
+        client().get(self.url(path)).send().await.unwrap()
+    }
+
     /// `GET path`, its body as JSON.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
-        client()
-            .get(self.url(path))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.get(path).await.json().await.unwrap()
     }
 
     /// `POST path` with a JSON body, the answer as JSON.
@@ -123,14 +121,7 @@ impl Gateway {
 
     /// `GET path`, its body as text.
     pub async fn get_text(&self, path: &str) -> String {
-        client()
-            .get(self.url(path))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        self.get(path).await.text().await.unwrap()
     }
 
     /// The data directory (its store).
