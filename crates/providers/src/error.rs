@@ -123,6 +123,22 @@ impl UpstreamError {
         }
     }
 
+    /// A failed upstream call from hyper's client: the connection could not be made, or the
+    /// exchange broke.
+    pub(crate) fn from_client(err: hyper_util::client::legacy::Error) -> Self {
+        let msg = error_chain(&err);
+        if err.is_connect() {
+            UpstreamError::Connect(msg)
+        } else {
+            UpstreamError::Transport(msg)
+        }
+    }
+
+    /// A response body that broke while it was read.
+    pub(crate) fn from_body(err: &(dyn std::error::Error + 'static)) -> Self {
+        UpstreamError::Transport(error_chain(err))
+    }
+
     pub(crate) fn from_reqwest(err: reqwest::Error) -> Self {
         // `without_url`: some providers carry keys in the query string; never echo URLs.
         let is_connect = err.is_connect();

@@ -5,6 +5,7 @@ use std::time::Duration;
 use eventsource_stream::{Event, EventStreamError, Eventsource};
 use futures_util::{Stream, StreamExt};
 
+use crate::transport::{Body, BoxError};
 use crate::{UpstreamError, anthropic, gemini};
 
 /// One event of an OpenAI-shaped stream.
@@ -17,8 +18,7 @@ pub enum StreamEvent {
     Done,
 }
 
-type RawEvents =
-    Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> + Send>>;
+type RawEvents = Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<BoxError>>> + Send>>;
 
 /// How a provider's events become OpenAI chunks.
 pub(crate) enum Dialect {
@@ -77,9 +77,9 @@ pub struct EventStream {
 }
 
 impl EventStream {
-    pub(crate) fn new(response: reqwest::Response, idle: Duration, dialect: Dialect) -> Self {
+    pub(crate) fn new(body: Body, idle: Duration, dialect: Dialect) -> Self {
         Self {
-            events: Box::pin(response.bytes_stream().eventsource()),
+            events: Box::pin(http_body_util::BodyDataStream::new(body).eventsource()),
             idle,
             dialect,
             ready: VecDeque::new(),
@@ -103,9 +103,7 @@ impl EventStream {
             let step = match tokio::time::timeout(self.idle, self.events.next()).await {
                 Err(_) => Err(UpstreamError::IdleTimeout(self.idle)),
                 Ok(None) => self.dialect.end(&mut self.ready),
-                Ok(Some(Err(EventStreamError::Transport(e)))) => {
-                    Err(UpstreamError::from_reqwest(e))
-                }
+                Ok(Some(Err(EventStreamError::Transport(e)))) => Err(UpstreamError::from_body(&*e)),
                 Ok(Some(Err(e))) => Err(UpstreamError::Malformed(e.to_string())),
                 // Keep-alive or comment-only events carry nothing to relay.
                 Ok(Some(Ok(event))) if event.data.is_empty() => Ok(()),

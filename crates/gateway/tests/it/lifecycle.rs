@@ -158,3 +158,40 @@ async fn one_json_log_line_per_request_and_no_secret_anywhere() {
             .any(|l| l["message"] == "upstream attempt failed")
     );
 }
+
+/// An outbound proxy named by the environment carries the upstream calls (the upstream's host
+/// name only resolves through it), and `NO_PROXY` exempts a host from it.
+#[tokio::test]
+async fn upstream_calls_go_through_the_proxy_the_environment_names() {
+    let mock = MockUpstream::start().await;
+    let proxy = format!("http://{}", mock.addr());
+    for (no_proxy, status) in [("", 200), ("upstream.invalid", 502)] {
+        let mut p = Process::spawn(
+            &["serve", "--listen", "127.0.0.1:0"],
+            &[
+                ("OPENAI_API_KEY", UPSTREAM_KEY),
+                ("OPENAI_BASE_URL", "http://upstream.invalid/v1"),
+                ("HTTP_PROXY", &proxy),
+                ("NO_PROXY", no_proxy),
+            ],
+        );
+        let addr = p.listening().await;
+        let response = reqwest::Client::new()
+            .post(format!("http://{addr}/v1/chat/completions"))
+            .json(&chat_body("through the proxy"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "NO_PROXY={no_proxy:?}");
+        p.terminate().await;
+        assert_eq!(p.exit_code().await, Some(0));
+    }
+    // Only the proxied call reached the mock, addressed to the upstream's host.
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].headers["host"], "upstream.invalid");
+    assert_eq!(
+        requests[0].body["messages"][0]["content"],
+        "through the proxy"
+    );
+}

@@ -21,8 +21,8 @@ pub const API_VERSION: &str = "2023-06-01";
 #[derive(Debug, Clone)]
 pub struct Anthropic {
     http: Http,
-    messages_url: reqwest::Url,
-    models_url: reqwest::Url,
+    messages_url: url::Url,
+    models_url: url::Url,
 }
 
 impl Anthropic {
@@ -57,7 +57,7 @@ impl Anthropic {
         let answer = self
             .http
             .post(
-                self.messages_url.clone(),
+                &self.messages_url,
                 body,
                 call.stream,
                 translate::error,
@@ -81,10 +81,7 @@ impl Anthropic {
         struct Entry {
             id: String,
         }
-        let body = self
-            .http
-            .get(self.models_url.clone(), translate::error)
-            .await?;
+        let body = self.http.get(&self.models_url, translate::error).await?;
         let list: List = serde_json::from_slice(&body)
             .map_err(|e| UpstreamError::Malformed(format!("unreadable model list: {e}")))?;
         Ok(list.data.into_iter().map(|e| e.id).collect())

@@ -17,8 +17,8 @@ pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com/v1
 #[derive(Debug, Clone)]
 pub struct Gemini {
     http: Http,
-    base_url: reqwest::Url,
-    models_url: reqwest::Url,
+    base_url: url::Url,
+    models_url: url::Url,
 }
 
 impl Gemini {
@@ -38,7 +38,7 @@ impl Gemini {
     }
 
     /// `{base}/models/{model}:{method}`; the model may come as `models/...`.
-    fn url(&self, model: &str, stream: bool) -> Result<reqwest::Url, UpstreamError> {
+    fn url(&self, model: &str, stream: bool) -> Result<url::Url, UpstreamError> {
         let model = model.strip_prefix("models/").unwrap_or(model);
         let method = if stream {
             "streamGenerateContent"
@@ -72,7 +72,7 @@ impl Gemini {
         let answer = self
             .http
             .post(
-                url,
+                &url,
                 body,
                 call.stream,
                 translate::error,
@@ -97,10 +97,7 @@ impl Gemini {
         struct Entry {
             name: String,
         }
-        let body = self
-            .http
-            .get(self.models_url.clone(), translate::error)
-            .await?;
+        let body = self.http.get(&self.models_url, translate::error).await?;
         let list: List = serde_json::from_slice(&body)
             .map_err(|e| UpstreamError::Malformed(format!("unreadable model list: {e}")))?;
         Ok(list

@@ -2,6 +2,8 @@
 //! DeepSeek, OpenRouter, vLLM, Ollama, llama.cpp, LM Studio). The wire format *is* the hub
 //! format: bodies pass through byte for byte, unless the model must be renamed for the upstream.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::StatusCode;
 use serde::Deserialize;
@@ -29,9 +31,9 @@ pub struct OpenAiCompatible {
     flavor: Flavor,
     base_url: String,
     /// Endpoint URLs parsed once (OpenAI flavour; Azure's depend on the deployment).
-    chat_url: reqwest::Url,
-    embeddings_url: reqwest::Url,
-    models_url: reqwest::Url,
+    chat_url: url::Url,
+    embeddings_url: url::Url,
+    models_url: url::Url,
 }
 
 impl OpenAiCompatible {
@@ -83,7 +85,7 @@ impl OpenAiCompatible {
             call.model.as_deref(),
         )?;
         let body = rename_model(call.body, call.model.as_deref())?;
-        self.post(url, body, call.stream, call.api_key.as_ref())
+        self.post(&url, body, call.stream, call.api_key.as_ref())
             .await
     }
 
@@ -95,7 +97,7 @@ impl OpenAiCompatible {
     ) -> Result<Reply, UpstreamError> {
         let url = self.url(&self.embeddings_url, "embeddings", &body, model)?;
         let body = rename_model(body, model)?;
-        self.post(url, body, false, api_key).await
+        self.post(&url, body, false, api_key).await
     }
 
     pub async fn list_models(&self) -> Result<Vec<String>, UpstreamError> {
@@ -107,28 +109,28 @@ impl OpenAiCompatible {
         struct Entry {
             id: String,
         }
-        let body = self.http.get(self.models_url.clone(), shape_error).await?;
+        let body = self.http.get(&self.models_url, shape_error).await?;
         let list: List = serde_json::from_slice(&body)
             .map_err(|e| UpstreamError::Malformed(format!("unreadable model list: {e}")))?;
         Ok(list.data.into_iter().map(|e| e.id).collect())
     }
 
     /// The URL of an operation: fixed for OpenAI; per deployment for Azure.
-    fn url(
+    fn url<'a>(
         &self,
-        fixed: &reqwest::Url,
+        fixed: &'a url::Url,
         operation: &str,
         body: &[u8],
         model: Option<&str>,
-    ) -> Result<reqwest::Url, UpstreamError> {
+    ) -> Result<Cow<'a, url::Url>, UpstreamError> {
         let Flavor::Azure { api_version } = &self.flavor else {
-            return Ok(fixed.clone());
+            return Ok(Cow::Borrowed(fixed));
         };
         let deployment = match model {
             Some(m) => m.to_owned(),
             None => body_model(body)?,
         };
-        let mut url = reqwest::Url::parse(&format!("{}/openai/deployments/", self.base_url))
+        let mut url = url::Url::parse(&format!("{}/openai/deployments/", self.base_url))
             .map_err(|e| UpstreamError::Transport(format!("bad Azure URL: {e}")))?;
         url.path_segments_mut()
             .map_err(|()| UpstreamError::Transport("bad Azure URL".to_owned()))?
@@ -137,12 +139,12 @@ impl OpenAiCompatible {
             .extend(operation.split('/'));
         url.query_pairs_mut()
             .append_pair("api-version", api_version);
-        Ok(url)
+        Ok(Cow::Owned(url))
     }
 
     async fn post(
         &self,
-        url: reqwest::Url,
+        url: &url::Url,
         body: Bytes,
         stream: bool,
         api_key: Option<&Secret>,
