@@ -6,11 +6,14 @@
 //! in one run against a baseline from the same run, because these machines are noisy.
 //!
 //! Phases: closed loop (N connections, each sending as fast as answers come) for throughput and
-//! latency under saturation; open loop at a fixed rate for the latency the gateway adds at a
+//! latency under saturation, over HTTP/2 and HTTP/1.1 upstream connections; the same against a
+//! bare proxy on the same libraries (the floor any proxy pays on this machine, `bare`); the cost of
+//! translating to Anthropic's and Gemini's formats; open loop at a fixed rate for the latency the gateway adds at a
 //! realistic load (latency counted from each request's scheduled send time, so a stall is not
 //! hidden by coordinated omission); and the gateway's resident memory after 1,000 and after
 //! 100,000 proxied requests.
 
+mod bare;
 mod cache;
 mod load;
 
@@ -24,6 +27,11 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use load::{Load, Report};
+
+// The gateway's allocator, for the bare proxy this binary also serves (and, alike for every row,
+// for the load generator).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Debug, Parser)]
 #[command(name = "reprise-bench", about = "Load benchmarks for Reprise")]
@@ -76,6 +84,15 @@ enum Bench {
         #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
         index_sizes: Vec<usize>,
     },
+    /// The proxy benchmark's floor: a bare proxy to `upstream` (started by `proxy` itself).
+    #[command(hide = true)]
+    BareProxy {
+        #[arg(long)]
+        listen: SocketAddr,
+        /// `http://host:port` of the upstream.
+        #[arg(long)]
+        upstream: String,
+    },
 }
 
 /// A child process killed on drop.
@@ -108,6 +125,7 @@ fn main() -> anyhow::Result<()> {
             seconds,
             &index_sizes,
         ),
+        Bench::BareProxy { listen, upstream } => bare::serve(listen, upstream),
         Bench::Proxy {
             gateway,
             mock,
@@ -220,6 +238,12 @@ fn proxy(
         })
     };
     let (gw_h1, gw_h1_addr) = start_gateway(false)?;
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.args(["bare-proxy", "--listen", "127.0.0.1:0", "--upstream"])
+        .arg(&mock_root);
+    let (bare, bare_addr) = spawn_and_find(cmd, |l| {
+        l.strip_prefix("listening on ")?.parse::<SocketAddr>().ok()
+    })?;
     let (gw, gw_addr) = start_gateway(true)?;
     let mock_addr: SocketAddr = mock_url
         .trim_start_matches("http://")
@@ -235,6 +259,7 @@ fn proxy(
     let direct = Load::new(mock_addr, "/v1/chat/completions", body);
     let through = Load::new(gw_addr, "/v1/chat/completions", body);
     let through_h1 = Load::new(gw_h1_addr, "/v1/chat/completions", body);
+    let through_bare = Load::new(bare_addr, "/v1/chat/completions", body);
 
     println!(
         "reprise proxy benchmark: {} cores, non-streamed chat completions, cache off",
@@ -242,7 +267,7 @@ fn proxy(
     );
     runtime.block_on(async {
         // Warm up every path (connections, allocator, pools).
-        for load in [&direct, &through, &through_h1] {
+        for load in [&direct, &through, &through_h1, &through_bare] {
             load.closed(connections, Duration::from_secs(1)).await?;
         }
 
@@ -278,9 +303,39 @@ fn proxy(
         drop(gw_h1);
         print_table(&d, &g);
         print_cpu(cpu, &d, &g);
+        let gateway_share = g.rps() / d.rps();
+        let gateway_us = 1e6 * cpu.gateway / g.count().max(1) as f64;
         println!(
             "throughput through the gateway: {:.1} % of direct",
-            100.0 * g.rps() / d.rps()
+            100.0 * gateway_share
+        );
+
+        println!(
+            "\nthe floor: a bare proxy on the same libraries (axum's server, hyper's pooled client, \
+             mimalloc; upstream over HTTP/1.1) doing none of the gateway's work; {connections} \
+             connections, {rounds} alternating 1 s rounds"
+        );
+        let pids_bare = Pids {
+            gateway: bare.0.id(),
+            ..pids
+        };
+        let (d, b, cpu) = interleave(rounds, &direct, &through_bare, pids_bare, |l| {
+            l.closed(connections, second)
+        })
+        .await?;
+        drop(bare);
+        print_table_named(("direct", &d), ("bare proxy", &b));
+        let bare_share = b.rps() / d.rps();
+        let bare_us = 1e6 * cpu.gateway / b.count().max(1) as f64;
+        println!(
+            "CPU per request: bare proxy {bare_us:.1} µs, reprise {gateway_us:.1} µs over HTTP/1.1 ({:.2}x the bare proxy)",
+            gateway_us / bare_us.max(1e-9)
+        );
+        println!(
+            "throughput: bare proxy {:.1} % of direct, reprise {:.1} % ({:.1} % of the bare proxy's)",
+            100.0 * bare_share,
+            100.0 * gateway_share,
+            100.0 * gateway_share / bare_share.max(1e-9)
         );
 
         // Translation: the same gateway and upstream, the OpenAI wire format passed through
