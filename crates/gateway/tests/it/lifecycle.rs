@@ -5,7 +5,9 @@ use futures_util::StreamExt;
 use reprise_test_support::MockUpstream;
 use serde_json::Value;
 
-use crate::support::{PATIENCE, Process, UPSTREAM_KEY, chat_body, parse_sse, stream_body};
+use crate::support::{
+    PATIENCE, Process, TlsFront, UPSTREAM_KEY, chat_body, parse_sse, stream_body,
+};
 
 #[tokio::test]
 async fn sigterm_drains_in_flight_streams_then_exits_zero() {
@@ -194,4 +196,46 @@ async fn upstream_calls_go_through_the_proxy_the_environment_names() {
         requests[0].body["messages"][0]["content"],
         "through the proxy"
     );
+}
+
+/// An `https` upstream: the certificate is verified against the trusted roots (here a CA given by
+/// `SSL_CERT_FILE`, which the system roots honour), HTTP/2 is negotiated by ALPN, and an upstream
+/// whose certificate is not trusted is unreachable (502), never called in the clear.
+#[tokio::test]
+async fn an_https_upstream_is_verified_and_spoken_to_over_http2() {
+    let mock = MockUpstream::start().await;
+    let front = TlsFront::start(mock.addr()).await;
+    let base_url = format!("https://localhost:{}/v1", front.port);
+    let ca_file = front.ca_file.to_string_lossy().into_owned();
+    let trusted = [("SSL_CERT_FILE", ca_file.as_str())];
+    for (trust, status) in [(&trusted[..], 200), (&[][..], 502)] {
+        let mut vars = vec![
+            ("OPENAI_API_KEY", UPSTREAM_KEY),
+            ("OPENAI_BASE_URL", base_url.as_str()),
+        ];
+        vars.extend_from_slice(trust);
+        let mut p = Process::spawn(&["serve", "--listen", "127.0.0.1:0"], &vars);
+        let addr = p.listening().await;
+        let client = reqwest::Client::new();
+        for content in ["first", "second"] {
+            let response = client
+                .post(format!("http://{addr}/v1/chat/completions"))
+                .json(&chat_body(content))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status().as_u16(),
+                status,
+                "trusted: {}",
+                !trust.is_empty()
+            );
+        }
+        p.terminate().await;
+        assert_eq!(p.exit_code().await, Some(0));
+    }
+    // Both trusted requests reached the mock over one pooled HTTP/2 connection; the untrusted
+    // gateway's handshakes failed before any request was sent.
+    assert_eq!(mock.requests().len(), 2);
+    assert_eq!(front.negotiated(), vec![Some("h2".to_owned())]);
 }

@@ -367,3 +367,79 @@ pub async fn run_with_input(
         .unwrap()
         .unwrap()
 }
+
+/// A TLS front for the mock upstream: terminates TLS with a certificate for `localhost` signed by
+/// a throw-away CA (in `ca_file`), offers HTTP/2 and HTTP/1.1 by ALPN, and relays the plain bytes
+/// to the mock (which speaks both). Records the protocol each connection negotiated.
+pub struct TlsFront {
+    pub port: u16,
+    pub ca_file: std::path::PathBuf,
+    negotiated: Arc<Mutex<Vec<Option<String>>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsFront {
+    pub async fn start(backend: SocketAddr) -> TlsFront {
+        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "Reprise test CA");
+        let ca = ca.self_signed(&ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .signed_by(&key, &ca, &ca_key)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            )
+            .unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let negotiated = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&negotiated);
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                let seen = Arc::clone(&seen);
+                tokio::spawn(async move {
+                    // A client that refuses the certificate ends here.
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let alpn = tls.get_ref().1.alpn_protocol();
+                    seen.lock()
+                        .unwrap()
+                        .push(alpn.map(|p| String::from_utf8_lossy(p).into_owned()));
+                    let mut plain = tokio::net::TcpStream::connect(backend).await.unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                });
+            }
+        });
+        TlsFront {
+            port,
+            ca_file,
+            negotiated,
+            _dir: dir,
+        }
+    }
+
+    /// The protocol each accepted TLS connection negotiated, in order.
+    pub fn negotiated(&self) -> Vec<Option<String>> {
+        self.negotiated.lock().unwrap().clone()
+    }
+}
