@@ -27,6 +27,48 @@ pub fn json(stored: &Value) -> Value {
     out
 }
 
+/// [`json`] serialised, without copying the stored completion: its fields are written in place,
+/// with the fresh `id` and `created` (and `object`) put where the stored ones were. This is every
+/// JSON hit's body.
+pub fn json_body(stored: &Value) -> Vec<u8> {
+    const FRESH: [&str; 3] = ["created", "id", "object"];
+    match stored.as_object() {
+        Some(fields) if FRESH.iter().all(|k| fields.contains_key(*k)) => {
+            let fresh = Fresh {
+                fields,
+                id: fresh_id(),
+                created: now_secs(),
+            };
+            serde_json::to_vec(&fresh).unwrap_or_default()
+        }
+        // Not a stored completion's usual shape: the plain way (the new fields sorted in).
+        _ => serde_json::to_vec(&json(stored)).unwrap_or_default(),
+    }
+}
+
+/// A stored completion's fields with a fresh identity.
+struct Fresh<'a> {
+    fields: &'a Map<String, Value>,
+    id: String,
+    created: u64,
+}
+
+impl serde::Serialize for Fresh<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.fields.len()))?;
+        for (key, value) in self.fields {
+            match key.as_str() {
+                "id" => map.serialize_entry(key, &self.id)?,
+                "created" => map.serialize_entry(key, &self.created)?,
+                "object" => map.serialize_entry(key, "chat.completion")?,
+                _ => map.serialize_entry(key, value)?,
+            }
+        }
+        map.end()
+    }
+}
+
 /// Characters of text per replayed content chunk (upstreams send a token or a few per chunk).
 const PIECE: usize = 24;
 
@@ -211,5 +253,38 @@ mod tests {
         assert_eq!(p.concat(), text);
         assert!(p.iter().all(|x| x.chars().count() <= PIECE));
         assert!(pieces("").is_empty());
+    }
+}
+
+#[cfg(test)]
+mod body_tests {
+    use super::*;
+
+    #[test]
+    fn a_json_body_is_the_stored_completion_with_a_fresh_identity() {
+        let stored = json!({
+            "id": "chatcmpl-old", "object": "chat.completion", "created": 1,
+            "model": "gpt-4o-mini", "system_fingerprint": "fp_1", "x_unknown": {"kept": [1, 2]},
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Paris."},
+                         "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}
+        });
+        let served: Value = serde_json::from_slice(&json_body(&stored)).unwrap();
+        let reference = json(&stored);
+        assert_ne!(served["id"], "chatcmpl-old");
+        assert!(served["id"].as_str().unwrap().starts_with("chatcmpl-"));
+        assert!(served["created"].as_u64().unwrap() > 1);
+        // Apart from the identity, exactly what the plain way serves.
+        let strip = |mut v: Value| {
+            let o = v.as_object_mut().unwrap();
+            o.remove("id");
+            o.remove("created");
+            v
+        };
+        assert_eq!(strip(served), strip(reference));
+        // An unusual shape still gets the fresh fields.
+        let bare: Value = serde_json::from_slice(&json_body(&json!({"choices": []}))).unwrap();
+        assert_eq!(bare["object"], "chat.completion");
+        assert!(bare["id"].as_str().unwrap().starts_with("chatcmpl-"));
     }
 }

@@ -100,7 +100,7 @@ pub fn respond_hit(
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         r
     } else {
-        let body = serde_json::to_vec(&replay::json(&entry.completion)).unwrap_or_default();
+        let body = replay::json_body(&entry.completion);
         let mut r = Response::new(Body::from(body));
         r.headers_mut().insert(
             header::CONTENT_TYPE,
