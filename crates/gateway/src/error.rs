@@ -35,6 +35,13 @@ pub enum GatewayError {
     /// An upstream error whose body is not OpenAI-shaped: wrapped.
     #[error("upstream target {target:?} answered HTTP {status}")]
     UpstreamStatus { target: String, status: StatusCode },
+    /// The upstream redirected: not followed (a request body and its key are never sent
+    /// somewhere the configuration does not name), so the target's URL needs correcting.
+    #[error(
+        "upstream target {target:?} answered HTTP {status}, a redirect; Reprise does not follow \
+         redirects: set the target's base_url to the address it redirects to"
+    )]
+    UpstreamRedirect { target: String, status: StatusCode },
     /// The request asks for something the provider cannot do (a 400 naming the field).
     #[error("{message}")]
     Unsupported { param: String, message: String },
@@ -89,6 +96,9 @@ impl GatewayError {
     pub fn from_upstream(target: &str, err: UpstreamError) -> Self {
         let target = target.to_owned();
         match err {
+            UpstreamError::Status { status, .. } if status.is_redirection() => {
+                GatewayError::UpstreamRedirect { target, status }
+            }
             UpstreamError::Status { status, body, .. } if is_openai_error(&body) => {
                 GatewayError::UpstreamRelayed { status, body }
             }
@@ -149,6 +159,11 @@ impl GatewayError {
                 Some("upstream_broken_response"),
             ),
             E::UpstreamRelayed { status, .. } => (*status, "upstream_error", None),
+            E::UpstreamRedirect { .. } => (
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                Some("upstream_redirect"),
+            ),
             E::UpstreamStatus { status, .. } => (
                 *status,
                 if status.is_client_error() {
@@ -319,6 +334,10 @@ mod tests {
             GatewayError::UpstreamStatus {
                 target: target(),
                 status: StatusCode::UNPROCESSABLE_ENTITY,
+            },
+            GatewayError::UpstreamRedirect {
+                target: target(),
+                status: StatusCode::TEMPORARY_REDIRECT,
             },
             GatewayError::NotReady {
                 reason: "the store is not answering".into(),

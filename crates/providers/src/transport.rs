@@ -401,7 +401,9 @@ fn proxied_client(
         .connect_timeout(timeouts.connect)
         .pool_idle_timeout(POOL_IDLE)
         .tcp_nodelay(true)
-        .tcp_keepalive(TCP_KEEPALIVE);
+        .tcp_keepalive(TCP_KEEPALIVE)
+        // Like the direct client: a redirect is the gateway's to report, not to follow.
+        .redirect(reqwest::redirect::Policy::none());
     let client = if http2_prior_knowledge {
         client.http2_prior_knowledge()
     } else {

@@ -223,6 +223,20 @@ async fn other_upstream_errors_are_wrapped() {
     assert!(!e["message"].as_str().unwrap().contains("internal detail"));
 }
 
+/// A redirect is not followed (the body and key go only where the configuration says), and not
+/// passed on as a 3xx the client would chase: a 502 that says what to fix, after one call.
+#[tokio::test]
+async fn an_upstream_redirect_is_not_followed() {
+    let mock = MockUpstream::start().await;
+    mock.respond_status(307, "");
+    let gw = Gateway::with_config(ONE_ATTEMPT, &mock).await;
+    let e = error_of(gw.chat(&chat_body("hi")).await, 502).await;
+    assert_eq!(e["type"], "upstream_error");
+    assert_eq!(e["code"], "upstream_redirect");
+    assert!(e["message"].as_str().unwrap().contains("base_url"));
+    assert_eq!(mock.requests().len(), 1);
+}
+
 #[tokio::test]
 async fn a_broken_json_response_is_502() {
     let mock = MockUpstream::start().await;
