@@ -77,8 +77,10 @@ fn hash(namespace: &str, canonical: &Value) -> Key {
     // Length-prefixed so no namespace can run into the request.
     hasher.update(&(namespace.len() as u64).to_le_bytes());
     hasher.update(namespace.as_bytes());
-    // serde_json's map is ordered by key, so this serialisation is canonical.
-    hasher.update(canonical.to_string().as_bytes());
+    // serde_json's map is ordered by key, so this serialisation is canonical. Written straight
+    // into the hasher (the same bytes `to_string` makes, without the copy); writing to a
+    // hasher cannot fail.
+    let _ = serde_json::to_writer(&mut hasher, canonical);
     Key(*hasher.finalize().as_bytes())
 }
 
@@ -187,6 +189,24 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// Keys are stored: the hash must stay the BLAKE3 of the length-prefixed namespace and the
+    /// compact serialisation of the canonical request, byte for byte.
+    #[test]
+    fn a_key_is_the_hash_of_the_namespace_and_the_canonical_text() {
+        let canonical = canonical_request(&json!({
+            "model": "gpt-4o-mini", "temperature": 0.0,
+            "messages": [{"role": "user", "content": "Quoted \"text\", unicode é, 1e3"}]
+        }));
+        let mut reference = blake3::Hasher::new();
+        reference.update(&5u64.to_le_bytes());
+        reference.update(b"team1");
+        reference.update(canonical.to_string().as_bytes());
+        assert_eq!(
+            hash("team1", &canonical).0,
+            *reference.finalize().as_bytes()
+        );
+    }
 
     fn exact(v: Value) -> Key {
         keys("ns", &v).exact
