@@ -25,16 +25,16 @@ pub const MAX_MODELS: usize = 64;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub route: String,
+    pub route: &'static str,
     pub model: String,
     pub target: String,
-    pub status: String,
-    pub cache: String,
+    pub status: &'static str,
+    pub cache: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
-    pub route: String,
+    pub route: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -50,7 +50,7 @@ pub struct ModelKeyLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TokenLabels {
-    pub direction: String,
+    pub direction: &'static str,
     pub model: String,
     pub key: String,
 }
@@ -124,11 +124,11 @@ impl Default for Metrics {
 /// One finished request, as the metrics see it.
 #[derive(Debug)]
 pub struct Finished<'a> {
-    pub route: &'a str,
+    pub route: &'static str,
     pub model: Option<&'a str>,
     pub target: Option<&'a str>,
     pub status: u16,
-    pub cache: &'a str,
+    pub cache: &'static str,
     pub key: Option<&'a str>,
     pub total: Duration,
     pub upstream: Option<Duration>,
@@ -141,6 +141,17 @@ pub struct Finished<'a> {
     pub attempts: Vec<&'a str>,
     /// The error code of a refusal by the gateway's own limits or auth.
     pub rejection: Option<&'a str>,
+}
+
+/// The status label: `2xx`, `4xx`... (a label, so no allocation per request).
+fn status_class(status: u16) -> &'static str {
+    const CLASSES: [&str; 10] = [
+        "0xx", "1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "7xx", "8xx", "9xx",
+    ];
+    CLASSES
+        .get(usize::from(status / 100))
+        .copied()
+        .unwrap_or("other")
 }
 
 impl Metrics {
@@ -165,16 +176,14 @@ impl Metrics {
         let target = f.target.unwrap_or("none").to_owned();
         self.requests
             .get_or_create(&RequestLabels {
-                route: f.route.to_owned(),
+                route: f.route,
                 model: model.clone(),
                 target: target.clone(),
-                status: format!("{}xx", f.status / 100),
-                cache: f.cache.to_owned(),
+                status: status_class(f.status),
+                cache: f.cache,
             })
             .inc();
-        let route = RouteLabels {
-            route: f.route.to_owned(),
-        };
+        let route = RouteLabels { route: f.route };
         self.duration
             .get_or_create(&route)
             .observe(f.total.as_secs_f64());
@@ -203,7 +212,7 @@ impl Metrics {
             if n > 0 && f.cache != "hit" {
                 self.tokens
                     .get_or_create(&TokenLabels {
-                        direction: direction.to_owned(),
+                        direction,
                         model: model.clone(),
                         key: key.clone(),
                     })
