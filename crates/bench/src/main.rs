@@ -282,12 +282,7 @@ fn proxy(
         };
         let (d, g, cpu) =
             interleave(rounds, &direct, &through, pids, |l| l.closed(connections, second)).await?;
-        print_table(&d, &g);
-        print_cpu(cpu, &d, &g);
-        println!(
-            "throughput through the gateway: {:.1} % of direct",
-            100.0 * g.rps() / d.rps()
-        );
+        print_closed(cpu, &d, &g);
 
         println!(
             "\nclosed loop: {connections} connections, {rounds} alternating 1 s rounds each; upstream over HTTP/1.1"
@@ -301,14 +296,7 @@ fn proxy(
         })
         .await?;
         drop(gw_h1);
-        print_table(&d, &g);
-        print_cpu(cpu, &d, &g);
-        let gateway_share = g.rps() / d.rps();
-        let gateway_us = 1e6 * cpu.gateway / g.count().max(1) as f64;
-        println!(
-            "throughput through the gateway: {:.1} % of direct",
-            100.0 * gateway_share
-        );
+        let (gateway_us, gateway_share) = print_closed(cpu, &d, &g);
 
         println!(
             "\nthe floor: a bare proxy on the same libraries (axum's server, hyper's pooled client, \
@@ -326,7 +314,7 @@ fn proxy(
         drop(bare);
         print_table_named(("direct", &d), ("bare proxy", &b));
         let bare_share = b.rps() / d.rps();
-        let bare_us = 1e6 * cpu.gateway / b.count().max(1) as f64;
+        let bare_us = per_request_us(cpu.gateway, &b);
         println!(
             "CPU per request: bare proxy {bare_us:.1} µs, reprise {gateway_us:.1} µs over HTTP/1.1 ({:.2}x the bare proxy)",
             gateway_us / bare_us.max(1e-9)
@@ -434,14 +422,28 @@ where
     Ok((ra, rb, cpu))
 }
 
-fn print_cpu(cpu: Cpu, direct: &Report, through: &Report) {
-    let per = |secs: f64, r: &Report| 1e6 * secs / r.count().max(1) as f64;
-    let (mock, gateway) = (per(cpu.mock, direct), per(cpu.gateway, through));
+/// CPU microseconds per request of `report`'s run, from `secs` of CPU time.
+fn per_request_us(secs: f64, report: &Report) -> f64 {
+    1e6 * secs / report.count().max(1) as f64
+}
+
+/// A closed-loop phase's table, CPU per request and share of direct throughput; returns the
+/// gateway's CPU microseconds per request and its share.
+fn print_closed(cpu: Cpu, direct: &Report, through: &Report) -> (f64, f64) {
+    print_table(direct, through);
+    let mock = per_request_us(cpu.mock, direct);
+    let gateway = per_request_us(cpu.gateway, through);
     println!(
         "CPU per request: mock upstream {mock:.1} µs (one HTTP exchange), gateway {gateway:.1} µs \
          (two exchanges: {:.2}x the mock)",
         gateway / mock.max(1e-9)
     );
+    let share = through.rps() / direct.rps();
+    println!(
+        "throughput through the gateway: {:.1} % of direct",
+        100.0 * share
+    );
+    (gateway, share)
 }
 
 fn print_table(direct: &Report, through: &Report) {

@@ -30,9 +30,8 @@ use std::sync::LazyLock;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-/// The word lists as sets: a question's every word is looked up in several of them.
-/// The guard's dictionaries: looked up for every word of every question analysed, so hashed
-/// with Fx (several times faster than SipHash on short words; their contents are fixed, so
+/// The word lists as sets: a question's every word is looked up in several of them, so they are
+/// hashed with Fx (several times faster than SipHash on short words; their contents are fixed, so
 /// collision attacks have nothing to fill).
 type Words = LazyLock<FxHashSet<&'static str>>;
 

@@ -86,14 +86,11 @@ impl Lines {
         let shared: &'static Shared = Box::leak(Box::default());
         let writer = std::thread::Builder::new()
             .name("reprise-log".to_owned())
-            .spawn(move || write_out(shared, &mut out));
-        (
-            Lines(shared),
-            LogGuard {
-                shared,
-                writer: writer.ok(),
-            },
-        )
+            .spawn(move || write_out(shared, &mut out))
+            .ok();
+        // Without a writer thread nothing would empty the buffer: lines go straight through.
+        shared.lock().closed = writer.is_none();
+        (Lines(shared), LogGuard { shared, writer })
     }
 
     /// Appends one whole line (or several). Once the log is closed, writes straight through.
