@@ -25,6 +25,7 @@
 //! differ, or one or two in a question also reworded around them when the embedding puts the two
 //! close: see [`Closeness`]), which the similarity judges instead.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
@@ -398,6 +399,7 @@ impl Draft {
 
 impl Analysis {
     pub fn of(text: &str) -> Self {
+        let text = &*plain_quotes(text);
         let mut a = Draft {
             quoted: quoted_strings(text),
             raw_lower: text.to_lowercase(),
@@ -699,6 +701,25 @@ fn contains_word(text: &str, word: &str) -> bool {
     })
 }
 
+/// The text with typographic apostrophes and quotes (’ ‘ ʼ, “ ” „) written as plain ones, so
+/// that "doesn’t" is a negation like "doesn't" and “::” the quoted string "::".
+fn plain_quotes(text: &str) -> Cow<'_, str> {
+    const APOSTROPHES: [char; 3] = ['’', '‘', 'ʼ'];
+    const QUOTES: [char; 3] = ['“', '”', '„'];
+    if !text.contains(APOSTROPHES) && !text.contains(QUOTES) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| match c {
+                c if APOSTROPHES.contains(&c) => '\'',
+                c if QUOTES.contains(&c) => '"',
+                c => c,
+            })
+            .collect(),
+    )
+}
+
 /// `can't` → `can`, `won't` → `will`, `isn't` → `is`.
 fn expand_contraction(stem: &str) -> &str {
     match stem {
@@ -710,15 +731,13 @@ fn expand_contraction(stem: &str) -> &str {
 }
 
 fn possessive_stem(word: &str) -> &str {
-    word.strip_suffix("'s")
-        .or_else(|| word.strip_suffix("’s"))
-        .unwrap_or(word)
+    word.strip_suffix("'s").unwrap_or(word)
 }
 
 /// Splits a token into words on inner punctuation other than apostrophes.
 fn split_words(token: &str) -> impl Iterator<Item = &str> {
     token
-        .split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’' || c == '.' || c == ','))
+        .split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '.' || c == ','))
         .map(|w| w.trim_matches(|c: char| c == '.' || c == ','))
         .filter(|w| !w.is_empty())
 }
@@ -786,10 +805,11 @@ fn is_code(token: &str) -> bool {
             && !inner.ends_with('.'))
 }
 
-/// Text between matching quotes: "…", “…”, `…`, and '…' where the quotes are not apostrophes.
+/// Text between matching quotes: "…", `…`, and '…' where the quotes are not apostrophes (the
+/// text's typographic quotes are plain ones by now, see [`plain_quotes`]).
 fn quoted_strings(text: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    for (open, close) in [('"', '"'), ('“', '”'), ('`', '`'), ('‘', '’')] {
+    for (open, close) in [('"', '"'), ('`', '`')] {
         let mut rest = text;
         while let Some(start) = rest.find(open) {
             let after = &rest[start + open.len_utf8()..];
@@ -931,6 +951,45 @@ mod tests {
             ),
             Some(Veto::Entities)
         );
+    }
+
+    #[test]
+    fn typographic_apostrophes_and_quotes_read_like_plain_ones() {
+        // Phones and word processors type ’ and “…”: a negation or a quoted string written with
+        // them is the same as with ' and "...".
+        for not in ["doesn’t", "doesnʼt", "doesn‘t"] {
+            assert_eq!(
+                vetoes(
+                    "Why does my build fail on CI?",
+                    &format!("Why {not} my build fail on CI?")
+                ),
+                Some(Veto::Negation),
+                "{not}"
+            );
+            assert_eq!(
+                vetoes(
+                    "Why doesn't my build fail on CI?",
+                    &format!("Why {not} my build fail on CI?")
+                ),
+                None,
+                "{not}"
+            );
+        }
+        assert_eq!(
+            vetoes(
+                "What does the “::” separator do in a path?",
+                "What does the \"::\" separator do in a path?"
+            ),
+            None
+        );
+        assert_eq!(
+            vetoes(
+                "What does the “::” separator do in a path?",
+                "What does the \"//\" separator do in a path?"
+            ),
+            Some(Veto::Quoted)
+        );
+        assert_eq!(vetoes("Is it John’s car?", "Is it John's car?"), None);
     }
 
     #[test]
