@@ -283,6 +283,13 @@ pub struct Analysis {
     raw_lower: Box<str>,
     /// Capitalised words that are not sentence-initial function words, lower-cased.
     entities: WordSet,
+    /// How many different names the entities make: a run of capitalised words ("Google Cloud
+    /// Storage") or one identifier ("REUSE_DATASET_IF_EXISTS") is one, and so is the same name
+    /// written twice.
+    names: usize,
+    /// Entities written in capitals of two to six letters ("ML", "NLP"), lower-cased: names
+    /// another text may spell out ("Machine Learning").
+    acronyms: WordSet,
     negations: usize,
     markers: Counts,
     pronouns: Box<[Box<str>]>,
@@ -324,10 +331,6 @@ impl WordSet {
     fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(|w| &**w)
     }
-
-    fn len(&self) -> usize {
-        self.0.len()
-    }
 }
 
 impl From<BTreeSet<String>> for WordSet {
@@ -360,6 +363,10 @@ struct Draft {
     code_lower: BTreeSet<String>,
     raw_lower: String,
     entities: BTreeSet<String>,
+    /// The names read so far, each a run of entity words joined by spaces; the last is open
+    /// while the text continues it.
+    names: Vec<String>,
+    acronyms: BTreeSet<String>,
     negations: usize,
     markers: BTreeMap<String, usize>,
     pronouns: Vec<String>,
@@ -383,6 +390,13 @@ impl Draft {
             code_lower: self.code_lower.into(),
             raw_lower: self.raw_lower.into_boxed_str(),
             entities: self.entities.into(),
+            names: {
+                let mut names = self.names;
+                names.sort_unstable();
+                names.dedup();
+                names.len()
+            },
+            acronyms: self.acronyms.into(),
             negations: self.negations,
             markers: counts(self.markers),
             pronouns: boxed(self.pronouns),
@@ -410,6 +424,8 @@ impl Analysis {
         let mut after_by = false;
         let mut initial_how = false;
         let mut opening: Option<Asks> = None;
+        // Whether the previous word was part of a name.
+        let mut in_name = false;
         for raw in text.split_whitespace() {
             let ends_sentence = raw.ends_with(['.', '?', '!', ':']);
             let token =
@@ -424,6 +440,7 @@ impl Analysis {
                 a.code_lower.insert(token.to_lowercase());
             }
             for word in split_words(token) {
+                let continues_name = std::mem::take(&mut in_name);
                 let lower = word.to_lowercase();
                 let (lower, negated) = match lower.strip_suffix("n't") {
                     Some(stem) => (expand_contraction(stem).to_owned(), true),
@@ -495,6 +512,18 @@ impl Analysis {
                     sentence_start && word.chars().skip(1).all(|c| !c.is_uppercase());
                 if capitalised && !plain_initial && lower != "i" {
                     a.entities.insert(possessive_stem(&lower).to_owned());
+                    match a.names.last_mut() {
+                        Some(name) if continues_name => {
+                            name.push(' ');
+                            name.push_str(&lower);
+                        }
+                        _ => a.names.push(lower.clone()),
+                    }
+                    in_name = true;
+                    if (2..=6).contains(&word.len()) && word.chars().all(|c| c.is_ascii_uppercase())
+                    {
+                        a.acronyms.insert(lower.clone());
+                    }
                 }
                 sentence_start = false;
                 if PRONOUN.contains(lower.as_str()) {
@@ -552,6 +581,11 @@ impl Analysis {
             if ends_sentence {
                 sentence_start = true;
             }
+            // A comma or other punctuation between two names separates them; the words of
+            // one identifier are one name.
+            if raw.ends_with(|c: char| c.is_ascii_punctuation()) && !is_code(token) {
+                in_name = false;
+            }
         }
         // Only a question asks: "When setting the format, ..." opens a statement.
         if !text.contains('?') {
@@ -583,6 +617,12 @@ impl Analysis {
                 || other.content.contains(&stem(e))
                 // Inside an identifier: "TextClassification" / "datasets.TextClassification".
                 || other.code_lower.iter().any(|c| contains_word(c, e))
+                // An acronym and its words: "ML" / "Machine Learning", both ways.
+                || (self.acronyms.contains(e) && spelled_out(&other.words, e).is_some())
+                || other.acronyms.iter().any(|acronym| {
+                    spelled_out(&self.words, acronym)
+                        .is_some_and(|at| self.words[at].iter().any(|w| **w == *e))
+                })
         })
     }
 
@@ -613,8 +653,7 @@ impl Analysis {
     /// Whether who-does-what-to-whom matters: two named participants, a passive, or a
     /// comparison ("Are A heavier than B?"), unless it is a choice ("A or B?").
     fn role_sensitive(&self) -> bool {
-        !self.choice
-            && (self.entities.len() >= 2 || self.passive_agent.is_some() || self.comparative)
+        !self.choice && (self.names >= 2 || self.passive_agent.is_some() || self.comparative)
     }
 
     fn agent(&self) -> Option<&str> {
@@ -622,6 +661,19 @@ impl Analysis {
             .as_deref()
             .or(self.first_content.as_deref())
     }
+}
+
+/// Where `words` spell out `acronym` by their initials ("machine learning" for "ml").
+fn spelled_out(words: &[Box<str>], acronym: &str) -> Option<std::ops::Range<usize>> {
+    let n = acronym.len();
+    (0..words.len().saturating_sub(n - 1))
+        .find(|&i| {
+            words[i..i + n]
+                .iter()
+                .zip(acronym.bytes())
+                .all(|(w, letter)| w.as_bytes().first() == Some(&letter))
+        })
+        .map(|i| i..i + n)
 }
 
 /// Words beyond the changed content words that two questions may differ by and still be one
@@ -951,6 +1003,28 @@ mod tests {
             ),
             Some(Veto::Entities)
         );
+        // An acronym is the name its initials spell out, either way round; other initials are
+        // another name.
+        for (a, b) in [
+            (
+                "Which universities are best for ML research?",
+                "Which universities are best for Machine Learning research?",
+            ),
+            (
+                "Is the Hub a collection of datasets for NLP and audio?",
+                "Is the Hub a collection of datasets for Natural Language Processing and audio?",
+            ),
+        ] {
+            assert_eq!(vetoes(a, b), None, "{a} / {b}");
+            assert_eq!(vetoes(b, a), None, "{b} / {a}");
+        }
+        assert_eq!(
+            vetoes(
+                "Which universities are best for ML research?",
+                "Which universities are best for Machine Translation research?"
+            ),
+            Some(Veto::Entities)
+        );
     }
 
     #[test]
@@ -1065,6 +1139,42 @@ mod tests {
             ),
             Some(Veto::Roles)
         );
+        // A name of several words, or of one identifier, is one participant: a sentence that
+        // names only one has no roles to swap.
+        assert_eq!(
+            vetoes(
+                "Is Jacob Miller loyal to Justin Brown?",
+                "Is Justin Brown loyal to Jacob Miller?"
+            ),
+            Some(Veto::Roles)
+        );
+        assert_eq!(
+            vetoes(
+                "Is Jacob, Justin's brother, loyal?",
+                "Is Justin, Jacob's brother, loyal?"
+            ),
+            Some(Veto::Roles)
+        );
+        // The same name twice is one participant.
+        assert_eq!(
+            vetoes(
+                "What does a poke mean on Facebook? How do you poke someone on Facebook?",
+                "What does it mean when you poke someone on Facebook? How do you poke on Facebook?"
+            ),
+            None
+        );
+        for (a, b) in [
+            (
+                "The default value of the `download_mode` parameter is `REUSE_DATASET_IF_EXISTS`.",
+                "The `download_mode` parameter has `REUSE_DATASET_IF_EXISTS` as its default value.",
+            ),
+            (
+                "You can clone the repository using Git LFS and the git clone command.",
+                "Git LFS and the git clone command can be used to clone the repository.",
+            ),
+        ] {
+            assert_eq!(vetoes(a, b), None, "{a} / {b}");
+        }
     }
 
     #[test]
