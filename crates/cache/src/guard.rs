@@ -44,6 +44,8 @@ static SYMMETRIC_WORD: Words = LazyLock::new(|| SYMMETRIC.iter().copied().collec
 static NUMBER_WORD: Words = LazyLock::new(|| NUMBER_WORDS.iter().copied().collect());
 static IRREGULAR_BASE: LazyLock<FxHashMap<&'static str, &'static str>> =
     LazyLock::new(|| IRREGULAR.iter().copied().collect());
+static NUMBER_OF: LazyLock<FxHashMap<&'static str, &'static str>> =
+    LazyLock::new(|| NUMBER_VALUES.iter().copied().collect());
 static MARKER_OF: LazyLock<FxHashMap<&'static str, &'static str>> =
     LazyLock::new(|| MARKER_ALIAS.iter().copied().collect());
 
@@ -260,6 +262,20 @@ const NUMBER_WORDS: &[&str] = &[
     "hundred", "thousand", "million", "billion", "trillion", "half", "third", "quarter", "dozen",
     "second", "fourth", "fifth", "tenth", "hundredth", "twice", "hundreds", "thousands",
     "millions", "billions", "dozens",
+];
+
+/// Number words that name one number, written as digits ("two" / "2", "a hundred" / "100").
+/// Compounds stay apart ("twenty five" is 20 and 5, not 25: a miss, never a wrong answer).
+#[rustfmt::skip]
+const NUMBER_VALUES: &[(&str, &str)] = &[
+    ("zero", "0"), ("two", "2"), ("three", "3"), ("four", "4"), ("five", "5"), ("six", "6"),
+    ("seven", "7"), ("eight", "8"), ("nine", "9"), ("ten", "10"), ("eleven", "11"),
+    ("twelve", "12"), ("thirteen", "13"), ("fourteen", "14"), ("fifteen", "15"),
+    ("sixteen", "16"), ("seventeen", "17"), ("eighteen", "18"), ("nineteen", "19"),
+    ("twenty", "20"), ("thirty", "30"), ("forty", "40"), ("fifty", "50"), ("sixty", "60"),
+    ("seventy", "70"), ("eighty", "80"), ("ninety", "90"), ("hundred", "100"),
+    ("thousand", "1000"), ("million", "1000000"), ("billion", "1000000000"),
+    ("trillion", "1000000000000"), ("dozen", "12"),
 ];
 
 #[rustfmt::skip]
@@ -500,6 +516,9 @@ impl Analysis {
                         }
                         _ => n,
                     };
+                    let n = NUMBER_OF
+                        .get(n.as_str())
+                        .map_or(n, |&digits| digits.to_owned());
                     *a.numbers.entry(n).or_default() += 1;
                     sentence_start = false;
                     continue;
@@ -1002,6 +1021,19 @@ mod tests {
                 "When is the best time to visit Peru?"
             ),
             Some(Veto::Entities)
+        );
+        // A number is the same number in digits or in words.
+        assert_eq!(vetoes("What is two plus two?", "What is 2 plus 2?"), None);
+        assert_eq!(
+            vetoes(
+                "Are there a hundred languages on the Hub?",
+                "Are there 100 languages on the Hub?"
+            ),
+            None
+        );
+        assert_eq!(
+            vetoes("What is two plus three?", "What is 2 plus 2?"),
+            Some(Veto::Numbers)
         );
         // An acronym is the name its initials spell out, either way round; other initials are
         // another name.
