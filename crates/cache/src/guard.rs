@@ -880,18 +880,19 @@ fn is_code(token: &str) -> bool {
 /// text's typographic quotes are plain ones by now, see [`plain_quotes`]).
 fn quoted_strings(text: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    for (open, close) in [('"', '"'), ('`', '`')] {
+    // A run of quotes is one quote: ""doubled"" (text escaped for CSV) and ```fences```.
+    for quote in ['"', '`'] {
         let mut rest = text;
-        while let Some(start) = rest.find(open) {
-            let after = &rest[start + open.len_utf8()..];
-            let Some(end) = after.find(close) else {
+        while let Some(start) = rest.find(quote) {
+            let after = rest[start..].trim_start_matches(quote);
+            let Some(end) = after.find(quote) else {
                 break;
             };
             let inner = after[..end].trim();
             if !inner.is_empty() {
                 out.insert(inner.to_owned());
             }
-            rest = &after[end + close.len_utf8()..];
+            rest = after[end..].trim_start_matches(quote);
         }
     }
     // Single quotes only when they open after a space and close before a space or punctuation.
@@ -1096,6 +1097,19 @@ mod tests {
             Some(Veto::Quoted)
         );
         assert_eq!(vetoes("Is it John’s car?", "Is it John's car?"), None);
+        // A run of quotes is one quote (text escaped for CSV doubles them).
+        let phrase = |p: &str| format!("What is the meaning of the phrase \"\"{p}\"\"?");
+        assert_eq!(
+            vetoes(&phrase("mind over matter"), &phrase("peace of mind")),
+            Some(Veto::Quoted)
+        );
+        assert_eq!(
+            vetoes(
+                &phrase("mind over matter"),
+                "What is the meaning of the phrase \"mind over matter\"?"
+            ),
+            None
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use anyhow::Context;
 use reprise_cache::Key;
 use reprise_cache::embed::{Embedder, cosine};
 use reprise_cache::guard::{self, Closeness, Veto};
-use reprise_cache::semantic::{Matching, ScopeIndex, decide};
+use reprise_cache::semantic::{Matching, Refusal, ScopeIndex, decide};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -337,10 +337,26 @@ fn retrieval(
             &origins[i],
             threshold,
         );
-        if d.serve {
-            continue;
-        }
-        let why = reason(false, d.veto);
+        let why = if d.serve {
+            // The own entry passes on its own; the index refuses it when another entry is more
+            // similar (and vetoed, or served: a false hit, listed below) or within the margin.
+            let mut refusal = Refusal::None;
+            let served = index.find_first(
+                &scope,
+                &pairs[i].similar,
+                q,
+                Matching { threshold, margin },
+                &mut refusal,
+                |k, s| Some((k, s)),
+            );
+            match (served, refusal) {
+                (Some(_), _) | (None, Refusal::None) => continue,
+                (None, Refusal::Vetoed) => "a more similar entry vetoed",
+                (None, Refusal::Ambiguous) => "another entry within the margin",
+            }
+        } else {
+            reason(false, d.veto)
+        };
         *reasons.entry(why).or_default() += 1;
         if explain {
             println!(

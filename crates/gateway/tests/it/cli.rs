@@ -279,3 +279,27 @@ async fn eval_explains_wrong_decisions_on_qqp_too() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn eval_explains_every_question_its_own_entry_did_not_answer() {
+    let data = eval_data();
+    // Two cached questions that are the same question: the asked paraphrase resembles both
+    // about equally, so the index refuses it although its own entry alone would pass.
+    let pairs = serde_json::json!([
+        {"origin": "How do I reverse a list in Python?", "similar": "How can I reverse a list in Python?"},
+        {"origin": "How do you reverse a list in Python?", "similar": "What is the boiling point of water?"}
+    ]);
+    std::fs::write(data.path().join("gptcache-mock.json"), pairs.to_string()).unwrap();
+    let data_dir = data.path().to_str().unwrap();
+    let (code, out) = Process::spawn(&["eval", "--explain", "--data", data_dir], &[])
+        .finish()
+        .await;
+    assert_eq!(code, Some(0), "{out:?}");
+    let text = out.join("\n");
+    assert!(
+        text.contains(
+            "not served (another entry within the margin, sim 0.98): \"How do I reverse a list in Python?\" / \"How can I reverse a list in Python?\""
+        ) && text.contains("\"another entry within the margin\": 1"),
+        "{text}"
+    );
+}
