@@ -180,7 +180,10 @@ const STOPWORDS: &[&str] = &[
     "indeed", "certainly", "according", "order", "possible", "one", "someone", "somebody",
     "anyone", "anybody", "also", "too", "else", "other", "s", "t", "d", "ll", "re", "ve", "m",
     "o", "yes", "currently", "fact", "honestly", "definitely", "literally", "seriously",
-    "genuinely", "ever", "think", "want", "wants", "wanted", "need", "wish",
+    "genuinely", "ever", "think", "thinks", "thinking", "thought", "want", "wants", "wanted",
+    "wanting", "need", "needs", "needed", "needing", "wish", "wishes", "wished", "wishing",
+    "knows", "knowing", "knew", "known", "gets", "getting", "got", "gotten", "tells", "telling",
+    "told", "lets", "letting",
 ];
 
 /// Verbs that follow an interrogative "when", "where" or "why" (not a conditional "when").
@@ -1359,6 +1362,9 @@ mod tests {
                 "Is Ethan married to Heather?",
             ),
             ("Did Lisa use the castle?", "Was the castle used by Lisa?"),
+            // A filler verb in another form is still filler.
+            ("Did Lisa need the farm?", "Was the farm needed by Lisa?"),
+            ("Does Ryan know the answer?", "Is the answer known by Ryan?"),
             ("Does Ryan blame Eric?", "Is Eric blamed by Ryan?"),
             (
                 "Is that pig down on the table?",
