@@ -180,7 +180,7 @@ const STOPWORDS: &[&str] = &[
     "indeed", "certainly", "according", "order", "possible", "one", "someone", "somebody",
     "anyone", "anybody", "also", "too", "else", "other", "s", "t", "d", "ll", "re", "ve", "m",
     "o", "yes", "currently", "fact", "honestly", "definitely", "literally", "seriously",
-    "genuinely", "ever", "think", "thinks", "thinking", "thought", "want", "wants", "wanted",
+    "genuinely", "somehow", "ever", "think", "thinks", "thinking", "thought", "want", "wants", "wanted",
     "wanting", "need", "needs", "needed", "needing", "wish", "wishes", "wished", "wishing",
     "knows", "knowing", "knew", "known", "gets", "getting", "got", "gotten", "tells", "telling",
     "told", "lets", "letting",
@@ -1369,6 +1369,10 @@ mod tests {
             (
                 "Is that pig down on the table?",
                 "Is that pig really down on the table?",
+            ),
+            (
+                "Is that lizard jumping on the table?",
+                "Is that lizard somehow jumping on the table?",
             ),
             (
                 "How can I become a visible person?",
