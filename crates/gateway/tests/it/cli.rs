@@ -257,18 +257,23 @@ async fn eval_measures_a_configured_remote_embedding_model() {
     assert!(out.join("\n").contains("503"), "{out:?}");
 }
 
+/// `reprise eval --explain` on the data directory `dir`: its output, once it succeeded.
+async fn eval_explain(dir: &std::path::Path) -> String {
+    let dir = dir.to_str().unwrap();
+    let (code, out) = Process::spawn(&["eval", "--explain", "--data", dir], &[])
+        .finish()
+        .await;
+    assert_eq!(code, Some(0), "{out:?}");
+    out.join("\n")
+}
+
 #[tokio::test]
 async fn eval_explains_wrong_decisions_on_qqp_too() {
     let data = eval_data();
     // A pair labelled "not a duplicate" that the default model and guard serve.
     let qqp = r#"{"id": 9, "text_a": "How do I learn Rust?", "text_b": "How can I learn Rust?", "label": 0}"#;
     write_qqp(data.path(), qqp);
-    let data_dir = data.path().to_str().unwrap();
-    let (code, out) = Process::spawn(&["eval", "--explain", "--data", data_dir], &[])
-        .finish()
-        .await;
-    assert_eq!(code, Some(0), "{out:?}");
-    let text = out.join("\n");
+    let text = eval_explain(data.path()).await;
     let qqp = text
         .split_once("qqp-dev.jsonl.gz: wrong decisions at 0.80")
         .map(|(_, rest)| rest)
@@ -290,12 +295,7 @@ async fn eval_explains_every_question_its_own_entry_did_not_answer() {
         {"origin": "How do you reverse a list in Python?", "similar": "What is the boiling point of water?"}
     ]);
     std::fs::write(data.path().join("gptcache-mock.json"), pairs.to_string()).unwrap();
-    let data_dir = data.path().to_str().unwrap();
-    let (code, out) = Process::spawn(&["eval", "--explain", "--data", data_dir], &[])
-        .finish()
-        .await;
-    assert_eq!(code, Some(0), "{out:?}");
-    let text = out.join("\n");
+    let text = eval_explain(data.path()).await;
     assert!(
         text.contains(
             "not served (another entry within the margin, sim 0.98): \"How do I reverse a list in Python?\" / \"How can I reverse a list in Python?\""
