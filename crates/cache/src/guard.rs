@@ -180,10 +180,10 @@ const STOPWORDS: &[&str] = &[
     "indeed", "certainly", "according", "order", "possible", "one", "someone", "somebody",
     "anyone", "anybody", "also", "too", "else", "other", "s", "t", "d", "ll", "re", "ve", "m",
     "o", "yes", "currently", "fact", "honestly", "definitely", "literally", "seriously",
-    "genuinely", "somehow", "ever", "think", "thinks", "thinking", "thought", "want", "wants", "wanted",
-    "wanting", "need", "needs", "needed", "needing", "wish", "wishes", "wished", "wishing",
-    "knows", "knowing", "knew", "known", "gets", "getting", "got", "gotten", "tells", "telling",
-    "told", "lets", "letting",
+    "genuinely", "somehow", "ever", "think", "thinks", "thinking", "thought", "want", "wants",
+    "wanted", "wanting", "need", "needs", "needed", "needing", "wish", "wishes", "wished",
+    "wishing", "knows", "knowing", "knew", "known", "gets", "getting", "got", "gotten", "tells",
+    "telling", "told", "lets", "letting",
 ];
 
 /// Verbs that follow an interrogative "when", "where" or "why" (not a conditional "when").
@@ -603,9 +603,9 @@ impl Analysis {
             if ends_sentence {
                 sentence_start = true;
             }
-            // A comma or other punctuation between two names separates them; the words of
-            // one identifier are one name.
-            if raw.ends_with(|c: char| c.is_ascii_punctuation()) && !is_code(token) {
+            // A comma or other punctuation between two names separates them (the words of
+            // one token, "REUSE_DATASET_IF_EXISTS", are one name).
+            if raw.ends_with(|c: char| c.is_ascii_punctuation()) {
                 in_name = false;
             }
         }
