@@ -445,7 +445,12 @@ impl Analysis {
         let mut opening: Option<Asks> = None;
         // Whether the previous word was part of a name.
         let mut in_name = false;
-        for raw in text.split_whitespace() {
+        let mut raws = text.split_whitespace().peekable();
+        while let Some(raw) = raws.next() {
+            // "over 50k" is "more than 50k"; "under 18" is "less than 18".
+            let before_number = raws
+                .peek()
+                .is_some_and(|next| next.starts_with(|c: char| c.is_ascii_digit()));
             let ends_sentence = raw.ends_with(['.', '?', '!', ':']);
             let token =
                 raw.trim_matches(|c: char| !c.is_alphanumeric() && !"_/\\.-'$%".contains(c));
@@ -556,6 +561,11 @@ impl Analysis {
                 // impatient".
                 let lower = match lower.as_str() {
                     "less" | "fewer" => {
+                        a.negations += 1;
+                        "more".to_owned()
+                    }
+                    "over" | "above" | "exceeding" if before_number => "more".to_owned(),
+                    "under" | "below" if before_number => {
                         a.negations += 1;
                         "more".to_owned()
                     }
@@ -1038,6 +1048,26 @@ mod tests {
         assert_eq!(
             vetoes("What is two plus three?", "What is 2 plus 2?"),
             Some(Veto::Numbers)
+        );
+        // "over" and "under" before a number compare like "more than" and "less than".
+        for (a, b) in [
+            (
+                "Does the Hub host over 100 models?",
+                "Does the Hub host more than 100 models?",
+            ),
+            (
+                "Does the Hub host under 100 models?",
+                "Does the Hub host fewer than 100 models?",
+            ),
+        ] {
+            assert_eq!(vetoes(a, b), None, "{a} / {b}");
+        }
+        assert_eq!(
+            vetoes(
+                "Can I drink alcohol in Spain over 18?",
+                "Can I drink alcohol in Spain under 18?"
+            ),
+            Some(Veto::Negation)
         );
         // An acronym is the name its initials spell out, either way round; other initials are
         // another name.
