@@ -569,6 +569,12 @@ impl Analysis {
                         a.negations += 1;
                         "more".to_owned()
                     }
+                    // An antonym is a negation of its opposite: "optional" = "not required".
+                    "optional" => {
+                        a.negations += 1;
+                        "required".to_owned()
+                    }
+                    "mandatory" | "compulsory" | "obligatory" => "required".to_owned(),
                     _ => lower,
                 };
                 if SYMMETRIC_WORD.contains(lower.as_str()) {
@@ -1151,6 +1157,21 @@ mod tests {
             vetoes(
                 "What should an author worry about?",
                 "What should an author not worry about?"
+            ),
+            Some(Veto::Negation)
+        );
+        // "Optional" is "not required" (or "not mandatory").
+        assert_eq!(
+            vetoes(
+                "Is the dataset script optional for CSV files?",
+                "Is the dataset script not mandatory for CSV files?"
+            ),
+            None
+        );
+        assert_eq!(
+            vetoes(
+                "Is the dataset script optional for CSV files?",
+                "Is the dataset script required for CSV files?"
             ),
             Some(Veto::Negation)
         );
