@@ -23,7 +23,10 @@
 //! correct active/passive swaps, antonyms under negation ("not invisible" = "visible"),
 //! irrelevant intensifiers ("really", "truly"), and free rephrasing (more than two content words
 //! differ, or one or two in a question also reworded around them when the embedding puts the two
-//! close: see [`Closeness`]), which the similarity judges instead.
+//! close: see [`Closeness`]), which the similarity judges instead. Surface forms are read as one:
+//! typographic and plain quotes, number words and digits ("two" / "2"), an acronym and the words
+//! it stands for ("ML" / "Machine Learning"), "over 50" and "more than 50", "optional" and "not
+//! required".
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
