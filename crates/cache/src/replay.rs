@@ -27,7 +27,7 @@ pub fn json(stored: &Value) -> Value {
     out
 }
 
-/// [`json`] serialised, without copying the stored completion: its fields are written in place,
+/// [`json()`] serialised, without copying the stored completion: its fields are written in place,
 /// with the fresh `id` and `created` (and `object`) put where the stored ones were. This is every
 /// JSON hit's body.
 pub fn json_body(stored: &Value) -> Vec<u8> {
