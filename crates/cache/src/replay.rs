@@ -254,11 +254,6 @@ mod tests {
         assert!(p.iter().all(|x| x.chars().count() <= PIECE));
         assert!(pieces("").is_empty());
     }
-}
-
-#[cfg(test)]
-mod body_tests {
-    use super::*;
 
     #[test]
     fn a_json_body_is_the_stored_completion_with_a_fresh_identity() {

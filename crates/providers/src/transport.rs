@@ -4,8 +4,8 @@
 //!
 //! The client is hyper's pooled client over rustls (HTTP/1.1 keep-alive, HTTP/2 by ALPN or prior
 //! knowledge): per request it cost about 30 % less CPU than `reqwest` over the same pool in a
-//! stand-alone proxy trial, on a path where the client is the largest cost after the kernel's. When the
-//! environment names an outbound proxy (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, with
+//! stand-alone proxy trial, on a path where the client is the largest cost after the kernel's.
+//! When the environment names an outbound proxy (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, with
 //! `NO_PROXY`), calls go through `reqwest`, which applies those variables the way users expect.
 
 use std::sync::{Arc, OnceLock};
