@@ -946,10 +946,117 @@ fn quoted_strings(text: &str) -> BTreeSet<String> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn vetoes(a: &str, b: &str) -> Option<Veto> {
         check(a, b, Closeness::Similar).err()
+    }
+
+    /// A question made of the pieces the guard reads (numbers and number words, quotes of every
+    /// kind, identifiers, names and acronyms, negations, order markers, pronouns), ordinary
+    /// words, odd Unicode, and now and then any text at all.
+    fn question() -> impl Strategy<Value = String> {
+        let piece = prop::sample::select(vec![
+            "What",
+            "is",
+            "the",
+            "a",
+            "How",
+            "do",
+            "I",
+            "sort",
+            "list",
+            "in",
+            "Rust",
+            "Python",
+            "2",
+            "2.5",
+            "-3",
+            "1,000",
+            "two",
+            "a hundred",
+            "thousands",
+            "½",
+            "\"",
+            "'",
+            "`",
+            "\"\"",
+            "’",
+            "“",
+            "”",
+            "„",
+            "`foo::bar`",
+            "src/main.rs",
+            "load_dataset()",
+            "REUSE_DATASET_IF_EXISTS",
+            "Google Cloud Storage",
+            "ML",
+            "Machine Learning",
+            "Alice",
+            "Bob",
+            "not",
+            "n't",
+            "doesn’t",
+            "never",
+            "without",
+            "before",
+            "after",
+            "over",
+            "under",
+            "more",
+            "less",
+            "than",
+            "first",
+            "last",
+            "he",
+            "she",
+            "his",
+            "her",
+            "optional",
+            "required",
+            "Where",
+            "When",
+            "Why",
+            "Who",
+            "?",
+            ".",
+            ",",
+            "-",
+            "/",
+            "İ",
+            "ß",
+            "ﬁ",
+            "e\u{301}",
+            "\u{200b}",
+            "\u{202e}",
+            "🦀",
+            "日本語",
+            "\n",
+            "\t",
+        ]);
+        prop_oneof![
+            4 => prop::collection::vec(piece, 0..16).prop_map(|words| words.join(" ")),
+            1 => any::<String>(),
+        ]
+    }
+
+    proptest! {
+        /// A question always agrees with itself, at either closeness, whatever it contains: the
+        /// same request asked twice is never refused by the guard.
+        #[test]
+        fn any_question_passes_against_itself(q in question()) {
+            prop_assert_eq!(check(&q, &q, Closeness::Similar), Ok(()));
+            prop_assert_eq!(check(&q, &q, Closeness::Close), Ok(()));
+        }
+
+        /// The guard's verdict does not depend on which of two questions was cached first.
+        #[test]
+        fn the_guard_is_symmetric(a in question(), b in question(), close in any::<bool>()) {
+            let closeness = if close { Closeness::Close } else { Closeness::Similar };
+            prop_assert_eq!(check(&a, &b, closeness), check(&b, &a, closeness));
+        }
     }
 
     #[test]

@@ -186,9 +186,121 @@ fn normalise_numbers(value: Value) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
     use serde_json::json;
 
     use super::*;
+
+    /// A chat request: model, optional system prompt, earlier turns, a final user question and
+    /// some answer-shaping parameters.
+    fn request() -> impl Strategy<Value = Value> {
+        (
+            prop::sample::select(vec!["gpt-4o-mini", "gpt-4o", "claude-sonnet-4-5"]),
+            proptest::option::of(any::<String>()),
+            prop::collection::vec(any::<String>(), 0..3),
+            any::<String>(),
+            proptest::option::of(0u8..=10),
+            proptest::option::of(1u32..4096),
+            proptest::option::of(any::<u16>()),
+        )
+            .prop_map(|(model, system, earlier, question, tenths, max, seed)| {
+                let mut messages = Vec::new();
+                if let Some(system) = system {
+                    messages.push(json!({"role": "system", "content": system}));
+                }
+                for (i, text) in earlier.into_iter().enumerate() {
+                    let role = if i % 2 == 0 { "user" } else { "assistant" };
+                    messages.push(json!({"role": role, "content": text}));
+                }
+                messages.push(json!({"role": "user", "content": question}));
+                let mut request = json!({"model": model, "messages": messages});
+                if let Some(t) = tenths {
+                    request["temperature"] = json!(f64::from(t) / 10.0);
+                }
+                if let Some(max) = max {
+                    request["max_tokens"] = json!(max);
+                }
+                if let Some(seed) = seed {
+                    request["seed"] = json!(seed);
+                }
+                request
+            })
+    }
+
+    /// The same request written another way: request-only fields added, defaults spelled out,
+    /// whole numbers as floats, `max_tokens` as `max_completion_tokens`, the final question as
+    /// a one-part content array, explicit nulls, and the whole text re-serialised pretty.
+    fn rewritten(request: &Value, choice: u8) -> Value {
+        let mut r = request.clone();
+        let o = r.as_object_mut().unwrap();
+        if choice & 1 != 0 {
+            o.insert("stream".into(), json!(true));
+            o.insert("stream_options".into(), json!({"include_usage": true}));
+            o.insert("user".into(), json!("someone"));
+            o.insert("metadata".into(), json!({"team": "blue"}));
+        }
+        if choice & 2 != 0 {
+            o.insert("n".into(), json!(1.0));
+            o.insert("top_p".into(), json!(1));
+            o.insert("presence_penalty".into(), json!(0.0));
+            o.insert("logprobs".into(), json!(false));
+            o.insert("tool_choice".into(), Value::Null);
+        }
+        if choice & 4 != 0 {
+            if let Some(max) = o.remove("max_tokens") {
+                o.insert("max_completion_tokens".into(), json!(max.as_f64().unwrap()));
+            }
+            if let Some(seed) = o.get("seed").and_then(Value::as_f64) {
+                o.insert("seed".into(), json!(seed));
+            }
+        }
+        if choice & 8 != 0
+            && let Some(Value::Array(messages)) = o.get_mut("messages")
+            && let Some(last) = messages.last_mut()
+        {
+            let text = last["content"].clone();
+            last["content"] = json!([{"type": "text", "text": text}]);
+            last["name"] = Value::Null;
+        }
+        serde_json::from_str(&serde_json::to_string_pretty(&r).unwrap()).unwrap()
+    }
+
+    proptest! {
+        /// Every way of writing the same request gets its exact key and its scope.
+        #[test]
+        fn any_rewriting_of_a_request_keeps_its_keys(request in request(), choice in 0u8..16) {
+            let a = keys("ns", &request);
+            let b = keys("ns", &rewritten(&request, choice));
+            prop_assert_eq!(a, b);
+        }
+
+        /// Another final question keeps the scope and changes the exact key; another earlier
+        /// turn, system prompt or model changes both; another namespace never shares a key.
+        #[test]
+        fn the_scope_is_everything_but_the_final_question(
+            request in request(),
+            other in any::<String>(),
+        ) {
+            let base = keys("ns", &request);
+            let last = request["messages"].as_array().unwrap().len() - 1;
+            prop_assume!(request["messages"][last]["content"] != json!(other));
+            let mut asked = request.clone();
+            asked["messages"][last]["content"] = json!(other);
+            let asked = keys("ns", &asked);
+            prop_assert_eq!(asked.scope, base.scope);
+            prop_assert_ne!(asked.exact, base.exact);
+            let mut earlier = request.clone();
+            earlier["messages"][0]["content"] = json!(format!("{other}{}", request["messages"][0]["content"]));
+            if last > 0 && !other.is_empty() {
+                prop_assert_ne!(keys("ns", &earlier).scope, base.scope);
+            }
+            let mut model = request.clone();
+            model["model"] = json!("another-model");
+            prop_assert_ne!(keys("ns", &model).scope, base.scope);
+            prop_assert_ne!(keys("ns2", &request).exact, base.exact);
+            prop_assert_ne!(keys("ns2", &request).scope, base.scope);
+        }
+    }
 
     /// Keys are stored: the hash must stay the BLAKE3 of the length-prefixed namespace and the
     /// compact serialisation of the canonical request, byte for byte.

@@ -80,17 +80,36 @@ pub fn chunks(stored: &Value, include_usage: bool) -> Vec<String> {
     head.insert("id".into(), Value::from(id));
     head.insert("object".into(), Value::from("chat.completion.chunk"));
     head.insert("created".into(), Value::from(created));
-    for key in ["model", "system_fingerprint", "service_tier"] {
-        if let Some(v) = stored.get(key) {
-            head.insert(key.into(), v.clone());
+    // Fields every chunk of an upstream stream carries; any other top-level field (an Azure
+    // `prompt_filter_results`, a provider's own) goes in the first chunk, which is where the
+    // assembler of a streamed miss found it.
+    const EVERY_CHUNK: [&str; 3] = ["model", "system_fingerprint", "service_tier"];
+    let mut first = Map::new();
+    if let Some(fields) = stored.as_object() {
+        for (key, value) in fields {
+            match key.as_str() {
+                "id" | "object" | "created" | "choices" | "usage" => {}
+                k if EVERY_CHUNK.contains(&k) => {
+                    head.insert(key.clone(), value.clone());
+                }
+                _ => {
+                    first.insert(key.clone(), value.clone());
+                }
+            }
         }
     }
-    let chunk = |index: u64, delta: Value, finish: Value| -> String {
+    let mut first = Some(first);
+    let mut chunk = |index: u64, delta: Value, finish: Value, extra: Map<String, Value>| {
         let mut c = head.clone();
-        c.insert(
-            "choices".into(),
-            json!([{"index": index, "delta": delta, "logprobs": null, "finish_reason": finish}]),
-        );
+        for (key, value) in first.take().unwrap_or_default() {
+            c.insert(key, value);
+        }
+        let mut choice = extra;
+        choice.insert("index".into(), Value::from(index));
+        choice.insert("delta".into(), delta);
+        choice.insert("logprobs".into(), Value::Null);
+        choice.insert("finish_reason".into(), finish);
+        c.insert("choices".into(), Value::Array(vec![Value::Object(choice)]));
         Value::Object(c).to_string()
     };
 
@@ -101,41 +120,79 @@ pub fn chunks(stored: &Value, include_usage: bool) -> Vec<String> {
         .cloned()
         .unwrap_or_default();
     for choice in choices {
-        let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0);
-        let message = choice.get("message").cloned().unwrap_or(Value::Null);
-        let Value::Object(mut message) = message else {
+        let Value::Object(mut choice) = choice else {
             continue;
         };
+        let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0);
+        let Some(Value::Object(mut message)) = choice.remove("message") else {
+            continue;
+        };
+        let finish = choice.remove("finish_reason").unwrap_or(Value::Null);
+        // The choice's own other fields (Azure's `content_filter_results`, unknown ones) go with
+        // its last chunk.
+        choice.remove("index");
+        choice.remove("logprobs");
         let role = message
             .remove("role")
             .unwrap_or_else(|| Value::from("assistant"));
         let content = message.remove("content");
         let refusal = message.remove("refusal");
         let tool_calls = message.remove("tool_calls");
+        // As an upstream sends it: `""` before text, `null` when the answer has none (tool calls).
+        let opening = if matches!(content, Some(Value::String(_))) {
+            Value::from("")
+        } else {
+            Value::Null
+        };
         out.push(chunk(
             index,
-            json!({"role": role, "content": ""}),
+            json!({"role": role, "content": opening}),
             Value::Null,
+            Map::new(),
         ));
         // Other text fields first (reasoning precedes the answer), then non-text fields whole.
         for (name, value) in message {
             match value {
+                // An empty text is still a field of the answer.
+                Value::String(text) if text.is_empty() => {
+                    out.push(chunk(index, json!({ name: "" }), Value::Null, Map::new()));
+                }
                 Value::String(text) => {
                     for piece in pieces(&text) {
-                        out.push(chunk(index, json!({ name.clone(): piece }), Value::Null));
+                        out.push(chunk(
+                            index,
+                            json!({ name.clone(): piece }),
+                            Value::Null,
+                            Map::new(),
+                        ));
                     }
                 }
                 Value::Null => {}
-                other => out.push(chunk(index, json!({ name: other }), Value::Null)),
+                other => out.push(chunk(
+                    index,
+                    json!({ name: other }),
+                    Value::Null,
+                    Map::new(),
+                )),
             }
         }
         if let Some(Value::String(text)) = content {
             for piece in pieces(&text) {
-                out.push(chunk(index, json!({ "content": piece }), Value::Null));
+                out.push(chunk(
+                    index,
+                    json!({ "content": piece }),
+                    Value::Null,
+                    Map::new(),
+                ));
             }
         }
         if let Some(Value::String(text)) = refusal {
-            out.push(chunk(index, json!({ "refusal": text }), Value::Null));
+            out.push(chunk(
+                index,
+                json!({ "refusal": text }),
+                Value::Null,
+                Map::new(),
+            ));
         }
         if let Some(Value::Array(calls)) = tool_calls {
             for (i, call) in calls.into_iter().enumerate() {
@@ -149,21 +206,29 @@ pub fn chunks(stored: &Value, include_usage: bool) -> Vec<String> {
                 let mut first = call.as_object().cloned().unwrap_or_default();
                 first.insert("index".into(), Value::from(i));
                 first.insert("function".into(), json!({"name": name, "arguments": ""}));
-                out.push(chunk(index, json!({"tool_calls": [first]}), Value::Null));
+                out.push(chunk(
+                    index,
+                    json!({"tool_calls": [first]}),
+                    Value::Null,
+                    Map::new(),
+                ));
                 for piece in pieces(&arguments) {
                     out.push(chunk(
                         index,
                         json!({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}),
                         Value::Null,
+                        Map::new(),
                     ));
                 }
             }
         }
-        let finish = choice.get("finish_reason").cloned().unwrap_or(Value::Null);
-        out.push(chunk(index, json!({}), finish));
+        out.push(chunk(index, json!({}), finish, choice));
     }
     if include_usage {
         let mut c = head.clone();
+        for (key, value) in first.take().unwrap_or_default() {
+            c.insert(key, value);
+        }
         c.insert("choices".into(), json!([]));
         c.insert(
             "usage".into(),
@@ -197,6 +262,8 @@ fn pieces(text: &str) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+
+    use proptest::prelude::*;
 
     use super::*;
     use crate::Assembler;
@@ -244,6 +311,132 @@ mod tests {
         assert_eq!(back["system_fingerprint"], "fp");
         let without = chunks(&s, false);
         assert!(without.iter().all(|e| !e.contains("\"usage\"")));
+    }
+
+    /// Text with the characters that break naive splitting and escaping, and any others.
+    fn text() -> impl Strategy<Value = String> {
+        let tricky =
+            prop::sample::select(vec!['"', '\\', '\n', 'é', '日', '🦀', '\u{301}', ' ', '{']);
+        prop::collection::vec(prop_oneof![any::<char>(), tricky], 0..60).prop_map(String::from_iter)
+    }
+
+    /// Fields the gateway does not know (a provider's own, Azure's filter results): never null,
+    /// as a null field and an absent one are the same answer.
+    fn unknown_fields() -> impl Strategy<Value = Map<String, Value>> {
+        let name = prop::sample::select(vec!["x_vendor", "content_filter_results", "x_flag"]);
+        let value = prop_oneof![
+            Just(json!(true)),
+            any::<i32>().prop_map(Value::from),
+            text().prop_map(|t| json!({ "detail": t, "list": [1, 2] })),
+        ];
+        prop::collection::btree_map(name, value, 0..3)
+            .prop_map(|m| m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+    }
+
+    fn tool_call() -> impl Strategy<Value = Value> {
+        (0u32..1000, text(), unknown_fields()).prop_map(|(id, arguments, extra)| {
+            let mut call = extra;
+            call.insert("id".into(), Value::from(format!("call_{id}")));
+            call.insert("type".into(), Value::from("function"));
+            call.insert(
+                "function".into(),
+                json!({"name": format!("f{id}"), "arguments": arguments}),
+            );
+            Value::Object(call)
+        })
+    }
+
+    fn choice(index: usize) -> impl Strategy<Value = Value> {
+        (
+            proptest::option::of(text()),
+            proptest::option::of(text()),
+            proptest::option::of(text()),
+            prop::collection::vec(tool_call(), 0..3),
+            unknown_fields(),
+            unknown_fields(),
+        )
+            .prop_map(
+                move |(content, refusal, reasoning, calls, message_extra, choice_extra)| {
+                    let mut message = message_extra;
+                    message.insert("role".into(), Value::from("assistant"));
+                    message.insert("content".into(), content.map_or(Value::Null, Value::from));
+                    message.insert("refusal".into(), refusal.map_or(Value::Null, Value::from));
+                    if let Some(reasoning) = reasoning {
+                        message.insert("reasoning_content".into(), Value::from(reasoning));
+                    }
+                    let finish = if calls.is_empty() {
+                        "stop"
+                    } else {
+                        "tool_calls"
+                    };
+                    if !calls.is_empty() {
+                        message.insert("tool_calls".into(), Value::Array(calls));
+                    }
+                    let mut choice = choice_extra;
+                    choice.insert("index".into(), Value::from(index));
+                    choice.insert("message".into(), Value::Object(message));
+                    choice.insert("logprobs".into(), Value::Null);
+                    choice.insert("finish_reason".into(), Value::from(finish));
+                    Value::Object(choice)
+                },
+            )
+    }
+
+    fn completion() -> impl Strategy<Value = Value> {
+        (
+            (1usize..4).prop_flat_map(|n| (0..n).map(choice).collect::<Vec<_>>()),
+            proptest::option::of(Just("fp_1")),
+            proptest::option::of(Just("default")),
+            unknown_fields(),
+        )
+            .prop_map(|(choices, fingerprint, tier, extra)| {
+                let mut top = extra;
+                top.insert("id".into(), Value::from("chatcmpl-old"));
+                top.insert("object".into(), Value::from("chat.completion"));
+                top.insert("created".into(), Value::from(1));
+                top.insert("model".into(), Value::from("gpt-4o-mini"));
+                top.insert("choices".into(), Value::Array(choices));
+                if let Some(f) = fingerprint {
+                    top.insert("system_fingerprint".into(), Value::from(f));
+                }
+                if let Some(t) = tier {
+                    top.insert("service_tier".into(), Value::from(t));
+                }
+                top.insert(
+                    "usage".into(),
+                    json!({"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13}),
+                );
+                Value::Object(top)
+            })
+    }
+
+    proptest! {
+        /// What a client assembles from a replayed stream is the stored completion, every field
+        /// of it (text split anywhere, tool calls, refusals, reasoning, unknown fields at every
+        /// level), with only its identity fresh.
+        #[test]
+        fn any_stream_replay_reassembles_to_the_stored_completion(
+            stored in completion(),
+            include_usage in any::<bool>(),
+        ) {
+            let events = chunks(&stored, include_usage);
+            prop_assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+            let mut assembler = Assembler::new();
+            for event in &events[..events.len() - 1] {
+                let chunk: Value = serde_json::from_str(event).unwrap();
+                prop_assert_eq!(&chunk["object"], "chat.completion.chunk");
+                prop_assert_ne!(&chunk["id"], "chatcmpl-old");
+                assembler.push(event);
+            }
+            let mut back = assembler.finish().unwrap();
+            let mut expected = stored.clone();
+            if !include_usage {
+                expected.as_object_mut().unwrap().remove("usage");
+            }
+            back["id"] = stored["id"].clone();
+            back["created"] = stored["created"].clone();
+            prop_assert_eq!(back, expected);
+        }
     }
 
     #[test]

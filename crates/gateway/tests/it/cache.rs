@@ -357,9 +357,12 @@ async fn tool_calls_are_stored_when_tools_were_offered() {
     let gw = Gateway::start(&mock).await;
     let mut body = chat_body("Weather in Paris, please");
     body["tools"] = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]);
+    // With Azure's content filter results, at the top and in the choice.
     let answer = json!({"id": "x", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+        "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {"hate": {"filtered": false, "severity": "safe"}}}],
         "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "refusal": null,
             "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+            "content_filter_results": {"hate": {"filtered": false, "severity": "safe"}},
             "logprobs": null, "finish_reason": "tool_calls"}],
         "usage": {"prompt_tokens": 9, "completion_tokens": 7, "total_tokens": 16}});
     mock.respond_json(answer.clone());
@@ -370,9 +373,12 @@ async fn tool_calls_are_stored_when_tools_were_offered() {
     let r = send(&gw, &streamed, &[]).await;
     assert_eq!(cache_header(&r), "hit");
     let events = sse_events(r).await;
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
     let mut arguments = String::new();
-    for e in &events[..events.len() - 1] {
-        let c: Value = serde_json::from_str(e).unwrap();
+    for c in &chunks {
         if let Some(calls) = c["choices"][0]["delta"]["tool_calls"].as_array() {
             arguments.push_str(
                 calls[0]["function"]["arguments"]
@@ -382,6 +388,28 @@ async fn tool_calls_are_stored_when_tools_were_offered() {
         }
     }
     assert_eq!(arguments, "{\"city\":\"Paris\"}");
+    // No text in the answer: the opening delta says `null`, as an upstream's does, not `""`.
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    assert_eq!(chunks[0]["choices"][0]["delta"]["content"], Value::Null);
+    assert!(chunks.iter().all(|c| {
+        c["choices"][0]["delta"]["content"]
+            .as_str()
+            .is_none_or(str::is_empty)
+    }));
+    // The filter results survive the replay: the prompt's once, the choice's with its end.
+    let prompt_filters: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c.get("prompt_filter_results"))
+        .collect();
+    assert_eq!(prompt_filters, [&answer["prompt_filter_results"]]);
+    let last = chunks
+        .iter()
+        .rfind(|c| c["choices"][0]["finish_reason"] == "tool_calls")
+        .unwrap();
+    assert_eq!(
+        last["choices"][0]["content_filter_results"],
+        answer["choices"][0]["content_filter_results"]
+    );
     assert!(
         events
             .iter()
