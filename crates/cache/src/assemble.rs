@@ -160,6 +160,12 @@ impl Choice {
         message.insert("content".into(), Value::Null);
         message.insert("refusal".into(), Value::Null);
         for (name, text) in self.texts {
+            // An answer that is only tool calls has no content, as in a JSON answer, even from
+            // a stream that opened with `"content": ""` (Anthropic's, translated, or a server's
+            // that always does).
+            if name == "content" && text.is_empty() && !self.tool_calls.is_empty() {
+                continue;
+            }
             message.insert(name, Value::String(text));
         }
         if !self.tool_calls.is_empty() {
@@ -297,6 +303,25 @@ mod tests {
         );
         assert_eq!(calls[1]["function"]["arguments"], "{}");
         assert_eq!(c["choices"][0]["message"]["content"], Value::Null);
+        // A stream that opens with `"content": ""` and then only calls tools has no content
+        // either, as its JSON answer would not; text beside the calls is kept.
+        for (opening, content) in [
+            (json!(""), Value::Null),
+            (json!("Checking."), json!("Checking.")),
+        ] {
+            let mut a = Assembler::new();
+            a.push(&chunk(
+                json!({"role": "assistant", "content": opening}),
+                Value::Null,
+            ));
+            a.push(&chunk(
+                json!({"tool_calls": [{"index": 0, "id": "call_a", "type": "function",
+                "function": {"name": "get_time", "arguments": "{}"}}]}),
+                Value::Null,
+            ));
+            let c = a.finish().unwrap();
+            assert_eq!(c["choices"][0]["message"]["content"], content);
+        }
         let tools = json!({"tools": [{"type": "function", "function": {"name": "get_weather"}}]});
         assert_eq!(storable(&tools, &c), Ok(()));
         assert_eq!(

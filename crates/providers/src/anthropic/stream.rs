@@ -15,10 +15,13 @@ pub(crate) struct Translator {
     id: String,
     model: String,
     created: u64,
-    /// Anthropic content block index → OpenAI tool call index (tool-use blocks only).
-    tools: HashMap<u64, u64>,
+    /// Anthropic content block index → OpenAI tool call index (tool-use blocks only), and
+    /// whether any argument text came for it yet.
+    tools: HashMap<u64, (u64, bool)>,
     /// The block index of the emulated JSON tool, whose input is streamed as content.
     json_block: Option<u64>,
+    /// Whether any of the emulated JSON tool's input came yet.
+    json_text: bool,
     usage: Value,
     started: bool,
 }
@@ -32,6 +35,7 @@ impl Translator {
             created: crate::unix_now(),
             tools: HashMap::new(),
             json_block: None,
+            json_text: false,
             usage: json!({}),
             started: false,
         }
@@ -89,7 +93,7 @@ impl Translator {
                         return Ok(());
                     }
                     let tool_index = self.tools.len() as u64;
-                    self.tools.insert(index, tool_index);
+                    self.tools.insert(index, (tool_index, false));
                     out.push_back(self.chunk(
                         json!({"tool_calls": [{
                             "index": tool_index,
@@ -115,14 +119,19 @@ impl Translator {
                         );
                     }
                     Some("input_json_delta") if self.json_block == Some(index) => {
-                        out.push_back(self.chunk(json!({"content": text("partial_json")}), None));
+                        let json = text("partial_json");
+                        self.json_text |= !json.is_empty();
+                        out.push_back(self.chunk(json!({"content": json}), None));
                     }
                     Some("input_json_delta") => {
-                        if let Some(tool_index) = self.tools.get(&index) {
+                        if let Some((tool_index, got_text)) = self.tools.get_mut(&index) {
+                            let arguments = text("partial_json");
+                            *got_text |= !arguments.is_empty();
+                            let tool_index = *tool_index;
                             out.push_back(self.chunk(
                                 json!({"tool_calls": [{
                                     "index": tool_index,
-                                    "function": {"arguments": text("partial_json")},
+                                    "function": {"arguments": arguments},
                                 }]}),
                                 None,
                             ));
@@ -130,6 +139,21 @@ impl Translator {
                     }
                     // signature_delta and future kinds carry nothing OpenAI has a place for.
                     _ => {}
+                }
+            }
+            "content_block_stop" => {
+                // A tool called without input streams no argument text: its arguments (or the
+                // emulated JSON tool's content) are `{}`, as in a JSON answer (`""` is not JSON,
+                // and clients parse it).
+                let index = event.get("index").and_then(Value::as_u64).unwrap_or(0);
+                if self.json_block == Some(index) && !self.json_text {
+                    out.push_back(self.chunk(json!({"content": "{}"}), None));
+                }
+                if let Some(&(tool_index, false)) = self.tools.get(&index) {
+                    out.push_back(self.chunk(
+                        json!({"tool_calls": [{"index": tool_index, "function": {"arguments": "{}"}}]}),
+                        None,
+                    ));
                 }
             }
             "message_delta" => {
@@ -163,7 +187,7 @@ impl Translator {
                     .unwrap_or("unknown error");
                 return Err(UpstreamError::InBand(message.to_owned()));
             }
-            // ping, content_block_stop and event kinds added later.
+            // ping and event kinds added later.
             _ => {}
         }
         Ok(())

@@ -113,3 +113,165 @@ fn errors_become_openai_shaped() {
     let html = translate::error(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>");
     assert_eq!(&html[..], b"<html>bad gateway</html>");
 }
+
+mod consistency {
+    //! The same answer read from a JSON response and from the event stream of the same answer
+    //! must be the same completion: a streamed miss is stored and later served as JSON.
+
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Block {
+        Text(String),
+        Thinking(String),
+        ToolUse(String, Value),
+    }
+
+    fn block() -> impl Strategy<Value = Block> {
+        let text = || prop::collection::vec(any::<char>(), 0..40).prop_map(String::from_iter);
+        let input =
+            prop::collection::btree_map("[a-z]{1,6}", any::<i32>(), 0..3).prop_map(|m| json!(m));
+        prop_oneof![
+            text().prop_map(Block::Text),
+            text().prop_map(Block::Thinking),
+            ("[a-z_]{1,10}", input).prop_map(|(name, input)| Block::ToolUse(name, input)),
+        ]
+    }
+
+    /// Splits `text` at the given char positions (modulo its length), as a stream may.
+    fn split(text: &str, cuts: &[usize]) -> Vec<String> {
+        let chars: Vec<char> = text.chars().collect();
+        let mut at: Vec<usize> = cuts.iter().map(|c| c % (chars.len() + 1)).collect();
+        at.push(chars.len());
+        at.sort_unstable();
+        let mut out = Vec::new();
+        let mut start = 0;
+        for end in at {
+            if end > start {
+                out.push(chars[start..end].iter().collect());
+                start = end;
+            }
+        }
+        out
+    }
+
+    fn stream(blocks: &[Block], stop: &str, cuts: &[usize]) -> Vec<(String, String)> {
+        let mut events = vec![(
+            "message_start".to_owned(),
+            json!({"type": "message_start", "message": {"id": "msg_1", "type": "message",
+                "role": "assistant", "model": "claude-sonnet-4-5", "content": [],
+                "stop_reason": null, "usage": {"input_tokens": 12, "cache_read_input_tokens": 3,
+                "output_tokens": 1}}}),
+        )];
+        for (index, block) in blocks.iter().enumerate() {
+            let (start, kind, field, text) = match block {
+                Block::Text(t) => (
+                    json!({"type": "text", "text": ""}),
+                    "text_delta",
+                    "text",
+                    t.clone(),
+                ),
+                Block::Thinking(t) => (
+                    json!({"type": "thinking", "thinking": ""}),
+                    "thinking_delta",
+                    "thinking",
+                    t.clone(),
+                ),
+                Block::ToolUse(name, input) => (
+                    json!({"type": "tool_use", "id": format!("toolu_{index}"), "name": name, "input": {}}),
+                    "input_json_delta",
+                    "partial_json",
+                    // A tool without input streams no argument text.
+                    if input.as_object().is_some_and(|o| o.is_empty()) {
+                        String::new()
+                    } else {
+                        input.to_string()
+                    },
+                ),
+            };
+            events.push((
+                "content_block_start".into(),
+                json!({"type": "content_block_start", "index": index, "content_block": start}),
+            ));
+            for piece in split(&text, cuts) {
+                events.push((
+                    "content_block_delta".into(),
+                    json!({"type": "content_block_delta", "index": index,
+                        "delta": {"type": kind, field: piece}}),
+                ));
+            }
+            events.push((
+                "content_block_stop".into(),
+                json!({"type": "content_block_stop", "index": index}),
+            ));
+        }
+        events.push((
+            "message_delta".into(),
+            json!({"type": "message_delta", "delta": {"stop_reason": stop},
+                "usage": {"output_tokens": 30}}),
+        ));
+        events.push(("message_stop".into(), json!({"type": "message_stop"})));
+        events
+            .into_iter()
+            .map(|(name, data)| (name, data.to_string()))
+            .collect()
+    }
+
+    fn message(blocks: &[Block], stop: &str) -> Value {
+        let content: Vec<Value> = blocks
+            .iter()
+            .enumerate()
+            .map(|(index, block)| match block {
+                Block::Text(t) => json!({"type": "text", "text": t}),
+                Block::Thinking(t) => json!({"type": "thinking", "thinking": t, "signature": "s"}),
+                Block::ToolUse(name, input) => json!({"type": "tool_use",
+                    "id": format!("toolu_{index}"), "name": name, "input": input}),
+            })
+            .collect();
+        json!({"id": "msg_1", "type": "message", "role": "assistant",
+            "model": "claude-sonnet-4-5", "content": content, "stop_reason": stop,
+            "usage": {"input_tokens": 12, "cache_read_input_tokens": 3, "output_tokens": 30}})
+    }
+
+    proptest! {
+        #[test]
+        fn a_streamed_answer_assembles_to_the_json_answer(
+            blocks in prop::collection::vec(block(), 0..4),
+            stop in prop::sample::select(vec!["end_turn", "max_tokens", "tool_use", "stop_sequence", "refusal"]),
+            cuts in prop::collection::vec(any::<usize>(), 0..4),
+            json_tool in any::<bool>(),
+        ) {
+            // With a JSON response format emulated, the forced tool's input is the content.
+            let mut blocks = blocks;
+            if json_tool
+                && let Some(Block::ToolUse(name, _)) =
+                    blocks.iter_mut().find(|b| matches!(b, Block::ToolUse(..)))
+            {
+                *name = translate::JSON_TOOL.to_owned();
+            }
+            let context = Context { json_tool, include_usage: true };
+            let body = message(&blocks, stop).to_string();
+            let mut from_json: Value =
+                serde_json::from_slice(&translate::response(body.as_bytes(), &context).unwrap()).unwrap();
+            let mut translator = Translator::new(context);
+            let mut out = VecDeque::new();
+            for (name, data) in stream(&blocks, stop, &cuts) {
+                translator.event(&name, &data, &mut out).unwrap();
+            }
+            prop_assert_eq!(out.back(), Some(&StreamEvent::Done));
+            let mut assembler = reprise_cache::Assembler::new();
+            for event in out {
+                if let StreamEvent::Chunk(data) = event {
+                    assembler.push(&data);
+                }
+            }
+            let mut from_stream = assembler.finish().unwrap();
+            from_json["created"] = json!(0);
+            from_stream["created"] = json!(0);
+            prop_assert_eq!(from_stream, from_json);
+        }
+    }
+}

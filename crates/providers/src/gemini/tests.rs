@@ -85,3 +85,105 @@ fn errors_become_openai_shaped() {
     let out = translate::error(StatusCode::TOO_MANY_REQUESTS, body.as_bytes());
     insta::assert_json_snapshot!(serde_json::from_slice::<Value>(&out).unwrap());
 }
+
+mod consistency {
+    //! The same answer read from a `generateContent` response and from the event stream of the
+    //! same answer must be the same completion: a streamed miss is stored and later served as
+    //! JSON.
+
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn part() -> impl Strategy<Value = Value> {
+        let text = || prop::collection::vec(any::<char>(), 0..40).prop_map(String::from_iter);
+        let args = prop::collection::btree_map("[a-z]{1,6}", any::<i32>(), 0..3);
+        prop_oneof![
+            text().prop_map(|t| json!({"text": t})),
+            text().prop_map(|t| json!({"text": t, "thought": true})),
+            ("[a-z_]{1,10}", 0u32..1000, args).prop_map(|(name, id, args)| {
+                json!({"functionCall": {"id": format!("fc_{id}"), "name": name, "args": args}})
+            }),
+        ]
+    }
+
+    /// The parts spread over events as a stream may send them: texts split anywhere (a call
+    /// comes whole), each event carrying the next few.
+    fn events(parts: &[Value], reason: &str, cuts: &[usize]) -> Vec<Value> {
+        let mut pieces = Vec::new();
+        for part in parts {
+            match part.get("text").and_then(Value::as_str) {
+                Some(text) if !text.is_empty() => {
+                    let chars: Vec<char> = text.chars().collect();
+                    let mut at: Vec<usize> = cuts.iter().map(|c| c % (chars.len() + 1)).collect();
+                    at.push(chars.len());
+                    at.sort_unstable();
+                    let mut start = 0;
+                    for end in at {
+                        if end > start {
+                            let mut piece = part.clone();
+                            piece["text"] = json!(chars[start..end].iter().collect::<String>());
+                            pieces.push(piece);
+                            start = end;
+                        }
+                    }
+                }
+                _ => pieces.push(part.clone()),
+            }
+        }
+        let per_event = 1 + cuts.first().copied().unwrap_or(0) % 3;
+        let mut out: Vec<Value> = pieces
+            .chunks(per_event)
+            .map(|group| {
+                json!({"candidates": [{"content": {"role": "model", "parts": group}, "index": 0}],
+                    "responseId": "r1", "modelVersion": "gemini-2.5-pro"})
+            })
+            .collect();
+        out.push(
+            json!({"candidates": [{"content": {"role": "model", "parts": []},
+                "finishReason": reason, "index": 0}],
+            "usageMetadata": {"promptTokenCount": 11, "candidatesTokenCount": 20,
+                "thoughtsTokenCount": 5, "totalTokenCount": 36},
+            "responseId": "r1", "modelVersion": "gemini-2.5-pro"}),
+        );
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn a_streamed_answer_assembles_to_the_json_answer(
+            parts in prop::collection::vec(part(), 0..4),
+            reason in prop::sample::select(vec!["STOP", "MAX_TOKENS", "SAFETY"]),
+            cuts in prop::collection::vec(any::<usize>(), 0..4),
+        ) {
+            let context = Context { model: "gemini-2.5-pro".into(), include_usage: true };
+            let body = json!({
+                "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": reason, "index": 0}],
+                "usageMetadata": {"promptTokenCount": 11, "candidatesTokenCount": 20,
+                    "thoughtsTokenCount": 5, "totalTokenCount": 36},
+                "responseId": "r1", "modelVersion": "gemini-2.5-pro"});
+            let mut from_json: Value = serde_json::from_slice(
+                &translate::response(body.to_string().as_bytes(), &context).unwrap(),
+            )
+            .unwrap();
+            let mut translator = Translator::new(context);
+            let mut out = VecDeque::new();
+            for event in events(&parts, reason, &cuts) {
+                translator.event(&event.to_string(), &mut out).unwrap();
+            }
+            translator.end(&mut out).unwrap();
+            prop_assert_eq!(out.back(), Some(&StreamEvent::Done));
+            let mut assembler = reprise_cache::Assembler::new();
+            for event in out {
+                if let StreamEvent::Chunk(data) = event {
+                    assembler.push(&data);
+                }
+            }
+            let mut from_stream = assembler.finish().unwrap();
+            from_json["created"] = json!(0);
+            from_stream["created"] = json!(0);
+            prop_assert_eq!(from_stream, from_json);
+        }
+    }
+}
