@@ -679,10 +679,23 @@ async fn embeddings(
         other => vec![other.as_str().unwrap_or("")],
     };
     let inputs = texts.len();
+    // As OpenAI does: `"encoding_format": "base64"` (what the Node SDK asks for by default)
+    // answers each vector as the base64 of its little-endian 32-bit floats.
+    let base64 = request["encoding_format"] == "base64";
     let data: Vec<Value> = texts
         .iter()
         .enumerate()
-        .map(|(i, t)| json!({"object": "embedding", "index": i, "embedding": bag_of_words(t)}))
+        .map(|(i, t)| {
+            let vector = bag_of_words(t);
+            let embedding = if base64 {
+                use base64::Engine as _;
+                let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(vector)
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
         .collect();
     guard.finish();
     Json(json!({

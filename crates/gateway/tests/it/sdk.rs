@@ -1,7 +1,9 @@
-//! The official `openai` Python SDK against the gateway, unchanged but for its base URL.
+//! The official `openai` SDKs (Python and Node) against the gateway, unchanged but for their
+//! base URL.
 //!
 //! Needs a Python with the `openai` package: `REPRISE_E2E_PYTHON`, or `.venv/bin/python` at the
-//! workspace root (what `scripts/test` sets up). Missing, the test fails and says so.
+//! workspace root; and Node.js (`REPRISE_E2E_NODE`, or `node`) with the `openai` package in
+//! `tests/e2e/node_modules`. `scripts/test` sets up both. Missing, the tests fail and say so.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -24,13 +26,66 @@ pub fn python() -> PathBuf {
     venv
 }
 
+fn e2e(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/e2e")
+        .join(file)
+}
+
+pub fn node() -> PathBuf {
+    assert!(
+        e2e("node_modules/openai/package.json").exists(),
+        "no openai Node SDK: run `scripts/test` (it runs `npm ci` in crates/gateway/tests/e2e)"
+    );
+    PathBuf::from(std::env::var("REPRISE_E2E_NODE").unwrap_or_else(|_| "node".to_owned()))
+}
+
 #[tokio::test]
 async fn the_official_python_sdk_works_unchanged() {
+    drive_sdk(
+        python(),
+        "openai_sdk.py",
+        &[
+            "PLAIN_OK",
+            "FIRST_CHUNK",
+            "STREAM_OK",
+            "EMBEDDINGS_OK",
+            "MODELS_OK",
+            "BAD_REQUEST_OK",
+            "TRUNCATED_OK",
+            "ALL_OK",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_official_node_sdk_works_unchanged() {
+    drive_sdk(
+        node(),
+        "openai_sdk.mjs",
+        &[
+            "PLAIN_OK",
+            "FIRST_CHUNK",
+            "STREAM_OK",
+            "CACHE_OK",
+            "EMBEDDINGS_OK",
+            "MODELS_OK",
+            "BAD_REQUEST_OK",
+            "TRUNCATED_OK",
+            "ALL_OK",
+        ],
+    )
+    .await;
+}
+
+/// Runs an SDK script against a gateway in front of the mock, scripting the mock between its
+/// steps as the script reports them, and checks it reported `expected` and exited cleanly.
+async fn drive_sdk(program: PathBuf, script: &str, expected: &[&str]) {
     let mock = MockUpstream::start().await;
     let gw = Gateway::start(&mock).await;
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/openai_sdk.py");
-    let mut child = Command::new(python())
-        .arg(script)
+    let mut child = Command::new(&program)
+        .arg(e2e(script))
         .env("GATEWAY_BASE_URL", gw.base_url())
         .env("OPENAI_API_KEY", "unused")
         .stdin(Stdio::piped())
@@ -38,7 +93,7 @@ async fn the_official_python_sdk_works_unchanged() {
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("cannot run {program:?}: {e}"));
     let mut stdin = child.stdin.take().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut stderr = child.stderr.take().unwrap();
@@ -82,19 +137,7 @@ async fn the_official_python_sdk_works_unchanged() {
     );
     let status = child.wait().await.unwrap();
     assert!(status.success(), "SDK script failed after {seen:?}:\n{err}");
-    assert_eq!(
-        seen,
-        [
-            "PLAIN_OK",
-            "FIRST_CHUNK",
-            "STREAM_OK",
-            "EMBEDDINGS_OK",
-            "MODELS_OK",
-            "BAD_REQUEST_OK",
-            "TRUNCATED_OK",
-            "ALL_OK"
-        ]
-    );
+    assert_eq!(seen, expected);
 }
 
 #[tokio::test]
@@ -147,9 +190,8 @@ async fn the_python_sdk_reaches_anthropic_and_gemini() {
         ],
     )
     .await;
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/providers_sdk.py");
     let run = Command::new(python())
-        .arg(script)
+        .arg(e2e("providers_sdk.py"))
         .env("GATEWAY_BASE_URL", gw.base_url())
         .kill_on_drop(true)
         .output();

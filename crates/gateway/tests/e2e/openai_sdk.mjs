@@ -1,0 +1,119 @@
+// End-to-end checks with the official `openai` Node SDK against a running Reprise gateway.
+//
+// Driven by the Rust test `sdk::the_official_node_sdk_works_unchanged`, which starts the mock
+// upstream and the gateway, then runs this script with GATEWAY_BASE_URL set. The same handshake
+// as the Python script's: after the first chunk of a stream arrives this prints FIRST_CHUNK and
+// waits for a line on stdin; the mock holds its final event until then, so a gateway that
+// buffered the stream would never deliver the first chunk.
+
+import assert from "node:assert/strict";
+import readline from "node:readline";
+
+import OpenAI from "openai";
+
+const input = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+const say = (line) => process.stdout.write(`${line}\n`);
+// Waits until the driving test has scripted the mock for the next step.
+async function waitFor(word) {
+  const { value } = await input.next();
+  assert.equal(value?.trim(), word, "the test driver's answer");
+}
+
+const client = new OpenAI({
+  baseURL: process.env.GATEWAY_BASE_URL,
+  apiKey: "rp-client-key",
+  maxRetries: 0,
+});
+const ask = (content) => ({ model: "gpt-4o-mini", messages: [{ role: "user", content }] });
+
+// 1. A plain completion, and the gateway's headers on the raw response.
+const { data: completion, response } = await client.chat.completions
+  .create(ask("Say hello"))
+  .withResponse();
+assert.equal(completion.choices[0].message.content, "Hello from the mock upstream.");
+assert.equal(completion.choices[0].finish_reason, "stop");
+assert.equal(completion.usage.total_tokens, 10);
+assert.equal(response.headers.get("x-reprise-cache"), "miss");
+assert.equal(response.headers.get("x-reprise-provider"), "openai");
+assert.ok(response.headers.get("x-request-id"));
+say("PLAIN_OK");
+await waitFor("READY");
+
+// 2. A streamed completion, chunks arriving while the upstream is still sending.
+const stream = await client.chat.completions.create({
+  ...ask("Say hello, in a stream"),
+  stream: true,
+  stream_options: { include_usage: true },
+});
+const chunks = stream[Symbol.asyncIterator]();
+const first = await chunks.next();
+assert.equal(first.value.object, "chat.completion.chunk");
+say("FIRST_CHUNK");
+await waitFor("GO");
+const all = [first.value];
+for (let next = await chunks.next(); !next.done; next = await chunks.next()) {
+  all.push(next.value);
+}
+const text = all.map((c) => c.choices[0]?.delta?.content ?? "").join("");
+assert.equal(text, "Hello from the mock upstream.");
+assert.equal(all.at(-1).usage?.total_tokens, 10);
+say("STREAM_OK");
+
+// 3. The same question again is a cache hit, as JSON and as a stream, with the cache's headers.
+const { data: again, response: hit } = await client.chat.completions
+  .create(ask("Say hello"))
+  .withResponse();
+assert.equal(hit.headers.get("x-reprise-cache"), "hit");
+assert.equal(hit.headers.get("x-reprise-cache-kind"), "exact");
+assert.equal(again.choices[0].message.content, "Hello from the mock upstream.");
+assert.notEqual(again.id, completion.id, "a hit has a fresh id");
+const replayed = [];
+for await (const chunk of await client.chat.completions.create({ ...ask("Say hello"), stream: true })) {
+  replayed.push(chunk);
+}
+assert.ok(replayed.length > 2, `several chunks: ${replayed.length}`);
+assert.equal(replayed.map((c) => c.choices[0]?.delta?.content ?? "").join(""), "Hello from the mock upstream.");
+assert.equal(replayed.at(-1).choices[0].finish_reason, "stop");
+say("CACHE_OK");
+
+// 4. Embeddings.
+const embeddings = await client.embeddings.create({ model: "text-embedding-3-small", input: ["a", "b"] });
+assert.equal(embeddings.data.length, 2);
+assert.equal(embeddings.data[0].embedding.length, 32);
+say("EMBEDDINGS_OK");
+
+// 5. The model list.
+const ids = [];
+for await (const model of client.models.list()) {
+  ids.push(model.id);
+}
+assert.deepEqual(ids, ["mock-gpt", "mock-gpt-mini"]);
+say("MODELS_OK");
+
+// 6. A malformed request throws the SDK's BadRequestError with the OpenAI error body.
+await assert.rejects(client.chat.completions.create({ model: "gpt-4o-mini", messages: [] }), (err) => {
+  assert.ok(err instanceof OpenAI.BadRequestError, String(err));
+  assert.equal(err.status, 400);
+  assert.equal(err.type, "invalid_request_error");
+  assert.equal(err.param, "messages");
+  return true;
+});
+say("BAD_REQUEST_OK");
+await waitFor("READY");
+
+// 7. A stream cut by the upstream throws instead of ending quietly.
+await assert.rejects(
+  (async () => {
+    for await (const _ of await client.chat.completions.create({ ...ask("x"), stream: true })) {
+      // drained
+    }
+  })(),
+  (err) => {
+    assert.ok(err instanceof OpenAI.APIError, String(err));
+    assert.match(String(err.message), /incomplete/);
+    return true;
+  },
+);
+say("TRUNCATED_OK");
+say("ALL_OK");
+process.exit(0);
