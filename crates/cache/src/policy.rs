@@ -136,6 +136,15 @@ pub fn is_time_sensitive_or_personal(text: &str) -> bool {
         .is_none_or(|phrases| phrases.is_match(&joined))
 }
 
+/// Whole seconds (HTTP's delta-seconds: digits only). A number too large to hold is the largest
+/// there is, as RFC 9111 (1.2.2) asks, not an error: "as long as possible".
+fn seconds(value: &str) -> Option<u64> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(value.parse::<u64>().unwrap_or(u64::MAX))
+}
+
 /// A request's cache directives: `Cache-Control` and `x-reprise-cache-ttl`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheControl {
@@ -160,7 +169,7 @@ impl CacheControl {
                 None if directive == "no-cache" => out.no_cache = true,
                 None if directive == "no-store" => out.no_store = true,
                 Some(("max-age", value)) => {
-                    let secs = value.trim_matches('"').parse::<u64>().map_err(|_| {
+                    let secs = seconds(value.trim_matches('"')).ok_or_else(|| {
                         format!("Cache-Control max-age must be whole seconds, got {value:?}")
                     })?;
                     out.max_age = Some(Duration::from_secs(secs));
@@ -169,10 +178,9 @@ impl CacheControl {
             }
         }
         if let Some(value) = ttl {
-            let secs = value
-                .trim()
-                .parse::<u64>()
-                .map_err(|_| format!("x-reprise-cache-ttl must be whole seconds, got {value:?}"))?;
+            let secs = seconds(value.trim()).ok_or_else(|| {
+                format!("x-reprise-cache-ttl must be whole seconds, got {value:?}")
+            })?;
             out.ttl = Some(Duration::from_secs(secs));
         }
         Ok(out)
@@ -191,9 +199,44 @@ impl CacheControl {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
     use serde_json::json;
 
     use super::*;
+
+    proptest! {
+        /// Any header value is read or refused with a message, never a panic; a refusal names
+        /// the header.
+        #[test]
+        fn any_directives_parse_or_are_refused(cache_control in any::<String>(), ttl in any::<Option<String>>()) {
+            if let Err(message) = CacheControl::parse(Some(&cache_control), ttl.as_deref()) {
+                prop_assert!(message.contains("max-age") || message.contains("x-reprise-cache-ttl"));
+            }
+        }
+
+        /// Directives in any case, order and spacing mean the same.
+        #[test]
+        fn directives_read_alike_however_written(
+            no_cache in any::<bool>(),
+            no_store in any::<bool>(),
+            max_age in proptest::option::of(any::<u64>()),
+            upper in any::<bool>(),
+            reversed in any::<bool>(),
+            space in prop::sample::select(vec!["", " ", "  ", "\t"]),
+        ) {
+            let mut parts = vec!["private".to_owned()];
+            if no_cache { parts.push("no-cache".into()); }
+            if no_store { parts.push("no-store".into()); }
+            if let Some(secs) = max_age { parts.push(format!("max-age={secs}")); }
+            if reversed { parts.reverse(); }
+            let mut header = parts.join(&format!(",{space}"));
+            if upper { header = header.to_uppercase(); }
+            let c = CacheControl::parse(Some(&header), None).unwrap();
+            prop_assert_eq!(c.no_cache, no_cache);
+            prop_assert_eq!(c.no_store, no_store);
+            prop_assert_eq!(c.max_age, max_age.map(Duration::from_secs));
+        }
+    }
 
     #[test]
     fn deterministic_requests_are_cacheable() {
@@ -286,7 +329,15 @@ mod tests {
                 .may_serve()
         );
         assert!(CacheControl::parse(Some("max-age=soon"), None).is_err());
+        assert!(CacheControl::parse(Some("max-age=+5"), None).is_err());
+        assert!(CacheControl::parse(Some("max-age="), None).is_err());
         assert!(CacheControl::parse(None, Some("-1")).is_err());
+        // Too large to hold: the largest there is (RFC 9111), not an error.
+        let huge = "9".repeat(40);
+        let c = CacheControl::parse(Some(&format!("max-age={huge}")), Some(&huge)).unwrap();
+        assert_eq!(c.max_age, Some(Duration::from_secs(u64::MAX)));
+        assert_eq!(c.ttl, Some(Duration::from_secs(u64::MAX)));
+        assert!(c.may_serve() && c.may_store());
         assert_eq!(
             CacheControl::parse(Some("private, weird"), None).unwrap(),
             CacheControl::default()
