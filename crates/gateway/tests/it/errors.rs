@@ -282,3 +282,136 @@ async fn embeddings_errors_are_openai_shaped_too() {
     let e = error_of(r, 400).await;
     assert_eq!(e["code"], "mock_failure");
 }
+
+/// Requests as a buggy client might send them: a valid request with fields of the wrong type,
+/// out of range, nested oddly, for each provider's translation. Every answer is a success or an
+/// OpenAI-shaped client error; none is a 500 (a panic caught), and the gateway keeps serving.
+#[tokio::test]
+async fn generated_malformed_requests_are_answered_never_crash() {
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::with_env(
+        "",
+        &[
+            ("OPENAI_API_KEY", UPSTREAM_KEY),
+            ("OPENAI_BASE_URL", &mock.base_url()),
+            ("ANTHROPIC_API_KEY", "sk-ant-test"),
+            ("ANTHROPIC_BASE_URL", &mock.anthropic_base_url()),
+            ("GEMINI_API_KEY", "gemini-test"),
+            ("GEMINI_BASE_URL", &mock.gemini_base_url()),
+        ],
+    )
+    .await;
+    let odd = prop::sample::select(vec![
+        json!(null),
+        json!(true),
+        json!(-1),
+        json!(0),
+        json!(2.5),
+        json!(1e308),
+        json!(u64::MAX),
+        json!(""),
+        json!("x"),
+        json!("é🦀\u{0}"),
+        json!([]),
+        json!({}),
+        json!([null]),
+        json!([1, "a"]),
+        json!([{"type": "text"}]),
+        json!([{"type": "image_url", "image_url": {"url": 5}}]),
+        json!([{"type": "text", "text": 5}]),
+        json!({"type": "json_schema"}),
+        json!([{"type": "function"}]),
+        json!([{"type": "function", "function": {"name": 5, "parameters": []}}]),
+        json!({"role": 5}),
+        json!([[[[[[]]]]]]),
+        json!("x".repeat(10_000)),
+    ]);
+    let field = prop::sample::select(vec![
+        "model",
+        "messages",
+        "temperature",
+        "top_p",
+        "n",
+        "max_tokens",
+        "max_completion_tokens",
+        "stream",
+        "stream_options",
+        "stop",
+        "tools",
+        "tool_choice",
+        "response_format",
+        "logprobs",
+        "seed",
+        "user",
+        "metadata",
+        "x_unknown",
+    ]);
+    let message_field = prop::sample::select(vec![
+        "role",
+        "content",
+        "name",
+        "tool_calls",
+        "tool_call_id",
+    ]);
+    let model = prop::sample::select(vec!["gpt-4o-mini", "claude-sonnet-4-5", "gemini-2.5-pro"]);
+    let request = (
+        model,
+        prop::collection::vec((field, odd.clone()), 0..3),
+        prop::collection::vec((message_field, odd), 0..3),
+    )
+        .prop_map(|(model, fields, message_fields)| {
+            let mut request = json!({"model": model, "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "What is the capital of France?"}
+            ]});
+            for (name, value) in message_fields {
+                request["messages"][1][name] = value;
+            }
+            for (name, value) in fields {
+                request[name] = value;
+            }
+            request
+        });
+    let mut runner = TestRunner::default();
+    let mut statuses = std::collections::BTreeMap::new();
+    for _ in 0..200 {
+        let body = request.new_tree(&mut runner).unwrap().current();
+        let response = tokio::time::timeout(
+            PATIENCE,
+            client()
+                .post(gw.url("/v1/chat/completions"))
+                .json(&body)
+                .send(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let status = response.status().as_u16();
+        *statuses.entry(status).or_insert(0) += 1;
+        assert!(
+            status != 500 && status != 502,
+            "{status} for {body}: {}",
+            response.text().await.unwrap_or_default()
+        );
+        if status >= 400 {
+            let e = error_of(response, status).await;
+            assert!(
+                e["message"].as_str().is_some_and(|m| !m.is_empty()),
+                "{body}"
+            );
+        } else {
+            // Read to the end: a stream or a JSON answer, whole.
+            response.bytes().await.unwrap();
+        }
+    }
+    // Both kinds came up, and the gateway still answers a good request.
+    assert!(
+        statuses.contains_key(&200) && statuses.contains_key(&400),
+        "{statuses:?}"
+    );
+    assert_eq!(gw.chat(&chat_body("still there?")).await.status(), 200);
+}
