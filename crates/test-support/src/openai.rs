@@ -515,13 +515,20 @@ fn openai_error(status: u16) -> String {
     json!({"error": {"message": format!("mock failure {status}"), "type": "server_error", "param": null, "code": "mock_failure"}}).to_string()
 }
 
-/// Server-sent event frames for `(event name, data)` pairs.
+/// Server-sent event frames for `(event name, data)` pairs; data of several lines is sent as
+/// several `data:` lines, as the SSE format has it.
 pub(crate) fn frames(events: Vec<(Option<String>, String)>) -> Vec<String> {
     events
         .into_iter()
-        .map(|(name, data)| match name {
-            Some(name) => format!("event: {name}\ndata: {data}\n\n"),
-            None => format!("data: {data}\n\n"),
+        .map(|(name, data)| {
+            let mut frame = name.map(|n| format!("event: {n}\n")).unwrap_or_default();
+            for line in data.split('\n') {
+                frame.push_str("data: ");
+                frame.push_str(line);
+                frame.push('\n');
+            }
+            frame.push('\n');
+            frame
         })
         .collect()
 }

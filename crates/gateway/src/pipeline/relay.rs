@@ -139,11 +139,7 @@ async fn next_frame(mut relay: Relay) -> Option<(Result<Bytes, Infallible>, Rela
             if let Some(collector) = &mut relay.collector {
                 collector.assembler.push(&data);
             }
-            let mut frame = String::with_capacity(data.len() + 8);
-            frame.push_str("data: ");
-            frame.push_str(&data);
-            frame.push_str("\n\n");
-            Bytes::from(frame)
+            Bytes::from(data_frame(&data))
         }
         Ok(StreamEvent::Done) => {
             relay.finished = true;
@@ -165,6 +161,20 @@ async fn next_frame(mut relay: Relay) -> Option<(Result<Bytes, Infallible>, Rela
         }
     };
     Some((Ok(frame), relay))
+}
+
+/// One SSE event carrying `data`. Data of several lines (an upstream's pretty-printed JSON,
+/// which the SSE reader joined with `\n`) goes out as several `data:` lines, so the client
+/// joins it back the same; one `data:` line would end the event's data at the first newline.
+fn data_frame(data: &str) -> String {
+    let mut frame = String::with_capacity(data.len() + 8);
+    for line in data.split('\n') {
+        frame.push_str("data: ");
+        frame.push_str(line);
+        frame.push('\n');
+    }
+    frame.push('\n');
+    frame
 }
 
 /// The final usage chunk: `usage` and no choices.

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use reprise_test_support::MockUpstream;
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::support::{Gateway, PATIENCE, parse_sse, sse_events, stream_body};
+use crate::support::{Gateway, PATIENCE, chat_body, parse_sse, sse_events, stream_body};
 
 #[tokio::test]
 async fn a_stream_is_relayed_event_for_event_with_usage_and_done() {
@@ -202,4 +202,55 @@ async fn a_stream_event_may_be_split_across_network_reads() {
     for e in &events[..events.len() - 1] {
         let _: Value = serde_json::from_str(e).unwrap();
     }
+}
+
+#[tokio::test]
+async fn an_event_of_several_data_lines_is_relayed_whole() {
+    // An upstream may write a chunk's JSON over several `data:` lines (pretty-printed); the
+    // client must get the same JSON, however the relay frames it.
+    let chunk = |delta: Value, finish: Value| {
+        serde_json::to_string_pretty(&json!({"id": "c1", "object": "chat.completion.chunk",
+            "created": 1, "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]}))
+        .unwrap()
+    };
+    let events = vec![
+        (
+            None,
+            chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+        ),
+        (
+            None,
+            chunk(json!({"content": "Several\nlines"}), Value::Null),
+        ),
+        (None, chunk(json!({"content": " of text."}), Value::Null)),
+        (None, chunk(json!({}), json!("stop"))),
+        (None, "[DONE]".to_owned()),
+    ];
+    assert!(events[1].1.contains('\n'));
+    let mock = MockUpstream::start().await;
+    mock.respond_events(events);
+    let gw = Gateway::start(&mock).await;
+    let response = gw.chat(&stream_body("pretty please", false)).await;
+    assert_eq!(response.status(), 200);
+    let events = sse_events(response).await;
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    let mut text = String::new();
+    for e in &events[..events.len() - 1] {
+        let c: Value = serde_json::from_str(e).unwrap_or_else(|err| panic!("{err}: {e:?}"));
+        text.push_str(
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .unwrap_or_default(),
+        );
+    }
+    assert_eq!(text, "Several\nlines of text.");
+    // Assembled whole, it was stored: the same question is now a hit.
+    let r = gw.chat(&chat_body("pretty please")).await;
+    assert_eq!(r.headers()["x-reprise-cache"], "hit");
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "Several\nlines of text."
+    );
 }
