@@ -93,7 +93,7 @@ pub enum Reply {
     /// An event stream of OpenAI chunks, read lazily: nothing is buffered.
     Stream {
         status: StatusCode,
-        events: EventStream,
+        events: Box<EventStream>,
         first_byte: Duration,
     },
 }

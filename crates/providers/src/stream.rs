@@ -1,6 +1,8 @@
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use eventsource_stream::{Event, EventStreamError, Eventsource};
 use futures_util::{Stream, StreamExt};
@@ -18,7 +20,7 @@ pub enum StreamEvent {
     Done,
 }
 
-type RawEvents = Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<BoxError>>> + Send>>;
+type RawEvents = Pin<Box<dyn Stream<Item = RawEvent> + Send>>;
 
 /// How a provider's events become OpenAI chunks.
 pub(crate) enum Dialect {
@@ -67,10 +69,12 @@ impl Dialect {
 ///
 /// A stream that ends before its final event, breaks, sends something unreadable or stays silent
 /// longer than the idle timeout yields one error and then nothing: a cut stream never looks like
-/// a clean end.
+/// a clean end. Silent means no bytes at all: keep-alive comments (`: ping`), which make no
+/// event, still show the upstream is there (a model thinking for minutes).
 pub struct EventStream {
     events: RawEvents,
     idle: Duration,
+    activity: Arc<Activity>,
     dialect: Dialect,
     ready: VecDeque<StreamEvent>,
     finished: bool,
@@ -78,9 +82,19 @@ pub struct EventStream {
 
 impl EventStream {
     pub(crate) fn new(body: Body, idle: Duration, dialect: Dialect) -> Self {
+        let activity = Arc::new(Activity {
+            opened: Instant::now(),
+            last: AtomicU64::new(0),
+        });
+        let seen = activity.clone();
+        let bytes = http_body_util::BodyDataStream::new(body).inspect(move |_| {
+            let now = millis(seen.opened.elapsed());
+            seen.last.store(now, Ordering::Relaxed);
+        });
         Self {
-            events: Box::pin(http_body_util::BodyDataStream::new(body).eventsource()),
+            events: Box::pin(bytes.eventsource()),
             idle,
+            activity,
             dialect,
             ready: VecDeque::new(),
             finished: false,
@@ -100,14 +114,16 @@ impl EventStream {
             if self.finished {
                 return None;
             }
-            let step = match tokio::time::timeout(self.idle, self.events.next()).await {
-                Err(_) => Err(UpstreamError::IdleTimeout(self.idle)),
-                Ok(None) => self.dialect.end(&mut self.ready),
-                Ok(Some(Err(EventStreamError::Transport(e)))) => Err(UpstreamError::from_body(&*e)),
-                Ok(Some(Err(e))) => Err(UpstreamError::Malformed(e.to_string())),
+            let step = match self.next_raw().await {
+                None => Err(UpstreamError::IdleTimeout(self.idle)),
+                Some(None) => self.dialect.end(&mut self.ready),
+                Some(Some(Err(EventStreamError::Transport(e)))) => {
+                    Err(UpstreamError::from_body(&*e))
+                }
+                Some(Some(Err(e))) => Err(UpstreamError::Malformed(e.to_string())),
                 // Keep-alive or comment-only events carry nothing to relay.
-                Ok(Some(Ok(event))) if event.data.is_empty() => Ok(()),
-                Ok(Some(Ok(event))) => self.dialect.event(&event, &mut self.ready),
+                Some(Some(Ok(event))) if event.data.is_empty() => Ok(()),
+                Some(Some(Ok(event))) => self.dialect.event(&event, &mut self.ready),
             };
             if let Err(err) = step {
                 self.finished = true;
@@ -115,5 +131,103 @@ impl EventStream {
                 return Some(Err(err));
             }
         }
+    }
+    /// The next raw event, or `None` once no bytes have come for the idle timeout.
+    async fn next_raw(&mut self) -> Option<Option<RawEvent>> {
+        loop {
+            let last = Duration::from_millis(self.activity.last.load(Ordering::Relaxed));
+            let quiet = self.activity.opened.elapsed().saturating_sub(last);
+            let left = self.idle.checked_sub(quiet).filter(|d| !d.is_zero())?;
+            // Dropping `next()` on a timeout loses nothing: a part-read event stays buffered.
+            if let Ok(event) = tokio::time::timeout(left, self.events.next()).await {
+                return Some(event);
+            }
+        }
+    }
+}
+
+type RawEvent = Result<Event, EventStreamError<BoxError>>;
+
+/// When the stream's bytes last arrived.
+struct Activity {
+    opened: Instant,
+    /// Milliseconds after `opened`.
+    last: AtomicU64,
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use futures_util::StreamExt;
+    use http_body_util::{BodyExt, StreamBody};
+    use hyper::body::Frame;
+
+    use super::*;
+
+    /// A body that sends each piece after its delay.
+    fn paced(pieces: Vec<(u64, &'static str)>) -> Body {
+        let frames = futures_util::stream::iter(pieces).then(|(ms, piece)| async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok::<_, BoxError>(Frame::data(Bytes::from_static(piece.as_bytes())))
+        });
+        BodyExt::boxed(StreamBody::new(frames))
+    }
+
+    async fn drain(mut stream: EventStream) -> Vec<Result<StreamEvent, UpstreamError>> {
+        let mut out = Vec::new();
+        while let Some(event) = stream.next().await {
+            out.push(event);
+        }
+        out
+    }
+
+    const CHUNK: &str = "data: {\"choices\":[]}\n\n";
+
+    #[tokio::test]
+    async fn keep_alive_comments_hold_a_quiet_stream_open() {
+        // 2.4 s without an event, but a comment every 0.3 s: never 1 s without bytes.
+        let mut pieces = vec![(0, CHUNK)];
+        pieces.extend([(300, ": keep-alive\n\n"); 8]);
+        pieces.push((300, "data: [DONE]\n\n"));
+        let events = drain(EventStream::new(
+            paced(pieces),
+            Duration::from_secs(1),
+            Dialect::OpenAi,
+        ))
+        .await;
+        assert!(
+            matches!(
+                &events[..],
+                [Ok(StreamEvent::Chunk(_)), Ok(StreamEvent::Done)]
+            ),
+            "{events:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_silent_stream_times_out() {
+        let pieces = vec![(0, CHUNK), (1500, "data: [DONE]\n\n")];
+        let events = drain(EventStream::new(
+            paced(pieces),
+            Duration::from_secs(1),
+            Dialect::OpenAi,
+        ))
+        .await;
+        assert!(
+            matches!(
+                &events[..],
+                [
+                    Ok(StreamEvent::Chunk(_)),
+                    Err(UpstreamError::IdleTimeout(_))
+                ]
+            ),
+            "{events:?}"
+        );
     }
 }

@@ -99,7 +99,7 @@ impl Answer {
                 first_byte,
             } => crate::Reply::Stream {
                 status,
-                events: crate::EventStream::new(body, idle, dialect()),
+                events: Box::new(crate::EventStream::new(body, idle, dialect())),
                 first_byte,
             },
         })

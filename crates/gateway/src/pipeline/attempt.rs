@@ -89,10 +89,7 @@ pub async fn chat<'a>(
             Reply::Json { status, body, .. } => Ok(Delivered::Json { status, body }),
             Reply::Stream { mut events, .. } => {
                 let held = hold_until_content(&mut events).await?;
-                Ok(Delivered::Stream {
-                    held,
-                    events: Box::new(events),
-                })
+                Ok(Delivered::Stream { held, events })
             }
         }
     })
