@@ -61,8 +61,11 @@ pub fn keys(namespace: &str, request: &Value) -> CacheKeys {
         && last.get("role").and_then(Value::as_str) == Some("user")
     {
         final_user_text = text_of(last.get("content"));
-        // The scope keeps the fact that a final user turn exists, not its words.
-        *last = serde_json::json!({"role": "user"});
+        // The scope keeps the fact that a final user turn exists and everything about it but
+        // its words: another `name` (the model may address the asker by it) is another scope.
+        if let Some(message) = last.as_object_mut() {
+            message.remove("content");
+        }
     }
     let scope = hash(namespace, &canonical);
     CacheKeys {
@@ -400,6 +403,18 @@ mod tests {
             &json!({"model": "m", "messages": [{"role": "user", "content": "earlier"}, {"role": "assistant", "content": "x"}, {"role": "user", "content": "What is 2+3?"}]}),
         );
         assert_ne!(a.scope, d.scope, "earlier turns are part of the scope");
+        let named = |name: &str| {
+            keys(
+                "ns",
+                &json!({"model": "m", "messages": [{"role": "user", "name": name, "content": "What is 2+3?"}]}),
+            )
+        };
+        assert_ne!(
+            named("alice").scope,
+            named("bob").scope,
+            "the asker's name is part of the scope"
+        );
+        assert_eq!(named("alice").scope, named("alice").scope);
         let e = keys(
             "ns",
             &json!({"model": "m", "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": null, "tool_calls": []}]}),
