@@ -24,6 +24,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:4080";
 pub const DEFAULT_DATA_DIR: &str = "reprise-data";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Silence on a relayed stream after which the client gets a keep-alive comment: well inside
+/// the 60 s idle timeouts of common reverse proxies and load balancers.
+pub const DEFAULT_STREAM_KEEPALIVE: Duration = Duration::from_secs(15);
 pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 
 /// A configuration problem: the dotted path of the offending key and what is wrong with it.
@@ -99,6 +102,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub max_body_bytes: usize,
     pub shutdown_grace: Duration,
+    /// Silence on a relayed stream before a keep-alive comment goes to the client (`None`: never).
+    pub stream_keepalive: Option<Duration>,
     /// Run without client authentication even when reachable beyond loopback.
     pub allow_unauthenticated: bool,
     pub log_format: LogFormat,
@@ -410,6 +415,11 @@ impl Config {
                 .shutdown_grace_secs
                 .map(Duration::from_secs)
                 .unwrap_or(DEFAULT_SHUTDOWN_GRACE),
+            stream_keepalive: match raw.stream_keepalive_secs {
+                None => Some(DEFAULT_STREAM_KEEPALIVE),
+                Some(0) => None,
+                Some(secs) => Some(Duration::from_secs(secs)),
+            },
             allow_unauthenticated,
             log_format,
             targets,

@@ -13,6 +13,8 @@ pub struct RawConfig {
     pub data_dir: Option<PathBuf>,
     pub max_body_bytes: Option<u64>,
     pub shutdown_grace_secs: Option<u64>,
+    /// Seconds of silence on a relayed stream before the gateway sends an SSE comment (0: never).
+    pub stream_keepalive_secs: Option<u64>,
     pub allow_unauthenticated: Option<bool>,
     pub log_format: Option<String>,
     #[serde(default)]

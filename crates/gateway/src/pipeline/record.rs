@@ -136,6 +136,11 @@ impl RequestLog {
         }
     }
 
+    /// The gateway the request came to.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
     /// The request in the metrics.
     fn measure(&self, cost_nano: Option<i64>, usage: Option<reprise_api::Usage>) {
         let usage = usage.unwrap_or_default();

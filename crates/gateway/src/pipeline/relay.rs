@@ -25,6 +25,8 @@ use crate::cache::{FlightGuard, Lookup};
 
 struct Relay {
     events: Box<EventStream>,
+    /// Silence after which the client gets a keep-alive comment.
+    keepalive: Option<std::time::Duration>,
     log: RequestLog,
     upstream_started: Instant,
     pending: VecDeque<StreamEvent>,
@@ -87,6 +89,7 @@ pub fn respond(
     log.status = 200;
     let relay = Relay {
         events,
+        keepalive: log.state().config().stream_keepalive,
         log,
         upstream_started,
         pending: held,
@@ -118,7 +121,16 @@ async fn next_frame(mut relay: Relay) -> Option<(Result<Bytes, Infallible>, Rela
     let event = loop {
         let event = match relay.pending.pop_front() {
             Some(event) => Ok(event),
-            None => relay.events.next().await?,
+            None => match relay.keepalive {
+                None => relay.events.next().await?,
+                Some(quiet) => match tokio::time::timeout(quiet, relay.events.next()).await {
+                    Ok(event) => event?,
+                    // The upstream is quiet (a model thinking): a comment, which every SSE
+                    // reader skips, keeps the client and any proxy between from timing out.
+                    // Waiting for the next event again loses nothing (`next` is cancel-safe).
+                    Err(_) => return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), relay)),
+                },
+            },
         };
         // The usage chunk the gateway asked for on the client's behalf (for its accounting) is
         // read, not relayed.

@@ -254,3 +254,40 @@ async fn an_event_of_several_data_lines_is_relayed_whole() {
         "Several\nlines of text."
     );
 }
+
+#[tokio::test]
+async fn a_quiet_stream_gets_keep_alive_comments() {
+    let mock = MockUpstream::start().await;
+    let gate = mock.hold_last_chunk();
+    let gw = Gateway::with_config("stream_keepalive_secs = 1\n", &mock).await;
+    let response = gw.chat(&stream_body("hi", false)).await;
+    let mut body = response.bytes_stream();
+    // The upstream holds its last event for 2.5 s: the client meanwhile gets comments, and
+    // the stream then ends as usual.
+    let opener = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        gate.open();
+    });
+    let mut seen = String::new();
+    let read = async {
+        while let Some(bytes) = body.next().await {
+            seen.push_str(std::str::from_utf8(&bytes.unwrap()).unwrap());
+        }
+    };
+    tokio::time::timeout(PATIENCE, read).await.unwrap();
+    opener.await.unwrap();
+    let comments = seen.matches(": keep-alive\n\n").count();
+    assert!(comments >= 1, "{seen}");
+    let events = parse_sse(&seen);
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let text: String = events[..events.len() - 1]
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(text, "Hello from the mock upstream.");
+}
