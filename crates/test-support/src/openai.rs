@@ -36,6 +36,8 @@ pub enum Step {
     ResetAfterChunks(usize),
     /// Stream every chunk but the last, then wait for the gate to open.
     HoldLastChunk(Gate),
+    /// Stream the first `n` chunks, then wait at the gate.
+    HoldAfterChunks(usize, Gate),
     /// Answer a non-streamed request with exactly this JSON (status 200).
     Json(Value),
     /// Fail with this status and an error body in the wire format of the route asked.
@@ -276,6 +278,14 @@ impl MockUpstream {
     pub fn hold_last_chunk(&self) -> Gate {
         let gate = Gate::default();
         self.push(Step::HoldLastChunk(gate.clone()));
+        gate
+    }
+
+    /// The next stream sends its first `n` chunks, then waits until the returned gate is
+    /// opened (a model thinking between its first event and its answer).
+    pub fn hold_after_chunks(&self, n: usize) -> Gate {
+        let gate = Gate::default();
+        self.push(Step::HoldAfterChunks(n, gate.clone()));
         gate
     }
 
@@ -537,7 +547,13 @@ pub(crate) fn frames(events: Vec<(Option<String>, String)>) -> Vec<String> {
 pub(crate) struct Play {
     pub guard: InFlight,
     pub cut: Option<(usize, Cut)>,
-    pub hold: Option<Gate>,
+    pub hold: Option<Hold>,
+}
+
+/// Where a scripted stream waits for its gate: before its last frame, or before frame `n`.
+pub(crate) struct Hold {
+    before: Option<usize>,
+    gate: Gate,
 }
 
 /// Plays the scripted step common to every wire format: `Err` is the whole response (a status,
@@ -570,7 +586,13 @@ pub(crate) async fn prelude(
         Some(Step::StallAfterChunks(n)) => cut = Some((n, Cut::Stall)),
         Some(Step::TruncateAfterChunks(n)) => cut = Some((n, Cut::Truncate)),
         Some(Step::ResetAfterChunks(n)) => cut = Some((n, Cut::Reset)),
-        Some(Step::HoldLastChunk(gate)) => hold = Some(gate),
+        Some(Step::HoldLastChunk(gate)) => hold = Some(Hold { before: None, gate }),
+        Some(Step::HoldAfterChunks(n, gate)) => {
+            hold = Some(Hold {
+                before: Some(n),
+                gate,
+            })
+        }
         Some(Step::Json(body)) => {
             guard.finish();
             return Err(Json(body).into_response());
@@ -587,7 +609,7 @@ pub(crate) fn sse(
     frames: Vec<String>,
     guard: InFlight,
     cut: Option<(usize, Cut)>,
-    hold: Option<Gate>,
+    hold: Option<Hold>,
 ) -> Response {
     let last = frames.len().saturating_sub(1);
     let body = stream::unfold(
@@ -623,8 +645,8 @@ pub(crate) fn sse(
                     }
                 }
             }
-            if i == last
-                && let Some(gate) = &hold
+            if let Some(Hold { before, gate }) = &hold
+                && before.unwrap_or(last) == i
             {
                 gate.0.notified().await;
             }

@@ -69,7 +69,8 @@ pub struct Failure {
 /// released anyway.
 const MAX_HELD: usize = 16;
 
-/// Tries `routes` for one chat completion.
+/// Tries `routes` for one chat completion. A stream is held until its first content, or until
+/// it has been quiet for `release_after` after its first event (see [`hold_until_content`]).
 pub async fn chat<'a>(
     routes: &[Route<'a>],
     body: &Bytes,
@@ -77,6 +78,7 @@ pub async fn chat<'a>(
     api_key: Option<&Secret>,
     settings: &RoutingConfig,
     started: Instant,
+    release_after: Option<Duration>,
 ) -> Result<Success<'a>, Failure> {
     run(routes, settings, started, |route| async move {
         let call = ChatCall {
@@ -88,7 +90,7 @@ pub async fn chat<'a>(
         match route.target.provider.chat(call).await? {
             Reply::Json { status, body, .. } => Ok(Delivered::Json { status, body }),
             Reply::Stream { mut events, .. } => {
-                let held = hold_until_content(&mut events).await?;
+                let held = hold_until_content(&mut events, release_after).await?;
                 Ok(Delivered::Stream { held, events })
             }
         }
@@ -291,13 +293,26 @@ fn describe(err: &UpstreamError) -> String {
 
 /// Reads a stream until its first event with content (text, tool call, refusal, reasoning, a
 /// finish reason or usage) or its end, and returns what it read. A failure before that point
-/// is the attempt's failure, so the request can still fail over.
+/// is the attempt's failure, so the request can still fail over. An upstream that has sent its
+/// first event and then stays quiet for `release_after` (a model thinking before it answers)
+/// is released early: the client gets the response head and keep-alive comments rather than
+/// a silence a proxy in between would time out.
 async fn hold_until_content(
     events: &mut EventStream,
+    release_after: Option<Duration>,
 ) -> Result<VecDeque<StreamEvent>, UpstreamError> {
     let mut held = VecDeque::new();
+    let deadline = release_after.map(|d| tokio::time::Instant::now() + d);
     loop {
-        match events.next().await {
+        let next = match deadline.filter(|_| !held.is_empty()) {
+            // `next` is cancel-safe: an event being read is not lost.
+            Some(deadline) => match tokio::time::timeout_at(deadline, events.next()).await {
+                Ok(next) => next,
+                Err(_) => return Ok(held),
+            },
+            None => events.next().await,
+        };
+        match next {
             None => return Err(UpstreamError::Truncated),
             Some(Err(err)) => return Err(err),
             Some(Ok(event)) => {

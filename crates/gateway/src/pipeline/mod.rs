@@ -137,14 +137,23 @@ pub async fn chat(
     };
     let key = caller.upstream_key.as_ref();
     let stream = request.is_stream();
-    let success =
-        match attempt::chat(&routes, &upstream_body, stream, key, settings, log.started).await {
-            Ok(success) => success,
-            Err(failure) => {
-                log.upstream = Some(upstream_started.elapsed());
-                return fail_attempts(log, failure, headers);
-            }
-        };
+    let release_after = state.config().stream_keepalive;
+    let attempt = attempt::chat(
+        &routes,
+        &upstream_body,
+        stream,
+        key,
+        settings,
+        log.started,
+        release_after,
+    );
+    let success = match attempt.await {
+        Ok(success) => success,
+        Err(failure) => {
+            log.upstream = Some(upstream_started.elapsed());
+            return fail_attempts(log, failure, headers);
+        }
+    };
     let target = success.route.target;
     log.target = Some(target.name.clone());
     log.attempts = success.attempts;

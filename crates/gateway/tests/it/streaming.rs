@@ -291,3 +291,41 @@ async fn a_quiet_stream_gets_keep_alive_comments() {
         .collect();
     assert_eq!(text, "Hello from the mock upstream.");
 }
+
+#[tokio::test]
+async fn a_model_thinking_before_its_answer_gets_the_head_and_keep_alives() {
+    // The upstream sends its first event (the role), then thinks for 3.5 s. The gateway holds
+    // the head until content (to fail over if the stream breaks first), but not past 1 s of
+    // quiet: the client gets the head, then comments, then the answer.
+    let mock = MockUpstream::start().await;
+    let gate = mock.hold_after_chunks(1);
+    let gw = Gateway::with_config("stream_keepalive_secs = 1\n", &mock).await;
+    // The gate is opened only after the head and a comment came: a gateway that held the
+    // head until the answer would never get there.
+    let response = tokio::time::timeout(PATIENCE, gw.chat(&stream_body("hi", false)))
+        .await
+        .expect("the head was held until the answer");
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains(": keep-alive") {
+        let bytes = tokio::time::timeout(PATIENCE, body.next()).await.unwrap();
+        seen.push_str(std::str::from_utf8(&bytes.unwrap().unwrap()).unwrap());
+    }
+    gate.open();
+    while let Some(bytes) = tokio::time::timeout(PATIENCE, body.next()).await.unwrap() {
+        seen.push_str(std::str::from_utf8(&bytes.unwrap()).unwrap());
+    }
+    let events = parse_sse(&seen);
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let text: String = events[..events.len() - 1]
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(text, "Hello from the mock upstream.");
+}
