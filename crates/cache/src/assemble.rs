@@ -130,7 +130,24 @@ impl Choice {
         let Value::Object(mut call) = call else {
             return;
         };
-        let index = call.remove("index").and_then(|v| v.as_u64()).unwrap_or(0);
+        let index = match call.remove("index").and_then(|v| v.as_u64()) {
+            Some(index) => index,
+            // Some OpenAI-compatible servers send no `index`: a call with an id not seen last
+            // is a new call, a delta without one continues the last call.
+            None => {
+                let last = self.tool_calls.last_key_value();
+                let id = call.get("id").and_then(Value::as_str);
+                match (last, id) {
+                    (None, _) => 0,
+                    (Some((&i, last)), Some(id))
+                        if last.fields.get("id").and_then(Value::as_str) != Some(id) =>
+                    {
+                        i + 1
+                    }
+                    (Some((&i, _)), _) => i,
+                }
+            }
+        };
         let state = self.tool_calls.entry(index).or_default();
         if let Some(Value::Object(function)) = call.remove("function") {
             for (name, value) in function {
@@ -328,6 +345,43 @@ mod tests {
             storable(&json!({}), &c),
             Err("finish_reason"),
             "tool_calls without tools offered"
+        );
+    }
+
+    #[test]
+    fn tool_calls_without_an_index_are_told_apart_by_id() {
+        let mut a = Assembler::new();
+        a.push(&chunk(
+            json!({"role": "assistant", "content": null}),
+            Value::Null,
+        ));
+        for (id, name, args) in [
+            ("call_a", "get_weather", "{\"city\":"),
+            ("call_b", "get_time", "{}"),
+        ] {
+            a.push(&chunk(
+                json!({"tool_calls": [{"id": id, "type": "function",
+                "function": {"name": name, "arguments": args}}]}),
+                Value::Null,
+            ));
+            if id == "call_a" {
+                // A continuation: no id, no index.
+                a.push(&chunk(
+                    json!({"tool_calls": [{"function": {"arguments": "\"Paris\"}"}}]}),
+                    Value::Null,
+                ));
+            }
+        }
+        a.push(&chunk(json!({}), json!("tool_calls")));
+        let c = a.finish().unwrap();
+        let calls = &c["choices"][0]["message"]["tool_calls"];
+        assert_eq!(calls.as_array().unwrap().len(), 2, "{calls}");
+        assert_eq!(calls[0]["id"], "call_a");
+        assert_eq!(calls[0]["function"]["arguments"], "{\"city\":\"Paris\"}");
+        assert_eq!(calls[1]["id"], "call_b");
+        assert_eq!(
+            calls[1]["function"],
+            json!({"name": "get_time", "arguments": "{}"})
         );
     }
 
