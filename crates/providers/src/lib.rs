@@ -209,6 +209,25 @@ pub(crate) mod fixtures {
             .collect()
     }
 
+    /// A translated stream as the cache assembles it, and the translated JSON answer, each
+    /// with `created` zeroed (each side stamps its own time): the two to compare.
+    pub(crate) fn assembled_and_json(
+        out: VecDeque<StreamEvent>,
+        json: &[u8],
+    ) -> (serde_json::Value, serde_json::Value) {
+        let mut assembler = reprise_cache::Assembler::new();
+        for event in out {
+            if let StreamEvent::Chunk(data) = event {
+                assembler.push(&data);
+            }
+        }
+        let mut from_stream = assembler.finish().unwrap();
+        let mut from_json: serde_json::Value = serde_json::from_slice(json).unwrap();
+        from_stream["created"] = 0.into();
+        from_json["created"] = 0.into();
+        (from_stream, from_json)
+    }
+
     /// Translated events as JSON values (`"[DONE]"` for the terminator).
     pub(crate) fn chunks(out: VecDeque<StreamEvent>) -> Vec<serde_json::Value> {
         out.into_iter()

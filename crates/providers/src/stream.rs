@@ -179,7 +179,9 @@ mod tests {
         BodyExt::boxed(StreamBody::new(frames))
     }
 
-    async fn drain(mut stream: EventStream) -> Vec<Result<StreamEvent, UpstreamError>> {
+    /// Every event of an OpenAI stream of `pieces`, with an idle timeout of 1 s.
+    async fn drain(pieces: Vec<(u64, &'static str)>) -> Vec<Result<StreamEvent, UpstreamError>> {
+        let mut stream = EventStream::new(paced(pieces), Duration::from_secs(1), Dialect::OpenAi);
         let mut out = Vec::new();
         while let Some(event) = stream.next().await {
             out.push(event);
@@ -195,12 +197,7 @@ mod tests {
         let mut pieces = vec![(0, CHUNK)];
         pieces.extend([(300, ": keep-alive\n\n"); 8]);
         pieces.push((300, "data: [DONE]\n\n"));
-        let events = drain(EventStream::new(
-            paced(pieces),
-            Duration::from_secs(1),
-            Dialect::OpenAi,
-        ))
-        .await;
+        let events = drain(pieces).await;
         assert!(
             matches!(
                 &events[..],
@@ -213,12 +210,7 @@ mod tests {
     #[tokio::test]
     async fn a_silent_stream_times_out() {
         let pieces = vec![(0, CHUNK), (1500, "data: [DONE]\n\n")];
-        let events = drain(EventStream::new(
-            paced(pieces),
-            Duration::from_secs(1),
-            Dialect::OpenAi,
-        ))
-        .await;
+        let events = drain(pieces).await;
         assert!(
             matches!(
                 &events[..],

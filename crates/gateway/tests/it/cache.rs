@@ -7,7 +7,8 @@ use reprise_test_support::MockUpstream;
 use serde_json::{Value, json};
 
 use crate::support::{
-    Gateway, PATIENCE, Process, chat_body, client, parse_sse, sse_events, stream_body,
+    Gateway, PATIENCE, Process, chat_body, client, content_of_stream, parse_sse, sse_events,
+    stream_body,
 };
 
 async fn send(gw: &Gateway, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
@@ -415,18 +416,6 @@ async fn tool_calls_are_stored_when_tools_were_offered() {
             .iter()
             .any(|e| e.contains("\"finish_reason\":\"tool_calls\""))
     );
-}
-
-fn content_of_stream(events: &[String]) -> String {
-    events[..events.len() - 1]
-        .iter()
-        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
-        .filter_map(|c| {
-            c["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_owned)
-        })
-        .collect()
 }
 
 #[tokio::test]

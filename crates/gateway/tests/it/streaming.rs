@@ -7,7 +7,9 @@ use futures_util::StreamExt;
 use reprise_test_support::MockUpstream;
 use serde_json::{Value, json};
 
-use crate::support::{Gateway, PATIENCE, chat_body, parse_sse, sse_events, stream_body};
+use crate::support::{
+    Gateway, PATIENCE, chat_body, content_of_stream, parse_sse, sse_events, stream_body,
+};
 
 #[tokio::test]
 async fn a_stream_is_relayed_event_for_event_with_usage_and_done() {
@@ -280,16 +282,7 @@ async fn a_quiet_stream_gets_keep_alive_comments() {
     assert!(comments >= 1, "{seen}");
     let events = parse_sse(&seen);
     assert_eq!(events.last().unwrap(), "[DONE]");
-    let text: String = events[..events.len() - 1]
-        .iter()
-        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
-        .filter_map(|c| {
-            c["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_owned)
-        })
-        .collect();
-    assert_eq!(text, "Hello from the mock upstream.");
+    assert_eq!(content_of_stream(&events), "Hello from the mock upstream.");
 }
 
 #[tokio::test]
@@ -318,14 +311,5 @@ async fn a_model_thinking_before_its_answer_gets_the_head_and_keep_alives() {
     }
     let events = parse_sse(&seen);
     assert_eq!(events.last().unwrap(), "[DONE]");
-    let text: String = events[..events.len() - 1]
-        .iter()
-        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
-        .filter_map(|c| {
-            c["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_owned)
-        })
-        .collect();
-    assert_eq!(text, "Hello from the mock upstream.");
+    assert_eq!(content_of_stream(&events), "Hello from the mock upstream.");
 }

@@ -189,6 +189,19 @@ pub fn parse_sse(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The text a stream's chunks carry, `[DONE]` (the last event) left out.
+pub fn content_of_stream(events: &[String]) -> String {
+    events[..events.len().saturating_sub(1)]
+        .iter()
+        .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
 /// A loopback port with nothing listening on it.
 pub async fn closed_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

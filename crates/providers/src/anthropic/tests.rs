@@ -254,23 +254,14 @@ mod consistency {
             }
             let context = Context { json_tool, include_usage: true };
             let body = message(&blocks, stop).to_string();
-            let mut from_json: Value =
-                serde_json::from_slice(&translate::response(body.as_bytes(), &context).unwrap()).unwrap();
+            let json = translate::response(body.as_bytes(), &context).unwrap();
             let mut translator = Translator::new(context);
             let mut out = VecDeque::new();
             for (name, data) in stream(&blocks, stop, &cuts) {
                 translator.event(&name, &data, &mut out).unwrap();
             }
             prop_assert_eq!(out.back(), Some(&StreamEvent::Done));
-            let mut assembler = reprise_cache::Assembler::new();
-            for event in out {
-                if let StreamEvent::Chunk(data) = event {
-                    assembler.push(&data);
-                }
-            }
-            let mut from_stream = assembler.finish().unwrap();
-            from_json["created"] = json!(0);
-            from_stream["created"] = json!(0);
+            let (from_stream, from_json) = crate::fixtures::assembled_and_json(out, &json);
             prop_assert_eq!(from_stream, from_json);
         }
     }

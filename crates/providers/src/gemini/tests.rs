@@ -163,10 +163,7 @@ mod consistency {
                 "usageMetadata": {"promptTokenCount": 11, "candidatesTokenCount": 20,
                     "thoughtsTokenCount": 5, "totalTokenCount": 36},
                 "responseId": "r1", "modelVersion": "gemini-2.5-pro"});
-            let mut from_json: Value = serde_json::from_slice(
-                &translate::response(body.to_string().as_bytes(), &context).unwrap(),
-            )
-            .unwrap();
+            let json = translate::response(body.to_string().as_bytes(), &context).unwrap();
             let mut translator = Translator::new(context);
             let mut out = VecDeque::new();
             for event in events(&parts, reason, &cuts) {
@@ -174,15 +171,7 @@ mod consistency {
             }
             translator.end(&mut out).unwrap();
             prop_assert_eq!(out.back(), Some(&StreamEvent::Done));
-            let mut assembler = reprise_cache::Assembler::new();
-            for event in out {
-                if let StreamEvent::Chunk(data) = event {
-                    assembler.push(&data);
-                }
-            }
-            let mut from_stream = assembler.finish().unwrap();
-            from_json["created"] = json!(0);
-            from_stream["created"] = json!(0);
+            let (from_stream, from_json) = crate::fixtures::assembled_and_json(out, &json);
             prop_assert_eq!(from_stream, from_json);
         }
     }
