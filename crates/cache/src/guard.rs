@@ -157,6 +157,12 @@ pub fn check_analysed(a: &Analysis, b: &Analysis, closeness: Closeness) -> Resul
     if (1..=2).contains(&changed) && !(closeness == Closeness::Close && reworded(a, b, changed)) {
         return Err(Veto::Content);
     }
+    // Two texts that share a long passage word for word (a document, then a question about
+    // it) are as similar as the passage makes them, whatever the rest asks: the similarity
+    // cannot judge the rest, so any changed content word there is another question.
+    if changed > 0 && shares_a_passage(&a.tokens, &b.tokens) {
+        return Err(Veto::Content);
+    }
     // The same words in another order: is it still the same participant doing the thing?
     // (Only then is the simple agent reading reliable.)
     if only_a + only_b == 0
@@ -744,6 +750,25 @@ fn reworded(a: &Analysis, b: &Analysis, changed: usize) -> bool {
     edit_distance(&a.tokens, &b.tokens) > changed + TEMPLATE_EDIT_SLACK
 }
 
+/// Words two texts must share, as one run at their start and one at their end, before their
+/// similarity is taken to be the passage's rather than the question's.
+const PASSAGE_WORDS: usize = 25;
+
+/// Whether the words two texts share at their start and end (a passage both quote) are at
+/// least [`PASSAGE_WORDS`] and at least three times the words in which either differs.
+fn shares_a_passage(a: &[u64], b: &[u64]) -> bool {
+    let prefix = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let suffix = a[prefix..]
+        .iter()
+        .rev()
+        .zip(b[prefix..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    let shared = prefix + suffix;
+    let differing = a.len().max(b.len()) - shared;
+    shared >= PASSAGE_WORDS && shared >= 3 * differing
+}
+
 /// How many words one multiset has that the other lacks, both ways.
 fn bag_distance(a: &[u64], b: &[u64]) -> usize {
     let (mut a, mut b) = (a.to_vec(), b.to_vec());
@@ -1057,6 +1082,62 @@ mod tests {
             let closeness = if close { Closeness::Close } else { Closeness::Similar };
             prop_assert_eq!(check(&a, &b, closeness), check(&b, &a, closeness));
         }
+    }
+
+    #[test]
+    fn questions_about_one_long_passage_must_ask_the_same() {
+        // A document quoted in full, then a question: the passage makes any two such texts
+        // similar, so the questions must agree word for word in content.
+        let passage = "Reprise is a gateway that sits between applications and model providers. \
+            It speaks the OpenAI API, answers repeated and paraphrased questions from a cache, \
+            routes requests across providers with failover and retries, and keeps accounts of \
+            spend and savings for every key and team that uses it.";
+        let questions = [
+            "List the configuration keys described in the text above.",
+            "Write a short poem about the gateway described above.",
+            "Summarize the main risks mentioned above.",
+            "What does the text say about future growth opportunities?",
+            "Translate the first paragraph above into French.",
+        ];
+        for (i, a) in questions.iter().enumerate() {
+            for b in &questions[i + 1..] {
+                let (a, b) = (format!("{passage}\n\n{a}"), format!("{passage}\n\n{b}"));
+                assert!(check(&a, &b, Closeness::Close).is_err(), "{a} / {b}");
+            }
+        }
+        // The same question, reworded in its function words only, still passes; a passage
+        // after the question counts the same as one before it.
+        let same = |q: &str, r: &str| {
+            check(
+                &format!("{passage} {q}"),
+                &format!("{passage} {r}"),
+                Closeness::Close,
+            )
+        };
+        assert_eq!(
+            same(
+                "How is the cache kept correct?",
+                "How can the cache be kept correct?"
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check(
+                &format!("Summarize this: {passage}"),
+                &format!("List the providers in this: {passage}"),
+                Closeness::Close
+            ),
+            Err(Veto::Content)
+        );
+        // Short questions sharing a few words are not a passage: the usual rules judge them.
+        assert_eq!(
+            check(
+                "How do I sort a list in Rust without changing the original one?",
+                "What is the way to sort a list in Rust without altering the original one?",
+                Closeness::Close
+            ),
+            Ok(())
+        );
     }
 
     #[test]
