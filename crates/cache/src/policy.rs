@@ -64,10 +64,17 @@ impl Policy {
         {
             return Cacheability::Bypass("modalities");
         }
-        let semantic = final_user_text.is_some_and(|t| !is_time_sensitive_or_personal(t));
+        let semantic = final_user_text
+            .is_some_and(|t| t.len() <= SEMANTIC_MAX_BYTES && !is_time_sensitive_or_personal(t));
         Cacheability::Cacheable { semantic }
     }
 }
+
+/// The longest final message the semantic tier compares (16 KiB, some 2,500 words). Longer
+/// ones are served by the exact tier only: the guard's reading and comparison of a text grow
+/// with its length (a lookup must stay cheap whatever a client sends), and a long text is
+/// mostly a passage whose similarity says little about the question in it.
+pub const SEMANTIC_MAX_BYTES: usize = 16 * 1024;
 
 const TIME_WORDS: &[&str] = &[
     "today",
@@ -255,6 +262,17 @@ mod tests {
             Cacheability::Bypass("temperature")
         );
         assert_eq!(p.assess(&json!({"n": 3}), q), Cacheability::Bypass("n"));
+        // A text longer than the semantic tier reads: the exact tier only.
+        let long = "Explain this passage word for word please. ".repeat(SEMANTIC_MAX_BYTES / 40);
+        assert!(long.len() > SEMANTIC_MAX_BYTES);
+        assert_eq!(
+            p.assess(&json!({"model": "m"}), Some(&long)),
+            Cacheability::Cacheable { semantic: false }
+        );
+        assert_eq!(
+            p.assess(&json!({"model": "m"}), Some(&long[..SEMANTIC_MAX_BYTES])),
+            Cacheability::Cacheable { semantic: true }
+        );
         assert_eq!(
             p.assess(&json!({"logprobs": true}), q),
             Cacheability::Bypass("logprobs")
