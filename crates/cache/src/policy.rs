@@ -1,7 +1,7 @@
 //! Which requests the cache may answer, and the directives a request gives the cache.
 //!
 //! Deterministic in intent is cacheable: `temperature` absent or at most the ceiling (0 by
-//! default), one choice, no log probabilities, text output. A final message that asks about the
+//! default), one choice, no log probabilities, text output, no web search. A final message that asks about the
 //! present ("today", "latest", "current price") or about the asker ("my order") is served only
 //! by the exact tier: a paraphrase of it is too likely to be a different question.
 
@@ -63,6 +63,18 @@ impl Policy {
             .is_some_and(|m| m.iter().any(|v| v.as_str() != Some("text")))
         {
             return Cacheability::Bypass("modalities");
+        }
+        // A request that searches the web asks about the present, whatever its words: its
+        // answer is stale as soon as it is stored. OpenAI's search models always search.
+        if request
+            .get("web_search_options")
+            .is_some_and(|v| !v.is_null())
+            || request
+                .get("model")
+                .and_then(Value::as_str)
+                .is_some_and(|m| m.contains("search-preview") || m.contains("search-api"))
+        {
+            return Cacheability::Bypass("web_search");
         }
         let semantic = final_user_text
             .is_some_and(|t| t.len() <= SEMANTIC_MAX_BYTES && !is_time_sensitive_or_personal(t));
@@ -262,6 +274,12 @@ mod tests {
             Cacheability::Bypass("temperature")
         );
         assert_eq!(p.assess(&json!({"n": 3}), q), Cacheability::Bypass("n"));
+        for searching in [
+            json!({"model": "gpt-4o", "web_search_options": {}}),
+            json!({"model": "gpt-4o-mini-search-preview"}),
+        ] {
+            assert_eq!(p.assess(&searching, q), Cacheability::Bypass("web_search"));
+        }
         // A text longer than the semantic tier reads: the exact tier only.
         let long = "Explain this passage word for word please. ".repeat(SEMANTIC_MAX_BYTES / 40);
         assert!(long.len() > SEMANTIC_MAX_BYTES);
