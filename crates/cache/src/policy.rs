@@ -1,7 +1,9 @@
 //! Which requests the cache may answer, and the directives a request gives the cache.
 //!
 //! Deterministic in intent is cacheable: `temperature` absent or at most the ceiling (0 by
-//! default), one choice, no log probabilities, text output, no web search. A final message that asks about the
+//! default), one choice, no log probabilities, text output, no web search. A request for
+//! something made up (a poem, a joke) is a bypass unless the temperature is pinned, and then
+//! served by the exact tier only. A final message that asks about the
 //! present ("today", "latest", "current price") or about the asker ("my order") is served only
 //! by the exact tier: a paraphrase of it is too likely to be a different question.
 
@@ -76,8 +78,16 @@ impl Policy {
         {
             return Cacheability::Bypass("web_search");
         }
-        let semantic = final_user_text
-            .is_some_and(|t| t.len() <= SEMANTIC_MAX_BYTES && !is_time_sensitive_or_personal(t));
+        // Something made up (a poem, a joke): a fresh one each time unless the caller pinned
+        // the temperature, and then only for the very same request.
+        let words = final_user_text
+            .filter(|t| t.len() <= SEMANTIC_MAX_BYTES)
+            .map(Words::of);
+        let creative = words.as_ref().is_some_and(Words::creative);
+        if creative && temperature.is_none() {
+            return Cacheability::Bypass("creative");
+        }
+        let semantic = !creative && words.is_some_and(|w| !w.time_sensitive_or_personal());
         Cacheability::Cacheable { semantic }
     }
 }
@@ -126,33 +136,101 @@ const TIME_WORDS: &[&str] = &[
 
 const PERSONAL_WORDS: &[&str] = &["my", "mine", "our", "ours", "myself"];
 
+/// A request for something made up names a piece ([`CREATIVE_PIECES`]) and asks for it to be
+/// made ([`CREATIVE_ASKS`]): "Write a haiku about the sea", "Tell me a joke", not "Who wrote
+/// the poem?" or "What is the rhyme scheme of a sonnet?".
+const CREATIVE_PIECES: &[&str] = &[
+    "poem",
+    "poems",
+    "haiku",
+    "haikus",
+    "limerick",
+    "limericks",
+    "sonnet",
+    "sonnets",
+    "joke",
+    "jokes",
+    "riddle",
+    "riddles",
+    "lyrics",
+    "song",
+    "songs",
+    "rap",
+    "slogan",
+    "slogans",
+    "tagline",
+    "taglines",
+    "story",
+    "stories",
+];
+
+const CREATIVE_ASKS: &[&str] = &[
+    "write",
+    "compose",
+    "tell me",
+    "tell us",
+    "make up",
+    "create",
+    "generate",
+    "come up with",
+    "invent",
+    "brainstorm",
+    "draft",
+    "give me",
+    "suggest",
+];
+
 /// Whether a question's answer depends on when it is asked or on who asks it.
 pub fn is_time_sensitive_or_personal(text: &str) -> bool {
-    // Each phrase padded with spaces, found in one pass over the question's words joined by
-    // single spaces (every semantic lookup asks this).
-    static PHRASES: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
-        AhoCorasick::new(
-            TIME_WORDS
-                .iter()
-                .chain(PERSONAL_WORDS)
-                .map(|w| format!(" {w} ")),
-        )
-        .ok()
-    });
-    let mut joined = String::with_capacity(text.len() + 2);
-    joined.push(' ');
-    for word in text
-        .split(|c: char| !c.is_alphanumeric() && c != '\'')
-        .filter(|w| !w.is_empty())
-    {
-        joined.extend(word.chars().flat_map(char::to_lowercase));
+    Words::of(text).time_sensitive_or_personal()
+}
+
+/// Whether a request asks for something made up, which it should get anew each time.
+pub fn is_creative(text: &str) -> bool {
+    Words::of(text).creative()
+}
+
+/// A text's words, lower-cased and joined by single spaces between two more, so that each
+/// phrase (padded with spaces) is found in one pass (every cacheable request asks).
+struct Words(String);
+
+impl Words {
+    fn of(text: &str) -> Self {
+        let mut joined = String::with_capacity(text.len() + 2);
         joined.push(' ');
+        for word in text
+            .split(|c: char| !c.is_alphanumeric() && c != '\'')
+            .filter(|w| !w.is_empty())
+        {
+            joined.extend(word.chars().flat_map(char::to_lowercase));
+            joined.push(' ');
+        }
+        Words(joined)
     }
-    // The phrases are fixed, so the automaton always builds; were it not to, every question
-    // would count as time-sensitive (exact tier only), never the other way round.
-    PHRASES
-        .as_ref()
-        .is_none_or(|phrases| phrases.is_match(&joined))
+
+    fn time_sensitive_or_personal(&self) -> bool {
+        static PHRASES: LazyLock<Option<AhoCorasick>> =
+            LazyLock::new(|| automaton(TIME_WORDS.iter().chain(PERSONAL_WORDS)));
+        self.mention(PHRASES.as_ref())
+    }
+
+    fn creative(&self) -> bool {
+        static PIECES: LazyLock<Option<AhoCorasick>> =
+            LazyLock::new(|| automaton(CREATIVE_PIECES.iter()));
+        static ASKS: LazyLock<Option<AhoCorasick>> =
+            LazyLock::new(|| automaton(CREATIVE_ASKS.iter()));
+        self.mention(PIECES.as_ref()) && self.mention(ASKS.as_ref())
+    }
+
+    fn mention(&self, phrases: Option<&AhoCorasick>) -> bool {
+        // The phrases are fixed, so the automaton always builds; were it not to, every text
+        // would count as mentioning them (the cautious side), never the other way round.
+        phrases.is_none_or(|phrases| phrases.is_match(&self.0))
+    }
+}
+
+fn automaton<'a>(phrases: impl Iterator<Item = &'a &'static str>) -> Option<AhoCorasick> {
+    AhoCorasick::new(phrases.map(|w| format!(" {w} "))).ok()
 }
 
 /// Whole seconds (HTTP's delta-seconds: digits only). A number too large to hold is the largest
@@ -274,6 +352,34 @@ mod tests {
             Cacheability::Bypass("temperature")
         );
         assert_eq!(p.assess(&json!({"n": 3}), q), Cacheability::Bypass("n"));
+        // Something made up: a fresh one each time, unless the temperature is pinned, and then
+        // for the very same request only.
+        for ask in [
+            "Tell me a joke about cats.",
+            "Write a haiku about the sea",
+            "Come up with a slogan for my shop",
+        ] {
+            assert_eq!(
+                p.assess(&json!({"model": "m"}), Some(ask)),
+                Cacheability::Bypass("creative"),
+                "{ask}"
+            );
+            assert_eq!(
+                p.assess(&json!({"model": "m", "temperature": 0}), Some(ask)),
+                Cacheability::Cacheable { semantic: false },
+                "{ask}"
+            );
+        }
+        for not_creative in [
+            "What is the story of the Roman empire?",
+            "Who wrote this poem-like text?",
+        ] {
+            assert_eq!(
+                p.assess(&json!({"model": "m"}), Some(not_creative)),
+                Cacheability::Cacheable { semantic: true },
+                "{not_creative}"
+            );
+        }
         for searching in [
             json!({"model": "gpt-4o", "web_search_options": {}}),
             json!({"model": "gpt-4o-mini-search-preview"}),

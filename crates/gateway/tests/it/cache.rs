@@ -225,6 +225,19 @@ async fn paraphrases_in_another_scope_or_about_now_are_not_served() {
     assert_eq!(cache_header(&r), "miss");
     let r = send(&gw, &chat_body("What is the weather in Paris today?"), &[]).await;
     assert_eq!(r.headers()["x-reprise-cache-kind"], "exact");
+
+    // Something made up gets a fresh answer each time, unless the temperature is pinned;
+    // then the very same request is an exact hit and a paraphrase is not served.
+    for _ in 0..2 {
+        let r = send(&gw, &chat_body("Tell me a joke about cats."), &[]).await;
+        assert_eq!(cache_header(&r), "bypass");
+    }
+    let mut pinned = chat_body("Tell me a joke about cats.");
+    pinned["temperature"] = json!(0);
+    assert_eq!(cache_header(&send(&gw, &pinned, &[]).await), "miss");
+    assert_eq!(cache_header(&send(&gw, &pinned, &[]).await), "hit");
+    pinned["messages"][0]["content"] = json!("Tell me a joke about the cats.");
+    assert_eq!(cache_header(&send(&gw, &pinned, &[]).await), "miss");
 }
 
 #[tokio::test]

@@ -217,14 +217,14 @@ async fn tokens_per_minute_and_cache_hits() {
     )
     .await;
     let gw = gateway_with_keys(&mock, dir, "").await;
-    let mut big = chat_body("Tell me a story");
+    let mut big = chat_body("Summarise the history of Rome");
     big["max_tokens"] = json!(250);
     assert_eq!(send(&gw, Some(&key), &big).await.status(), 200);
     // The first reservation was corrected to the real 10 tokens, so this one fits...
     assert_eq!(
         send(&gw, Some(&key), &{
             let mut b = big.clone();
-            b["messages"][0]["content"] = json!("Another story");
+            b["messages"][0]["content"] = json!("Summarise the history of Carthage");
             b
         })
         .await
