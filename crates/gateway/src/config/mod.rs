@@ -418,7 +418,13 @@ impl Config {
             stream_keepalive: match raw.stream_keepalive_secs {
                 None => Some(DEFAULT_STREAM_KEEPALIVE),
                 Some(0) => None,
-                Some(secs) => Some(Duration::from_secs(secs)),
+                Some(secs) if secs <= 3600 => Some(Duration::from_secs(secs)),
+                Some(_) => {
+                    return Err(ConfigError::new(
+                        "stream_keepalive_secs",
+                        "must be at most 3600 (0 turns keep-alive comments off)",
+                    ));
+                }
             },
             allow_unauthenticated,
             log_format,
@@ -611,6 +617,29 @@ mod tests {
         assert_eq!(c.targets[0].base_url, DEFAULT_OPENAI_BASE_URL);
         assert_eq!(c.targets[0].api_key.as_ref().unwrap().expose(), "sk-test");
         assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+    }
+
+    #[test]
+    fn stream_keep_alive_defaults_to_15_s_and_is_bounded() {
+        let key = [("OPENAI_API_KEY", "sk-test")];
+        assert_eq!(
+            load("", &key).unwrap().stream_keepalive,
+            Some(DEFAULT_STREAM_KEEPALIVE)
+        );
+        assert_eq!(
+            load("stream_keepalive_secs = 0\n", &key)
+                .unwrap()
+                .stream_keepalive,
+            None
+        );
+        assert_eq!(
+            load("stream_keepalive_secs = 5\n", &key)
+                .unwrap()
+                .stream_keepalive,
+            Some(Duration::from_secs(5))
+        );
+        let err = load("stream_keepalive_secs = 18446744073709551615\n", &key).unwrap_err();
+        assert_eq!(err.path, "stream_keepalive_secs");
     }
 
     #[test]

@@ -302,7 +302,7 @@ async fn hold_until_content(
     release_after: Option<Duration>,
 ) -> Result<VecDeque<StreamEvent>, UpstreamError> {
     let mut held = VecDeque::new();
-    let deadline = release_after.map(|d| tokio::time::Instant::now() + d);
+    let deadline = release_after.and_then(|d| tokio::time::Instant::now().checked_add(d));
     loop {
         let next = match deadline.filter(|_| !held.is_empty()) {
             // `next` is cancel-safe: an event being read is not lost.
