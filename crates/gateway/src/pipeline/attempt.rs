@@ -70,7 +70,7 @@ pub struct Failure {
 const MAX_HELD: usize = 16;
 
 /// Tries `routes` for one chat completion. A stream is held until its first content, or until
-/// it has been quiet for `release_after` after its first event (see [`hold_until_content`]).
+/// it has been quiet for `release_after` (see [`hold_until_content`]).
 pub async fn chat<'a>(
     routes: &[Route<'a>],
     body: &Bytes,
@@ -293,10 +293,10 @@ fn describe(err: &UpstreamError) -> String {
 
 /// Reads a stream until its first event with content (text, tool call, refusal, reasoning, a
 /// finish reason or usage) or its end, and returns what it read. A failure before that point
-/// is the attempt's failure, so the request can still fail over. An upstream that has sent its
-/// first event and then stays quiet for `release_after` (a model thinking before it answers)
-/// is released early: the client gets the response head and keep-alive comments rather than
-/// a silence a proxy in between would time out.
+/// is the attempt's failure, so the request can still fail over. An upstream that has answered
+/// (its response head is in) and then stays quiet for `release_after` (a model thinking before
+/// it answers) is released early: the client gets the response head and keep-alive comments
+/// rather than a silence a proxy in between would time out.
 async fn hold_until_content(
     events: &mut EventStream,
     release_after: Option<Duration>,
@@ -304,7 +304,7 @@ async fn hold_until_content(
     let mut held = VecDeque::new();
     let deadline = release_after.and_then(|d| tokio::time::Instant::now().checked_add(d));
     loop {
-        let next = match deadline.filter(|_| !held.is_empty()) {
+        let next = match deadline {
             // `next` is cancel-safe: an event being read is not lost.
             Some(deadline) => match tokio::time::timeout_at(deadline, events.next()).await {
                 Ok(next) => next,

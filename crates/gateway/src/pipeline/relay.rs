@@ -74,7 +74,8 @@ impl Collector {
 }
 
 /// Builds the streamed response from the events held while the attempt waited for content
-/// (`held`, never empty) and the rest of the stream. `headers` are the gateway's own response
+/// (`held`; empty when a quiet upstream was released before its first event) and the rest of
+/// the stream. `headers` are the gateway's own response
 /// headers (provider, cache).
 pub fn respond(
     mut log: RequestLog,

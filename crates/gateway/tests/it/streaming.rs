@@ -287,11 +287,18 @@ async fn a_quiet_stream_gets_keep_alive_comments() {
 
 #[tokio::test]
 async fn a_model_thinking_before_its_answer_gets_the_head_and_keep_alives() {
-    // The upstream sends its first event (the role), then thinks for 3.5 s. The gateway holds
-    // the head until content (to fail over if the stream breaks first), but not past 1 s of
-    // quiet: the client gets the head, then comments, then the answer.
+    // The upstream sends its first event (the role), then thinks until the client has had the
+    // head and a comment; the second time round it thinks before its first event. The gateway
+    // holds the head until content (to fail over if the stream breaks first), but not past
+    // 1 s of quiet: the client gets the head, then comments, then the answer.
+    for held_events in [1, 0] {
+        thinking_model(held_events).await;
+    }
+}
+
+async fn thinking_model(held_events: usize) {
     let mock = MockUpstream::start().await;
-    let gate = mock.hold_after_chunks(1);
+    let gate = mock.hold_after_chunks(held_events);
     let gw = Gateway::with_config("stream_keepalive_secs = 1\n", &mock).await;
     // The gate is opened only after the head and a comment came: a gateway that held the
     // head until the answer would never get there.
