@@ -63,7 +63,14 @@ impl Translator {
                 self.model = model.to_owned();
             }
             self.started = true;
-            out.push_back(self.chunk(json!({"role": "assistant", "content": ""}), None));
+            // A prompt blocked outright gets no answer at all: no content, as its JSON says.
+            let blocked = event.get("candidates").is_none()
+                && event
+                    .get("promptFeedback")
+                    .and_then(|f| f.get("blockReason"))
+                    .is_some();
+            let content = if blocked { Value::Null } else { json!("") };
+            out.push_back(self.chunk(json!({"role": "assistant", "content": content}), None));
         }
         if let Some(u) = event.get("usageMetadata") {
             self.usage = u.clone();

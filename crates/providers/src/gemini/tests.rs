@@ -86,6 +86,25 @@ fn errors_become_openai_shaped() {
     insta::assert_json_snapshot!(serde_json::from_slice::<Value>(&out).unwrap());
 }
 
+#[test]
+fn a_blocked_prompt_streams_what_its_json_says() {
+    let context = Context {
+        model: "gemini-2.5-pro".into(),
+        include_usage: false,
+    };
+    let blocked = serde_json::json!({"promptFeedback": {"blockReason": "SAFETY"},
+        "usageMetadata": {"promptTokenCount": 9, "totalTokenCount": 9}});
+    let json = translate::response(blocked.to_string().as_bytes(), &context).unwrap();
+    let mut translator = Translator::new(context);
+    let mut out = VecDeque::new();
+    translator.event(&blocked.to_string(), &mut out).unwrap();
+    translator.end(&mut out).unwrap();
+    let (from_stream, from_json) = crate::fixtures::assembled_and_json(out, &json);
+    assert_eq!(from_stream["choices"][0]["message"]["content"], Value::Null);
+    assert_eq!(from_stream["choices"][0]["finish_reason"], "content_filter");
+    assert_eq!(from_stream["choices"], from_json["choices"]);
+}
+
 mod consistency {
     //! The same answer read from a `generateContent` response and from the event stream of the
     //! same answer must be the same completion: a streamed miss is stored and later served as
