@@ -191,6 +191,9 @@ fn messages(req: &Object) -> Result<(Vec<Value>, Vec<Value>), UpstreamError> {
 fn user_blocks(message: &Object, at: &str) -> Result<Vec<Value>, UpstreamError> {
     Ok(t::content_parts(PROVIDER, message, at)?
         .into_iter()
+        // Anthropic refuses empty text blocks, which OpenAI takes as nothing said; a message
+        // left with nothing is left out (consecutive turns of a role merge).
+        .filter(|part| !matches!(part, Part::Text(text) if text.is_empty()))
         .map(|part| match part {
             Part::Text(text) => json!({"type": "text", "text": text}),
             Part::ImageUrl(url) => json!({"type": "image", "source": {"type": "url", "url": url}}),

@@ -19,6 +19,31 @@ fn request_to_generate_content() {
 }
 
 #[test]
+fn empty_texts_are_left_out_as_gemini_refuses_them() {
+    let mut request = json("openai_request.json");
+    request.remove("tools");
+    request.remove("tool_choice");
+    request.insert(
+        "messages".into(),
+        serde_json::json!([
+            {"role": "user", "content": ""},
+            {"role": "user", "content": [{"type": "text", "text": ""}, {"type": "text", "text": "Hello"}]},
+            {"role": "assistant", "content": "Hi."},
+            {"role": "user", "content": "How are you?"}
+        ]),
+    );
+    let (body, _) = translate::request(&request, "gemini-2.5-flash").unwrap();
+    assert_eq!(
+        body["contents"],
+        serde_json::json!([
+            {"role": "user", "parts": [{"text": "Hello"}]},
+            {"role": "model", "parts": [{"text": "Hi."}]},
+            {"role": "user", "parts": [{"text": "How are you?"}]}
+        ])
+    );
+}
+
+#[test]
 fn a_tool_result_must_answer_an_earlier_call() {
     let mut request = json("openai_request.json");
     request.insert(

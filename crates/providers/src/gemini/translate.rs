@@ -214,6 +214,9 @@ fn contents(req: &Object) -> Result<(Vec<Value>, Vec<Value>), UpstreamError> {
 fn user_parts(message: &Object, at: &str) -> Result<Vec<Value>, UpstreamError> {
     Ok(t::content_parts(PROVIDER, message, at)?
         .into_iter()
+        // Gemini refuses empty parts, which OpenAI takes as nothing said; a turn left with
+        // nothing is left out (consecutive turns of a role merge).
+        .filter(|part| !matches!(part, Part::Text(text) if text.is_empty()))
         .map(|part| match part {
             Part::Text(text) => json!({"text": text}),
             Part::ImageData { media_type, data } => {
