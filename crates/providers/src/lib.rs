@@ -209,6 +209,24 @@ pub(crate) mod fixtures {
             .collect()
     }
 
+    /// The fixture request with a conversation holding empty texts: a whole message, and one
+    /// part beside a text.
+    pub(crate) fn with_empty_texts() -> serde_json::Map<String, serde_json::Value> {
+        let mut request = json("openai_request.json");
+        request.remove("tools");
+        request.remove("tool_choice");
+        request.insert(
+            "messages".into(),
+            serde_json::json!([
+                {"role": "user", "content": ""},
+                {"role": "user", "content": [{"type": "text", "text": ""}, {"type": "text", "text": "Hello"}]},
+                {"role": "assistant", "content": "Hi."},
+                {"role": "user", "content": "How are you?"}
+            ]),
+        );
+        request
+    }
+
     /// A translated stream as the cache assembles it, and the translated JSON answer, each
     /// with `created` zeroed (each side stamps its own time): the two to compare.
     pub(crate) fn assembled_and_json(

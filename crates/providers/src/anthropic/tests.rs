@@ -21,18 +21,7 @@ fn request_to_messages_api() {
 
 #[test]
 fn empty_texts_are_left_out_as_anthropic_refuses_them() {
-    let mut request = json("openai_request.json");
-    request.remove("tools");
-    request.remove("tool_choice");
-    request.insert(
-        "messages".into(),
-        serde_json::json!([
-            {"role": "user", "content": ""},
-            {"role": "user", "content": [{"type": "text", "text": ""}, {"type": "text", "text": "Hello"}]},
-            {"role": "assistant", "content": "Hi."},
-            {"role": "user", "content": "How are you?"}
-        ]),
-    );
+    let request = crate::fixtures::with_empty_texts();
     let (body, _) = translate::request(&request, "claude-sonnet-4-5", false).unwrap();
     assert_eq!(
         body["messages"],

@@ -20,18 +20,7 @@ fn request_to_generate_content() {
 
 #[test]
 fn empty_texts_are_left_out_as_gemini_refuses_them() {
-    let mut request = json("openai_request.json");
-    request.remove("tools");
-    request.remove("tool_choice");
-    request.insert(
-        "messages".into(),
-        serde_json::json!([
-            {"role": "user", "content": ""},
-            {"role": "user", "content": [{"type": "text", "text": ""}, {"type": "text", "text": "Hello"}]},
-            {"role": "assistant", "content": "Hi."},
-            {"role": "user", "content": "How are you?"}
-        ]),
-    );
+    let request = crate::fixtures::with_empty_texts();
     let (body, _) = translate::request(&request, "gemini-2.5-flash").unwrap();
     assert_eq!(
         body["contents"],
