@@ -414,7 +414,6 @@ mod tests {
             named("bob").scope,
             "the asker's name is part of the scope"
         );
-        assert_eq!(named("alice").scope, named("alice").scope);
         let e = keys(
             "ns",
             &json!({"model": "m", "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": null, "tool_calls": []}]}),

@@ -185,11 +185,6 @@ pub fn is_time_sensitive_or_personal(text: &str) -> bool {
     Words::of(text).time_sensitive_or_personal()
 }
 
-/// Whether a request asks for something made up, which it should get anew each time.
-pub fn is_creative(text: &str) -> bool {
-    Words::of(text).creative()
-}
-
 /// A text's words, lower-cased and joined by single spaces between two more, so that each
 /// phrase (padded with spaces) is found in one pass (every cacheable request asks).
 struct Words(String);
@@ -214,6 +209,7 @@ impl Words {
         self.mention(PHRASES.as_ref())
     }
 
+    /// Whether a request asks for something made up, which it should get anew each time.
     fn creative(&self) -> bool {
         static PIECES: LazyLock<Option<AhoCorasick>> =
             LazyLock::new(|| automaton(CREATIVE_PIECES.iter()));
@@ -372,7 +368,9 @@ mod tests {
         }
         for not_creative in [
             "What is the story of the Roman empire?",
-            "Who wrote this poem-like text?",
+            "Who wrote the poem The Raven?",
+            "What is the rhyme scheme of a sonnet?",
+            "Write a function that sorts a list.",
         ] {
             assert_eq!(
                 p.assess(&json!({"model": "m"}), Some(not_creative)),

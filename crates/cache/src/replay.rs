@@ -74,45 +74,7 @@ const PIECE: usize = 24;
 
 /// The stored completion as the `data:` payloads of a stream, `[DONE]` last.
 pub fn chunks(stored: &Value, include_usage: bool) -> Vec<String> {
-    let id = fresh_id();
-    let created = now_secs();
-    let mut head = Map::new();
-    head.insert("id".into(), Value::from(id));
-    head.insert("object".into(), Value::from("chat.completion.chunk"));
-    head.insert("created".into(), Value::from(created));
-    // Fields every chunk of an upstream stream carries; any other top-level field (an Azure
-    // `prompt_filter_results`, a provider's own) goes in the first chunk, which is where the
-    // assembler of a streamed miss found it.
-    const EVERY_CHUNK: [&str; 3] = ["model", "system_fingerprint", "service_tier"];
-    let mut first = Map::new();
-    if let Some(fields) = stored.as_object() {
-        for (key, value) in fields {
-            match key.as_str() {
-                "id" | "object" | "created" | "choices" | "usage" => {}
-                k if EVERY_CHUNK.contains(&k) => {
-                    head.insert(key.clone(), value.clone());
-                }
-                _ => {
-                    first.insert(key.clone(), value.clone());
-                }
-            }
-        }
-    }
-    let mut first = Some(first);
-    let mut chunk = |index: u64, delta: Value, finish: Value, extra: Map<String, Value>| {
-        let mut c = head.clone();
-        for (key, value) in first.take().unwrap_or_default() {
-            c.insert(key, value);
-        }
-        let mut choice = extra;
-        choice.insert("index".into(), Value::from(index));
-        choice.insert("delta".into(), delta);
-        choice.insert("logprobs".into(), Value::Null);
-        choice.insert("finish_reason".into(), finish);
-        c.insert("choices".into(), Value::Array(vec![Value::Object(choice)]));
-        Value::Object(c).to_string()
-    };
-
+    let mut frames = Frames::of(stored);
     let mut out = Vec::new();
     let choices = stored
         .get("choices")
@@ -144,55 +106,30 @@ pub fn chunks(stored: &Value, include_usage: bool) -> Vec<String> {
         } else {
             Value::Null
         };
-        out.push(chunk(
-            index,
-            json!({"role": role, "content": opening}),
-            Value::Null,
-            Map::new(),
-        ));
+        out.push(frames.delta(index, json!({"role": role, "content": opening})));
         // Other text fields first (reasoning precedes the answer), then non-text fields whole.
         for (name, value) in message {
             match value {
                 // An empty text is still a field of the answer.
                 Value::String(text) if text.is_empty() => {
-                    out.push(chunk(index, json!({ name: "" }), Value::Null, Map::new()));
+                    out.push(frames.delta(index, json!({ name: "" })));
                 }
                 Value::String(text) => {
                     for piece in pieces(&text) {
-                        out.push(chunk(
-                            index,
-                            json!({ name.clone(): piece }),
-                            Value::Null,
-                            Map::new(),
-                        ));
+                        out.push(frames.delta(index, json!({ name.clone(): piece })));
                     }
                 }
                 Value::Null => {}
-                other => out.push(chunk(
-                    index,
-                    json!({ name: other }),
-                    Value::Null,
-                    Map::new(),
-                )),
+                other => out.push(frames.delta(index, json!({ name: other }))),
             }
         }
         if let Some(Value::String(text)) = content {
             for piece in pieces(&text) {
-                out.push(chunk(
-                    index,
-                    json!({ "content": piece }),
-                    Value::Null,
-                    Map::new(),
-                ));
+                out.push(frames.delta(index, json!({ "content": piece })));
             }
         }
         if let Some(Value::String(text)) = refusal {
-            out.push(chunk(
-                index,
-                json!({ "refusal": text }),
-                Value::Null,
-                Map::new(),
-            ));
+            out.push(frames.delta(index, json!({ "refusal": text })));
         }
         if let Some(Value::Array(calls)) = tool_calls {
             for (i, call) in calls.into_iter().enumerate() {
@@ -203,41 +140,103 @@ pub fn chunks(stored: &Value, include_usage: bool) -> Vec<String> {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_owned();
-                let mut first = call.as_object().cloned().unwrap_or_default();
-                first.insert("index".into(), Value::from(i));
-                first.insert("function".into(), json!({"name": name, "arguments": ""}));
-                out.push(chunk(
-                    index,
-                    json!({"tool_calls": [first]}),
-                    Value::Null,
-                    Map::new(),
-                ));
+                let mut opening = call.as_object().cloned().unwrap_or_default();
+                opening.insert("index".into(), Value::from(i));
+                opening.insert("function".into(), json!({"name": name, "arguments": ""}));
+                out.push(frames.delta(index, json!({"tool_calls": [opening]})));
                 for piece in pieces(&arguments) {
-                    out.push(chunk(
-                        index,
-                        json!({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}),
-                        Value::Null,
-                        Map::new(),
-                    ));
+                    let delta =
+                        json!({"tool_calls": [{"index": i, "function": {"arguments": piece}}]});
+                    out.push(frames.delta(index, delta));
                 }
             }
         }
-        out.push(chunk(index, json!({}), finish, choice));
+        out.push(frames.end(index, finish, choice));
     }
     if include_usage {
-        let mut c = head.clone();
-        for (key, value) in first.take().unwrap_or_default() {
-            c.insert(key, value);
-        }
-        c.insert("choices".into(), json!([]));
-        c.insert(
-            "usage".into(),
-            stored.get("usage").cloned().unwrap_or(Value::Null),
-        );
-        out.push(Value::Object(c).to_string());
+        let usage = stored.get("usage").cloned().unwrap_or(Value::Null);
+        out.push(frames.usage(usage));
     }
     out.push("[DONE]".to_owned());
     out
+}
+
+/// A replayed stream's chunks as they are made: a fresh identity and the fields every chunk of
+/// an upstream stream carries, and the response's other fields (an Azure
+/// `prompt_filter_results`, a provider's own), which go out once, with the first chunk: where
+/// the assembler of a streamed miss found them.
+struct Frames {
+    head: Map<String, Value>,
+    once: Option<Map<String, Value>>,
+}
+
+impl Frames {
+    fn of(stored: &Value) -> Self {
+        const EVERY_CHUNK: [&str; 3] = ["model", "system_fingerprint", "service_tier"];
+        let mut head = Map::new();
+        head.insert("id".into(), Value::from(fresh_id()));
+        head.insert("object".into(), Value::from("chat.completion.chunk"));
+        head.insert("created".into(), Value::from(now_secs()));
+        let mut once = Map::new();
+        for (key, value) in stored.as_object().into_iter().flatten() {
+            match key.as_str() {
+                "id" | "object" | "created" | "choices" | "usage" => {}
+                k if EVERY_CHUNK.contains(&k) => {
+                    head.insert(key.clone(), value.clone());
+                }
+                _ => {
+                    once.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        Frames {
+            head,
+            once: Some(once),
+        }
+    }
+
+    /// A chunk carrying `fields` (its choices, or its usage).
+    fn chunk(&mut self, fields: Map<String, Value>) -> String {
+        let mut c = self.head.clone();
+        c.extend(self.once.take().unwrap_or_default());
+        c.extend(fields);
+        Value::Object(c).to_string()
+    }
+
+    /// A chunk of choice `index` with this delta.
+    fn delta(&mut self, index: u64, delta: Value) -> String {
+        self.choice(index, delta, Value::Null, Map::new())
+    }
+
+    /// The last chunk of choice `index`: its finish reason and its own other fields.
+    fn end(&mut self, index: u64, finish: Value, fields: Map<String, Value>) -> String {
+        self.choice(index, json!({}), finish, fields)
+    }
+
+    fn choice(
+        &mut self,
+        index: u64,
+        delta: Value,
+        finish: Value,
+        fields: Map<String, Value>,
+    ) -> String {
+        let mut choice = fields;
+        choice.insert("index".into(), Value::from(index));
+        choice.insert("delta".into(), delta);
+        choice.insert("logprobs".into(), Value::Null);
+        choice.insert("finish_reason".into(), finish);
+        let mut chunk = Map::new();
+        chunk.insert("choices".into(), Value::Array(vec![Value::Object(choice)]));
+        self.chunk(chunk)
+    }
+
+    /// The usage chunk: no choices.
+    fn usage(&mut self, usage: Value) -> String {
+        let mut chunk = Map::new();
+        chunk.insert("choices".into(), json!([]));
+        chunk.insert("usage".into(), usage);
+        self.chunk(chunk)
+    }
 }
 
 /// Splits text into pieces of about [`PIECE`] characters, on character boundaries.
