@@ -5,7 +5,7 @@ use std::any::Any;
 
 use axum::Router;
 
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -47,7 +47,8 @@ pub fn app(state: AppState) -> Router {
         router = router
             .route(&format!("{prefix}/chat/completions"), post(chat))
             .route(&format!("{prefix}/embeddings"), post(embeddings))
-            .route(&format!("{prefix}/models"), get(models));
+            .route(&format!("{prefix}/models"), get(models))
+            .route(&format!("{prefix}/models/{{*model}}"), get(model));
     }
     router
         .fallback(unknown_route)
@@ -162,6 +163,19 @@ async fn models(State(state): State<AppState>, headers: HeaderMap) -> Response {
     pipeline::models(&state, log).instrument(span).await
 }
 
+async fn model(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let log = RequestLog::start(&state, &headers, "/v1/models/{model}");
+    if let Err(err) = auth::identify(&state, &headers) {
+        return pipeline::fail(log, err, &[]);
+    }
+    let span = request_span(&log);
+    pipeline::model(&state, log, id).instrument(span).await
+}
+
 /// Liveness: the process is up and serving HTTP.
 async fn healthz() -> Response {
     axum::Json(serde_json::json!({"status": "ok"})).into_response()
@@ -235,7 +249,7 @@ fn allowed_methods(path: &str) -> Option<&'static str> {
         | "/admin/usage"
         | "/admin/secrets" => Some("GET, HEAD"),
         p if p.starts_with("/admin/secrets/") => Some("PUT, DELETE"),
-        p if p.starts_with("/dashboard/chart/") => Some("GET, HEAD"),
+        p if p.starts_with("/dashboard/chart/") || p.starts_with("/models/") => Some("GET, HEAD"),
         "/admin/cache" => Some("DELETE"),
         "/admin/keys" => Some("GET, HEAD, POST"),
         p if p.starts_with("/admin/keys/") => Some("DELETE"),

@@ -388,10 +388,58 @@ pub async fn embeddings(
 /// lists those; one without (or with patterns only) is asked for its list. A target that cannot
 /// answer is left out; if none can, the error of the first is returned.
 pub async fn models(state: &AppState, mut log: RequestLog) -> Response {
-    let created = std::time::SystemTime::now()
+    let listed = model_list(state, &mut log).await;
+    match listed.and_then(|data| to_json(&ModelList::new(data))) {
+        Ok(body) => json_response(log, StatusCode::OK, body, &[]),
+        Err(err) => fail(log, err, &[]),
+    }
+}
+
+/// `GET /v1/models/{model}` (the SDKs' `models.retrieve`): the model as `GET /v1/models` lists
+/// it; a model the list leaves out but a configured name pattern routes (`models = ["gpt-*"]`) is
+/// described with that target as its owner; any other is a 404 `model_not_found`.
+pub async fn model(state: &AppState, mut log: RequestLog, id: String) -> Response {
+    log.model = Some(id.clone());
+    let found = match model_list(state, &mut log).await {
+        Ok(data) => data.into_iter().find(|m| m.id == id),
+        // The list could not be had, but the routes may still know the model.
+        Err(_) => None,
+    };
+    // A target that names no models serves whatever its upstream lists, which was asked.
+    let found = found.or_else(|| {
+        let routes = state.router().plan(&id, Instant::now());
+        let route = routes.iter().find(|r| !r.target.models.is_empty())?;
+        Some(Model::new(
+            id.clone(),
+            unix_now(),
+            route.target.name.clone(),
+        ))
+    });
+    let Some(found) = found else {
+        return fail(log, GatewayError::ModelNotFound { model: id }, &[]);
+    };
+    match to_json(&found) {
+        Ok(body) => json_response(log, StatusCode::OK, body, &[]),
+        Err(err) => fail(log, err, &[]),
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<Bytes, GatewayError> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|_| GatewayError::Internal)
+}
+
+/// The models every target serves, and the aliases (see [`models`]).
+async fn model_list(state: &AppState, log: &mut RequestLog) -> Result<Vec<Model>, GatewayError> {
+    let created = unix_now();
     let upstream_started = Instant::now();
     let lists = futures_util::future::join_all(state.targets().iter().map(|target| async move {
         let exact: Vec<String> = target
@@ -431,14 +479,9 @@ pub async fn models(state: &AppState, mut log: RequestLog) -> Response {
             data.push(Model::new(alias.to_owned(), created, "reprise".to_owned()));
         }
     }
-    if data.is_empty()
-        && let Some(err) = first_error
-    {
-        return fail(log, err, &[]);
-    }
-    match serde_json::to_vec(&ModelList::new(data)) {
-        Ok(body) => json_response(log, StatusCode::OK, Bytes::from(body), &[]),
-        Err(_) => fail(log, GatewayError::Internal, &[]),
+    match first_error {
+        Some(err) if data.is_empty() => Err(err),
+        _ => Ok(data),
     }
 }
 

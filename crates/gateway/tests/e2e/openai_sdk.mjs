@@ -82,12 +82,19 @@ assert.equal(embeddings.data.length, 2);
 assert.equal(embeddings.data[0].embedding.length, 32);
 say("EMBEDDINGS_OK");
 
-// 5. The model list.
+// 5. The model list, and one model.
 const ids = [];
 for await (const model of client.models.list()) {
   ids.push(model.id);
 }
 assert.deepEqual(ids, ["mock-gpt", "mock-gpt-mini"]);
+const model = await client.models.retrieve("mock-gpt-mini");
+assert.deepEqual([model.id, model.object, model.owned_by], ["mock-gpt-mini", "model", "openai"]);
+await assert.rejects(client.models.retrieve("no-such-model"), (err) => {
+  assert.ok(err instanceof OpenAI.NotFoundError, String(err));
+  assert.equal(err.code, "model_not_found");
+  return true;
+});
 say("MODELS_OK");
 
 // 6. A malformed request throws the SDK's BadRequestError with the OpenAI error body.

@@ -62,9 +62,17 @@ embeddings = client.embeddings.create(model="text-embedding-3-small", input=["a"
 assert len(embeddings.data) == 2 and len(embeddings.data[0].embedding) == 32, embeddings
 say("EMBEDDINGS_OK")
 
-# 4. The model list.
+# 4. The model list, and one model.
 ids = [m.id for m in client.models.list()]
 assert ids == ["mock-gpt", "mock-gpt-mini"], ids
+model = client.models.retrieve("mock-gpt-mini")
+assert (model.id, model.object, model.owned_by) == ("mock-gpt-mini", "model", "openai"), model
+try:
+    client.models.retrieve("no-such-model")
+except openai.NotFoundError as err:
+    assert err.body["code"] == "model_not_found", err.body
+else:
+    raise AssertionError("an unknown model was found")
 say("MODELS_OK")
 
 # 5. A malformed request raises the SDK's BadRequestError with the OpenAI error body.

@@ -191,6 +191,37 @@ models = ["llama-3.1-8b", "qwen-*"]
     );
     // Only the pattern-free target was asked: the configured one lists its exact names.
     assert!(other.requests().is_empty());
+
+    // One model (the SDKs' `models.retrieve`), with or without the /v1 prefix: as listed; a
+    // name only a configured pattern routes, owned by its target; a name with a slash in it.
+    for (path, owner) in [
+        ("/v1/models/mock-gpt-mini", "openai"),
+        ("/models/llama-3.1-8b", "local"),
+        ("/v1/models/qwen-2.5-7b", "local"),
+    ] {
+        let model: Value = gw.get_json(path).await;
+        let id = path.rsplit('/').next().unwrap();
+        assert_eq!(model["id"], id, "{path}");
+        assert_eq!(model["object"], "model");
+        assert_eq!(model["owned_by"], owner, "{path}");
+        assert!(model["created"].is_u64());
+    }
+    // Neither listed nor routed by a pattern (the pattern-free target's upstream list is
+    // its word), or a path under a name: 404, OpenAI-shaped.
+    for path in ["/v1/models/gpt-99", "/v1/models/org/mock-gpt"] {
+        let r = client().get(gw.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"]["code"], "model_not_found", "{path}");
+        assert_eq!(e["error"]["param"], "model");
+    }
+    let r = client()
+        .delete(gw.url("/v1/models/mock-gpt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "GET, HEAD");
 }
 
 #[tokio::test]
