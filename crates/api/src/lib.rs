@@ -1,5 +1,5 @@
 //! OpenAI-shaped wire types: chat completion requests and responses, stream chunks, embeddings,
-//! the model list and the error body.
+//! the model list, what the gateway reads of the Responses API, and the error body.
 //!
 //! This crate owns the shapes only (serde, no I/O). Every struct keeps the fields it does not know
 //! in an `extra` map, so vendor extensions and fields OpenAI adds later survive a trip through the
@@ -10,6 +10,7 @@ mod chat;
 mod embeddings;
 mod error;
 mod models;
+mod responses;
 
 pub use chat::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage, PromptTokensDetails,
@@ -18,6 +19,7 @@ pub use chat::{
 pub use embeddings::EmbeddingsRequest;
 pub use error::{ErrorBody, ErrorObject};
 pub use models::{Model, ModelList};
+pub use responses::{ResponsesRequest, ResponsesUsage, ResponsesUsageProbe};
 
 /// Fields a struct does not name, kept in arrival order of the map.
 pub type Extra = serde_json::Map<String, serde_json::Value>;

@@ -9,7 +9,7 @@ use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use reprise_api::{ChatCompletionRequest, EmbeddingsRequest};
+use reprise_api::{ChatCompletionRequest, EmbeddingsRequest, ResponsesRequest};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{
@@ -46,6 +46,7 @@ pub fn app(state: AppState) -> Router {
     for prefix in ["/v1", ""] {
         router = router
             .route(&format!("{prefix}/chat/completions"), post(chat))
+            .route(&format!("{prefix}/responses"), post(responses))
             .route(&format!("{prefix}/embeddings"), post(embeddings))
             .route(&format!("{prefix}/models"), get(models))
             .route(&format!("{prefix}/models/{{*model}}"), get(model));
@@ -135,6 +136,23 @@ fn cache_directives(
         _ => String::new(),
     };
     Ok(pipeline::CacheDirectives { control, namespace })
+}
+
+async fn responses(State(state): State<AppState>, request: Request) -> Response {
+    let log = RequestLog::start(&state, request.headers(), "/v1/responses");
+    let span = request_span(&log);
+    async move {
+        let caller = match auth::identify(&state, request.headers()) {
+            Ok(caller) => caller,
+            Err(err) => return pipeline::fail(log, err, &[]),
+        };
+        match OpenAiJson::<ResponsesRequest>::from_request(request, &state).await {
+            Ok(body) => pipeline::responses(&state, log, caller, body.value, body.raw).await,
+            Err(err) => pipeline::fail(log, err, &[]),
+        }
+    }
+    .instrument(span)
+    .await
 }
 
 async fn embeddings(State(state): State<AppState>, request: Request) -> Response {
@@ -236,7 +254,7 @@ async fn method_not_allowed(
 fn allowed_methods(path: &str) -> Option<&'static str> {
     let path = path.strip_prefix("/v1").unwrap_or(path);
     match path {
-        "/chat/completions" | "/embeddings" => Some("POST"),
+        "/chat/completions" | "/responses" | "/embeddings" => Some("POST"),
         "/models"
         | "/"
         | "/dashboard/data"

@@ -116,6 +116,15 @@ impl Provider {
         }
     }
 
+    /// `POST /responses`, OpenAI's Responses API (OpenAI-flavoured upstreams only: it is not
+    /// translated). `call.stream` reads the answer as its named events.
+    pub async fn responses(&self, call: ChatCall) -> Result<Reply, UpstreamError> {
+        match self {
+            Provider::OpenAiCompatible(p) => p.responses(call).await,
+            Provider::Anthropic(_) | Provider::Gemini(_) => Err(no_responses_api(self.kind())),
+        }
+    }
+
     /// `POST /embeddings` (OpenAI-compatible upstreams only).
     pub async fn embeddings(
         &self,
@@ -152,6 +161,18 @@ impl Provider {
             Provider::Anthropic(_) => "anthropic",
             Provider::Gemini(_) => "gemini",
         }
+    }
+}
+
+/// Why a target cannot take a Responses API request.
+pub(crate) fn no_responses_api(kind: &str) -> UpstreamError {
+    UpstreamError::Unsupported {
+        param: "model".to_owned(),
+        message: format!(
+            "The Responses API is forwarded to OpenAI-compatible targets only, and this model is \
+             served by the {kind} API; route it to an OpenAI-compatible target, or use \
+             /v1/chat/completions."
+        ),
     }
 }
 
@@ -252,6 +273,7 @@ pub(crate) mod fixtures {
             .map(|e| match e {
                 StreamEvent::Chunk(data) => serde_json::from_str(&data).unwrap(),
                 StreamEvent::Done => serde_json::Value::from("[DONE]"),
+                StreamEvent::Named { .. } => panic!("a translator made a Responses API event"),
             })
             .collect()
     }

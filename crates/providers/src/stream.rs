@@ -18,7 +18,35 @@ pub enum StreamEvent {
     Chunk(String),
     /// The `data: [DONE]` terminator. Nothing follows it.
     Done,
+    /// One event of a Responses API stream (`POST /v1/responses`), relayed as it came: its
+    /// `event:` name (the `type` in its data) and its `data`. `last` marks the event that ends
+    /// the response (`response.completed`, `response.incomplete`, `response.failed` or
+    /// `error`); nothing follows it. These streams have no `[DONE]`.
+    Named {
+        name: String,
+        data: String,
+        last: bool,
+    },
 }
+
+impl StreamEvent {
+    /// Whether nothing follows this event.
+    pub fn is_last(&self) -> bool {
+        match self {
+            StreamEvent::Done => true,
+            StreamEvent::Named { last, .. } => *last,
+            StreamEvent::Chunk(_) => false,
+        }
+    }
+}
+
+/// The Responses API events after which a stream is complete.
+const RESPONSE_ENDS: [&str; 4] = [
+    "response.completed",
+    "response.incomplete",
+    "response.failed",
+    "error",
+];
 
 type RawEvents = Pin<Box<dyn Stream<Item = RawEvent> + Send>>;
 
@@ -26,6 +54,8 @@ type RawEvents = Pin<Box<dyn Stream<Item = RawEvent> + Send>>;
 pub(crate) enum Dialect {
     /// Already OpenAI chunks: relayed as they are once known to be JSON.
     OpenAi,
+    /// OpenAI's Responses API: named events, relayed as they are once known to be JSON.
+    Responses,
     Anthropic(anthropic::stream::Translator),
     Gemini(gemini::stream::Translator),
 }
@@ -51,6 +81,31 @@ impl Dialect {
                 }
                 Ok(())
             }
+            Dialect::Responses => {
+                #[derive(serde::Deserialize)]
+                struct Probe {
+                    #[serde(rename = "type")]
+                    kind: Option<String>,
+                }
+                let Ok(Probe { kind }) = serde_json::from_str::<Probe>(&event.data) else {
+                    return Err(UpstreamError::Malformed(
+                        "an event's data is not a JSON object".to_owned(),
+                    ));
+                };
+                // The event's name is its data's type; an unnamed event (SSE's default
+                // "message") takes the type as its name.
+                let name = match (event.event.as_str(), kind) {
+                    ("" | "message", Some(kind)) => kind,
+                    (name, _) => name.to_owned(),
+                };
+                let last = RESPONSE_ENDS.contains(&name.as_str());
+                out.push_back(StreamEvent::Named {
+                    name,
+                    data: event.data.clone(),
+                    last,
+                });
+                Ok(())
+            }
             Dialect::Anthropic(t) => t.event(&event.event, &event.data, out),
             Dialect::Gemini(t) => t.event(&event.data, out),
         }
@@ -59,7 +114,9 @@ impl Dialect {
     /// The upstream closed the stream: a clean end only where the dialect says it is complete.
     fn end(&mut self, out: &mut VecDeque<StreamEvent>) -> Result<(), UpstreamError> {
         match self {
-            Dialect::OpenAi | Dialect::Anthropic(_) => Err(UpstreamError::Truncated),
+            Dialect::OpenAi | Dialect::Responses | Dialect::Anthropic(_) => {
+                Err(UpstreamError::Truncated)
+            }
             Dialect::Gemini(t) => t.end(out),
         }
     }
@@ -101,11 +158,12 @@ impl EventStream {
         }
     }
 
-    /// The next event, or `None` after `[DONE]` or after the error that ended the stream.
+    /// The next event, or `None` after the last (`[DONE]`, or the event that ends a Responses
+    /// API stream) or after the error that ended the stream.
     pub async fn next(&mut self) -> Option<Result<StreamEvent, UpstreamError>> {
         loop {
             if let Some(event) = self.ready.pop_front() {
-                if event == StreamEvent::Done {
+                if event.is_last() {
                     self.ready.clear();
                     self.finished = true;
                 }
@@ -181,7 +239,14 @@ mod tests {
 
     /// Every event of an OpenAI stream of `pieces`, with an idle timeout of 1 s.
     async fn drain(pieces: Vec<(u64, &'static str)>) -> Vec<Result<StreamEvent, UpstreamError>> {
-        let mut stream = EventStream::new(paced(pieces), Duration::from_secs(1), Dialect::OpenAi);
+        drain_in(Dialect::OpenAi, pieces).await
+    }
+
+    async fn drain_in(
+        dialect: Dialect,
+        pieces: Vec<(u64, &'static str)>,
+    ) -> Vec<Result<StreamEvent, UpstreamError>> {
+        let mut stream = EventStream::new(paced(pieces), Duration::from_secs(1), dialect);
         let mut out = Vec::new();
         while let Some(event) = stream.next().await {
             out.push(event);
@@ -219,6 +284,78 @@ mod tests {
                     Err(UpstreamError::IdleTimeout(_))
                 ]
             ),
+            "{events:?}"
+        );
+    }
+
+    fn named(name: &str, data: &str, last: bool) -> StreamEvent {
+        StreamEvent::Named {
+            name: name.to_owned(),
+            data: data.to_owned(),
+            last,
+        }
+    }
+
+    #[tokio::test]
+    async fn responses_events_keep_their_names_and_end_at_the_final_one() {
+        const CREATED: &str = r#"{"type":"response.created","sequence_number":0}"#;
+        const DELTA: &str = r#"{"type":"response.output_text.delta","delta":"Hi"}"#;
+        const DONE: &str = r#"{"type":"response.completed","response":{"usage":null}}"#;
+        let events = drain_in(
+            Dialect::Responses,
+            vec![
+                (0, "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0}\n\n"),
+                // Unnamed: the data's type names it.
+                (0, "data: {\"type\":\"response.output_text.delta\",\"delta\":\"Hi\"}\n\n"),
+                (0, ": keep-alive\n\n"),
+                (0, "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"usage\":null}}\n\n"),
+                // Nothing after the final event is read.
+                (0, "event: response.created\ndata: {}\n\n"),
+            ],
+        )
+        .await;
+        let events: Vec<StreamEvent> = events.into_iter().map(Result::unwrap).collect();
+        assert_eq!(
+            events,
+            vec![
+                named("response.created", CREATED, false),
+                named("response.output_text.delta", DELTA, false),
+                named("response.completed", DONE, true),
+            ]
+        );
+        // An error event ends the stream too.
+        let events = drain_in(
+            Dialect::Responses,
+            vec![(
+                0,
+                "event: error\ndata: {\"type\":\"error\",\"message\":\"x\"}\n\n",
+            )],
+        )
+        .await;
+        assert!(
+            matches!(&events[..], [Ok(StreamEvent::Named { last: true, .. })]),
+            "{events:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_responses_stream_without_its_final_event_is_cut() {
+        let delta = "data: {\"type\":\"response.output_text.delta\",\"delta\":\"Hi\"}\n\n";
+        let events = drain_in(Dialect::Responses, vec![(0, delta)]).await;
+        assert!(
+            matches!(
+                &events[..],
+                [
+                    Ok(StreamEvent::Named { last: false, .. }),
+                    Err(UpstreamError::Truncated)
+                ]
+            ),
+            "{events:?}"
+        );
+        // `[DONE]` is not how these streams end: it is not JSON, so the stream is broken.
+        let events = drain_in(Dialect::Responses, vec![(0, "data: [DONE]\n\n")]).await;
+        assert!(
+            matches!(&events[..], [Err(UpstreamError::Malformed(_))]),
             "{events:?}"
         );
     }

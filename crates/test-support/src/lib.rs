@@ -2,7 +2,7 @@
 //! loopback ports that speak a provider's wire format and play a scripted list of faults.
 //!
 //! It stands in for paid providers only; nothing in the product depends on it. Today it speaks
-//! the OpenAI, Anthropic (`/v1/messages`) and Gemini (`/v1beta/models/{model}:generateContent`)
+//! the OpenAI (chat completions, the Responses API, embeddings, models), Anthropic (`/v1/messages`) and Gemini (`/v1beta/models/{model}:generateContent`)
 //! wire formats, all from one [`MockUpstream`], with one fault script.
 //!
 //! ```no_run
@@ -16,5 +16,6 @@
 
 mod dialects;
 mod openai;
+mod responses;
 
 pub use openai::{Gate, MockUpstream, Recorded, Step, bag_of_words};

@@ -76,7 +76,7 @@ pub(crate) struct Shared {
     cancelled_changed: Notify,
     connections: AtomicUsize,
     /// Tokens reported in `usage` of answers sent (prompt, completion).
-    served: (std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64),
+    pub(crate) served: (std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64),
 }
 
 /// Builder for [`MockUpstream`].
@@ -126,6 +126,7 @@ impl Builder {
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
+            .route("/v1/responses", post(crate::responses::responses))
             .route("/v1/embeddings", post(embeddings))
             .route("/v1/models", get(models))
             .route("/v1/messages", post(crate::dialects::anthropic))
@@ -521,7 +522,7 @@ async fn chat(
     sse(frames(events), guard, cut, hold)
 }
 
-fn openai_error(status: u16) -> String {
+pub(crate) fn openai_error(status: u16) -> String {
     json!({"error": {"message": format!("mock failure {status}"), "type": "server_error", "param": null, "code": "mock_failure"}}).to_string()
 }
 

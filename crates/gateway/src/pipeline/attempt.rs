@@ -69,25 +69,47 @@ pub struct Failure {
 /// released anyway.
 const MAX_HELD: usize = 16;
 
-/// Tries `routes` for one chat completion. A stream is held until its first content, or until
-/// it has been quiet for `release_after` (see [`hold_until_content`]).
-pub async fn chat<'a>(
+/// Which API a generation request speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// `POST /v1/chat/completions`, translated for every provider.
+    Chat,
+    /// `POST /v1/responses`, forwarded to OpenAI-compatible targets only.
+    Responses,
+}
+
+/// One generation request, as it goes upstream.
+#[derive(Clone, Copy)]
+pub struct Outgoing<'b> {
+    pub api: Api,
+    pub body: &'b Bytes,
+    pub stream: bool,
+    /// Pass-through mode: the caller's own provider key.
+    pub api_key: Option<&'b Secret>,
+}
+
+/// Tries `routes` for one chat completion or Responses API request. A stream is held until its
+/// first content, or until it has been quiet for `release_after` (see [`hold_until_content`]).
+pub async fn generate<'a>(
     routes: &[Route<'a>],
-    body: &Bytes,
-    stream: bool,
-    api_key: Option<&Secret>,
+    outgoing: Outgoing<'_>,
     settings: &RoutingConfig,
     started: Instant,
     release_after: Option<Duration>,
 ) -> Result<Success<'a>, Failure> {
     run(routes, settings, started, |route| async move {
         let call = ChatCall {
-            body: body.clone(),
+            body: outgoing.body.clone(),
             model: route.model.map(str::to_owned),
-            stream,
-            api_key: api_key.cloned(),
+            stream: outgoing.stream,
+            api_key: outgoing.api_key.cloned(),
         };
-        match route.target.provider.chat(call).await? {
+        let provider = &route.target.provider;
+        let reply = match outgoing.api {
+            Api::Chat => provider.chat(call).await?,
+            Api::Responses => provider.responses(call).await?,
+        };
+        match reply {
             Reply::Json { status, body, .. } => Ok(Delivered::Json { status, body }),
             Reply::Stream { mut events, .. } => {
                 let held = hold_until_content(&mut events, release_after).await?;
@@ -292,7 +314,8 @@ fn describe(err: &UpstreamError) -> String {
 }
 
 /// Reads a stream until its first event with content (text, tool call, refusal, reasoning, a
-/// finish reason or usage) or its end, and returns what it read. A failure before that point
+/// finish reason or usage; for the Responses API, any event after the response's opening ones)
+/// or its end, and returns what it read. A failure before that point
 /// is the attempt's failure, so the request can still fail over. An upstream that has answered
 /// (its response head is in) and then stays quiet for `release_after` (a model thinking before
 /// it answers) is released early: the client gets the response head and keep-alive comments
@@ -319,6 +342,9 @@ async fn hold_until_content(
                 let substantive = match &event {
                     StreamEvent::Done => true,
                     StreamEvent::Chunk(data) => has_content(data),
+                    StreamEvent::Named { name, last, .. } => {
+                        *last || !RESPONSE_PREAMBLE.contains(&name.as_str())
+                    }
                 };
                 held.push_back(event);
                 if substantive || held.len() >= MAX_HELD {
@@ -328,6 +354,15 @@ async fn hold_until_content(
         }
     }
 }
+
+/// The Responses API events that open a response before any of its content.
+const RESPONSE_PREAMBLE: [&str; 5] = [
+    "response.created",
+    "response.queued",
+    "response.in_progress",
+    "response.output_item.added",
+    "response.content_part.added",
+];
 
 fn has_content(data: &str) -> bool {
     let Ok(chunk) = serde_json::from_str::<serde_json::Value>(data) else {

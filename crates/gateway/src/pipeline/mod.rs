@@ -23,7 +23,10 @@ use std::time::Instant;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use reprise_api::{ChatCompletionRequest, EmbeddingsRequest, Model, ModelList, UsageProbe};
+use reprise_api::{
+    ChatCompletionRequest, EmbeddingsRequest, Model, ModelList, ResponsesRequest,
+    ResponsesUsageProbe, UsageProbe,
+};
 
 use attempt::Delivered;
 
@@ -135,18 +138,14 @@ pub async fn chat(
     } else {
         raw.clone()
     };
-    let key = caller.upstream_key.as_ref();
-    let stream = request.is_stream();
+    let outgoing = attempt::Outgoing {
+        api: attempt::Api::Chat,
+        body: &upstream_body,
+        stream: request.is_stream(),
+        api_key: caller.upstream_key.as_ref(),
+    };
     let release_after = state.config().stream_keepalive;
-    let attempt = attempt::chat(
-        &routes,
-        &upstream_body,
-        stream,
-        key,
-        settings,
-        log.started,
-        release_after,
-    );
+    let attempt = attempt::generate(&routes, outgoing, settings, log.started, release_after);
     let success = match attempt.await {
         Ok(success) => success,
         Err(failure) => {
@@ -184,17 +183,115 @@ pub async fn chat(
         Delivered::Stream { held, events } => {
             let collector = lookup
                 .filter(|l| l.may_store())
-                .map(|lookup| relay::Collector::new(state.clone(), lookup, &target.name, flight));
-            relay::respond(
-                log,
-                held,
-                events,
-                success.sent,
-                &headers,
+                .map(|lookup| relay::Collector::new(state.clone(), lookup, &target.name, flight))
+                .map(Box::new);
+            let wire = relay::Wire::Chat {
                 collector,
                 strip_usage,
-            )
+            };
+            relay::respond(log, held, events, success.sent, &headers, wire)
         }
+    }
+}
+
+/// `POST /v1/responses`, OpenAI's Responses API: routed by model with the keys, limits,
+/// budgets, retries, failover, accounting and log line of a chat completion, and forwarded as
+/// it came (a stream relayed event by event, names kept) to the OpenAI-compatible targets of
+/// its plan; targets of other APIs are passed over. Not cached: `x-reprise-cache: bypass`.
+pub async fn responses(
+    state: &AppState,
+    mut log: RequestLog,
+    caller: Caller,
+    request: ResponsesRequest,
+    raw: Bytes,
+) -> Response {
+    log.model = Some(request.model.clone());
+    log.stream = request.is_stream();
+    if state.config().log_prompts {
+        log.prompt = responses_prompt(&raw);
+    }
+    if request.model.trim().is_empty() {
+        let err = GatewayError::invalid("'model' must name a model", Some("model"));
+        return fail(log, err, &[]);
+    }
+    if let Err(err) = admit(state, &mut log, &caller, &request.model) {
+        return fail(log, err, &[]);
+    }
+    let mut headers = vec![(
+        "x-reprise-cache",
+        HeaderValue::from_static(CacheStatus::Bypass.as_str()),
+    )];
+    let routes = state.router().plan(&request.model, Instant::now());
+    if routes.is_empty() {
+        let err = GatewayError::ModelNotFound {
+            model: request.model,
+        };
+        return fail(log, err, &headers);
+    }
+    if let Err(err) = admit_upstream(state, &mut log, &caller, &raw, request.max_output_tokens) {
+        return fail(log, err, &headers);
+    }
+    let upstream_started = Instant::now();
+    let outgoing = attempt::Outgoing {
+        api: attempt::Api::Responses,
+        body: &raw,
+        stream: request.is_stream(),
+        api_key: caller.upstream_key.as_ref(),
+    };
+    let settings = &state.config().routing;
+    let release_after = state.config().stream_keepalive;
+    let success =
+        match attempt::generate(&routes, outgoing, settings, log.started, release_after).await {
+            Ok(success) => success,
+            Err(failure) => {
+                log.upstream = Some(upstream_started.elapsed());
+                return fail_attempts(log, failure, headers);
+            }
+        };
+    log.target = Some(success.route.target.name.clone());
+    log.attempts = success.attempts;
+    push_provider(&mut headers, log.target.as_deref());
+    push_attempts(&mut headers, log.attempts.len());
+    match success.delivered {
+        Delivered::Json { status, body } => {
+            log.upstream = Some(upstream_started.elapsed());
+            log.usage = ResponsesUsageProbe::read(&body);
+            json_response(log, status, body, &headers)
+        }
+        Delivered::Stream { held, events } => {
+            let wire = relay::Wire::Responses;
+            relay::respond(log, held, events, success.sent, &headers, wire)
+        }
+    }
+}
+
+/// The user's words in a Responses API request, for the request log: `input` when it is
+/// text, else the text of its last user message.
+fn responses_prompt(raw: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Input {
+        input: serde_json::Value,
+    }
+    let input = serde_json::from_slice::<Input>(raw).ok()?.input;
+    if let Some(text) = input.as_str() {
+        return Some(text.to_owned());
+    }
+    let last = input
+        .as_array()?
+        .iter()
+        .rev()
+        .find(|item| item.get("role").and_then(|r| r.as_str()) == Some("user"))?;
+    match last.get("content")? {
+        serde_json::Value::String(text) => Some(text.clone()),
+        serde_json::Value::Array(parts) => {
+            let texts: Vec<&str> = parts
+                .iter()
+                .filter(|p| p.get("type").and_then(|t| t.as_str()) == Some("input_text"))
+                .filter_map(|p| p.get("text").and_then(|t| t.as_str()))
+                .collect();
+            (!texts.is_empty()).then(|| texts.join("\n"))
+        }
+        _ => None,
     }
 }
 

@@ -182,7 +182,10 @@ impl RequestLog {
     /// The request's ledger row, its spend and its token correction: for requests that named a
     /// model on a model route.
     fn account(&mut self) {
-        let model_route = matches!(self.route, "/v1/chat/completions" | "/v1/embeddings");
+        let model_route = matches!(
+            self.route,
+            "/v1/chat/completions" | "/v1/responses" | "/v1/embeddings"
+        );
         let Some(model) = self.model.clone().filter(|_| model_route) else {
             self.measure(None, None);
             return;

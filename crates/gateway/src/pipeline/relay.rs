@@ -4,7 +4,8 @@
 //! The response head is held until the first event with content (see `attempt`): a stream that
 //! fails before that fails over or gets a real error status instead of a 200 followed by an
 //! error. After the head has gone out, a failure ends the stream with an OpenAI-shaped error
-//! event and no `[DONE]`, so no client takes a cut stream for a complete answer.
+//! event and no `[DONE]` (a Responses API stream: that API's `error` event and no
+//! `response.completed`), so no client takes a cut stream for a complete answer.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -14,7 +15,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use futures_util::stream;
-use reprise_api::{ErrorBody, UsageProbe};
+use reprise_api::{ErrorBody, ResponsesUsageProbe, UsageProbe};
 use reprise_providers::{EventStream, StreamEvent, UpstreamError};
 
 use reprise_cache::Assembler;
@@ -34,6 +35,22 @@ struct Relay {
     collector: Option<Collector>,
     /// Drop the usage chunk: the client did not ask for it.
     strip_usage: bool,
+    /// A Responses API stream: its error event is that API's.
+    responses: bool,
+    /// Events relayed: the sequence number the gateway's own error event takes.
+    relayed: u64,
+}
+
+/// Which API's stream is relayed, and what the relay does besides.
+pub enum Wire {
+    /// Chat completion chunks: collected for the cache when `collector` is set; the usage
+    /// chunk the gateway asked for on the client's behalf is dropped when `strip_usage`.
+    Chat {
+        collector: Option<Box<Collector>>,
+        strip_usage: bool,
+    },
+    /// Responses API events, relayed as they are.
+    Responses,
 }
 
 /// Collects a relayed stream for the cache; stores the assembled answer only when the stream
@@ -75,19 +92,24 @@ impl Collector {
 
 /// Builds the streamed response from the events held while the attempt waited for content
 /// (`held`; empty when a quiet upstream was released before its first event) and the rest of
-/// the stream. `headers` are the gateway's own response
-/// headers (provider, cache).
+/// the stream. `headers` are the gateway's own response headers (provider, cache).
 pub fn respond(
     mut log: RequestLog,
     held: VecDeque<StreamEvent>,
     events: Box<EventStream>,
     upstream_started: Instant,
     headers: &[(&'static str, HeaderValue)],
-    collector: Option<Collector>,
-    strip_usage: bool,
+    wire: Wire,
 ) -> Response {
     log.first_byte = Some(log.started.elapsed());
     log.status = 200;
+    let (collector, strip_usage, responses) = match wire {
+        Wire::Chat {
+            collector,
+            strip_usage,
+        } => (collector.map(|c| *c), strip_usage, false),
+        Wire::Responses => (None, false, true),
+    };
     let relay = Relay {
         events,
         keepalive: log.state().config().stream_keepalive,
@@ -97,6 +119,8 @@ pub fn respond(
         finished: false,
         collector,
         strip_usage,
+        responses,
+        relayed: 0,
     };
     let body = Body::from_stream(stream::unfold(relay, next_frame));
     let mut response = Response::new(body);
@@ -164,13 +188,37 @@ async fn next_frame(mut relay: Relay) -> Option<(Result<Bytes, Infallible>, Rela
             relay.log.settle();
             Bytes::from_static(b"data: [DONE]\n\n")
         }
+        Ok(StreamEvent::Named { name, data, last }) => {
+            relay.relayed += 1;
+            if last {
+                relay.finished = true;
+                relay.log.usage = ResponsesUsageProbe::read(data.as_bytes()).or(relay.log.usage);
+                // A response that failed, or an error event, ends the stream as it came; the
+                // request did not succeed.
+                if matches!(name.as_str(), "response.failed" | "error") {
+                    relay.log.outcome = Outcome::StreamFailed;
+                    relay.log.error = Some(UpstreamError::InBand(String::new()).label());
+                } else {
+                    relay.log.outcome = Outcome::Ok;
+                }
+                relay.log.upstream = Some(relay.upstream_started.elapsed());
+                relay.log.settle();
+            }
+            let mut frame = format!("event: {name}\n");
+            frame.push_str(&data_frame(&data));
+            Bytes::from(frame)
+        }
         Err(err) => {
             relay.finished = true;
             relay.log.outcome = Outcome::StreamFailed;
             relay.log.error = Some(err.label());
             relay.log.upstream = Some(relay.upstream_started.elapsed());
             tracing::warn!(request_id = %relay.log.request_id, target = relay.log.target.as_deref(), error = %err, "upstream stream failed after the response head");
-            error_frame(&err)
+            if relay.responses {
+                responses_error_frame(&err, relay.relayed)
+            } else {
+                error_frame(&err)
+            }
         }
     };
     Some((Ok(frame), relay))
@@ -213,7 +261,29 @@ fn observe_usage(log: &mut RequestLog, data: &str) {
 }
 
 fn error_frame(err: &UpstreamError) -> Bytes {
-    let (message, code) = if err.is_timeout() {
+    let (message, code) = cut_reason(err);
+    let body = ErrorBody::new(message, "upstream_error", None, Some(code.to_owned()));
+    let json = serde_json::to_string(&body).unwrap_or_default();
+    Bytes::from(format!("data: {json}\n\n"))
+}
+
+/// A Responses API stream's error event, as OpenAI sends one (`sequence` is its place in the
+/// stream).
+fn responses_error_frame(err: &UpstreamError, sequence: u64) -> Bytes {
+    let (message, code) = cut_reason(err);
+    let event = serde_json::json!({
+        "type": "error",
+        "code": code,
+        "message": message,
+        "param": null,
+        "sequence_number": sequence,
+    });
+    Bytes::from(format!("event: error\ndata: {event}\n\n"))
+}
+
+/// What the client is told about a stream cut after its head: message and code.
+fn cut_reason(err: &UpstreamError) -> (&'static str, &'static str) {
+    if err.is_timeout() {
         (
             "The upstream stream stalled and was ended by the gateway; the response is incomplete.",
             "upstream_timeout",
@@ -223,8 +293,5 @@ fn error_frame(err: &UpstreamError) -> Bytes {
             "The upstream stream ended before it was complete; the response is incomplete.",
             "upstream_stream_truncated",
         )
-    };
-    let body = ErrorBody::new(message, "upstream_error", None, Some(code.to_owned()));
-    let json = serde_json::to_string(&body).unwrap_or_default();
-    Bytes::from(format!("data: {json}\n\n"))
+    }
 }

@@ -97,7 +97,25 @@ await assert.rejects(client.models.retrieve("no-such-model"), (err) => {
 });
 say("MODELS_OK");
 
-// 6. A malformed request throws the SDK's BadRequestError with the OpenAI error body.
+// 6. The Responses API: plain, a stream of named events, and the SDK's stream helper.
+const answer = await client.responses.create({ model: "gpt-4.1-mini", instructions: "Be brief.", input: "Say hello" });
+assert.equal(answer.output_text, "Hello from the mock upstream.");
+assert.deepEqual([answer.usage.input_tokens, answer.usage.output_tokens], [5, 5]);
+const events = [];
+for await (const event of await client.responses.create({ model: "gpt-4.1-mini", input: "Say hello", stream: true })) {
+  events.push(event);
+}
+assert.equal(events[0].type, "response.created");
+assert.equal(events.at(-1).type, "response.completed");
+const deltas = events.filter((e) => e.type === "response.output_text.delta").map((e) => e.delta).join("");
+assert.equal(deltas, "Hello from the mock upstream.");
+const final = await client.responses.stream({ model: "gpt-4.1-mini", input: "Say hello" }).finalResponse();
+// The helper builds its final response from the events (it does not add `output_text`).
+assert.equal(final.status, "completed");
+assert.equal(final.output[0].content[0].text, "Hello from the mock upstream.");
+say("RESPONSES_OK");
+
+// 7. A malformed request throws the SDK's BadRequestError with the OpenAI error body.
 await assert.rejects(client.chat.completions.create({ model: "gpt-4o-mini", messages: [] }), (err) => {
   assert.ok(err instanceof OpenAI.BadRequestError, String(err));
   assert.equal(err.status, 400);
@@ -108,7 +126,7 @@ await assert.rejects(client.chat.completions.create({ model: "gpt-4o-mini", mess
 say("BAD_REQUEST_OK");
 await waitFor("READY");
 
-// 7. A stream cut by the upstream throws instead of ending quietly.
+// 8. A stream cut by the upstream throws instead of ending quietly.
 await assert.rejects(
   (async () => {
     for await (const _ of await client.chat.completions.create({ ...ask("x"), stream: true })) {

@@ -75,7 +75,21 @@ else:
     raise AssertionError("an unknown model was found")
 say("MODELS_OK")
 
-# 5. A malformed request raises the SDK's BadRequestError with the OpenAI error body.
+# 5. The Responses API: plain, a stream of named events, and the SDK's stream helper.
+response = client.responses.create(model="gpt-4.1-mini", instructions="Be brief.", input="Say hello")
+assert response.output_text == "Hello from the mock upstream.", response
+assert (response.usage.input_tokens, response.usage.output_tokens) == (5, 5), response.usage
+events = list(client.responses.create(model="gpt-4.1-mini", input="Say hello", stream=True))
+assert events[0].type == "response.created", events[0]
+assert events[-1].type == "response.completed", events[-1]
+deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+assert deltas == "Hello from the mock upstream.", deltas
+with client.responses.stream(model="gpt-4.1-mini", input="Say hello") as stream:
+    final = stream.get_final_response()
+assert final.output_text == "Hello from the mock upstream.", final
+say("RESPONSES_OK")
+
+# 6. A malformed request raises the SDK's BadRequestError with the OpenAI error body.
 try:
     client.chat.completions.create(model="gpt-4o-mini", messages=[])
 except openai.BadRequestError as err:
@@ -87,7 +101,7 @@ else:
 say("BAD_REQUEST_OK")
 wait_for("READY")
 
-# 6. A stream cut by the upstream raises instead of ending quietly.
+# 7. A stream cut by the upstream raises instead of ending quietly.
 try:
     for _ in client.chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}], stream=True

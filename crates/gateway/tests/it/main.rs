@@ -18,6 +18,7 @@ mod keys;
 mod lifecycle;
 mod metrics;
 mod providers;
+mod responses;
 mod routing;
 mod sdk;
 mod streaming;

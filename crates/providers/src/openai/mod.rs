@@ -30,10 +30,17 @@ pub struct OpenAiCompatible {
     http: Http,
     flavor: Flavor,
     base_url: String,
-    /// Endpoint URLs parsed once (OpenAI flavour; Azure's depend on the deployment).
-    chat_url: url::Url,
-    embeddings_url: url::Url,
-    models_url: url::Url,
+    /// Endpoint URLs parsed once (OpenAI flavour; Azure's depend on the deployment), shared
+    /// by the adapter's clones.
+    urls: std::sync::Arc<Urls>,
+}
+
+#[derive(Debug)]
+struct Urls {
+    chat: url::Url,
+    embeddings: url::Url,
+    responses: url::Url,
+    models: url::Url,
 }
 
 impl OpenAiCompatible {
@@ -49,24 +56,28 @@ impl OpenAiCompatible {
             Flavor::Azure { .. } => http.with_key("api-key", false, key)?,
         };
         let base = endpoint_config.base_url.trim_end_matches('/').to_owned();
-        let (chat_url, embeddings_url, models_url) = match &flavor {
+        let (chat_url, embeddings_url, responses_url, models_url) = match &flavor {
             Flavor::OpenAi => (
                 endpoint(&base, "/chat/completions")?,
                 endpoint(&base, "/embeddings")?,
+                endpoint(&base, "/responses")?,
                 endpoint(&base, "/models")?,
             ),
             Flavor::Azure { api_version } => {
                 let models = endpoint(&base, &format!("/openai/models?api-version={api_version}"))?;
-                (models.clone(), models.clone(), models)
+                (models.clone(), models.clone(), models.clone(), models)
             }
         };
         Ok(Self {
             http,
             flavor,
             base_url: base,
-            chat_url,
-            embeddings_url,
-            models_url,
+            urls: std::sync::Arc::new(Urls {
+                chat: chat_url,
+                embeddings: embeddings_url,
+                responses: responses_url,
+                models: models_url,
+            }),
         })
     }
 
@@ -79,7 +90,7 @@ impl OpenAiCompatible {
 
     pub async fn chat(&self, call: ChatCall) -> Result<Reply, UpstreamError> {
         let url = self.url(
-            &self.chat_url,
+            &self.urls.chat,
             "chat/completions",
             &call.body,
             call.model.as_deref(),
@@ -89,13 +100,32 @@ impl OpenAiCompatible {
             .await
     }
 
+    /// `POST {base_url}/responses`. Azure's Responses API lives under another path and API
+    /// version than its chat deployments, so Azure targets do not take it.
+    pub async fn responses(&self, call: ChatCall) -> Result<Reply, UpstreamError> {
+        if let Flavor::Azure { .. } = self.flavor {
+            return Err(crate::no_responses_api(self.kind()));
+        }
+        let body = rename_model(call.body, call.model.as_deref())?;
+        self.http
+            .post(
+                &self.urls.responses,
+                body,
+                call.stream,
+                shape_error,
+                call.api_key.as_ref(),
+            )
+            .await?
+            .into_reply(self.http.timeouts.stream_idle, Ok, || Dialect::Responses)
+    }
+
     pub async fn embeddings(
         &self,
         body: Bytes,
         model: Option<&str>,
         api_key: Option<&Secret>,
     ) -> Result<Reply, UpstreamError> {
-        let url = self.url(&self.embeddings_url, "embeddings", &body, model)?;
+        let url = self.url(&self.urls.embeddings, "embeddings", &body, model)?;
         let body = rename_model(body, model)?;
         self.post(&url, body, false, api_key).await
     }
@@ -109,7 +139,7 @@ impl OpenAiCompatible {
         struct Entry {
             id: String,
         }
-        let body = self.http.get(&self.models_url, shape_error).await?;
+        let body = self.http.get(&self.urls.models, shape_error).await?;
         let list: List = serde_json::from_slice(&body)
             .map_err(|e| UpstreamError::Malformed(format!("unreadable model list: {e}")))?;
         Ok(list.data.into_iter().map(|e| e.id).collect())
@@ -214,7 +244,7 @@ mod tests {
         assert!(!shown.contains("sk-very-secret"), "{shown}");
         assert!(!shown.contains("org-secret"), "{shown}");
         assert_eq!(
-            p.chat_url.as_str(),
+            p.urls.chat.as_str(),
             "http://127.0.0.1:1/v1/chat/completions"
         );
     }
@@ -230,7 +260,7 @@ mod tests {
         .unwrap();
         let url = p
             .url(
-                &p.chat_url,
+                &p.urls.chat,
                 "chat/completions",
                 br#"{"model":"gpt 4o/x"}"#,
                 None,
@@ -241,7 +271,7 @@ mod tests {
             "https://res.openai.azure.com/openai/deployments/gpt%204o%2Fx/chat/completions?api-version=2024-10-21"
         );
         let url = p
-            .url(&p.chat_url, "embeddings", b"{}", Some("emb"))
+            .url(&p.urls.chat, "embeddings", b"{}", Some("emb"))
             .unwrap();
         assert_eq!(
             url.as_str(),

@@ -1,0 +1,230 @@
+//! `POST /v1/responses`, OpenAI's Responses API: forwarded as it came to OpenAI-compatible
+//! targets, its named events relayed one by one, with the routing, retries, accounting and
+//! error handling of chat completions.
+
+use reprise_test_support::MockUpstream;
+use serde_json::{Value, json};
+
+use crate::support::{Gateway, UPSTREAM_KEY, client};
+
+const REPLY: &str = "Hello from the mock upstream.";
+
+fn body(stream: bool) -> Value {
+    json!({
+        "model": "gpt-4.1-mini",
+        "instructions": "Be brief.",
+        "input": [{"role": "user", "content": [{"type": "input_text", "text": "Say hello"}]}],
+        "stream": stream,
+        "reasoning": {"effort": "low"},
+        "vendor_field": {"kept": true}
+    })
+}
+
+async fn post(gw: &Gateway, body: &Value) -> reqwest::Response {
+    client()
+        .post(gw.url("/v1/responses"))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The `(event name, data)` pairs of an SSE body.
+fn named_events(text: &str) -> Vec<(String, Value)> {
+    text.split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            let field = |name: &str| -> String {
+                e.lines()
+                    .filter_map(|l| l.strip_prefix(name).map(str::trim_start))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            let data: Value = serde_json::from_str(&field("data:")).unwrap();
+            (field("event:"), data)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_response_is_forwarded_as_it_came_and_accounted() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::start(&mock).await;
+    let r = post(&gw, &body(false)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-reprise-cache"], "bypass");
+    assert_eq!(r.headers()["x-reprise-provider"], "openai");
+    assert!(!r.headers()["x-request-id"].is_empty());
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["object"], "response");
+    assert_eq!(answer["status"], "completed");
+    assert_eq!(answer["output"][0]["content"][0]["text"], REPLY);
+    // Unknown request fields reached the upstream untouched, at its /responses route, with the
+    // target's key.
+    let seen = mock.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].path, "/v1/responses");
+    assert_eq!(seen[0].body, body(false));
+    assert_eq!(
+        seen[0].headers["authorization"],
+        format!("Bearer {UPSTREAM_KEY}")
+    );
+    // Its input and output tokens are booked as a chat completion's prompt and completion.
+    let usage: Value = gw.get_json("/admin/usage").await;
+    assert_eq!(usage["requests"], 1);
+    assert_eq!(usage["prompt_tokens"], 5);
+    assert_eq!(usage["completion_tokens"], 5);
+    assert_eq!(usage["lines"][0]["model"], "gpt-4.1-mini");
+}
+
+#[tokio::test]
+async fn a_streamed_response_relays_its_named_events_as_they_come() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::start(&mock).await;
+    // The mock holds its final event until the test has read the first ones: a gateway that
+    // buffered the stream would deliver nothing.
+    let gate = mock.hold_last_chunk();
+    let mut r = post(&gw, &body(true)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    assert_eq!(r.headers()["x-reprise-cache"], "bypass");
+    let mut text = String::new();
+    while !text.contains("response.output_text.done") {
+        let piece = tokio::time::timeout(crate::support::PATIENCE, r.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        text.push_str(std::str::from_utf8(&piece).unwrap());
+    }
+    assert!(!text.contains("response.completed"));
+    gate.open();
+    text.push_str(&r.text().await.unwrap());
+    assert!(!text.contains("[DONE]"), "{text}");
+    let events = named_events(&text);
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names[..4],
+        [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.content_part.added"
+        ]
+    );
+    assert_eq!(names.last(), Some(&"response.completed"));
+    for (n, (name, data)) in events.iter().enumerate() {
+        assert_eq!(data["type"], name.as_str());
+        assert_eq!(data["sequence_number"], n);
+    }
+    let streamed: String = events
+        .iter()
+        .filter(|(n, _)| n == "response.output_text.delta")
+        .map(|(_, d)| d["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(streamed, REPLY);
+    let usage: Value = gw.get_json("/admin/usage").await;
+    assert_eq!(
+        (&usage["prompt_tokens"], &usage["completion_tokens"]),
+        (&json!(5), &json!(5))
+    );
+}
+
+#[tokio::test]
+async fn a_cut_response_stream_ends_with_an_error_event() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::start(&mock).await;
+    // Cut after the first delta: the head has gone out, so the client is told in-band.
+    mock.truncate_after_chunks(5);
+    let r = post(&gw, &body(true)).await;
+    assert_eq!(r.status(), 200);
+    let events = named_events(&r.text().await.unwrap());
+    let (name, data) = events.last().unwrap();
+    assert_eq!(name, "error");
+    assert_eq!(data["type"], "error");
+    assert_eq!(data["code"], "upstream_stream_truncated");
+    assert!(data["message"].as_str().unwrap().contains("incomplete"));
+    assert_eq!(data["sequence_number"], 5);
+    assert_eq!(events.len(), 6);
+    // A stream that fails before any content fails over like a chat stream: here the same
+    // target again, after a 503 and a stream cut before its first delta.
+    mock.fail_times(1, 503).truncate_after_chunks(3);
+    let r = post(&gw, &body(true)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-reprise-attempts"], "3");
+    let events = named_events(&r.text().await.unwrap());
+    assert_eq!(events.last().unwrap().0, "response.completed");
+}
+
+#[tokio::test]
+async fn errors_are_openai_shaped_and_other_apis_are_passed_over() {
+    let mock = MockUpstream::start().await;
+    let anthropic = MockUpstream::start().await;
+    let toml = r#"
+[[targets]]
+name = "claude"
+provider = "anthropic"
+api_key_env = "ANTHROPIC_API_KEY"
+models = ["claude-*", "both-*"]
+
+[[targets]]
+name = "openai"
+models = ["gpt-*", "both-*"]
+"#;
+    let gw = Gateway::with_env(
+        toml,
+        &[
+            ("ANTHROPIC_API_KEY", UPSTREAM_KEY),
+            ("ANTHROPIC_BASE_URL", &anthropic.anthropic_base_url()),
+            ("OPENAI_API_KEY", UPSTREAM_KEY),
+            ("OPENAI_BASE_URL", &mock.base_url()),
+        ],
+    )
+    .await;
+    // Served by the Messages API only: refused, naming the way out.
+    let mut request = body(false);
+    request["model"] = json!("claude-sonnet-4-5");
+    let r = post(&gw, &request).await;
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["param"], "model");
+    let message = e["error"]["message"].as_str().unwrap();
+    assert!(message.contains("Responses API"), "{message}");
+    assert!(message.contains("/v1/chat/completions"), "{message}");
+    assert!(anthropic.requests().is_empty());
+    // Routed to both: the Anthropic target is passed over.
+    request["model"] = json!("both-large");
+    let r = post(&gw, &request).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-reprise-provider"], "openai");
+    assert!(anthropic.requests().is_empty());
+    // The request's own faults, before any upstream call.
+    for (bad, param) in [
+        (json!({"input": "Hi"}), "model"),
+        (json!({"model": 7, "input": "Hi"}), "model"),
+        (json!({"model": "gpt-4o", "stream": "yes"}), "stream"),
+    ] {
+        let r = post(&gw, &bad).await;
+        assert_eq!(r.status(), 400, "{bad}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"]["type"], "invalid_request_error");
+        assert_eq!(e["error"]["param"], param, "{bad}");
+    }
+    request["model"] = json!("mistral-large");
+    let r = post(&gw, &request).await;
+    assert_eq!(r.status(), 404);
+    // An upstream's own 4xx comes back as it came.
+    mock.respond_status(
+        400,
+        r#"{"error":{"message":"No tool output found for function call call_1.","type":"invalid_request_error","param":"input","code":null}}"#,
+    );
+    request["model"] = json!("gpt-4o");
+    let r = post(&gw, &request).await;
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["param"], "input");
+    assert_eq!(mock.requests().len(), 2);
+    let r = client().get(gw.url("/v1/responses")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "POST");
+}

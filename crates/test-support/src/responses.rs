@@ -1,0 +1,148 @@
+//! OpenAI's Responses API (`POST /v1/responses`): a response object as JSON, or its named events
+//! as a stream (`response.created` ... `response.completed`, no `[DONE]`), in the shapes OpenAI
+//! documents. Plays the same fault script as the other routes.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream;
+use serde_json::{Value, json};
+
+use crate::openai::{
+    Cut, InFlight, Play, Shared, bad_request, frames, now, openai_error, prelude, sse, take_step,
+};
+
+pub(crate) async fn responses(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return bad_request("mock: body is not JSON");
+    };
+    let guard = InFlight {
+        shared: shared.clone(),
+        finished: false,
+    };
+    let step = take_step(&shared, "/v1/responses", &headers, &request);
+    let Some(model) = request["model"].as_str().map(str::to_owned) else {
+        return bad_request("mock: 'model' is required");
+    };
+    let streaming = request["stream"].as_bool().unwrap_or(false);
+    // Five tokens an input item (a text input is one).
+    let input_tokens = match &request["input"] {
+        Value::Array(items) => items.len() as u64 * 5,
+        Value::Null => 0,
+        _ => 5,
+    };
+    let reply = shared.reply.clone();
+    let output_tokens = reply.split_whitespace().count() as u64;
+
+    let Play { guard, cut, hold } = match prelude(step, guard, openai_error).await {
+        Ok(play) => play,
+        Err(response) => return response,
+    };
+    shared.served.0.fetch_add(input_tokens, Ordering::SeqCst);
+    shared.served.1.fetch_add(output_tokens, Ordering::SeqCst);
+
+    let text_part = |text: &str| json!({"type": "output_text", "text": text, "annotations": []});
+    let message = |status: &str, content: Vec<Value>| {
+        json!({"id": "msg_mock", "type": "message", "status": status, "role": "assistant",
+               "content": content})
+    };
+    let response = |status: &str, output: Vec<Value>, usage: Value| {
+        json!({
+            "id": "resp_mock", "object": "response", "created_at": now(), "status": status,
+            "error": null, "incomplete_details": null, "instructions": null,
+            "max_output_tokens": null, "model": model, "output": output,
+            "parallel_tool_calls": true, "previous_response_id": null,
+            "reasoning": {"effort": null, "summary": null}, "store": true, "temperature": 1.0,
+            "text": {"format": {"type": "text"}}, "tool_choice": "auto", "tools": [],
+            "top_p": 1.0, "truncation": "disabled", "usage": usage, "user": null, "metadata": {}
+        })
+    };
+    let usage = json!({
+        "input_tokens": input_tokens,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": output_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": input_tokens + output_tokens
+    });
+    let done = response(
+        "completed",
+        vec![message("completed", vec![text_part(&reply)])],
+        usage,
+    );
+    if !streaming {
+        if let Some((_, Cut::Reset)) = cut {
+            let body = Body::from_stream(stream::iter([Err::<Bytes, _>(std::io::Error::other(
+                "mock reset",
+            ))]));
+            guard.finish();
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response();
+        }
+        guard.finish();
+        return Json(done).into_response();
+    }
+
+    let opened = response("in_progress", Vec::new(), Value::Null);
+    let at = json!({"item_id": "msg_mock", "output_index": 0, "content_index": 0});
+    let with = |kind: &str, fields: Value| {
+        let mut event = json!({"type": kind});
+        for source in [&at, &fields] {
+            if let (Some(event), Some(source)) = (event.as_object_mut(), source.as_object()) {
+                event.extend(source.clone());
+            }
+        }
+        event
+    };
+    let mut events = vec![
+        json!({"type": "response.created", "response": opened}),
+        json!({"type": "response.in_progress", "response": opened}),
+        json!({"type": "response.output_item.added", "output_index": 0,
+               "item": message("in_progress", Vec::new())}),
+        with(
+            "response.content_part.added",
+            json!({"part": text_part("")}),
+        ),
+    ];
+    for word in reply.split_inclusive(' ') {
+        events.push(with(
+            "response.output_text.delta",
+            json!({"delta": word, "logprobs": []}),
+        ));
+    }
+    events.push(with(
+        "response.output_text.done",
+        json!({"text": reply, "logprobs": []}),
+    ));
+    events.push(with(
+        "response.content_part.done",
+        json!({"part": text_part(&reply)}),
+    ));
+    events.push(
+        json!({"type": "response.output_item.done", "output_index": 0,
+                       "item": message("completed", vec![text_part(&reply)])}),
+    );
+    events.push(json!({"type": "response.completed", "response": done}));
+    let events = events
+        .into_iter()
+        .enumerate()
+        .map(|(n, mut event)| {
+            event["sequence_number"] = json!(n);
+            let name = event["type"].as_str().map(str::to_owned);
+            (name, event.to_string())
+        })
+        .collect();
+    sse(frames(events), guard, cut, hold)
+}
