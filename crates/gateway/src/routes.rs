@@ -47,6 +47,12 @@ pub fn app(state: AppState) -> Router {
         router = router
             .route(&format!("{prefix}/chat/completions"), post(chat))
             .route(&format!("{prefix}/responses"), post(responses))
+            .route(
+                &format!("{prefix}/responses/{{*path}}"),
+                get(stored_response)
+                    .delete(stored_response)
+                    .post(stored_response),
+            )
             .route(&format!("{prefix}/embeddings"), post(embeddings))
             .route(&format!("{prefix}/models"), get(models))
             .route(&format!("{prefix}/models/{{*model}}"), get(model));
@@ -153,6 +159,68 @@ async fn responses(State(state): State<AppState>, request: Request) -> Response 
     }
     .instrument(span)
     .await
+}
+
+/// A stored response's routes: `{id}` (`GET`, `DELETE`), `{id}/cancel` (`POST`) and
+/// `{id}/input_items` (`GET`); anything else below `/v1/responses/` is an unknown route.
+async fn stored_response(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let log = RequestLog::start(&state, &headers, "/v1/responses/{id}");
+    let is_id = |id: &str| {
+        (1..=256).contains(&id.len())
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    let allowed = match path.split('/').collect::<Vec<_>>()[..] {
+        [id] if is_id(id) => Some("GET, DELETE"),
+        [id, "cancel"] if is_id(id) => Some("POST"),
+        [id, "input_items"] if is_id(id) => Some("GET"),
+        _ => None,
+    };
+    let err = match allowed {
+        None => Some(GatewayError::UnknownRoute {
+            method: method.to_string(),
+            path: uri.path().to_owned(),
+        }),
+        Some(allowed) if !allowed.split(", ").any(|m| m == method.as_str()) => {
+            Some(GatewayError::MethodNotAllowed {
+                method: method.to_string(),
+                path: uri.path().to_owned(),
+            })
+        }
+        Some(_) => None,
+    };
+    if let Some(err) = err {
+        let mut response = pipeline::fail(log, err, &[]);
+        if let (StatusCode::METHOD_NOT_ALLOWED, Some(allowed)) = (response.status(), allowed) {
+            response.headers_mut().insert(
+                axum::http::header::ALLOW,
+                axum::http::HeaderValue::from_static(allowed),
+            );
+        }
+        return response;
+    }
+    let span = request_span(&log);
+    let caller = match auth::identify(&state, &headers) {
+        Ok(caller) => caller,
+        Err(err) => return pipeline::fail(log, err, &[]),
+    };
+    let request = pipeline::StoredRequest {
+        method,
+        path,
+        query: uri.query().map(str::to_owned),
+        body,
+    };
+    pipeline::stored_response(&state, log, caller, request)
+        .instrument(span)
+        .await
 }
 
 async fn embeddings(State(state): State<AppState>, request: Request) -> Response {

@@ -81,6 +81,22 @@ pub struct ChatCall {
     pub api_key: Option<Secret>,
 }
 
+/// A call on a stored Responses API response (`GET`/`DELETE /responses/{id}`,
+/// `POST /responses/{id}/cancel`, `GET /responses/{id}/input_items`).
+#[derive(Debug, Clone)]
+pub struct StoredCall<'a> {
+    pub method: http::Method,
+    /// The path below `/responses/`: the id, and the operation if any (`resp_1/cancel`).
+    pub path: &'a str,
+    /// The query string as the client sent it (`limit`, `after`, `stream`, `starting_after`...).
+    pub query: Option<&'a str>,
+    pub body: Bytes,
+    /// The answer is an event stream (`GET /responses/{id}?stream=true`).
+    pub stream: bool,
+    /// Pass-through mode: the caller's own provider key.
+    pub api_key: Option<&'a Secret>,
+}
+
 /// A successful (2xx) upstream answer, in the OpenAI shape.
 pub enum Reply {
     /// A whole JSON body.
@@ -121,6 +137,14 @@ impl Provider {
     pub async fn responses(&self, call: ChatCall) -> Result<Reply, UpstreamError> {
         match self {
             Provider::OpenAiCompatible(p) => p.responses(call).await,
+            Provider::Anthropic(_) | Provider::Gemini(_) => Err(no_responses_api(self.kind())),
+        }
+    }
+
+    /// A stored response's route (`/responses/{id}...`; OpenAI-flavoured upstreams only).
+    pub async fn stored_response(&self, call: StoredCall<'_>) -> Result<Reply, UpstreamError> {
+        match self {
+            Provider::OpenAiCompatible(p) => p.stored_response(call).await,
             Provider::Anthropic(_) | Provider::Gemini(_) => Err(no_responses_api(self.kind())),
         }
     }

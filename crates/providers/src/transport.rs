@@ -205,8 +205,24 @@ impl Http {
         errors: ErrorShape,
         key: Option<&Secret>,
     ) -> Result<Answer, UpstreamError> {
+        self.call(Method::POST, url, body, stream, errors, key)
+            .await
+    }
+
+    /// `method url`, with a JSON body unless it is empty; as [`Http::post`].
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Bytes,
+        stream: bool,
+        errors: ErrorShape,
+        key: Option<&Secret>,
+    ) -> Result<Answer, UpstreamError> {
         let mut headers = self.request_headers(key)?;
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if !body.is_empty() {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
         if stream {
             headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
         }
@@ -218,9 +234,7 @@ impl Http {
         } else {
             self.timeouts.first_byte.min(self.timeouts.total)
         };
-        let response = self
-            .send(Method::POST, url, headers, body, head_timeout)
-            .await?;
+        let response = self.send(method, url, headers, body, head_timeout).await?;
         let first_byte = started.elapsed();
         let status = response.status();
         if !status.is_success() {

@@ -77,6 +77,8 @@ pub(crate) struct Shared {
     connections: AtomicUsize,
     /// Tokens reported in `usage` of answers sent (prompt, completion).
     pub(crate) served: (std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64),
+    /// Responses API answers by id, with their input items, as OpenAI stores them.
+    pub(crate) stored: Mutex<std::collections::HashMap<String, (Value, Value)>>,
 }
 
 /// Builder for [`MockUpstream`].
@@ -123,10 +125,19 @@ impl Builder {
             cancelled_changed: Notify::new(),
             connections: AtomicUsize::new(0),
             served: Default::default(),
+            stored: Mutex::default(),
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
             .route("/v1/responses", post(crate::responses::responses))
+            .route(
+                "/v1/responses/{id}",
+                get(crate::responses::stored).delete(crate::responses::deleted),
+            )
+            .route(
+                "/v1/responses/{id}/input_items",
+                get(crate::responses::input_items),
+            )
             .route("/v1/embeddings", post(embeddings))
             .route("/v1/models", get(models))
             .route("/v1/messages", post(crate::dialects::anthropic))
@@ -369,12 +380,7 @@ pub(crate) fn bad_request(message: &str) -> Response {
         .into_response()
 }
 
-pub(crate) fn take_step(
-    shared: &Shared,
-    path: &str,
-    headers: &HeaderMap,
-    body: &Value,
-) -> Option<Step> {
+pub(crate) fn record(shared: &Shared, path: &str, headers: &HeaderMap, body: &Value) {
     if shared.record {
         lock(&shared.requests).push(Recorded {
             path: path.to_owned(),
@@ -382,6 +388,15 @@ pub(crate) fn take_step(
             body: body.clone(),
         });
     }
+}
+
+pub(crate) fn take_step(
+    shared: &Shared,
+    path: &str,
+    headers: &HeaderMap,
+    body: &Value,
+) -> Option<Step> {
+    record(shared, path, headers, body);
     lock(&shared.script).pop_front()
 }
 

@@ -3,19 +3,22 @@
 //! documents. Plays the same fault script as the other routes.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 use serde_json::{Value, json};
 
 use crate::openai::{
-    Cut, InFlight, Play, Shared, bad_request, frames, now, openai_error, prelude, sse, take_step,
+    Cut, InFlight, Play, Shared, bad_request, frames, lock, now, openai_error, prelude, record,
+    sse, take_step,
 };
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 pub(crate) async fn responses(
     State(shared): State<Arc<Shared>>,
@@ -32,6 +35,23 @@ pub(crate) async fn responses(
     let step = take_step(&shared, "/v1/responses", &headers, &request);
     let Some(model) = request["model"].as_str().map(str::to_owned) else {
         return bad_request("mock: 'model' is required");
+    };
+    // A follow-up turn must name a response this account stored.
+    if let Some(previous) = request["previous_response_id"].as_str()
+        && !lock(&shared.stored).contains_key(previous)
+    {
+        let error = json!({"error": {
+            "message": format!("Previous response with id '{previous}' not found."),
+            "type": "invalid_request_error", "param": "previous_response_id",
+            "code": "previous_response_not_found"}});
+        return (StatusCode::BAD_REQUEST, Json(error)).into_response();
+    }
+    // Ids unique across every mock of the process, so two accounts never share one.
+    let id = format!("resp_mock{}", NEXT_ID.fetch_add(1, Ordering::SeqCst));
+    let input = match &request["input"] {
+        Value::String(text) => json!([{"type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": text}]}]),
+        other => other.clone(),
     };
     let streaming = request["stream"].as_bool().unwrap_or(false);
     // Five tokens an input item (a text input is one).
@@ -57,7 +77,7 @@ pub(crate) async fn responses(
     };
     let response = |status: &str, output: Vec<Value>, usage: Value| {
         json!({
-            "id": "resp_mock", "object": "response", "created_at": now(), "status": status,
+            "id": id, "object": "response", "created_at": now(), "status": status,
             "error": null, "incomplete_details": null, "instructions": null,
             "max_output_tokens": null, "model": model, "output": output,
             "parallel_tool_calls": true, "previous_response_id": null,
@@ -78,6 +98,7 @@ pub(crate) async fn responses(
         vec![message("completed", vec![text_part(&reply)])],
         usage,
     );
+    lock(&shared.stored).insert(id.clone(), (done.clone(), input));
     if !streaming {
         if let Some((_, Cut::Reset)) = cut {
             let body = Body::from_stream(stream::iter([Err::<Bytes, _>(std::io::Error::other(
@@ -145,4 +166,77 @@ pub(crate) async fn responses(
         })
         .collect();
     sse(frames(events), guard, cut, hold)
+}
+
+fn not_found(id: &str) -> Response {
+    let error = json!({"error": {"message": format!("Response with id '{id}' not found."),
+        "type": "invalid_request_error", "param": null, "code": null}});
+    (StatusCode::NOT_FOUND, Json(error)).into_response()
+}
+
+/// `GET /v1/responses/{id}`: the stored response; with `?stream=true`, its final event (what
+/// a background response's stream ends with).
+pub(crate) async fn stored(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    let path = format!("GET {}", uri.path_and_query().map_or("", |p| p.as_str()));
+    record(&shared, &path, &headers, &Value::Null);
+    let Some((response, _)) = lock(&shared.stored).get(&id).cloned() else {
+        return not_found(&id);
+    };
+    if uri.query() != Some("stream=true") {
+        return Json(response).into_response();
+    }
+    let guard = InFlight {
+        shared: shared.clone(),
+        finished: false,
+    };
+    let event = json!({"type": "response.completed", "sequence_number": 0, "response": response});
+    let events = vec![(Some("response.completed".to_owned()), event.to_string())];
+    sse(frames(events), guard, None, None)
+}
+
+/// `DELETE /v1/responses/{id}`.
+pub(crate) async fn deleted(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    record(
+        &shared,
+        &format!("DELETE /v1/responses/{id}"),
+        &headers,
+        &Value::Null,
+    );
+    match lock(&shared.stored).remove(&id) {
+        Some(_) => {
+            Json(json!({"id": id, "object": "response.deleted", "deleted": true})).into_response()
+        }
+        None => not_found(&id),
+    }
+}
+
+/// `GET /v1/responses/{id}/input_items`: the input the response was made from.
+pub(crate) async fn input_items(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    let path = format!("GET {}", uri.path_and_query().map_or("", |p| p.as_str()));
+    record(&shared, &path, &headers, &Value::Null);
+    match lock(&shared.stored).get(&id) {
+        Some((_, input)) => {
+            let data = input.as_array().cloned().unwrap_or_default();
+            Json(
+                json!({"object": "list", "data": data, "first_id": null, "last_id": null,
+                        "has_more": false}),
+            )
+            .into_response()
+        }
+        None => not_found(&id),
+    }
 }

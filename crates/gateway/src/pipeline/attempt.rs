@@ -198,8 +198,8 @@ where
             Err(err) => {
                 attempts.push(record(describe(&err)));
                 tracing::warn!(target = %route.target.name, error = %err, attempt = attempts.len(), "upstream attempt failed");
-                if let UpstreamError::Unsupported { .. } = err {
-                    // Not the target's fault, and not worth repeating there; another provider
+                if elsewhere(&err) {
+                    // Not the target's fault, and not worth repeating there; another target
                     // in the plan may do it.
                     skipped.push(route.target.name.as_str());
                     last = Some((route.target.name.clone(), err));
@@ -239,6 +239,33 @@ where
     Err(give_up(attempts, last))
 }
 
+/// Whether an error says the request belongs on another target rather than that it failed
+/// there: the target cannot do what was asked (never sent), or, for a Responses API follow-up,
+/// the target's account does not hold the `previous_response_id` (a 400 or 404 naming that
+/// parameter: another account in the plan may). When no target takes it, the last one's answer
+/// is the client's.
+fn elsewhere(err: &UpstreamError) -> bool {
+    match err {
+        UpstreamError::Unsupported { .. } => true,
+        UpstreamError::Status { status, body, .. }
+            if *status == http::StatusCode::BAD_REQUEST
+                || *status == http::StatusCode::NOT_FOUND =>
+        {
+            #[derive(serde::Deserialize)]
+            struct Body {
+                error: Error,
+            }
+            #[derive(serde::Deserialize)]
+            struct Error {
+                param: Option<String>,
+            }
+            serde_json::from_slice::<Body>(body)
+                .is_ok_and(|b| b.error.param.as_deref() == Some("previous_response_id"))
+        }
+        _ => false,
+    }
+}
+
 /// The index of the first route from `from` on (wrapping) whose target is not skipped.
 fn next_route(routes: &[Route<'_>], from: usize, skipped: &[&str]) -> Option<usize> {
     (0..routes.len())
@@ -260,7 +287,7 @@ fn give_up(attempts: Vec<AttemptRecord>, last: Option<(String, UpstreamError)>) 
         };
     };
     let one_target = attempts.iter().all(|a| a.target == target);
-    let error = if let UpstreamError::Unsupported { .. } = err {
+    let error = if elsewhere(&err) {
         GatewayError::from_upstream(&target, err)
     } else if one_target {
         // A single target: its own last answer, as the core gateway relays it.

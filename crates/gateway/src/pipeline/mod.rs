@@ -27,6 +27,7 @@ use reprise_api::{
     ChatCompletionRequest, EmbeddingsRequest, Model, ModelList, ResponsesRequest,
     ResponsesUsageProbe, UsageProbe,
 };
+use reprise_providers::UpstreamError;
 
 use attempt::Delivered;
 
@@ -263,6 +264,99 @@ pub async fn responses(
             relay::respond(log, held, events, success.sent, &headers, wire)
         }
     }
+}
+
+/// A call on a response the Responses API stored (see [`stored_response`]).
+#[derive(Debug)]
+pub struct StoredRequest {
+    pub method: axum::http::Method,
+    /// Below `/responses/`: the id, and the operation if any (`resp_1/cancel`).
+    pub path: String,
+    pub query: Option<String>,
+    pub body: Bytes,
+}
+
+/// `GET` and `DELETE /v1/responses/{id}`, `POST /v1/responses/{id}/cancel`,
+/// `GET /v1/responses/{id}/input_items`: a response the Responses API stored, asked of the
+/// OpenAI-compatible targets in configuration order until one holds it (the first answer that
+/// is not a 404; a 404 from all is the last one's). A background response's events
+/// (`GET /v1/responses/{id}?stream=true`) are relayed as a stream.
+pub async fn stored_response(
+    state: &AppState,
+    mut log: RequestLog,
+    caller: Caller,
+    request: StoredRequest,
+) -> Response {
+    if let Some(key) = &caller.key {
+        log.key = Some(key.clone());
+        if let Err(err) = state.limiter().admit_request(key, Instant::now()) {
+            return fail(log, err, &[]);
+        }
+    }
+    let mut headers = vec![(
+        "x-reprise-cache",
+        HeaderValue::from_static(CacheStatus::Bypass.as_str()),
+    )];
+    let stream = request
+        .query
+        .as_deref()
+        .is_some_and(|q| q.split('&').any(|pair| pair == "stream=true"));
+    log.stream = stream;
+    let upstream_started = Instant::now();
+    let mut last: Option<(String, UpstreamError)> = None;
+    for target in state.targets() {
+        let call = reprise_providers::StoredCall {
+            method: request.method.clone(),
+            path: &request.path,
+            query: request.query.as_deref(),
+            body: request.body.clone(),
+            stream,
+            api_key: caller.upstream_key.as_ref(),
+        };
+        let sent = Instant::now();
+        let outcome = target.provider.stored_response(call).await;
+        log.upstream = Some(upstream_started.elapsed());
+        let err = match outcome {
+            Ok(reply) => {
+                log.target = Some(target.name.clone());
+                push_provider(&mut headers, Some(&target.name));
+                return match reply {
+                    reprise_providers::Reply::Json { status, body, .. } => {
+                        json_response(log, status, body, &headers)
+                    }
+                    reprise_providers::Reply::Stream { events, .. } => {
+                        let held = std::collections::VecDeque::new();
+                        relay::respond(log, held, events, sent, &headers, relay::Wire::Responses)
+                    }
+                };
+            }
+            Err(err) => err,
+        };
+        // Not held there (another account may hold it), or not a Responses API target: the
+        // next target is asked. A target's own 404 is kept over another's "not this API".
+        let unsupported = matches!(err, UpstreamError::Unsupported { .. });
+        if !unsupported && err.status() != Some(StatusCode::NOT_FOUND) {
+            log.target = Some(target.name.clone());
+            push_provider(&mut headers, Some(&target.name));
+            return fail(
+                log,
+                GatewayError::from_upstream(&target.name, err),
+                &headers,
+            );
+        }
+        if !(unsupported && last.as_ref().is_some_and(|(_, e)| e.status().is_some())) {
+            last = Some((target.name.clone(), err));
+        }
+    }
+    let err = match last {
+        Some((target, err)) => {
+            push_provider(&mut headers, Some(&target));
+            log.target = Some(target.clone());
+            GatewayError::from_upstream(&target, err)
+        }
+        None => GatewayError::Internal,
+    };
+    fail(log, err, &headers)
 }
 
 /// The user's words in a Responses API request, for the request log: `input` when it is

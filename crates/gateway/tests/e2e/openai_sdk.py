@@ -75,7 +75,8 @@ else:
     raise AssertionError("an unknown model was found")
 say("MODELS_OK")
 
-# 5. The Responses API: plain, a stream of named events, and the SDK's stream helper.
+# 5. The Responses API: plain, a stream of named events, the SDK's stream helper, a follow-up
+#    turn, and the stored response (retrieve, its input items, delete).
 response = client.responses.create(model="gpt-4.1-mini", instructions="Be brief.", input="Say hello")
 assert response.output_text == "Hello from the mock upstream.", response
 assert (response.usage.input_tokens, response.usage.output_tokens) == (5, 5), response.usage
@@ -87,6 +88,18 @@ assert deltas == "Hello from the mock upstream.", deltas
 with client.responses.stream(model="gpt-4.1-mini", input="Say hello") as stream:
     final = stream.get_final_response()
 assert final.output_text == "Hello from the mock upstream.", final
+follow_up = client.responses.create(model="gpt-4.1-mini", input="And again", previous_response_id=response.id)
+assert follow_up.output_text == "Hello from the mock upstream.", follow_up
+assert client.responses.retrieve(response.id).id == response.id
+items = client.responses.input_items.list(response.id)
+assert [item.content[0].text for item in items.data] == ["Say hello"], items
+client.responses.delete(response.id)
+try:
+    client.responses.retrieve(response.id)
+except openai.NotFoundError:
+    pass
+else:
+    raise AssertionError("a deleted response was found")
 say("RESPONSES_OK")
 
 # 6. A malformed request raises the SDK's BadRequestError with the OpenAI error body.

@@ -228,3 +228,150 @@ models = ["gpt-*", "both-*"]
     assert_eq!(r.status(), 405);
     assert_eq!(r.headers()["allow"], "POST");
 }
+
+#[tokio::test]
+async fn stored_responses_and_follow_ups_find_the_account_that_holds_them() {
+    let east = MockUpstream::start().await;
+    let west = MockUpstream::start().await;
+    let toml = format!(
+        r#"
+[[targets]]
+name = "east"
+base_url = "{}"
+models = ["gpt-*"]
+
+[[targets]]
+name = "west"
+base_url = "{}"
+models = ["gpt-*"]
+"#,
+        east.base_url(),
+        west.base_url()
+    );
+    let gw = Gateway::with_config(&toml, &east).await;
+    // East is down for a moment: the response is made, and stored, by west.
+    east.fail_times(1, 503);
+    let r = post(&gw, &body(false)).await;
+    assert_eq!(r.headers()["x-reprise-provider"], "west");
+    let first: Value = r.json().await.unwrap();
+    let id = first["id"].as_str().unwrap().to_owned();
+
+    // The next turn names it: east says it holds no such response, so west is asked.
+    let mut next = body(false);
+    next["previous_response_id"] = json!(id);
+    let r = post(&gw, &next).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-reprise-provider"], "west");
+    assert_eq!(r.headers()["x-reprise-attempts"], "2");
+    // A response no account holds: the last account's own answer.
+    next["previous_response_id"] = json!("resp_nowhere");
+    let r = post(&gw, &next).await;
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["param"], "previous_response_id");
+    assert_eq!(e["error"]["code"], "previous_response_not_found");
+
+    // The stored-response routes ask each account in turn, with the query as it came.
+    let r = client()
+        .get(gw.url(&format!("/v1/responses/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-reprise-provider"], "west");
+    let stored: Value = r.json().await.unwrap();
+    assert_eq!(stored, first);
+    // A background response's events, relayed as a stream.
+    let r = client()
+        .get(gw.url(&format!("/v1/responses/{id}?stream=true")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let events = named_events(&r.text().await.unwrap());
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].0, "response.completed");
+    assert_eq!(events[0].1["response"], first);
+    let r = client()
+        .get(gw.url(&format!("/responses/{id}/input_items?limit=5&order=asc")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let items: Value = r.json().await.unwrap();
+    assert_eq!(items["object"], "list");
+    assert_eq!(items["data"], body(false)["input"]);
+    let paths: Vec<String> = west.requests().into_iter().map(|r| r.path).collect();
+    assert!(
+        paths.contains(&format!(
+            "GET /v1/responses/{id}/input_items?limit=5&order=asc"
+        )),
+        "{paths:?}"
+    );
+    let r = client()
+        .delete(gw.url(&format!("/v1/responses/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let deleted: Value = r.json().await.unwrap();
+    assert_eq!(deleted["deleted"], true);
+    // Gone everywhere: the last account's 404, as it came.
+    let r = client()
+        .get(gw.url(&format!("/v1/responses/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let e: Value = r.json().await.unwrap();
+    assert!(e["error"]["message"].as_str().unwrap().contains(&id));
+
+    // Methods and paths the API does not have.
+    for (method, path, status, allow) in [
+        (
+            reqwest::Method::POST,
+            format!("/v1/responses/{id}"),
+            405,
+            Some("GET, DELETE"),
+        ),
+        (
+            reqwest::Method::GET,
+            format!("/v1/responses/{id}/cancel"),
+            405,
+            Some("POST"),
+        ),
+        (
+            reqwest::Method::GET,
+            format!("/v1/responses/{id}/other"),
+            404,
+            None,
+        ),
+        (
+            reqwest::Method::GET,
+            "/v1/responses/a/b/c".to_owned(),
+            404,
+            None,
+        ),
+        (
+            reqwest::Method::GET,
+            "/v1/responses/bad%20id".to_owned(),
+            404,
+            None,
+        ),
+    ] {
+        let r = client()
+            .request(method.clone(), gw.url(&path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{method} {path}");
+        assert_eq!(
+            r.headers().get("allow").map(|v| v.to_str().unwrap()),
+            allow,
+            "{method} {path}"
+        );
+        let e: Value = r.json().await.unwrap();
+        assert!(e["error"]["message"].is_string());
+    }
+}

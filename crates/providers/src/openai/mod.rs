@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::stream::Dialect;
 use crate::transport::{BuildError, Http, endpoint};
-use crate::{ChatCall, Endpoint, Reply, Secret, UpstreamError};
+use crate::{ChatCall, Endpoint, Reply, Secret, StoredCall, UpstreamError};
 
 /// The default Azure OpenAI data-plane API version.
 pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
@@ -114,6 +114,30 @@ impl OpenAiCompatible {
                 call.stream,
                 shape_error,
                 call.api_key.as_ref(),
+            )
+            .await?
+            .into_reply(self.http.timeouts.stream_idle, Ok, || Dialect::Responses)
+    }
+
+    /// A stored response's route: `method {base_url}/responses/{path}` (`{id}`, `{id}/cancel`,
+    /// `{id}/input_items`, with their query), `body` sent as it came.
+    pub async fn stored_response(&self, call: StoredCall<'_>) -> Result<Reply, UpstreamError> {
+        if let Flavor::Azure { .. } = self.flavor {
+            return Err(crate::no_responses_api(self.kind()));
+        }
+        let mut url = self.urls.responses.clone();
+        url.path_segments_mut()
+            .map_err(|()| UpstreamError::Transport("bad upstream URL".to_owned()))?
+            .extend(call.path.split('/'));
+        url.set_query(call.query);
+        self.http
+            .call(
+                call.method,
+                &url,
+                call.body,
+                call.stream,
+                shape_error,
+                call.api_key,
             )
             .await?
             .into_reply(self.http.timeouts.stream_idle, Ok, || Dialect::Responses)
