@@ -475,17 +475,7 @@ async fn chat(
     };
     if !streaming {
         if let Some((_, Cut::Reset)) = cut {
-            // A non-stream reply whose body breaks after the head.
-            let body = Body::from_stream(stream::iter([Err::<Bytes, _>(std::io::Error::other(
-                "mock reset",
-            ))]));
-            guard.finish();
-            return (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/json")],
-                body,
-            )
-                .into_response();
+            return broken_json(guard);
         }
         guard.finish();
         count(&shared);
@@ -535,6 +525,20 @@ async fn chat(
         .map(|data| (None, data))
         .collect::<Vec<_>>();
     sse(frames(events), guard, cut, hold)
+}
+
+/// A non-stream reply whose body breaks after the head (`Step::ResetAfterChunks`).
+pub(crate) fn broken_json(guard: InFlight) -> Response {
+    let body = Body::from_stream(stream::iter([Err::<Bytes, _>(std::io::Error::other(
+        "mock reset",
+    ))]));
+    guard.finish();
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 pub(crate) fn openai_error(status: u16) -> String {

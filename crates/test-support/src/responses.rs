@@ -6,16 +6,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream;
 use serde_json::{Value, json};
 
 use crate::openai::{
-    Cut, InFlight, Play, Shared, bad_request, frames, lock, now, openai_error, prelude, record,
-    sse, take_step,
+    Cut, InFlight, Play, Shared, bad_request, broken_json, frames, lock, now, openai_error,
+    prelude, record, sse, take_step,
 };
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -101,16 +100,7 @@ pub(crate) async fn responses(
     lock(&shared.stored).insert(id.clone(), (done.clone(), input));
     if !streaming {
         if let Some((_, Cut::Reset)) = cut {
-            let body = Body::from_stream(stream::iter([Err::<Bytes, _>(std::io::Error::other(
-                "mock reset",
-            ))]));
-            guard.finish();
-            return (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/json")],
-                body,
-            )
-                .into_response();
+            return broken_json(guard);
         }
         guard.finish();
         return Json(done).into_response();

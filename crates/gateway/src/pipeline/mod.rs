@@ -155,10 +155,7 @@ pub async fn chat(
         }
     };
     let target = success.route.target;
-    log.target = Some(target.name.clone());
-    log.attempts = success.attempts;
-    push_provider(&mut headers, Some(&target.name));
-    push_attempts(&mut headers, log.attempts.len());
+    served_by(&mut log, &mut headers, &target.name, success.attempts);
 
     match success.delivered {
         Delivered::Json { status, body } => {
@@ -249,10 +246,8 @@ pub async fn responses(
                 return fail_attempts(log, failure, headers);
             }
         };
-    log.target = Some(success.route.target.name.clone());
-    log.attempts = success.attempts;
-    push_provider(&mut headers, log.target.as_deref());
-    push_attempts(&mut headers, log.attempts.len());
+    let target = &success.route.target.name;
+    served_by(&mut log, &mut headers, target, success.attempts);
     match success.delivered {
         Delivered::Json { status, body } => {
             log.upstream = Some(upstream_started.elapsed());
@@ -400,6 +395,19 @@ fn fail_attempts(
     log.target = failure.last_target;
     push_provider(&mut headers, log.target.as_deref());
     fail(log, failure.error, &headers)
+}
+
+/// Notes the target that answered, and the attempts it took, in the log line and the headers.
+fn served_by(
+    log: &mut RequestLog,
+    headers: &mut Vec<(&'static str, HeaderValue)>,
+    target: &str,
+    attempts: Vec<attempt::AttemptRecord>,
+) {
+    log.target = Some(target.to_owned());
+    log.attempts = attempts;
+    push_provider(headers, Some(target));
+    push_attempts(headers, log.attempts.len());
 }
 
 /// `x-reprise-attempts`, when more than one upstream call was made.
@@ -556,10 +564,8 @@ pub async fn embeddings(
     log.upstream = Some(upstream_started.elapsed());
     match result {
         Ok(success) => {
-            log.target = Some(success.route.target.name.clone());
-            log.attempts = success.attempts;
-            push_provider(&mut headers, log.target.as_deref());
-            push_attempts(&mut headers, log.attempts.len());
+            let target = &success.route.target.name;
+            served_by(&mut log, &mut headers, target, success.attempts);
             match success.delivered {
                 Delivered::Json { status, body } => {
                     log.usage = serde_json::from_slice::<UsageProbe>(&body)
