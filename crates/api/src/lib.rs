@@ -1,5 +1,6 @@
 //! OpenAI-shaped wire types: chat completion requests and responses, stream chunks, embeddings,
-//! the model list, what the gateway reads of the Responses API, and the error body.
+//! the model list, what the gateway reads of legacy completions and of the Responses API, and the
+//! error body.
 //!
 //! This crate owns the shapes only (serde, no I/O). Every struct keeps the fields it does not know
 //! in an `extra` map, so vendor extensions and fields OpenAI adds later survive a trip through the
@@ -7,6 +8,7 @@
 //! gateway's job.
 
 mod chat;
+mod completions;
 mod embeddings;
 mod error;
 mod models;
@@ -16,6 +18,7 @@ pub use chat::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage, PromptTokensDetails,
     Role, StreamOptions, Usage, UsageProbe,
 };
+pub use completions::CompletionsRequest;
 pub use embeddings::EmbeddingsRequest;
 pub use error::{ErrorBody, ErrorObject};
 pub use models::{Model, ModelList};

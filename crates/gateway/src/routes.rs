@@ -9,7 +9,7 @@ use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use reprise_api::{ChatCompletionRequest, EmbeddingsRequest, ResponsesRequest};
+use reprise_api::{ChatCompletionRequest, CompletionsRequest, EmbeddingsRequest, ResponsesRequest};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{
@@ -46,6 +46,7 @@ pub fn app(state: AppState) -> Router {
     for prefix in ["/v1", ""] {
         router = router
             .route(&format!("{prefix}/chat/completions"), post(chat))
+            .route(&format!("{prefix}/completions"), post(completions))
             .route(&format!("{prefix}/responses"), post(responses))
             .route(
                 &format!("{prefix}/responses/{{*path}}"),
@@ -93,20 +94,16 @@ fn request_span(log: &RequestLog) -> tracing::Span {
 }
 
 async fn chat(State(state): State<AppState>, request: Request) -> Response {
-    let log = RequestLog::start(&state, request.headers(), "/v1/chat/completions");
-    let span = request_span(&log);
     let directives = cache_directives(&state, request.headers());
-    async move {
-        let caller = match auth::identify(&state, request.headers()) {
-            Ok(caller) => caller,
-            Err(err) => return pipeline::fail(log, err, &[]),
-        };
-        match OpenAiJson::<ChatCompletionRequest>::from_request(request, &state).await {
-            Ok(body) => pipeline::chat(&state, log, caller, body.value, body.raw, directives).await,
-            Err(err) => pipeline::fail(log, err, &[]),
-        }
-    }
-    .instrument(span)
+    let route = "/v1/chat/completions";
+    model_route::<ChatCompletionRequest, _, _>(
+        state,
+        request,
+        route,
+        |state, log, caller, body| async move {
+            pipeline::chat(&state, log, caller, body.value, body.raw, directives).await
+        },
+    )
     .await
 }
 
@@ -144,20 +141,56 @@ fn cache_directives(
     Ok(pipeline::CacheDirectives { control, namespace })
 }
 
-async fn responses(State(state): State<AppState>, request: Request) -> Response {
-    let log = RequestLog::start(&state, request.headers(), "/v1/responses");
+/// A model route's common start: the log line and its span, the caller identified, the body
+/// read as `T` (OpenAI-shaped 400s naming the field), then `work`.
+async fn model_route<T, F, Fut>(
+    state: AppState,
+    request: Request,
+    route: &'static str,
+    work: F,
+) -> Response
+where
+    T: serde::de::DeserializeOwned,
+    F: FnOnce(AppState, RequestLog, auth::Caller, OpenAiJson<T>) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
+    let log = RequestLog::start(&state, request.headers(), route);
     let span = request_span(&log);
     async move {
         let caller = match auth::identify(&state, request.headers()) {
             Ok(caller) => caller,
             Err(err) => return pipeline::fail(log, err, &[]),
         };
-        match OpenAiJson::<ResponsesRequest>::from_request(request, &state).await {
-            Ok(body) => pipeline::responses(&state, log, caller, body.value, body.raw).await,
+        match OpenAiJson::<T>::from_request(request, &state).await {
+            Ok(body) => work(state, log, caller, body).await,
             Err(err) => pipeline::fail(log, err, &[]),
         }
     }
     .instrument(span)
+    .await
+}
+
+async fn completions(State(state): State<AppState>, request: Request) -> Response {
+    model_route::<CompletionsRequest, _, _>(
+        state,
+        request,
+        "/v1/completions",
+        |state, log, caller, body| async move {
+            pipeline::completions(&state, log, caller, body.value, body.raw).await
+        },
+    )
+    .await
+}
+
+async fn responses(State(state): State<AppState>, request: Request) -> Response {
+    model_route::<ResponsesRequest, _, _>(
+        state,
+        request,
+        "/v1/responses",
+        |state, log, caller, body| async move {
+            pipeline::responses(&state, log, caller, body.value, body.raw).await
+        },
+    )
     .await
 }
 
@@ -224,19 +257,14 @@ async fn stored_response(
 }
 
 async fn embeddings(State(state): State<AppState>, request: Request) -> Response {
-    let log = RequestLog::start(&state, request.headers(), "/v1/embeddings");
-    let span = request_span(&log);
-    async move {
-        let caller = match auth::identify(&state, request.headers()) {
-            Ok(caller) => caller,
-            Err(err) => return pipeline::fail(log, err, &[]),
-        };
-        match OpenAiJson::<EmbeddingsRequest>::from_request(request, &state).await {
-            Ok(body) => pipeline::embeddings(&state, log, caller, body.value, body.raw).await,
-            Err(err) => pipeline::fail(log, err, &[]),
-        }
-    }
-    .instrument(span)
+    model_route::<EmbeddingsRequest, _, _>(
+        state,
+        request,
+        "/v1/embeddings",
+        |state, log, caller, body| async move {
+            pipeline::embeddings(&state, log, caller, body.value, body.raw).await
+        },
+    )
     .await
 }
 
@@ -322,7 +350,7 @@ async fn method_not_allowed(
 fn allowed_methods(path: &str) -> Option<&'static str> {
     let path = path.strip_prefix("/v1").unwrap_or(path);
     match path {
-        "/chat/completions" | "/responses" | "/embeddings" => Some("POST"),
+        "/chat/completions" | "/completions" | "/responses" | "/embeddings" => Some("POST"),
         "/models"
         | "/"
         | "/dashboard/data"

@@ -132,6 +132,23 @@ impl Provider {
         }
     }
 
+    /// `POST /completions`, legacy text completions (OpenAI-compatible and Azure upstreams
+    /// only: it is not translated). Streams are chat-shaped: chunks and `[DONE]`.
+    pub async fn completions(&self, call: ChatCall) -> Result<Reply, UpstreamError> {
+        match self {
+            Provider::OpenAiCompatible(p) => p.completions(call).await,
+            Provider::Anthropic(_) | Provider::Gemini(_) => Err(UpstreamError::Unsupported {
+                param: "model".to_owned(),
+                message: format!(
+                    "Text completions (/v1/completions) are forwarded to OpenAI-compatible \
+                     targets only, and this model is served by the {} API; route it to an \
+                     OpenAI-compatible target, or use /v1/chat/completions.",
+                    self.kind()
+                ),
+            }),
+        }
+    }
+
     /// `POST /responses`, OpenAI's Responses API (OpenAI-flavoured upstreams only: it is not
     /// translated). `call.stream` reads the answer as its named events.
     pub async fn responses(&self, call: ChatCall) -> Result<Reply, UpstreamError> {

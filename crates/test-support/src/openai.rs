@@ -129,6 +129,11 @@ impl Builder {
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
+            .route("/v1/completions", post(completions))
+            .route(
+                "/openai/deployments/{deployment}/completions",
+                post(completions),
+            )
             .route("/v1/responses", post(crate::responses::responses))
             .route(
                 "/v1/responses/{id}",
@@ -539,6 +544,79 @@ pub(crate) fn broken_json(guard: InFlight) -> Response {
         body,
     )
         .into_response()
+}
+
+/// Legacy text completions: the reply as `text`, streamed a word a chunk like chat.
+async fn completions(
+    State(shared): State<Arc<Shared>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return bad_request("mock: body is not JSON");
+    };
+    let guard = InFlight {
+        shared: shared.clone(),
+        finished: false,
+    };
+    let step = take_step(&shared, uri.path(), &headers, &request);
+    let model = request["model"].as_str().unwrap_or("mock-gpt").to_owned();
+    let streaming = request["stream"].as_bool().unwrap_or(false);
+    let include_usage = request["stream_options"]["include_usage"]
+        .as_bool()
+        .unwrap_or(false);
+    // Five tokens a prompt (a list of prompts: five each).
+    let prompt_tokens = request["prompt"]
+        .as_array()
+        .map_or(5, |p| p.len() as u64 * 5);
+    let reply = shared.reply.clone();
+    let completion_tokens = reply.split_whitespace().count() as u64;
+    let Play { guard, cut, hold } = match prelude(step, guard, openai_error).await {
+        Ok(play) => play,
+        Err(response) => return response,
+    };
+    // Counted when reported, as `tokens_served` says.
+    let count = || {
+        shared.served.0.fetch_add(prompt_tokens, Ordering::SeqCst);
+        shared
+            .served
+            .1
+            .fetch_add(completion_tokens, Ordering::SeqCst);
+    };
+    let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                       "total_tokens": prompt_tokens + completion_tokens});
+    let completion = |text: &str, finish: Value, usage: Option<&Value>| {
+        let mut c = json!({"id": "cmpl-mock", "object": "text_completion", "created": now(),
+            "model": model, "system_fingerprint": "fp_mock",
+            "choices": [{"text": text, "index": 0, "logprobs": null, "finish_reason": finish}]});
+        if let Some(usage) = usage {
+            c["usage"] = usage.clone();
+        }
+        c
+    };
+    if !streaming {
+        if let Some((_, Cut::Reset)) = cut {
+            return broken_json(guard);
+        }
+        guard.finish();
+        count();
+        return Json(completion(&reply, json!("stop"), Some(&usage))).into_response();
+    }
+    let mut events: Vec<String> = reply
+        .split_inclusive(' ')
+        .map(|word| completion(word, Value::Null, None).to_string())
+        .collect();
+    events.push(completion("", json!("stop"), None).to_string());
+    if include_usage {
+        count();
+        let mut last = completion("", Value::Null, Some(&usage));
+        last["choices"] = json!([]);
+        events.push(last.to_string());
+    }
+    events.push("[DONE]".to_owned());
+    let events = events.into_iter().map(|data| (None, data)).collect();
+    sse(frames(events), guard, cut, hold)
 }
 
 pub(crate) fn openai_error(status: u16) -> String {

@@ -74,6 +74,9 @@ const MAX_HELD: usize = 16;
 pub enum Api {
     /// `POST /v1/chat/completions`, translated for every provider.
     Chat,
+    /// `POST /v1/completions` (legacy text completions), forwarded to OpenAI-compatible
+    /// targets only.
+    Completions,
     /// `POST /v1/responses`, forwarded to OpenAI-compatible targets only.
     Responses,
 }
@@ -107,6 +110,7 @@ pub async fn generate<'a>(
         let provider = &route.target.provider;
         let reply = match outgoing.api {
             Api::Chat => provider.chat(call).await?,
+            Api::Completions => provider.completions(call).await?,
             Api::Responses => provider.responses(call).await?,
         };
         match reply {
@@ -405,6 +409,14 @@ fn has_content(data: &str) -> bool {
         if choice.get("finish_reason").is_some_and(|f| !f.is_null()) {
             return true;
         }
+        // A text completion's chunk.
+        if choice
+            .get("text")
+            .and_then(|t| t.as_str())
+            .is_some_and(|t| !t.is_empty())
+        {
+            return true;
+        }
         let Some(delta) = choice.get("delta").and_then(|d| d.as_object()) else {
             return false;
         };
@@ -434,6 +446,13 @@ mod tests {
         assert!(has_content(tool));
         let finish = r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#;
         assert!(has_content(finish));
+        // Text completions: text, not a delta.
+        assert!(has_content(
+            r#"{"choices":[{"index":0,"text":"fn","finish_reason":null}]}"#
+        ));
+        assert!(!has_content(
+            r#"{"choices":[{"index":0,"text":"","finish_reason":null}]}"#
+        ));
     }
 
     #[test]

@@ -24,8 +24,8 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use reprise_api::{
-    ChatCompletionRequest, EmbeddingsRequest, Model, ModelList, ResponsesRequest,
-    ResponsesUsageProbe, UsageProbe,
+    ChatCompletionRequest, CompletionsRequest, EmbeddingsRequest, Model, ModelList,
+    ResponsesRequest, ResponsesUsageProbe, UsageProbe,
 };
 use reprise_providers::UpstreamError;
 
@@ -203,11 +203,72 @@ pub async fn responses(
     request: ResponsesRequest,
     raw: Bytes,
 ) -> Response {
-    log.model = Some(request.model.clone());
-    log.stream = request.is_stream();
     if state.config().log_prompts {
         log.prompt = responses_prompt(&raw);
     }
+    let stream = request.is_stream();
+    let forward = Uncached {
+        api: attempt::Api::Responses,
+        model: request.model,
+        stream,
+        max_tokens: request.max_output_tokens,
+        strip_usage: false,
+    };
+    uncached(state, log, caller, forward, raw).await
+}
+
+/// `POST /v1/completions`, legacy text completions: as [`responses`], with chat-shaped streams
+/// (chunks and `[DONE]`; the usage chunk asked for on the client's behalf, for accounting, and
+/// dropped when it did not ask). Azure targets take it too (their deployment's route).
+pub async fn completions(
+    state: &AppState,
+    mut log: RequestLog,
+    caller: Caller,
+    request: CompletionsRequest,
+    raw: Bytes,
+) -> Response {
+    if state.config().log_prompts {
+        #[derive(serde::Deserialize)]
+        struct Prompt {
+            prompt: serde_json::Value,
+        }
+        log.prompt = serde_json::from_slice::<Prompt>(&raw)
+            .ok()
+            .and_then(|p| p.prompt.as_str().map(str::to_owned));
+    }
+    let stream = request.is_stream();
+    let forward = Uncached {
+        api: attempt::Api::Completions,
+        strip_usage: stream && !request.include_usage(),
+        model: request.model,
+        stream,
+        max_tokens: request.max_tokens,
+    };
+    uncached(state, log, caller, forward, raw).await
+}
+
+/// A generation request the cache does not answer: what the pipeline reads of it.
+struct Uncached {
+    api: attempt::Api,
+    model: String,
+    stream: bool,
+    /// The output ceiling, for the token estimate.
+    max_tokens: Option<u64>,
+    /// A chat-shaped stream whose client did not ask for the usage chunk: it is asked for
+    /// (spend and limits need it) and dropped on the way back.
+    strip_usage: bool,
+}
+
+/// Routes, admits, attempts and relays an [`Uncached`] request (`x-reprise-cache: bypass`).
+async fn uncached(
+    state: &AppState,
+    mut log: RequestLog,
+    caller: Caller,
+    request: Uncached,
+    raw: Bytes,
+) -> Response {
+    log.model = Some(request.model.clone());
+    log.stream = request.stream;
     if request.model.trim().is_empty() {
         let err = GatewayError::invalid("'model' must name a model", Some("model"));
         return fail(log, err, &[]);
@@ -226,14 +287,19 @@ pub async fn responses(
         };
         return fail(log, err, &headers);
     }
-    if let Err(err) = admit_upstream(state, &mut log, &caller, &raw, request.max_output_tokens) {
+    if let Err(err) = admit_upstream(state, &mut log, &caller, &raw, request.max_tokens) {
         return fail(log, err, &headers);
     }
+    let upstream_body = if request.strip_usage {
+        with_usage(&raw).unwrap_or_else(|| raw.clone())
+    } else {
+        raw
+    };
     let upstream_started = Instant::now();
     let outgoing = attempt::Outgoing {
-        api: attempt::Api::Responses,
-        body: &raw,
-        stream: request.is_stream(),
+        api: request.api,
+        body: &upstream_body,
+        stream: request.stream,
         api_key: caller.upstream_key.as_ref(),
     };
     let settings = &state.config().routing;
@@ -251,11 +317,24 @@ pub async fn responses(
     match success.delivered {
         Delivered::Json { status, body } => {
             log.upstream = Some(upstream_started.elapsed());
-            log.usage = ResponsesUsageProbe::read(&body);
+            log.usage = match request.api {
+                attempt::Api::Responses => ResponsesUsageProbe::read(&body),
+                attempt::Api::Chat | attempt::Api::Completions => {
+                    serde_json::from_slice::<UsageProbe>(&body)
+                        .ok()
+                        .and_then(|p| p.usage)
+                }
+            };
             json_response(log, status, body, &headers)
         }
         Delivered::Stream { held, events } => {
-            let wire = relay::Wire::Responses;
+            let wire = match request.api {
+                attempt::Api::Responses => relay::Wire::Responses,
+                attempt::Api::Chat | attempt::Api::Completions => relay::Wire::Chat {
+                    collector: None,
+                    strip_usage: request.strip_usage,
+                },
+            };
             relay::respond(log, held, events, success.sent, &headers, wire)
         }
     }

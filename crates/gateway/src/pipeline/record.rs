@@ -184,7 +184,7 @@ impl RequestLog {
     fn account(&mut self) {
         let model_route = matches!(
             self.route,
-            "/v1/chat/completions" | "/v1/responses" | "/v1/embeddings"
+            "/v1/chat/completions" | "/v1/completions" | "/v1/responses" | "/v1/embeddings"
         );
         let Some(model) = self.model.clone().filter(|_| model_route) else {
             self.measure(None, None);

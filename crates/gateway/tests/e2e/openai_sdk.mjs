@@ -115,7 +115,18 @@ assert.equal(final.status, "completed");
 assert.equal(final.output[0].content[0].text, "Hello from the mock upstream.");
 say("RESPONSES_OK");
 
-// 7. A malformed request throws the SDK's BadRequestError with the OpenAI error body.
+// 7. Legacy text completions, plain and streamed.
+const legacy = await client.completions.create({ model: "gpt-3.5-turbo-instruct", prompt: "def fib(n):", max_tokens: 16 });
+assert.equal(legacy.choices[0].text, "Hello from the mock upstream.");
+assert.equal(legacy.usage.total_tokens, 10);
+let pieces = "";
+for await (const c of await client.completions.create({ model: "gpt-3.5-turbo-instruct", prompt: "def fib(n):", stream: true })) {
+  pieces += c.choices[0]?.text ?? "";
+}
+assert.equal(pieces, "Hello from the mock upstream.");
+say("COMPLETIONS_OK");
+
+// 8. A malformed request throws the SDK's BadRequestError with the OpenAI error body.
 await assert.rejects(client.chat.completions.create({ model: "gpt-4o-mini", messages: [] }), (err) => {
   assert.ok(err instanceof OpenAI.BadRequestError, String(err));
   assert.equal(err.status, 400);
@@ -126,7 +137,7 @@ await assert.rejects(client.chat.completions.create({ model: "gpt-4o-mini", mess
 say("BAD_REQUEST_OK");
 await waitFor("READY");
 
-// 8. A stream cut by the upstream throws instead of ending quietly.
+// 9. A stream cut by the upstream throws instead of ending quietly.
 await assert.rejects(
   (async () => {
     for await (const _ of await client.chat.completions.create({ ...ask("x"), stream: true })) {

@@ -102,7 +102,15 @@ else:
     raise AssertionError("a deleted response was found")
 say("RESPONSES_OK")
 
-# 6. A malformed request raises the SDK's BadRequestError with the OpenAI error body.
+# 6. Legacy text completions, plain and streamed.
+completion = client.completions.create(model="gpt-3.5-turbo-instruct", prompt="def fib(n):", max_tokens=16)
+assert completion.choices[0].text == "Hello from the mock upstream.", completion
+assert completion.usage.total_tokens == 10, completion.usage
+pieces = client.completions.create(model="gpt-3.5-turbo-instruct", prompt="def fib(n):", stream=True)
+assert "".join(c.choices[0].text for c in pieces if c.choices) == "Hello from the mock upstream."
+say("COMPLETIONS_OK")
+
+# 7. A malformed request raises the SDK's BadRequestError with the OpenAI error body.
 try:
     client.chat.completions.create(model="gpt-4o-mini", messages=[])
 except openai.BadRequestError as err:
@@ -114,7 +122,7 @@ else:
 say("BAD_REQUEST_OK")
 wait_for("READY")
 
-# 7. A stream cut by the upstream raises instead of ending quietly.
+# 8. A stream cut by the upstream raises instead of ending quietly.
 try:
     for _ in client.chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}], stream=True

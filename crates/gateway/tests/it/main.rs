@@ -11,6 +11,7 @@
 mod cache;
 mod chat;
 mod cli;
+mod completions;
 mod dashboard;
 mod embedding;
 mod errors;

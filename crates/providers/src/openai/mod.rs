@@ -38,6 +38,7 @@ pub struct OpenAiCompatible {
 #[derive(Debug)]
 struct Urls {
     chat: url::Url,
+    completions: url::Url,
     embeddings: url::Url,
     responses: url::Url,
     models: url::Url,
@@ -56,16 +57,18 @@ impl OpenAiCompatible {
             Flavor::Azure { .. } => http.with_key("api-key", false, key)?,
         };
         let base = endpoint_config.base_url.trim_end_matches('/').to_owned();
-        let (chat_url, embeddings_url, responses_url, models_url) = match &flavor {
+        let (chat_url, completions_url, embeddings_url, responses_url, models_url) = match &flavor {
             Flavor::OpenAi => (
                 endpoint(&base, "/chat/completions")?,
+                endpoint(&base, "/completions")?,
                 endpoint(&base, "/embeddings")?,
                 endpoint(&base, "/responses")?,
                 endpoint(&base, "/models")?,
             ),
             Flavor::Azure { api_version } => {
                 let models = endpoint(&base, &format!("/openai/models?api-version={api_version}"))?;
-                (models.clone(), models.clone(), models.clone(), models)
+                let m = || models.clone();
+                (m(), m(), m(), m(), models)
             }
         };
         Ok(Self {
@@ -74,6 +77,7 @@ impl OpenAiCompatible {
             base_url: base,
             urls: std::sync::Arc::new(Urls {
                 chat: chat_url,
+                completions: completions_url,
                 embeddings: embeddings_url,
                 responses: responses_url,
                 models: models_url,
@@ -92,6 +96,19 @@ impl OpenAiCompatible {
         let url = self.url(
             &self.urls.chat,
             "chat/completions",
+            &call.body,
+            call.model.as_deref(),
+        )?;
+        let body = rename_model(call.body, call.model.as_deref())?;
+        self.post(&url, body, call.stream, call.api_key.as_ref())
+            .await
+    }
+
+    /// `POST {base_url}/completions` (Azure: the deployment's).
+    pub async fn completions(&self, call: ChatCall) -> Result<Reply, UpstreamError> {
+        let url = self.url(
+            &self.urls.completions,
+            "completions",
             &call.body,
             call.model.as_deref(),
         )?;
