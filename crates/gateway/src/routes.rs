@@ -195,14 +195,14 @@ async fn responses(State(state): State<AppState>, request: Request) -> Response 
 }
 
 /// A stored response's routes: `{id}` (`GET`, `DELETE`), `{id}/cancel` (`POST`) and
-/// `{id}/input_items` (`GET`); anything else below `/v1/responses/` is an unknown route.
+/// `{id}/input_items` (`GET`); anything else below `/v1/responses/` is an unknown route. None
+/// of them takes a body: whatever comes is not read, and not forwarded.
 async fn stored_response(
     State(state): State<AppState>,
     Path(path): Path<String>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: axum::body::Bytes,
 ) -> Response {
     let log = RequestLog::start(&state, &headers, "/v1/responses/{id}");
     let is_id = |id: &str| {
@@ -249,7 +249,6 @@ async fn stored_response(
         method,
         path,
         query: uri.query().map(str::to_owned),
-        body,
     };
     pipeline::stored_response(&state, log, caller, request)
         .instrument(span)

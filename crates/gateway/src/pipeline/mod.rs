@@ -347,7 +347,6 @@ pub struct StoredRequest {
     /// Below `/responses/`: the id, and the operation if any (`resp_1/cancel`).
     pub path: String,
     pub query: Option<String>,
-    pub body: Bytes,
 }
 
 /// `GET` and `DELETE /v1/responses/{id}`, `POST /v1/responses/{id}/cancel`,
@@ -383,7 +382,7 @@ pub async fn stored_response(
             method: request.method.clone(),
             path: &request.path,
             query: request.query.as_deref(),
-            body: request.body.clone(),
+            body: Bytes::new(),
             stream,
             api_key: caller.upstream_key.as_ref(),
         };

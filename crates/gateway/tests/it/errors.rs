@@ -358,50 +358,68 @@ async fn generated_malformed_requests_are_answered_never_crash() {
         "tool_call_id",
     ]);
     let model = prop::sample::select(vec!["gpt-4o-mini", "claude-sonnet-4-5", "gemini-2.5-pro"]);
+    // Chat completions (translated for Anthropic and Gemini), text completions and the
+    // Responses API (forwarded, or refused for the models of other APIs).
+    let route = prop::sample::select(vec![
+        "/v1/chat/completions",
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/responses",
+    ]);
     let request = (
+        route,
         model,
         prop::collection::vec((field, odd.clone()), 0..3),
         prop::collection::vec((message_field, odd), 0..3),
     )
-        .prop_map(|(model, fields, message_fields)| {
-            let mut request = json!({"model": model, "messages": [
-                {"role": "system", "content": "Be brief."},
-                {"role": "user", "content": "What is the capital of France?"}
-            ]});
-            for (name, value) in message_fields {
-                request["messages"][1][name] = value;
+        .prop_map(|(route, model, fields, message_fields)| {
+            let question = json!({"role": "user", "content": "What is the capital of France?"});
+            let (mut request, message) = match route {
+                "/v1/completions" => (json!({"model": model, "prompt": "Paris is"}), None),
+                "/v1/responses" => (
+                    json!({"model": model, "instructions": "Be brief.", "input": [question]}),
+                    Some("/input/0"),
+                ),
+                _ => (
+                    json!({"model": model, "messages": [
+                        {"role": "system", "content": "Be brief."}, question
+                    ]}),
+                    Some("/messages/1"),
+                ),
+            };
+            if let Some(at) = message {
+                for (name, value) in message_fields {
+                    if let Some(m) = request.pointer_mut(at) {
+                        m[name] = value;
+                    }
+                }
             }
             for (name, value) in fields {
                 request[name] = value;
             }
-            request
+            (route, request)
         });
     let mut runner = TestRunner::default();
     let mut statuses = std::collections::BTreeMap::new();
     for _ in 0..200 {
-        let body = request.new_tree(&mut runner).unwrap().current();
-        let response = tokio::time::timeout(
-            PATIENCE,
-            client()
-                .post(gw.url("/v1/chat/completions"))
-                .json(&body)
-                .send(),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+        let (route, body) = request.new_tree(&mut runner).unwrap().current();
+        let response =
+            tokio::time::timeout(PATIENCE, client().post(gw.url(route)).json(&body).send())
+                .await
+                .unwrap()
+                .unwrap();
         let status = response.status().as_u16();
         *statuses.entry(status).or_insert(0) += 1;
         assert!(
             status != 500 && status != 502,
-            "{status} for {body}: {}",
+            "{status} for {route} {body}: {}",
             response.text().await.unwrap_or_default()
         );
         if status >= 400 {
             let e = error_of(response, status).await;
             assert!(
                 e["message"].as_str().is_some_and(|m| !m.is_empty()),
-                "{body}"
+                "{route} {body}"
             );
         } else {
             // Read to the end: a stream or a JSON answer, whole.
