@@ -349,6 +349,20 @@ fn proxy(
             );
         }
 
+        // The Responses API: forwarded as it came, like chat, with its own parsing and usage.
+        let responses_body = r#"{"model":"gpt-4o-mini","instructions":"You are terse.","input":"What is the capital of France?"}"#;
+        let direct_responses = Load::new(mock_addr, "/v1/responses", responses_body);
+        let through_responses = Load::new(gw_addr, "/v1/responses", responses_body);
+        through_responses.closed(connections, second).await?;
+        println!(
+            "\nResponses API (POST /v1/responses): closed loop, {connections} connections, {rounds} alternating 1 s rounds each; upstream over HTTP/2 (h2c)"
+        );
+        let (d, g, cpu) = interleave(rounds, &direct_responses, &through_responses, pids, |l| {
+            l.closed(connections, second)
+        })
+        .await?;
+        print_closed(cpu, &d, &g);
+
         println!("\nfixed rate: {rate} requests/s, {rounds} alternating 1 s rounds each");
         let (d, g, _) = interleave(rounds, &direct, &through, pids, |l| {
             l.fixed_rate(rate, second)

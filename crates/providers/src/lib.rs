@@ -16,6 +16,7 @@ pub mod anthropic;
 mod error;
 pub mod gemini;
 pub mod openai;
+mod responses;
 mod secret;
 mod stream;
 mod translate;
@@ -149,13 +150,42 @@ impl Provider {
         }
     }
 
-    /// `POST /responses`, OpenAI's Responses API (OpenAI-flavoured upstreams only: it is not
-    /// translated). `call.stream` reads the answer as its named events.
+    /// `POST /responses`, OpenAI's Responses API: forwarded to OpenAI-flavoured upstreams (Azure
+    /// excepted), and translated through a chat completion for Anthropic and Gemini (see
+    /// `responses.rs`). `call.stream` reads the answer as its named events.
     pub async fn responses(&self, call: ChatCall) -> Result<Reply, UpstreamError> {
-        match self {
-            Provider::OpenAiCompatible(p) => p.responses(call).await,
-            Provider::Anthropic(_) | Provider::Gemini(_) => Err(no_responses_api(self.kind())),
+        if let Provider::OpenAiCompatible(p) = self {
+            return p.responses(call).await;
         }
+        // The others: as a chat completion, translated as usual, and its answer back.
+        let request = parse_request(&call.body)?;
+        let (chat, context) = responses::request(&request, call.stream)?;
+        let body = serde_json::to_vec(&chat)
+            .map(Bytes::from)
+            .map_err(|e| UpstreamError::Transport(format!("could not encode the request: {e}")))?;
+        Ok(match self.chat(ChatCall { body, ..call }).await? {
+            Reply::Json {
+                status,
+                body,
+                first_byte,
+            } => Reply::Json {
+                status,
+                body: responses::response(&body, &context)?,
+                first_byte,
+            },
+            Reply::Stream {
+                status,
+                mut events,
+                first_byte,
+            } => {
+                events.as_responses(responses::Translator::new(context));
+                Reply::Stream {
+                    status,
+                    events,
+                    first_byte,
+                }
+            }
+        })
     }
 
     /// A stored response's route (`/responses/{id}...`; OpenAI-flavoured upstreams only).

@@ -134,6 +134,10 @@ pub struct EventStream {
     activity: Arc<Activity>,
     dialect: Dialect,
     ready: VecDeque<StreamEvent>,
+    /// A chat stream read as the Responses API: its chunks become that API's events, queued
+    /// in `converted`.
+    responses: Option<crate::responses::Translator>,
+    converted: VecDeque<StreamEvent>,
     finished: bool,
 }
 
@@ -154,20 +158,49 @@ impl EventStream {
             activity,
             dialect,
             ready: VecDeque::new(),
+            responses: None,
+            converted: VecDeque::new(),
             finished: false,
         }
+    }
+
+    /// Reads this chat stream as the Responses API's events.
+    pub(crate) fn as_responses(&mut self, translator: crate::responses::Translator) {
+        self.responses = Some(translator);
     }
 
     /// The next event, or `None` after the last (`[DONE]`, or the event that ends a Responses
     /// API stream) or after the error that ended the stream.
     pub async fn next(&mut self) -> Option<Result<StreamEvent, UpstreamError>> {
         loop {
-            if let Some(event) = self.ready.pop_front() {
+            if let Some(event) = self.converted.pop_front() {
                 if event.is_last() {
+                    self.converted.clear();
                     self.ready.clear();
                     self.finished = true;
                 }
                 return Some(Ok(event));
+            }
+            if let Some(event) = self.ready.pop_front() {
+                let Some(translator) = &mut self.responses else {
+                    if event.is_last() {
+                        self.ready.clear();
+                        self.finished = true;
+                    }
+                    return Some(Ok(event));
+                };
+                match event {
+                    StreamEvent::Chunk(data) => {
+                        if let Err(err) = translator.chunk(&data, &mut self.converted) {
+                            self.finished = true;
+                            self.ready.clear();
+                            return Some(Err(err));
+                        }
+                    }
+                    StreamEvent::Done => translator.done(&mut self.converted),
+                    named @ StreamEvent::Named { .. } => self.converted.push_back(named),
+                }
+                continue;
             }
             if self.finished {
                 return None;

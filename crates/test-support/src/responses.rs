@@ -19,6 +19,9 @@ use crate::openai::{
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// Responses kept for the stored-response routes; past this many the mock forgets them all.
+const STORED_MAX: usize = 10_000;
+
 pub(crate) async fn responses(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
@@ -97,7 +100,14 @@ pub(crate) async fn responses(
         vec![message("completed", vec![text_part(&reply)])],
         usage,
     );
-    lock(&shared.stored).insert(id.clone(), (done.clone(), input));
+    {
+        // Bounded, for the benchmarks' hundreds of thousands of requests.
+        let mut stored = lock(&shared.stored);
+        if stored.len() >= STORED_MAX {
+            stored.clear();
+        }
+        stored.insert(id.clone(), (done.clone(), input));
+    }
     if !streaming {
         if let Some((_, Cut::Reset)) = cut {
             return broken_json(guard);

@@ -91,8 +91,9 @@ pub struct Outgoing<'b> {
     pub api_key: Option<&'b Secret>,
 }
 
-/// Tries `routes` for one chat completion or Responses API request. A stream is held until its
-/// first content, or until it has been quiet for `release_after` (see [`hold_until_content`]).
+/// Tries `routes` for one generation request (chat, text completion or Responses API). A
+/// stream is held until its first content, or until it has been quiet for `release_after` (see
+/// [`hold_until_content`]).
 pub async fn generate<'a>(
     routes: &[Route<'a>],
     outgoing: Outgoing<'_>,

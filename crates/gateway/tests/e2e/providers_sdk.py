@@ -3,7 +3,7 @@
 Driven by the Rust test `sdk::the_python_sdk_reaches_anthropic_and_gemini`, which scripts one
 mock upstream per provider (speaking that provider's wire format) in the order below, then runs
 this script with GATEWAY_BASE_URL set. Each model gets: a plain completion, a stream, a tool call
-and a streamed tool call.
+and a streamed tool call, through chat completions and then through the Responses API.
 """
 
 import json
@@ -60,3 +60,31 @@ for model, provider in [("claude-sonnet-4-5", "anthropic"), ("gemini-2.5-flash",
     assert json.loads(arguments) == {"city": "Paris"}, arguments
     assert finish == "tool_calls", finish
     print(f"{provider.upper()}_OK", flush=True)
+
+    # The same four through the Responses API, translated both ways; the SDK's stream helper
+    # checks the events' order as it builds the response.
+    raw = client.responses.with_raw_response.create(model=model, instructions="Be brief.", input="Say hello")
+    assert raw.headers["x-reprise-provider"] == provider, raw.headers
+    response = raw.parse()
+    assert response.output_text == REPLY, response
+    assert response.status == "completed" and response.usage.output_tokens == 5, response
+
+    with client.responses.stream(model=model, input="Say hello, streamed") as stream:
+        deltas = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+        final = stream.get_final_response()
+    assert deltas == REPLY and final.output_text == REPLY, (deltas, final)
+
+    weather = [{"type": "function", "name": "get_weather", "description": "Weather",
+                "parameters": TOOLS[0]["function"]["parameters"]}]
+    called = client.responses.create(model=model, input="Weather in Paris?", tools=weather)
+    call = called.output[0]
+    assert call.type == "function_call" and call.name == "get_weather", called
+    assert json.loads(call.arguments) == {"city": "Paris"}, call
+
+    with client.responses.stream(model=model, input="Weather in Paris?", tools=weather) as stream:
+        arguments = "".join(e.delta for e in stream if e.type == "response.function_call_arguments.delta")
+        final = stream.get_final_response()
+    assert json.loads(arguments) == {"city": "Paris"}, arguments
+    call = final.output[0]
+    assert call.type == "function_call" and json.loads(call.arguments) == {"city": "Paris"}, final
+    print(f"{provider.upper()}_RESPONSES_OK", flush=True)

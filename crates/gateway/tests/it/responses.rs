@@ -157,47 +157,58 @@ async fn a_cut_response_stream_ends_with_an_error_event() {
 }
 
 #[tokio::test]
-async fn errors_are_openai_shaped_and_other_apis_are_passed_over() {
+async fn errors_are_openai_shaped_and_what_a_provider_cannot_do_is_passed_over() {
     let mock = MockUpstream::start().await;
     let anthropic = MockUpstream::start().await;
-    let toml = r#"
+    let toml = format!(
+        r#"
 [[targets]]
 name = "claude"
 provider = "anthropic"
+base_url = "{}"
 api_key_env = "ANTHROPIC_API_KEY"
 models = ["claude-*", "both-*"]
 
 [[targets]]
 name = "openai"
+base_url = "{}"
+api_key_env = "OPENAI_API_KEY"
 models = ["gpt-*", "both-*"]
-"#;
+"#,
+        anthropic.anthropic_base_url(),
+        mock.base_url()
+    );
     let gw = Gateway::with_env(
-        toml,
+        &toml,
         &[
             ("ANTHROPIC_API_KEY", UPSTREAM_KEY),
-            ("ANTHROPIC_BASE_URL", &anthropic.anthropic_base_url()),
             ("OPENAI_API_KEY", UPSTREAM_KEY),
-            ("OPENAI_BASE_URL", &mock.base_url()),
         ],
     )
     .await;
-    // Served by the Messages API only: refused, naming the way out.
-    let mut request = body(false);
-    request["model"] = json!("claude-sonnet-4-5");
+    // A built-in tool has no chat equivalent: served by the Messages API only, refused, naming
+    // the way out.
+    let mut request = json!({"model": "claude-sonnet-4-5", "input": "Hi",
+        "tools": [{"type": "web_search"}]});
     let r = post(&gw, &request).await;
     assert_eq!(r.status(), 400);
     let e: Value = r.json().await.unwrap();
-    assert_eq!(e["error"]["param"], "model");
+    assert_eq!(e["error"]["param"], "tools[0].type");
     let message = e["error"]["message"].as_str().unwrap();
     assert!(message.contains("Responses API"), "{message}");
     assert!(message.contains("/v1/chat/completions"), "{message}");
     assert!(anthropic.requests().is_empty());
-    // Routed to both: the Anthropic target is passed over.
+    // Routed to both: the Anthropic target is passed over for the one that can.
     request["model"] = json!("both-large");
     let r = post(&gw, &request).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-reprise-provider"], "openai");
     assert!(anthropic.requests().is_empty());
+    // Without it, the first target of the plan answers, through translation.
+    let r = post(&gw, &json!({"model": "both-large", "input": "Hi"})).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-reprise-provider"], "claude");
+    assert_eq!(anthropic.requests().len(), 1);
     // The request's own faults, before any upstream call.
     for (bad, param) in [
         (json!({"input": "Hi"}), "model"),
@@ -213,6 +224,7 @@ models = ["gpt-*", "both-*"]
     request["model"] = json!("mistral-large");
     let r = post(&gw, &request).await;
     assert_eq!(r.status(), 404);
+    let mut request = body(false);
     // An upstream's own 4xx comes back as it came.
     mock.respond_status(
         400,
@@ -374,4 +386,73 @@ models = ["gpt-*"]
         let e: Value = r.json().await.unwrap();
         assert!(e["error"]["message"].is_string());
     }
+}
+
+#[tokio::test]
+async fn claude_and_gemini_answer_the_responses_api_through_translation() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::with_env(
+        "",
+        &[
+            ("ANTHROPIC_API_KEY", UPSTREAM_KEY),
+            ("ANTHROPIC_BASE_URL", &mock.anthropic_base_url()),
+            ("GEMINI_API_KEY", UPSTREAM_KEY),
+            ("GEMINI_BASE_URL", &mock.gemini_base_url()),
+        ],
+    )
+    .await;
+    for (model, provider) in [
+        ("claude-sonnet-4-5", "anthropic"),
+        ("gemini-2.5-flash", "gemini"),
+    ] {
+        let request = json!({"model": model, "instructions": "Be brief.",
+            "input": [{"role": "user", "content": [{"type": "input_text", "text": "Say hello"}]}],
+            "max_output_tokens": 50, "store": false});
+        let r = post(&gw, &request).await;
+        assert_eq!(r.status(), 200, "{model}");
+        assert_eq!(r.headers()["x-reprise-provider"], provider);
+        let answer: Value = r.json().await.unwrap();
+        assert_eq!(answer["object"], "response");
+        assert_eq!(answer["status"], "completed");
+        assert_eq!(answer["model"], model);
+        assert_eq!(answer["instructions"], "Be brief.");
+        assert_eq!(answer["max_output_tokens"], 50);
+        assert_eq!(answer["output"][0]["type"], "message");
+        assert_eq!(answer["output"][0]["content"][0]["text"], REPLY);
+        assert!(answer["usage"]["output_tokens"].as_u64().unwrap() > 0);
+        // The provider got its own format: the instructions as its system prompt.
+        let seen = mock.requests().pop().unwrap();
+        assert!(seen.body.to_string().contains("Be brief."), "{}", seen.body);
+        assert!(
+            !seen.body.to_string().contains("instructions"),
+            "{}",
+            seen.body
+        );
+
+        let mut streamed = request.clone();
+        streamed["stream"] = json!(true);
+        let r = post(&gw, &streamed).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "text/event-stream");
+        let events = named_events(&r.text().await.unwrap());
+        assert_eq!(events[0].0, "response.created");
+        let (last, data) = events.last().unwrap();
+        assert_eq!(last, "response.completed", "{events:?}");
+        for (n, (name, data)) in events.iter().enumerate() {
+            assert_eq!(data["type"], name.as_str());
+            assert_eq!(data["sequence_number"], n);
+        }
+        let deltas: String = events
+            .iter()
+            .filter(|(n, _)| n == "response.output_text.delta")
+            .map(|(_, d)| d["delta"].as_str().unwrap())
+            .collect();
+        assert_eq!(deltas, REPLY);
+        assert_eq!(data["response"]["output"][0]["content"][0]["text"], REPLY);
+        assert!(data["response"]["usage"]["output_tokens"].as_u64().unwrap() > 0);
+    }
+    // Both answers booked: input and output tokens as prompt and completion.
+    let usage: Value = gw.get_json("/admin/usage").await;
+    assert_eq!(usage["requests"], 4);
+    assert!(usage["completion_tokens"].as_u64().unwrap() > 0);
 }

@@ -152,37 +152,42 @@ async fn the_python_sdk_reaches_anthropic_and_gemini() {
 
     let anthropic = MockUpstream::start().await;
     let gemini = MockUpstream::start().await;
-    // The script's order, per provider: plain, stream, tool call, streamed tool call.
+    // The script's order, per provider and API: plain, stream, tool call, streamed tool call.
     let normal = || Step::Delay(Duration::ZERO);
     let ev = |name: &str, data: serde_json::Value| (Some(name.to_owned()), data.to_string());
-    anthropic.push(normal()).push(normal());
-    anthropic.respond_json(
-        json!({"id": "msg_1", "type": "message", "role": "assistant",
-        "model": "claude-sonnet-4-5", "content": [{"type": "tool_use", "id": "toolu_1",
-        "name": "get_weather", "input": {"city": "Paris"}}], "stop_reason": "tool_use",
-        "stop_sequence": null, "usage": {"input_tokens": 9, "output_tokens": 4}}),
-    );
-    anthropic.respond_events(vec![
-        ev("message_start", json!({"type": "message_start", "message": {"id": "msg_2",
-            "type": "message", "role": "assistant", "model": "claude-sonnet-4-5", "content": [],
-            "stop_reason": null, "usage": {"input_tokens": 9, "output_tokens": 1}}})),
-        ev("content_block_start", json!({"type": "content_block_start", "index": 0,
-            "content_block": {"type": "tool_use", "id": "toolu_2", "name": "get_weather", "input": {}}})),
-        ev("content_block_delta", json!({"type": "content_block_delta", "index": 0,
-            "delta": {"type": "input_json_delta", "partial_json": "{\"city\": "}})),
-        ev("content_block_delta", json!({"type": "content_block_delta", "index": 0,
-            "delta": {"type": "input_json_delta", "partial_json": "\"Paris\"}"}})),
-        ev("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
-        ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"},
-            "usage": {"output_tokens": 4}})),
-        ev("message_stop", json!({"type": "message_stop"})),
-    ]);
+    // Twice: through chat completions, then through the Responses API.
+    for _ in 0..2 {
+        anthropic.push(normal()).push(normal());
+        anthropic.respond_json(
+            json!({"id": "msg_1", "type": "message", "role": "assistant",
+            "model": "claude-sonnet-4-5", "content": [{"type": "tool_use", "id": "toolu_1",
+            "name": "get_weather", "input": {"city": "Paris"}}], "stop_reason": "tool_use",
+            "stop_sequence": null, "usage": {"input_tokens": 9, "output_tokens": 4}}),
+        );
+        anthropic.respond_events(vec![
+            ev("message_start", json!({"type": "message_start", "message": {"id": "msg_2",
+                "type": "message", "role": "assistant", "model": "claude-sonnet-4-5", "content": [],
+                "stop_reason": null, "usage": {"input_tokens": 9, "output_tokens": 1}}})),
+            ev("content_block_start", json!({"type": "content_block_start", "index": 0,
+                "content_block": {"type": "tool_use", "id": "toolu_2", "name": "get_weather", "input": {}}})),
+            ev("content_block_delta", json!({"type": "content_block_delta", "index": 0,
+                "delta": {"type": "input_json_delta", "partial_json": "{\"city\": "}})),
+            ev("content_block_delta", json!({"type": "content_block_delta", "index": 0,
+                "delta": {"type": "input_json_delta", "partial_json": "\"Paris\"}"}})),
+            ev("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
+            ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"},
+                "usage": {"output_tokens": 4}})),
+            ev("message_stop", json!({"type": "message_stop"})),
+        ]);
+    }
     let call = json!({"candidates": [{"content": {"role": "model", "parts": [{"functionCall":
         {"name": "get_weather", "args": {"city": "Paris"}}}]}, "finishReason": "STOP", "index": 0}],
         "usageMetadata": {"promptTokenCount": 9, "candidatesTokenCount": 4, "totalTokenCount": 13}});
-    gemini.push(normal()).push(normal());
-    gemini.respond_json(call.clone());
-    gemini.respond_events(vec![(None, call.to_string())]);
+    for _ in 0..2 {
+        gemini.push(normal()).push(normal());
+        gemini.respond_json(call.clone());
+        gemini.respond_events(vec![(None, call.to_string())]);
+    }
 
     let gw = Gateway::with_env(
         "[cache]\nenabled = false\n",
@@ -208,8 +213,13 @@ async fn the_python_sdk_reaches_anthropic_and_gemini() {
     );
     assert_eq!(
         stdout.lines().collect::<Vec<_>>(),
-        ["ANTHROPIC_OK", "GEMINI_OK"]
+        [
+            "ANTHROPIC_OK",
+            "ANTHROPIC_RESPONSES_OK",
+            "GEMINI_OK",
+            "GEMINI_RESPONSES_OK"
+        ]
     );
-    assert_eq!(anthropic.requests().len(), 4);
-    assert_eq!(gemini.requests().len(), 4);
+    assert_eq!(anthropic.requests().len(), 8);
+    assert_eq!(gemini.requests().len(), 8);
 }
