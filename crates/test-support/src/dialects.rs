@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::openai::{InFlight, Play, Shared, bad_request, frames, prelude, sse, take_step};
+use crate::openai::{Play, Shared, bad_request, begin, frames, prelude, sse};
 
 fn anthropic_error(status: u16) -> String {
     let kind = match status {
@@ -42,14 +42,10 @@ pub async fn anthropic(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
-        return bad_request("mock: body is not JSON");
+    let (request, guard, step) = match begin(&shared, "/v1/messages", &headers, &body) {
+        Ok(begun) => begun,
+        Err(response) => return *response,
     };
-    let guard = InFlight {
-        shared: shared.clone(),
-        finished: false,
-    };
-    let step = take_step(&shared, "/v1/messages", &headers, &request);
     let Play { guard, cut, hold } = match prelude(step, guard, anthropic_error).await {
         Ok(play) => play,
         Err(response) => return response,
@@ -117,24 +113,16 @@ pub async fn gemini(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
-        return bad_request("mock: body is not JSON");
-    };
     let Some((model, method)) = call.split_once(':') else {
         return bad_request("mock: expected models/{model}:{method}");
     };
     let model = model.to_owned();
     let streaming = method == "streamGenerateContent";
-    let guard = InFlight {
-        shared: shared.clone(),
-        finished: false,
+    let path = format!("/v1beta/models/{call}");
+    let (request, guard, step) = match begin(&shared, &path, &headers, &body) {
+        Ok(begun) => begun,
+        Err(response) => return *response,
     };
-    let step = take_step(
-        &shared,
-        &format!("/v1beta/models/{call}"),
-        &headers,
-        &request,
-    );
     let Play { guard, cut, hold } = match prelude(step, guard, gemini_error).await {
         Ok(play) => play,
         Err(response) => return response,

@@ -395,6 +395,25 @@ pub(crate) fn record(shared: &Shared, path: &str, headers: &HeaderMap, body: &Va
     }
 }
 
+/// A scripted route's start: the body read as JSON (else a 400), the request marked in flight
+/// and recorded as `path`, and the next step of the script.
+pub(crate) fn begin(
+    shared: &Arc<Shared>,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Value, InFlight, Option<Step>), Box<Response>> {
+    let Ok(request) = serde_json::from_slice::<Value>(body) else {
+        return Err(Box::new(bad_request("mock: body is not JSON")));
+    };
+    let guard = InFlight {
+        shared: shared.clone(),
+        finished: false,
+    };
+    let step = take_step(shared, path, headers, &request);
+    Ok((request, guard, step))
+}
+
 pub(crate) fn take_step(
     shared: &Shared,
     path: &str,
@@ -434,19 +453,15 @@ async fn chat(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
-        return bad_request("mock: body is not JSON");
-    };
-    let guard = InFlight {
-        shared: shared.clone(),
-        finished: false,
-    };
     // Azure's deployment routes carry the API version in the query: keep it.
     let path = match uri.query() {
         Some(q) => format!("{}?{q}", uri.path()),
         None => uri.path().to_owned(),
     };
-    let step = take_step(&shared, &path, &headers, &request);
+    let (request, guard, step) = match begin(&shared, &path, &headers, &body) {
+        Ok(begun) => begun,
+        Err(response) => return *response,
+    };
     let model = request["model"].as_str().unwrap_or("mock-gpt").to_owned();
     let streaming = request["stream"].as_bool().unwrap_or(false);
     let include_usage = request["stream_options"]["include_usage"]
@@ -553,14 +568,10 @@ async fn completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
-        return bad_request("mock: body is not JSON");
+    let (request, guard, step) = match begin(&shared, uri.path(), &headers, &body) {
+        Ok(begun) => begun,
+        Err(response) => return *response,
     };
-    let guard = InFlight {
-        shared: shared.clone(),
-        finished: false,
-    };
-    let step = take_step(&shared, uri.path(), &headers, &request);
     let model = request["model"].as_str().unwrap_or("mock-gpt").to_owned();
     let streaming = request["stream"].as_bool().unwrap_or(false);
     let include_usage = request["stream_options"]["include_usage"]
@@ -777,14 +788,11 @@ async fn embeddings(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
-        return bad_request("mock: body is not JSON");
+    let (request, guard, step) = match begin(&shared, "/v1/embeddings", &headers, &body) {
+        Ok(begun) => begun,
+        Err(response) => return *response,
     };
-    let guard = InFlight {
-        shared: shared.clone(),
-        finished: false,
-    };
-    match take_step(&shared, "/v1/embeddings", &headers, &request) {
+    match step {
         Some(Step::Status {
             status,
             body,

@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::openai::{
-    Cut, InFlight, Play, Shared, bad_request, broken_json, frames, lock, now, openai_error,
-    prelude, record, sse, take_step,
+    Cut, InFlight, Play, Shared, bad_request, begin, broken_json, frames, lock, now, openai_error,
+    prelude, record, sse,
 };
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -27,14 +27,10 @@ pub(crate) async fn responses(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
-        return bad_request("mock: body is not JSON");
+    let (request, guard, step) = match begin(&shared, "/v1/responses", &headers, &body) {
+        Ok(begun) => begun,
+        Err(response) => return *response,
     };
-    let guard = InFlight {
-        shared: shared.clone(),
-        finished: false,
-    };
-    let step = take_step(&shared, "/v1/responses", &headers, &request);
     let Some(model) = request["model"].as_str().map(str::to_owned) else {
         return bad_request("mock: 'model' is required");
     };

@@ -93,25 +93,25 @@ impl OpenAiCompatible {
     }
 
     pub async fn chat(&self, call: ChatCall) -> Result<Reply, UpstreamError> {
-        let url = self.url(
-            &self.urls.chat,
-            "chat/completions",
-            &call.body,
-            call.model.as_deref(),
-        )?;
-        let body = rename_model(call.body, call.model.as_deref())?;
-        self.post(&url, body, call.stream, call.api_key.as_ref())
+        self.generate(&self.urls.chat, "chat/completions", call)
             .await
     }
 
     /// `POST {base_url}/completions` (Azure: the deployment's).
     pub async fn completions(&self, call: ChatCall) -> Result<Reply, UpstreamError> {
-        let url = self.url(
-            &self.urls.completions,
-            "completions",
-            &call.body,
-            call.model.as_deref(),
-        )?;
+        self.generate(&self.urls.completions, "completions", call)
+            .await
+    }
+
+    /// A chat-shaped generation call: the operation's URL (Azure: the deployment's), the model
+    /// renamed where the route says so.
+    async fn generate(
+        &self,
+        fixed: &url::Url,
+        operation: &str,
+        call: ChatCall,
+    ) -> Result<Reply, UpstreamError> {
+        let url = self.url(fixed, operation, &call.body, call.model.as_deref())?;
         let body = rename_model(call.body, call.model.as_deref())?;
         self.post(&url, body, call.stream, call.api_key.as_ref())
             .await
