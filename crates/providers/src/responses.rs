@@ -91,10 +91,17 @@ pub(crate) fn request(req: &Object, stream: bool) -> Result<(Object, Context), U
     if let Some(choice) = req.get("tool_choice").filter(|v| !v.is_null()) {
         chat.insert("tool_choice".into(), tool_choice(choice)?);
     }
-    if let Some(format) = req.get("text").and_then(|t| t.get("format"))
-        && let Some(format) = response_format(format)?
-    {
-        chat.insert("response_format".into(), format);
+    if let Some(text) = req.get("text").and_then(Value::as_object) {
+        for (field, value) in text {
+            if field != "format" && !value.is_null() {
+                return Err(unsupported(&format!("text.{field}"), "this output setting"));
+            }
+        }
+        if let Some(format) = text.get("format")
+            && let Some(format) = response_format(format)?
+        {
+            chat.insert("response_format".into(), format);
+        }
     }
     if let Some(effort) = req
         .get("reasoning")
@@ -872,6 +879,7 @@ mod tests {
                 json!({"format": {"type": "grammar"}}),
                 "text.format.type",
             ),
+            ("text", json!({"verbosity": "low"}), "text.verbosity"),
             ("frobnicate", json!(1), "frobnicate"),
         ] {
             let mut req = object(json!({"model": "m", "input": "Hi"}));
