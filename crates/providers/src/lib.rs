@@ -150,14 +150,22 @@ impl Provider {
         }
     }
 
-    /// `POST /responses`, OpenAI's Responses API: forwarded to OpenAI-flavoured upstreams (Azure
-    /// excepted), and translated through a chat completion for Anthropic and Gemini (see
-    /// `responses.rs`). `call.stream` reads the answer as its named events.
+    /// `POST /responses`, OpenAI's Responses API: forwarded to OpenAI-flavoured upstreams, and
+    /// translated through a chat completion (see `responses.rs`) for Anthropic, Gemini, Azure
+    /// and OpenAI-compatible servers that answer that route with a 404 or 405 of their own.
+    /// `call.stream` reads the answer as its named events.
     pub async fn responses(&self, call: ChatCall) -> Result<Reply, UpstreamError> {
-        if let Provider::OpenAiCompatible(p) = self {
-            return p.responses(call).await;
+        if let Provider::OpenAiCompatible(p) = self
+            && p.has_responses_api()
+        {
+            match p.responses(call.clone()).await {
+                // A server without the Responses API (its router's 404 or 405, not an OpenAI
+                // error): the request goes through its chat completions instead.
+                Err(err) if no_such_route(&err) => {}
+                other => return other,
+            }
         }
-        // The others: as a chat completion, translated as usual, and its answer back.
+        // As a chat completion, translated as usual, and its answer back.
         let request = parse_request(&call.body)?;
         let (chat, context) = responses::request(&request, call.stream)?;
         let body = serde_json::to_vec(&chat)
@@ -233,6 +241,17 @@ impl Provider {
             Provider::Gemini(_) => "gemini",
         }
     }
+}
+
+/// Whether an upstream error is a server's "no such route" (a 404 or 405 whose body is not an
+/// OpenAI error: OpenAI's own 404s, an unknown model for one, are).
+fn no_such_route(err: &UpstreamError) -> bool {
+    let UpstreamError::Status { status, body, .. } = err else {
+        return false;
+    };
+    let openai_error = serde_json::from_slice::<serde_json::Value>(body)
+        .is_ok_and(|v| v.get("error").is_some_and(serde_json::Value::is_object));
+    matches!(status.as_u16(), 404 | 405) && !openai_error
 }
 
 /// Why a target cannot take a Responses API request.

@@ -85,6 +85,8 @@ pub(crate) struct Shared {
 #[derive(Debug)]
 pub struct Builder {
     record: bool,
+    /// Serve `/v1/responses` (off: a server that only has chat completions).
+    responses_api: bool,
     reply: String,
     models: Vec<String>,
 }
@@ -99,6 +101,12 @@ impl Builder {
     /// The assistant's reply text; streamed one word per chunk.
     pub fn reply(mut self, text: impl Into<String>) -> Self {
         self.reply = text.into();
+        self
+    }
+
+    /// A server without the Responses API: its routes answer 404, as a router does.
+    pub fn without_responses_api(mut self) -> Self {
+        self.responses_api = false;
         self
     }
 
@@ -127,21 +135,12 @@ impl Builder {
             served: Default::default(),
             stored: Mutex::default(),
         });
-        let app = Router::new()
+        let mut app = Router::new()
             .route("/v1/chat/completions", post(chat))
             .route("/v1/completions", post(completions))
             .route(
                 "/openai/deployments/{deployment}/completions",
                 post(completions),
-            )
-            .route("/v1/responses", post(crate::responses::responses))
-            .route(
-                "/v1/responses/{id}",
-                get(crate::responses::stored).delete(crate::responses::deleted),
-            )
-            .route(
-                "/v1/responses/{id}/input_items",
-                get(crate::responses::input_items),
             )
             .route("/v1/embeddings", post(embeddings))
             .route("/v1/models", get(models))
@@ -150,8 +149,20 @@ impl Builder {
                 "/openai/deployments/{deployment}/chat/completions",
                 post(chat),
             )
-            .route("/v1beta/models/{call}", post(crate::dialects::gemini))
-            .with_state(shared.clone());
+            .route("/v1beta/models/{call}", post(crate::dialects::gemini));
+        if self.responses_api {
+            app = app
+                .route("/v1/responses", post(crate::responses::responses))
+                .route(
+                    "/v1/responses/{id}",
+                    get(crate::responses::stored).delete(crate::responses::deleted),
+                )
+                .route(
+                    "/v1/responses/{id}/input_items",
+                    get(crate::responses::input_items),
+                );
+        }
+        let app = app.with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let counter = shared.clone();
@@ -196,6 +207,7 @@ impl MockUpstream {
     pub fn builder() -> Builder {
         Builder {
             record: true,
+            responses_api: true,
             reply: "Hello from the mock upstream.".to_owned(),
             models: vec!["mock-gpt".to_owned(), "mock-gpt-mini".to_owned()],
         }

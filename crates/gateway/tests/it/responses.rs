@@ -456,3 +456,76 @@ async fn claude_and_gemini_answer_the_responses_api_through_translation() {
     assert_eq!(usage["requests"], 4);
     assert!(usage["completion_tokens"].as_u64().unwrap() > 0);
 }
+
+#[tokio::test]
+async fn servers_without_the_responses_api_answer_it_through_their_chat_completions() {
+    // An OpenAI-compatible server that only has chat completions (its router's 404), and an
+    // Azure deployment.
+    let plain = MockUpstream::builder().without_responses_api().start().await;
+    let azure = MockUpstream::start().await;
+    let toml = format!(
+        r#"
+[[targets]]
+name = "local"
+base_url = "{}"
+models = ["llama-*"]
+
+[[targets]]
+name = "azure"
+provider = "azure"
+base_url = "{}"
+api_key_env = "AZURE_KEY"
+models = ["gpt-*"]
+"#,
+        plain.base_url(),
+        azure.base_url().trim_end_matches("/v1")
+    );
+    let gw = Gateway::with_env(&toml, &[("AZURE_KEY", UPSTREAM_KEY)]).await;
+    for (model, mock, path) in [
+        ("llama-3.1-8b", &plain, "/v1/chat/completions".to_owned()),
+        (
+            "gpt-4o",
+            &azure,
+            "/openai/deployments/gpt-4o/chat/completions?api-version=".to_owned(),
+        ),
+    ] {
+        let request = json!({"model": model, "instructions": "Be brief.", "input": "Say hello"});
+        let r = post(&gw, &request).await;
+        assert_eq!(r.status(), 200, "{model}");
+        assert_eq!(r.headers().get("x-reprise-attempts"), None);
+        let answer: Value = r.json().await.unwrap();
+        assert_eq!(answer["object"], "response");
+        assert_eq!(answer["output"][0]["content"][0]["text"], REPLY);
+        assert_eq!(answer["usage"]["output_tokens"], 5);
+        let seen = mock.requests().pop().unwrap();
+        assert!(seen.path.starts_with(&path), "{model}: {}", seen.path);
+        assert_eq!(
+            seen.body["messages"],
+            json!([{"role": "system", "content": "Be brief."},
+                   {"role": "user", "content": "Say hello"}])
+        );
+        let mut streamed = request.clone();
+        streamed["stream"] = json!(true);
+        let events = named_events(&post(&gw, &streamed).await.text().await.unwrap());
+        assert_eq!(events.last().unwrap().0, "response.completed", "{model}");
+        let text = &events.last().unwrap().1["response"]["output"][0]["content"][0]["text"];
+        assert_eq!(text, REPLY);
+    }
+}
+
+#[tokio::test]
+async fn a_servers_own_404_is_not_taken_for_a_missing_responses_api() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::start(&mock).await;
+    mock.respond_status(
+        404,
+        r#"{"error":{"message":"The model 'gpt-9' does not exist","type":"invalid_request_error","param":"model","code":"model_not_found"}}"#,
+    );
+    let r = post(&gw, &json!({"model": "gpt-9", "input": "Hi"})).await;
+    assert_eq!(r.status(), 404);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "model_not_found");
+    // Asked once, at its Responses API: not again through chat completions.
+    let paths: Vec<String> = mock.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, ["/v1/responses"]);
+}

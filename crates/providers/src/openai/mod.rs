@@ -117,10 +117,16 @@ impl OpenAiCompatible {
             .await
     }
 
-    /// `POST {base_url}/responses`. Azure's Responses API lives under another path and API
-    /// version than its chat deployments, so Azure targets do not take it.
+    /// Whether requests to `{base_url}/responses` are forwarded: not for Azure, whose Responses
+    /// API lives under another path and API version than its chat deployments (its chat
+    /// completions answer the API instead, translated).
+    pub fn has_responses_api(&self) -> bool {
+        matches!(self.flavor, Flavor::OpenAi)
+    }
+
+    /// `POST {base_url}/responses`.
     pub async fn responses(&self, call: ChatCall) -> Result<Reply, UpstreamError> {
-        if let Flavor::Azure { .. } = self.flavor {
+        if !self.has_responses_api() {
             return Err(crate::no_responses_api(self.kind()));
         }
         let body = rename_model(call.body, call.model.as_deref())?;
