@@ -193,9 +193,10 @@ pub async fn chat(
 }
 
 /// `POST /v1/responses`, OpenAI's Responses API: routed by model with the keys, limits,
-/// budgets, retries, failover, accounting and log line of a chat completion, and forwarded as
-/// it came (a stream relayed event by event, names kept) to the OpenAI-compatible targets of
-/// its plan; targets of other APIs are passed over. Not cached: `x-reprise-cache: bypass`.
+/// budgets, retries, failover, accounting and log line of a chat completion; forwarded as it
+/// came to OpenAI targets (a stream relayed event by event, names kept), translated through a
+/// chat completion for the others (`reprise_providers`), and passed on to the next target of
+/// the plan by one that cannot take it. Not cached: `x-reprise-cache: bypass`.
 pub async fn responses(
     state: &AppState,
     mut log: RequestLog,
@@ -217,9 +218,10 @@ pub async fn responses(
     uncached(state, log, caller, forward, raw).await
 }
 
-/// `POST /v1/completions`, legacy text completions: as [`responses`], with chat-shaped streams
-/// (chunks and `[DONE]`; the usage chunk asked for on the client's behalf, for accounting, and
-/// dropped when it did not ask). Azure targets take it too (their deployment's route).
+/// `POST /v1/completions`, legacy text completions: as [`responses`], but forwarded only (to
+/// OpenAI-compatible and Azure targets; never translated), with chat-shaped streams (chunks and
+/// `[DONE]`; the usage chunk asked for on the client's behalf, for accounting, and dropped when
+/// it did not ask).
 pub async fn completions(
     state: &AppState,
     mut log: RequestLog,
