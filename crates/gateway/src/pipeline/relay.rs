@@ -37,8 +37,9 @@ struct Relay {
     strip_usage: bool,
     /// A Responses API stream: its error event is that API's.
     responses: bool,
-    /// Events relayed: the sequence number the gateway's own error event takes.
-    relayed: u64,
+    /// The data of the last Responses API event relayed: the gateway's own error event takes
+    /// the sequence number after its.
+    last_event: Option<String>,
 }
 
 /// Which API's stream is relayed, and what the relay does besides.
@@ -120,7 +121,7 @@ pub fn respond(
         collector,
         strip_usage,
         responses,
-        relayed: 0,
+        last_event: None,
     };
     let body = Body::from_stream(stream::unfold(relay, next_frame));
     let mut response = Response::new(body);
@@ -189,7 +190,6 @@ async fn next_frame(mut relay: Relay) -> Option<(Result<Bytes, Infallible>, Rela
             Bytes::from_static(b"data: [DONE]\n\n")
         }
         Ok(StreamEvent::Named { name, data, last }) => {
-            relay.relayed += 1;
             if last {
                 relay.finished = true;
                 relay.log.usage = ResponsesUsageProbe::read(data.as_bytes()).or(relay.log.usage);
@@ -206,6 +206,7 @@ async fn next_frame(mut relay: Relay) -> Option<(Result<Bytes, Infallible>, Rela
             }
             let mut frame = format!("event: {name}\n");
             frame.push_str(&data_frame(&data));
+            relay.last_event = Some(data);
             Bytes::from(frame)
         }
         Err(err) => {
@@ -215,7 +216,7 @@ async fn next_frame(mut relay: Relay) -> Option<(Result<Bytes, Infallible>, Rela
             relay.log.upstream = Some(relay.upstream_started.elapsed());
             tracing::warn!(request_id = %relay.log.request_id, target = relay.log.target.as_deref(), error = %err, "upstream stream failed after the response head");
             if relay.responses {
-                responses_error_frame(&err, relay.relayed)
+                responses_error_frame(&err, next_sequence(relay.last_event.as_deref()))
             } else {
                 error_frame(&err)
             }
@@ -281,6 +282,19 @@ fn responses_error_frame(err: &UpstreamError, sequence: u64) -> Bytes {
     Bytes::from(format!("event: error\ndata: {event}\n\n"))
 }
 
+/// The sequence number after the last event's (0 before any; a stream resumed with
+/// `starting_after` does not start at 0).
+fn next_sequence(last_event: Option<&str>) -> u64 {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        sequence_number: Option<u64>,
+    }
+    last_event
+        .and_then(|data| serde_json::from_str::<Probe>(data).ok())
+        .and_then(|p| p.sequence_number)
+        .map_or(0, |n| n.saturating_add(1))
+}
+
 /// What the client is told about a stream cut after its head: message and code.
 fn cut_reason(err: &UpstreamError) -> (&'static str, &'static str) {
     if err.is_timeout() {
@@ -293,5 +307,26 @@ fn cut_reason(err: &UpstreamError) -> (&'static str, &'static str) {
             "The upstream stream ended before it was complete; the response is incomplete.",
             "upstream_stream_truncated",
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gateways_error_event_follows_the_last_events_number() {
+        assert_eq!(next_sequence(None), 0);
+        // A stream resumed after event 41 (`starting_after=41`).
+        let last = r#"{"type":"response.output_text.delta","sequence_number":42,"delta":"x"}"#;
+        assert_eq!(next_sequence(Some(last)), 43);
+        assert_eq!(next_sequence(Some(r#"{"type":"x"}"#)), 0);
+        let frame = responses_error_frame(&UpstreamError::Truncated, 43);
+        let text = std::str::from_utf8(&frame).unwrap();
+        assert!(text.starts_with("event: error\ndata: "), "{text}");
+        let data: serde_json::Value =
+            serde_json::from_str(text.trim_start_matches("event: error\ndata: ").trim()).unwrap();
+        assert_eq!(data["sequence_number"], 43);
+        assert_eq!(data["code"], "upstream_stream_truncated");
     }
 }

@@ -461,7 +461,10 @@ async fn claude_and_gemini_answer_the_responses_api_through_translation() {
 async fn servers_without_the_responses_api_answer_it_through_their_chat_completions() {
     // An OpenAI-compatible server that only has chat completions (its router's 404), and an
     // Azure deployment.
-    let plain = MockUpstream::builder().without_responses_api().start().await;
+    let plain = MockUpstream::builder()
+        .without_responses_api()
+        .start()
+        .await;
     let azure = MockUpstream::start().await;
     let toml = format!(
         r#"
