@@ -363,6 +363,29 @@ fn proxy(
         .await?;
         print_closed(cpu, &d, &g);
 
+        // The same request for a Claude model: through a chat completion, to and from
+        // Anthropic's format, against forwarding it.
+        let translated_body: &'static str = Box::leak(
+            responses_body
+                .replace("gpt-4o-mini", "claude-bench")
+                .into_boxed_str(),
+        );
+        let translated = Load::new(gw_addr, "/v1/responses", translated_body);
+        translated.closed(connections, second).await?;
+        println!(
+            "\nResponses API translated (anthropic): closed loop, {connections} connections, {rounds} alternating 1 s rounds; the same gateway forwarding the request vs translating it through a chat completion to and from anthropic's"
+        );
+        let (f, t, _) = interleave(rounds, &through_responses, &translated, pids, |l| {
+            l.closed(connections, second)
+        })
+        .await?;
+        print_table_named(("forwarded", &f), ("anthropic", &t));
+        println!(
+            "translated throughput: {:.1} % of forwarded; p50 {:+.3} ms",
+            100.0 * t.rps() / f.rps(),
+            t.percentile_ms(50.0) - f.percentile_ms(50.0)
+        );
+
         println!("\nfixed rate: {rate} requests/s, {rounds} alternating 1 s rounds each");
         let (d, g, _) = interleave(rounds, &direct, &through, pids, |l| {
             l.fixed_rate(rate, second)
