@@ -91,7 +91,6 @@ pub struct StoredCall<'a> {
     pub path: &'a str,
     /// The query string as the client sent it (`limit`, `after`, `stream`, `starting_after`...).
     pub query: Option<&'a str>,
-    pub body: Bytes,
     /// The answer is an event stream (`GET /responses/{id}?stream=true`).
     pub stream: bool,
     /// Pass-through mode: the caller's own provider key.
@@ -200,7 +199,7 @@ impl Provider {
     pub async fn stored_response(&self, call: StoredCall<'_>) -> Result<Reply, UpstreamError> {
         match self {
             Provider::OpenAiCompatible(p) => p.stored_response(call).await,
-            Provider::Anthropic(_) | Provider::Gemini(_) => Err(no_responses_api(self.kind())),
+            Provider::Anthropic(_) | Provider::Gemini(_) => Err(no_stored_responses(self.kind())),
         }
     }
 
@@ -254,15 +253,11 @@ fn no_such_route(err: &UpstreamError) -> bool {
     matches!(status.as_u16(), 404 | 405) && !openai_error
 }
 
-/// Why a target cannot take a Responses API request.
-pub(crate) fn no_responses_api(kind: &str) -> UpstreamError {
+/// Why a target holds no stored response: only OpenAI's Responses API stores them.
+pub(crate) fn no_stored_responses(kind: &str) -> UpstreamError {
     UpstreamError::Unsupported {
-        param: "model".to_owned(),
-        message: format!(
-            "The Responses API is forwarded to OpenAI-compatible targets only, and this model is \
-             served by the {kind} API; route it to an OpenAI-compatible target, or use \
-             /v1/chat/completions."
-        ),
+        param: "response_id".to_owned(),
+        message: format!("A {kind} target stores no responses."),
     }
 }
 

@@ -1,11 +1,13 @@
-//! OpenAI's Responses API for providers that do not speak it (Anthropic, Gemini): the request
-//! becomes a chat completion request (which their adapters translate as usual), and the chat
-//! answer becomes a response object, or, streamed, the Responses API's named events.
+//! OpenAI's Responses API for upstreams that do not speak it (Anthropic, Gemini, Azure
+//! deployments, OpenAI-compatible servers with only chat completions): the request becomes a
+//! chat completion request (which their adapters translate as usual), and the chat answer
+//! becomes a response object, or, streamed, the Responses API's named events.
 //!
 //! What has no chat equivalent is refused with a 400 naming the field (a stored conversation by
-//! `previous_response_id`, background mode, built-in tools, file inputs), never dropped.
-//! Bookkeeping fields (`store`, `metadata`, `include`, `truncation`...) are accepted; nothing is
-//! stored at these providers, so the stored-response routes will not find these responses.
+//! `previous_response_id`, background mode, built-in tools, file inputs, text settings other than
+//! the format), never dropped. Bookkeeping fields (`store`, `metadata`, `include`, `truncation`...)
+//! and a request for reasoning summaries are accepted; nothing is stored at these upstreams, so
+//! the stored-response routes will not find these responses.
 
 use std::collections::VecDeque;
 
@@ -498,7 +500,6 @@ struct Call {
     name: String,
     arguments: String,
     output_index: usize,
-    done: bool,
 }
 
 /// Turns a chat completion's chunks, as they come, into the Responses API's events.
@@ -517,7 +518,6 @@ pub(crate) struct Translator {
     message_done: bool,
     /// Function calls by their chunk index.
     calls: Vec<(u64, Call)>,
-    outputs: usize,
     finish: Option<String>,
     usage: Value,
 }
@@ -535,7 +535,6 @@ impl Translator {
             parts: Vec::new(),
             message_done: false,
             calls: Vec::new(),
-            outputs: 0,
             finish: None,
             usage: Value::Null,
         }
@@ -603,8 +602,7 @@ impl Translator {
         let output_index = match self.message {
             Some(i) => i,
             None => {
-                let i = self.outputs;
-                self.outputs += 1;
+                let i = self.outputs();
                 self.message = Some(i);
                 let item = message_item(&self.msg_id, "in_progress", Vec::new());
                 let event =
@@ -649,8 +647,7 @@ impl Translator {
             Some(at) => at,
             None => {
                 self.close_message(out);
-                let output_index = self.outputs;
-                self.outputs += 1;
+                let output_index = self.outputs();
                 let new = Call {
                     call_id: call["id"].as_str().unwrap_or_default().to_owned(),
                     name: call["function"]["name"]
@@ -659,7 +656,6 @@ impl Translator {
                         .to_owned(),
                     arguments: String::new(),
                     output_index,
-                    done: false,
                 };
                 let item = call_item(&new.call_id, &new.name, "", "in_progress");
                 let event = json!({"type": "response.output_item.added",
@@ -717,6 +713,11 @@ impl Translator {
         self.emit(out, event, false);
     }
 
+    /// Output items opened so far: the next one's index.
+    fn outputs(&self) -> usize {
+        usize::from(self.message.is_some()) + self.calls.len()
+    }
+
     fn content(&self) -> Vec<Value> {
         self.parts
             .iter()
@@ -742,32 +743,28 @@ impl Translator {
         )
     }
 
-    /// The chat stream's `[DONE]`: every open item closed, then the final event.
+    /// The chat stream's `[DONE]` (it comes once): every open item closed, then the final
+    /// event, whose output lists the items in the order they opened.
     pub(crate) fn done(&mut self, out: &mut VecDeque<StreamEvent>) {
         self.close_message(out);
-        for at in 0..self.calls.len() {
-            if self.calls[at].1.done {
-                continue;
-            }
-            self.calls[at].1.done = true;
-            let c = &self.calls[at].1;
-            let item_id = format!("fc_{}", c.call_id);
-            let (output_index, arguments) = (c.output_index, c.arguments.clone());
-            let item = call_item(&c.call_id, &c.name, &arguments, "completed");
-            let event = json!({"type": "response.function_call_arguments.done",
-                "item_id": item_id, "output_index": output_index, "arguments": arguments});
-            self.emit(out, event, false);
-            let event = json!({"type": "response.output_item.done",
-                "output_index": output_index, "item": item});
-            self.emit(out, event, false);
-        }
         let mut output = Vec::new();
-        if self.message.is_some() {
-            output.push(message_item(&self.msg_id, "completed", self.content()));
+        if let Some(i) = self.message {
+            output.push((i, message_item(&self.msg_id, "completed", self.content())));
         }
-        for (_, c) in &self.calls {
-            output.push(call_item(&c.call_id, &c.name, &c.arguments, "completed"));
+        for at in 0..self.calls.len() {
+            let c = &self.calls[at].1;
+            let item = call_item(&c.call_id, &c.name, &c.arguments, "completed");
+            let done = json!({"type": "response.function_call_arguments.done",
+                "item_id": format!("fc_{}", c.call_id), "output_index": c.output_index,
+                "arguments": c.arguments});
+            let closed = json!({"type": "response.output_item.done",
+                "output_index": c.output_index, "item": item});
+            output.push((c.output_index, item));
+            self.emit(out, done, false);
+            self.emit(out, closed, false);
         }
+        output.sort_by_key(|(i, _)| *i);
+        let output = output.into_iter().map(|(_, item)| item).collect();
         let status = status_of(self.finish.as_deref());
         let name = if status == "completed" {
             "response.completed"
@@ -905,6 +902,11 @@ mod tests {
                "usage": {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13}})
     }
 
+    /// The response object the JSON translation makes of `chat`.
+    fn respond(chat: &Value, ctx: &Context) -> Value {
+        serde_json::from_slice(&response(chat.to_string().as_bytes(), ctx).unwrap()).unwrap()
+    }
+
     fn context(req: Value) -> Context {
         request(&object(req), false).unwrap().1
     }
@@ -915,8 +917,7 @@ mod tests {
             json!({"model": "claude-sonnet-4-5", "input": "Hi", "instructions": "Be brief."}),
         );
         let chat = chat_completion(json!({"role": "assistant", "content": "Hello!"}), "stop");
-        let r: Value =
-            serde_json::from_slice(&response(chat.to_string().as_bytes(), &ctx).unwrap()).unwrap();
+        let r = respond(&chat, &ctx);
         assert_eq!(r["id"], "resp_abc");
         assert_eq!(r["object"], "response");
         assert_eq!(r["status"], "completed");
@@ -937,16 +938,14 @@ mod tests {
                    "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]}),
             "tool_calls",
         );
-        let r: Value =
-            serde_json::from_slice(&response(chat.to_string().as_bytes(), &ctx).unwrap()).unwrap();
+        let r = respond(&chat, &ctx);
         assert_eq!(
             r["output"],
             json!([{"id": "fc_toolu_1", "type": "function_call", "status": "completed",
                     "call_id": "toolu_1", "name": "weather", "arguments": "{\"city\":\"Paris\"}"}])
         );
         let chat = chat_completion(json!({"role": "assistant", "content": "Hel"}), "length");
-        let r: Value =
-            serde_json::from_slice(&response(chat.to_string().as_bytes(), &ctx).unwrap()).unwrap();
+        let r = respond(&chat, &ctx);
         assert_eq!(r["status"], "incomplete");
         assert_eq!(r["incomplete_details"]["reason"], "max_output_tokens");
     }
@@ -1019,8 +1018,7 @@ mod tests {
         assert_eq!(events[6].1["text"], "Hello!");
         // The final event's response is the one the JSON answer makes.
         let chat = chat_completion(json!({"role": "assistant", "content": "Hello!"}), "stop");
-        let json: Value =
-            serde_json::from_slice(&response(chat.to_string().as_bytes(), &ctx).unwrap()).unwrap();
+        let json = respond(&chat, &ctx);
         assert_eq!(events[9].1["response"], json);
     }
 
@@ -1089,9 +1087,38 @@ mod tests {
             ]}),
             "tool_calls",
         );
-        let json: Value =
-            serde_json::from_slice(&response(chat.to_string().as_bytes(), &ctx).unwrap()).unwrap();
+        let json = respond(&chat, &ctx);
         assert_eq!(events.last().unwrap().1["response"], json);
+    }
+
+    #[test]
+    fn the_final_output_lists_items_in_the_order_they_opened() {
+        let ctx = context(json!({"model": "m", "input": "Hi"}));
+        let call = json!({"index": 0, "id": "call_1", "type": "function",
+                          "function": {"name": "f", "arguments": "{}"}});
+        let events = events_of(
+            &ctx,
+            &[
+                chunk(json!({"tool_calls": [call]}), Value::Null),
+                chunk(json!({"content": "Done."}), Value::Null),
+                chunk(json!({}), json!("tool_calls")),
+            ],
+        );
+        let added: Vec<(Value, Value)> = events
+            .iter()
+            .filter(|(n, _, _)| n == "response.output_item.added")
+            .map(|(_, d, _)| (d["output_index"].clone(), d["item"]["type"].clone()))
+            .collect();
+        assert_eq!(
+            added,
+            [
+                (json!(0), json!("function_call")),
+                (json!(1), json!("message"))
+            ]
+        );
+        let output = &events.last().unwrap().1["response"]["output"];
+        assert_eq!(output[0]["type"], "function_call");
+        assert_eq!(output[1]["content"][0]["text"], "Done.");
     }
 
     #[test]

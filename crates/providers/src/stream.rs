@@ -134,9 +134,9 @@ pub struct EventStream {
     activity: Arc<Activity>,
     dialect: Dialect,
     ready: VecDeque<StreamEvent>,
-    /// A chat stream read as the Responses API: its chunks become that API's events, queued
-    /// in `converted`.
+    /// A chat stream read as the Responses API: its chunks become that API's events.
     responses: Option<crate::responses::Translator>,
+    /// Events ready to hand out: the dialect's, or the translator's made from them.
     converted: VecDeque<StreamEvent>,
     finished: bool,
 }
@@ -181,24 +181,19 @@ impl EventStream {
                 }
                 return Some(Ok(event));
             }
+            // The dialect's events pass to `converted`, through the Responses API translator
+            // when there is one.
             if let Some(event) = self.ready.pop_front() {
-                let Some(translator) = &mut self.responses else {
-                    if event.is_last() {
-                        self.ready.clear();
-                        self.finished = true;
-                    }
-                    return Some(Ok(event));
-                };
-                match event {
-                    StreamEvent::Chunk(data) => {
+                match (&mut self.responses, event) {
+                    (Some(translator), StreamEvent::Chunk(data)) => {
                         if let Err(err) = translator.chunk(&data, &mut self.converted) {
                             self.finished = true;
                             self.ready.clear();
                             return Some(Err(err));
                         }
                     }
-                    StreamEvent::Done => translator.done(&mut self.converted),
-                    named @ StreamEvent::Named { .. } => self.converted.push_back(named),
+                    (Some(translator), StreamEvent::Done) => translator.done(&mut self.converted),
+                    (_, event) => self.converted.push_back(event),
                 }
                 continue;
             }

@@ -465,12 +465,7 @@ async fn chat(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    // Azure's deployment routes carry the API version in the query: keep it.
-    let path = match uri.query() {
-        Some(q) => format!("{}?{q}", uri.path()),
-        None => uri.path().to_owned(),
-    };
-    let (request, guard, step) = match begin(&shared, &path, &headers, &body) {
+    let (request, guard, step) = match begin(&shared, &path_of(&uri), &headers, &body) {
         Ok(begun) => begun,
         Err(response) => return *response,
     };
@@ -573,6 +568,15 @@ pub(crate) fn broken_json(guard: InFlight) -> Response {
         .into_response()
 }
 
+/// The path a request is recorded under: Azure's deployment routes carry the API version in
+/// the query, which is kept.
+fn path_of(uri: &axum::http::Uri) -> String {
+    match uri.query() {
+        Some(q) => format!("{}?{q}", uri.path()),
+        None => uri.path().to_owned(),
+    }
+}
+
 /// Legacy text completions: the reply as `text`, streamed a word a chunk like chat.
 async fn completions(
     State(shared): State<Arc<Shared>>,
@@ -580,7 +584,7 @@ async fn completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (request, guard, step) = match begin(&shared, uri.path(), &headers, &body) {
+    let (request, guard, step) = match begin(&shared, &path_of(&uri), &headers, &body) {
         Ok(begun) => begun,
         Err(response) => return *response,
     };

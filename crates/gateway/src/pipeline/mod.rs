@@ -384,7 +384,6 @@ pub async fn stored_response(
             method: request.method.clone(),
             path: &request.path,
             query: request.query.as_deref(),
-            body: Bytes::new(),
             stream,
             api_key: caller.upstream_key.as_ref(),
         };

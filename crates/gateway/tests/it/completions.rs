@@ -5,7 +5,7 @@
 use reprise_test_support::MockUpstream;
 use serde_json::{Value, json};
 
-use crate::support::{Gateway, UPSTREAM_KEY, client, parse_sse};
+use crate::support::{Gateway, UPSTREAM_KEY, parse_sse};
 
 const REPLY: &str = "Hello from the mock upstream.";
 
@@ -28,12 +28,7 @@ fn body(stream: bool, include_usage: bool) -> Value {
 }
 
 async fn post(gw: &Gateway, body: &Value) -> reqwest::Response {
-    client()
-        .post(gw.url("/v1/completions"))
-        .json(body)
-        .send()
-        .await
-        .unwrap()
+    gw.post("/v1/completions", body).await
 }
 
 fn text_of(events: &[String]) -> String {

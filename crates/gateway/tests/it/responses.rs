@@ -21,12 +21,7 @@ fn body(stream: bool) -> Value {
 }
 
 async fn post(gw: &Gateway, body: &Value) -> reqwest::Response {
-    client()
-        .post(gw.url("/v1/responses"))
-        .json(body)
-        .send()
-        .await
-        .unwrap()
+    gw.post("/v1/responses", body).await
 }
 
 /// The `(event name, data)` pairs of an SSE body.
@@ -43,6 +38,15 @@ fn named_events(text: &str) -> Vec<(String, Value)> {
             let data: Value = serde_json::from_str(&field("data:")).unwrap();
             (field("event:"), data)
         })
+        .collect()
+}
+
+/// The text a stream's `response.output_text.delta` events carry.
+fn text_of(events: &[(String, Value)]) -> String {
+    events
+        .iter()
+        .filter(|(n, _)| n == "response.output_text.delta")
+        .map(|(_, d)| d["delta"].as_str().unwrap())
         .collect()
 }
 
@@ -117,12 +121,7 @@ async fn a_streamed_response_relays_its_named_events_as_they_come() {
         assert_eq!(data["type"], name.as_str());
         assert_eq!(data["sequence_number"], n);
     }
-    let streamed: String = events
-        .iter()
-        .filter(|(n, _)| n == "response.output_text.delta")
-        .map(|(_, d)| d["delta"].as_str().unwrap())
-        .collect();
-    assert_eq!(streamed, REPLY);
+    assert_eq!(text_of(&events), REPLY);
     let usage: Value = gw.get_json("/admin/usage").await;
     assert_eq!(
         (&usage["prompt_tokens"], &usage["completion_tokens"]),
@@ -442,12 +441,7 @@ async fn claude_and_gemini_answer_the_responses_api_through_translation() {
             assert_eq!(data["type"], name.as_str());
             assert_eq!(data["sequence_number"], n);
         }
-        let deltas: String = events
-            .iter()
-            .filter(|(n, _)| n == "response.output_text.delta")
-            .map(|(_, d)| d["delta"].as_str().unwrap())
-            .collect();
-        assert_eq!(deltas, REPLY);
+        assert_eq!(text_of(&events), REPLY);
         assert_eq!(data["response"]["output"][0]["content"][0]["text"], REPLY);
         assert!(data["response"]["usage"]["output_tokens"].as_u64().unwrap() > 0);
     }

@@ -106,17 +106,19 @@ impl Gateway {
         self.get(path).await.json().await.unwrap()
     }
 
-    /// `POST path` with a JSON body, the answer as JSON.
-    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> serde_json::Value {
+    /// `POST path` with a JSON body.
+    pub async fn post(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
         client()
             .post(self.url(path))
             .json(body)
             .send()
             .await
             .unwrap()
-            .json()
-            .await
-            .unwrap()
+    }
+
+    /// `POST path` with a JSON body, the answer as JSON.
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> serde_json::Value {
+        self.post(path, body).await.json().await.unwrap()
     }
 
     /// `GET path`, its body as text.
@@ -131,12 +133,7 @@ impl Gateway {
 
     /// `POST /v1/chat/completions` with a JSON body.
     pub async fn chat(&self, body: &serde_json::Value) -> reqwest::Response {
-        client()
-            .post(self.url("/v1/chat/completions"))
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+        self.post("/v1/chat/completions", body).await
     }
 }
 

@@ -124,10 +124,18 @@ impl OpenAiCompatible {
         matches!(self.flavor, Flavor::OpenAi)
     }
 
-    /// `POST {base_url}/responses`.
-    pub async fn responses(&self, call: ChatCall) -> Result<Reply, UpstreamError> {
+    /// `POST {base_url}/responses`; an upstream without it (Azure, see
+    /// [`OpenAiCompatible::has_responses_api`]) is answered through its chat completions by
+    /// `Provider::responses`.
+    pub(crate) async fn responses(&self, call: ChatCall) -> Result<Reply, UpstreamError> {
         if !self.has_responses_api() {
-            return Err(crate::no_responses_api(self.kind()));
+            return Err(UpstreamError::Unsupported {
+                param: "model".to_owned(),
+                message: format!(
+                    "A {} target forwards no Responses API requests.",
+                    self.kind()
+                ),
+            });
         }
         let body = rename_model(call.body, call.model.as_deref())?;
         self.http
@@ -143,10 +151,10 @@ impl OpenAiCompatible {
     }
 
     /// A stored response's route: `method {base_url}/responses/{path}` (`{id}`, `{id}/cancel`,
-    /// `{id}/input_items`, with their query), `body` sent as it came.
+    /// `{id}/input_items`, with their query; none of them has a body).
     pub async fn stored_response(&self, call: StoredCall<'_>) -> Result<Reply, UpstreamError> {
-        if let Flavor::Azure { .. } = self.flavor {
-            return Err(crate::no_responses_api(self.kind()));
+        if !self.has_responses_api() {
+            return Err(crate::no_stored_responses(self.kind()));
         }
         let mut url = self.urls.responses.clone();
         url.path_segments_mut()
@@ -157,7 +165,7 @@ impl OpenAiCompatible {
             .call(
                 call.method,
                 &url,
-                call.body,
+                Bytes::new(),
                 call.stream,
                 shape_error,
                 call.api_key,
