@@ -460,6 +460,13 @@ impl Analysis {
             let before_number = raws
                 .peek()
                 .is_some_and(|next| next.starts_with(|c: char| c.is_ascii_digit()));
+            // "the best way to..." asks how to do it, like "How can I...?": no comparison.
+            let before_way = raws.peek().is_some_and(|next| {
+                let next = next.trim_end_matches(|c: char| !c.is_alphanumeric());
+                ["way", "ways", "method", "methods"]
+                    .iter()
+                    .any(|w| next.eq_ignore_ascii_case(w))
+            });
             let ends_sentence = raw.ends_with(['.', '?', '!', ':']);
             let token =
                 raw.trim_matches(|c: char| !c.is_alphanumeric() && !"_/\\.-'$%".contains(c));
@@ -607,6 +614,9 @@ impl Analysis {
                 }
                 // Other words for the same order ("preceding" / "previous", "prior to" /
                 // "before") count as that marker.
+                if before_way && matches!(lower.as_str(), "best" | "good") {
+                    continue;
+                }
                 let marker = MARKER_OF.get(lower.as_str()).copied().unwrap_or(&lower);
                 if MARKER.contains(marker) {
                     *a.markers.entry(marker.to_owned()).or_default() += 1;
@@ -1448,6 +1458,46 @@ mod tests {
             ),
             Some(Veto::Markers)
         );
+    }
+
+    #[test]
+    fn the_best_way_to_do_something_asks_how_to_do_it() {
+        for (a, b) in [
+            (
+                "What is the best way to learn networking?",
+                "How can I learn networking?",
+            ),
+            (
+                "What are the best ways to make candles?",
+                "How do you make candles?",
+            ),
+            (
+                "What is a good way to learn Java?",
+                "What is the best way to learn Java?",
+            ),
+        ] {
+            assert_eq!(vetoes(a, b), None, "{a} / {b}");
+        }
+        // Another order or another way is still another question.
+        for (a, b, veto) in [
+            (
+                "What is the best way to learn Java?",
+                "What is the worst way to learn Java?",
+                Veto::Markers,
+            ),
+            (
+                "What is the best way to learn Java?",
+                "What is the fastest way to learn Java?",
+                Veto::Content,
+            ),
+            (
+                "What is the best book to learn Java?",
+                "How can I learn Java?",
+                Veto::Markers,
+            ),
+        ] {
+            assert_eq!(vetoes(a, b), Some(veto), "{a} / {b}");
+        }
     }
 
     #[test]
