@@ -26,7 +26,8 @@
 //! close: see [`Closeness`]), which the similarity judges instead. Surface forms are read as one:
 //! typographic and plain quotes, number words and digits ("two" / "2"), an acronym and the words
 //! it stands for ("ML" / "Machine Learning"), "over 50" and "more than 50", "optional" and "not
-//! required".
+//! required", British and American spellings ("colour" / "color"), and "the best way to..." and
+//! "how to...".
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -899,7 +900,35 @@ fn stem(word: &str) -> String {
         w.pop();
         w.push('i');
     }
+    american(&mut w);
     w
+}
+
+/// British spellings as the American ones, on a stem: "colour" / "color", "theatre" / "theater",
+/// "organise" / "organize", "analyse" / "analyze", "counselling" / "counseling", "defence" /
+/// "defense", "catalogue" / "catalog", "programme" / "program". Both texts' stems go through it,
+/// so a word that merely looks British ("detour") meets only itself.
+fn american(w: &mut String) {
+    let swap = |w: &mut String, from: &str, to: &str| {
+        w.truncate(w.len() - from.len());
+        w.push_str(to);
+    };
+    if w.len() >= 5 && w.ends_with("our") {
+        swap(w, "our", "or");
+    } else if w.len() >= 5 && w.ends_with("tr") {
+        swap(w, "tr", "ter");
+    } else if w.len() >= 5 && (w.ends_with("is") || w.ends_with("ys")) {
+        w.pop();
+        w.push('z');
+    } else if w.len() >= 6 && w.ends_with("ll") {
+        w.pop();
+    } else if w.len() >= 5 && w.ends_with("nc") {
+        swap(w, "c", "s");
+    } else if w.len() >= 6 && w.ends_with("ogu") {
+        w.pop();
+    } else if w.len() >= 6 && w.ends_with("mm") {
+        w.pop();
+    }
 }
 
 /// Identifiers, paths, file names, flags: what code questions hinge on.
@@ -1457,6 +1486,54 @@ mod tests {
                 "What happens after caching the file?"
             ),
             Some(Veto::Markers)
+        );
+    }
+
+    #[test]
+    fn british_and_american_spellings_are_one_word() {
+        for (a, b) in [
+            (
+                "Why do people go to the theatre?",
+                "Why do people go to the theater?",
+            ),
+            (
+                "Does counselling really work?",
+                "Does counseling really work?",
+            ),
+            (
+                "How do I organise my colour palette?",
+                "How do I organize my color palette?",
+            ),
+            (
+                "How do I analyse a programme's logs?",
+                "How do I analyze a program's logs?",
+            ),
+            (
+                "Is a driving licence a valid ID?",
+                "Is a driving license a valid ID?",
+            ),
+            (
+                "Where is the IAS coaching centre?",
+                "Where is the IAS coaching center?",
+            ),
+            (
+                "What is in the product catalogue?",
+                "What is in the product catalog?",
+            ),
+        ] {
+            assert_eq!(vetoes(a, b), None, "{a} / {b}");
+        }
+        // Still one word each, not the other's.
+        assert_eq!(
+            vetoes("Is a detour shorter?", "Is a tour shorter?"),
+            Some(Veto::Content)
+        );
+        assert_eq!(
+            vetoes(
+                "What is in the product catalogue?",
+                "What is in the product dialogue?"
+            ),
+            Some(Veto::Content)
         );
     }
 
