@@ -924,9 +924,7 @@ fn american(w: &mut String) {
         w.pop();
     } else if w.len() >= 5 && w.ends_with("nc") {
         swap(w, "c", "s");
-    } else if w.len() >= 6 && w.ends_with("ogu") {
-        w.pop();
-    } else if w.len() >= 6 && w.ends_with("mm") {
+    } else if w.len() >= 6 && (w.ends_with("ogu") || w.ends_with("mm")) {
         w.pop();
     }
 }
