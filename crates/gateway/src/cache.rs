@@ -15,6 +15,8 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
+use crate::error::GatewayError;
+
 use crate::config::CacheConfig;
 use crate::embedding::SemanticModel;
 
@@ -25,7 +27,20 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-type Flights = Arc<Mutex<HashMap<Key, watch::Receiver<()>>>>;
+type Flights = Arc<Mutex<HashMap<Key, watch::Receiver<Outcome>>>>;
+
+/// What a leader tells its followers when it stops leading: nothing (look in the cache, then
+/// call the upstream yourself), or the upstream failure its call ended with.
+type Outcome = Option<Arc<SharedFailure>>;
+
+/// A leader's failed upstream call, which its followers answer with instead of each calling the
+/// same upstream with the same request again.
+#[derive(Debug)]
+pub struct SharedFailure {
+    pub error: GatewayError,
+    /// The target of the leader's last attempt.
+    pub target: Option<String>,
+}
 
 /// Counters since start, for `/admin/cache/stats`.
 #[derive(Debug, Default)]
@@ -117,7 +132,7 @@ impl Lookup {
 /// for it, then look again).
 pub enum Flight {
     Lead(FlightGuard),
-    Follow(watch::Receiver<()>),
+    Follow(watch::Receiver<Outcome>),
 }
 
 /// Held by the leader until its answer is stored (or abandoned); dropping it wakes followers.
@@ -125,7 +140,17 @@ pub enum Flight {
 pub struct FlightGuard {
     key: Key,
     flights: Flights,
-    _done: watch::Sender<()>,
+    done: watch::Sender<Outcome>,
+}
+
+impl FlightGuard {
+    /// The leader's upstream call failed: its followers answer with the same failure.
+    pub fn fail(self, error: &GatewayError, target: Option<&str>) {
+        self.done.send_replace(Some(Arc::new(SharedFailure {
+            error: error.clone(),
+            target: target.map(str::to_owned),
+        })));
+    }
 }
 
 impl Drop for FlightGuard {
@@ -350,12 +375,12 @@ impl Cache {
         if let Some(rx) = flights.get(&key) {
             return Flight::Follow(rx.clone());
         }
-        let (tx, rx) = watch::channel(());
+        let (tx, rx) = watch::channel(None);
         flights.insert(key, rx);
         Flight::Lead(FlightGuard {
             key,
             flights: self.in_flight.clone(),
-            _done: tx,
+            done: tx,
         })
     }
 

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use reprise_api::ErrorBody;
 use reprise_providers::UpstreamError;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum GatewayError {
     #[error("{message}")]
     InvalidRequest {

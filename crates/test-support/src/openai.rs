@@ -26,6 +26,8 @@ pub enum Step {
     },
     /// Wait this long before sending the response head, then answer normally.
     Delay(Duration),
+    /// Wait this long, then fail with this status and an error body in the route's format.
+    FailAfter(Duration, u16),
     /// Never answer (until the client goes away).
     Stall,
     /// Stream this many chunks, then go silent without closing.
@@ -704,6 +706,11 @@ pub(crate) async fn prelude(
             guard.finish();
             return Err(status_response(status, error_body(status), Vec::new()));
         }
+        Some(Step::FailAfter(delay, status)) => {
+            tokio::time::sleep(delay).await;
+            guard.finish();
+            return Err(status_response(status, error_body(status), Vec::new()));
+        }
         Some(Step::Delay(d)) => tokio::time::sleep(d).await,
         Some(Step::Stall) => {
             std::future::pending::<()>().await;
@@ -818,6 +825,11 @@ async fn embeddings(
             return status_response(status, body, headers);
         }
         Some(Step::Fail(status)) => {
+            guard.finish();
+            return status_response(status, openai_error(status), Vec::new());
+        }
+        Some(Step::FailAfter(delay, status)) => {
+            tokio::time::sleep(delay).await;
             guard.finish();
             return status_response(status, openai_error(status), Vec::new());
         }

@@ -83,6 +83,7 @@ pub async fn chat(
         .cache()
         .prepare(&raw, namespace, directives.control, &log.request_id);
     let mut flight = None;
+    let mut shared_failure = None;
     if let Some(lookup) = &mut lookup {
         if let Some(hit) = cache::lookup(state, lookup).await {
             return cache::respond_hit(state, log, hit, &request);
@@ -95,6 +96,11 @@ pub async fn chat(
                     let _ = done.changed().await;
                     if let Some(hit) = cache::lookup(state, lookup).await {
                         return cache::respond_hit(state, log, hit, &request);
+                    }
+                    // Its call failed: the same request would fail the same way (unless it
+                    // goes upstream with its own provider key, which the leader's may not be).
+                    if caller.upstream_key.is_none() {
+                        shared_failure = done.borrow().clone();
                     }
                 }
             }
@@ -111,6 +117,11 @@ pub async fn chat(
     counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     log.cache = cache;
     let mut headers = vec![("x-reprise-cache", HeaderValue::from_static(cache.as_str()))];
+    if let Some(shared) = shared_failure {
+        log.target = shared.target.clone();
+        push_provider(&mut headers, shared.target.as_deref());
+        return fail(log, shared.error.clone(), &headers);
+    }
 
     let routes = state.router().plan(&request.model, Instant::now());
     if routes.is_empty() {
@@ -151,6 +162,9 @@ pub async fn chat(
         Ok(success) => success,
         Err(failure) => {
             log.upstream = Some(upstream_started.elapsed());
+            if let Some(flight) = flight.filter(|_| caller.upstream_key.is_none()) {
+                flight.fail(&failure.error, failure.last_target.as_deref());
+            }
             return fail_attempts(log, failure, headers);
         }
     };

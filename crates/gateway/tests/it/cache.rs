@@ -515,6 +515,56 @@ async fn identical_concurrent_misses_share_one_upstream_call() {
 }
 
 #[tokio::test]
+async fn identical_concurrent_misses_share_an_upstream_failure() {
+    let mock = MockUpstream::start().await;
+    // The upstream takes its time, then refuses the request.
+    mock.push(reprise_test_support::Step::FailAfter(
+        Duration::from_millis(300),
+        400,
+    ));
+    let gw = Gateway::start(&mock).await;
+    let mut calls = Vec::new();
+    for _ in 0..20 {
+        let url = gw.url("/v1/chat/completions");
+        calls.push(tokio::spawn(async move {
+            let r = client()
+                .post(url)
+                .json(&chat_body("shared failure"))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let provider = r.headers()["x-reprise-provider"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let body: Value = r.json().await.unwrap();
+            (status, provider, body)
+        }));
+    }
+    let mut bodies = Vec::new();
+    for call in calls {
+        let (status, provider, body) = tokio::time::timeout(PATIENCE, call).await.unwrap().unwrap();
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(provider, "openai");
+        bodies.push(body);
+    }
+    assert!(bodies.iter().all(|b| *b == bodies[0]), "{bodies:?}");
+    // The upstream's own error, relayed to every caller.
+    assert_eq!(bodies[0]["error"]["message"], "mock failure 400");
+    assert_eq!(
+        mock.requests().len(),
+        1,
+        "one upstream call for 20 identical requests"
+    );
+    // A failure is not cached: the next identical request goes upstream again.
+    let r = send(&gw, &chat_body("shared failure"), &[]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(cache_header(&r), "miss");
+    assert_eq!(mock.requests().len(), 2);
+}
+
+#[tokio::test]
 async fn cache_control_directives_are_honoured() {
     let mock = MockUpstream::start().await;
     let gw = Gateway::start(&mock).await;
