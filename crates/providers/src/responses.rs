@@ -511,15 +511,38 @@ pub(crate) struct Translator {
     msg_id: String,
     created: Value,
     started: bool,
-    /// The message item: its output index once opened, and its content parts in the order they
-    /// opened (a refusal or not, and the text so far).
-    message: Option<usize>,
-    parts: Vec<(bool, String)>,
-    message_done: bool,
+    /// The message items in the order they opened: a message closes when a tool call opens,
+    /// and text after the call opens another.
+    messages: Vec<Message>,
     /// Function calls by their chunk index.
     calls: Vec<(u64, Call)>,
     finish: Option<String>,
     usage: Value,
+}
+
+/// A message item of a translated stream.
+#[derive(Debug)]
+struct Message {
+    id: String,
+    output_index: usize,
+    /// Content parts in the order they opened: a refusal or not, and the text so far.
+    parts: Vec<(bool, String)>,
+    done: bool,
+}
+
+impl Message {
+    fn content(&self) -> Vec<Value> {
+        self.parts
+            .iter()
+            .map(|(refusal, text)| {
+                if *refusal {
+                    json!({"type": "refusal", "refusal": text})
+                } else {
+                    text_part(text)
+                }
+            })
+            .collect()
+    }
 }
 
 impl Translator {
@@ -531,9 +554,7 @@ impl Translator {
             msg_id: String::new(),
             created: Value::Null,
             started: false,
-            message: None,
-            parts: Vec::new(),
-            message_done: false,
+            messages: Vec::new(),
             calls: Vec::new(),
             finish: None,
             usage: Value::Null,
@@ -597,38 +618,51 @@ impl Translator {
         Ok(())
     }
 
-    /// Text (or a refusal) for the message item, opening it and its part first.
+    /// Text (or a refusal) for the open message item, opening it and its part first.
     fn text_delta(&mut self, delta: &str, refusal: bool, out: &mut VecDeque<StreamEvent>) {
-        let output_index = match self.message {
-            Some(i) => i,
-            None => {
-                let i = self.outputs();
-                self.message = Some(i);
-                let item = message_item(&self.msg_id, "in_progress", Vec::new());
-                let event =
-                    json!({"type": "response.output_item.added", "output_index": i, "item": item});
-                self.emit(out, event, false);
-                i
-            }
+        if self.messages.last().is_none_or(|m| m.done) {
+            // The first message has the id derived from the chat's; text after a tool call
+            // opens another message, numbered after it.
+            let id = match self.messages.len() {
+                0 => self.msg_id.clone(),
+                n => format!("{}_{}", self.msg_id, n + 1),
+            };
+            let output_index = self.outputs();
+            let item = message_item(&id, "in_progress", Vec::new());
+            let event = json!({"type": "response.output_item.added",
+                "output_index": output_index, "item": item});
+            self.emit(out, event, false);
+            self.messages.push(Message {
+                id,
+                output_index,
+                parts: Vec::new(),
+                done: false,
+            });
+        }
+        let Some(message) = self.messages.last_mut() else {
+            return;
         };
-        let content_index = match self.parts.iter().position(|(r, _)| *r == refusal) {
+        let (msg_id, output_index) = (message.id.clone(), message.output_index);
+        let content_index = match message.parts.iter().position(|(r, _)| *r == refusal) {
             Some(at) => at,
             None => {
-                self.parts.push((refusal, String::new()));
-                let at = self.parts.len() - 1;
+                message.parts.push((refusal, String::new()));
+                let at = message.parts.len() - 1;
                 let part = if refusal {
                     json!({"type": "refusal", "refusal": ""})
                 } else {
                     text_part("")
                 };
-                let event = json!({"type": "response.content_part.added", "item_id": self.msg_id,
+                let event = json!({"type": "response.content_part.added", "item_id": msg_id,
                     "output_index": output_index, "content_index": at, "part": part});
                 self.emit(out, event, false);
                 at
             }
         };
-        self.parts[content_index].1.push_str(delta);
-        let mut event = json!({"item_id": self.msg_id, "output_index": output_index,
+        if let Some(message) = self.messages.last_mut() {
+            message.parts[content_index].1.push_str(delta);
+        }
+        let mut event = json!({"item_id": msg_id, "output_index": output_index,
             "content_index": content_index, "delta": delta});
         if refusal {
             event["type"] = json!("response.refusal.delta");
@@ -678,14 +712,15 @@ impl Translator {
         }
     }
 
-    /// The message item's closing events, once.
+    /// The open message item's closing events, once.
     fn close_message(&mut self, out: &mut VecDeque<StreamEvent>) {
-        let Some(output_index) = self.message.filter(|_| !self.message_done) else {
+        let Some(message) = self.messages.last_mut().filter(|m| !m.done) else {
             return;
         };
-        self.message_done = true;
-        let msg_id = self.msg_id.clone();
-        for (index, (refusal, text)) in self.parts.clone().into_iter().enumerate() {
+        message.done = true;
+        let (msg_id, output_index) = (message.id.clone(), message.output_index);
+        let (parts, content) = (message.parts.clone(), message.content());
+        for (index, (refusal, text)) in parts.into_iter().enumerate() {
             let (event, part) = if refusal {
                 (
                     json!({"type": "response.refusal.done", "refusal": text}),
@@ -707,7 +742,7 @@ impl Translator {
                 self.emit(out, event, false);
             }
         }
-        let item = message_item(&msg_id, "completed", self.content());
+        let item = message_item(&msg_id, "completed", content);
         let event = json!({"type": "response.output_item.done", "output_index": output_index,
             "item": item});
         self.emit(out, event, false);
@@ -715,20 +750,7 @@ impl Translator {
 
     /// Output items opened so far: the next one's index.
     fn outputs(&self) -> usize {
-        usize::from(self.message.is_some()) + self.calls.len()
-    }
-
-    fn content(&self) -> Vec<Value> {
-        self.parts
-            .iter()
-            .map(|(refusal, text)| {
-                if *refusal {
-                    json!({"type": "refusal", "refusal": text})
-                } else {
-                    text_part(text)
-                }
-            })
-            .collect()
+        self.messages.len() + self.calls.len()
     }
 
     fn object(&self, status: &str, output: Vec<Value>, usage: Value) -> Value {
@@ -747,10 +769,16 @@ impl Translator {
     /// event, whose output lists the items in the order they opened.
     pub(crate) fn done(&mut self, out: &mut VecDeque<StreamEvent>) {
         self.close_message(out);
-        let mut output = Vec::new();
-        if let Some(i) = self.message {
-            output.push((i, message_item(&self.msg_id, "completed", self.content())));
-        }
+        let mut output: Vec<(usize, Value)> = self
+            .messages
+            .iter()
+            .map(|m| {
+                (
+                    m.output_index,
+                    message_item(&m.id, "completed", m.content()),
+                )
+            })
+            .collect();
         for at in 0..self.calls.len() {
             let c = &self.calls[at].1;
             let item = call_item(&c.call_id, &c.name, &c.arguments, "completed");
@@ -1119,6 +1147,67 @@ mod tests {
         let output = &events.last().unwrap().1["response"]["output"];
         assert_eq!(output[0]["type"], "function_call");
         assert_eq!(output[1]["content"][0]["text"], "Done.");
+    }
+
+    #[test]
+    fn text_after_a_tool_call_opens_another_message() {
+        let ctx = context(json!({"model": "m", "input": "Hi"}));
+        let call = json!({"index": 0, "id": "call_1", "type": "function",
+                          "function": {"name": "f", "arguments": "{}"}});
+        let events = events_of(
+            &ctx,
+            &[
+                chunk(json!({"content": "Let me look."}), Value::Null),
+                chunk(json!({"tool_calls": [call]}), Value::Null),
+                chunk(json!({"content": "Looking."}), Value::Null),
+                chunk(json!({}), json!("tool_calls")),
+            ],
+        );
+        let of = |name: &str| -> Vec<Value> {
+            events
+                .iter()
+                .filter(|(n, _, _)| n == name)
+                .map(|(_, d, _)| d.clone())
+                .collect()
+        };
+        let added: Vec<(Value, Value)> = of("response.output_item.added")
+            .iter()
+            .map(|d| (d["output_index"].clone(), d["item"]["type"].clone()))
+            .collect();
+        assert_eq!(
+            added,
+            [
+                (json!(0), json!("message")),
+                (json!(1), json!("function_call")),
+                (json!(2), json!("message"))
+            ]
+        );
+        // Each message's text goes to its own item, under its own id, and each closes once.
+        let deltas: Vec<(Value, Value, Value)> = of("response.output_text.delta")
+            .iter()
+            .map(|d| {
+                (
+                    d["output_index"].clone(),
+                    d["item_id"].clone(),
+                    d["delta"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(deltas[0].0, 0);
+        assert_eq!(deltas[0].2, "Let me look.");
+        assert_eq!(deltas[1].0, 2);
+        assert_eq!(deltas[1].2, "Looking.");
+        assert_ne!(deltas[0].1, deltas[1].1);
+        let texts: Vec<Value> = of("response.output_text.done")
+            .iter()
+            .map(|d| d["text"].clone())
+            .collect();
+        assert_eq!(texts, [json!("Let me look."), json!("Looking.")]);
+        let output = &events.last().unwrap().1["response"]["output"];
+        assert_eq!(output[0]["content"][0]["text"], "Let me look.");
+        assert_eq!(output[1]["type"], "function_call");
+        assert_eq!(output[2]["content"][0]["text"], "Looking.");
+        assert_eq!(output[2]["id"], deltas[1].1);
     }
 
     #[test]
