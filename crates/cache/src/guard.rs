@@ -613,11 +613,12 @@ impl Analysis {
                     after_by = true;
                     continue;
                 }
-                // Other words for the same order ("preceding" / "previous", "prior to" /
-                // "before") count as that marker.
+                // "The best way to..." and "a good way to..." ask how to do it.
                 if before_way && matches!(lower.as_str(), "best" | "good") {
                     continue;
                 }
+                // Other words for the same order ("preceding" / "previous", "prior to" /
+                // "before") count as that marker.
                 let marker = MARKER_OF.get(lower.as_str()).copied().unwrap_or(&lower);
                 if MARKER.contains(marker) {
                     *a.markers.entry(marker.to_owned()).or_default() += 1;

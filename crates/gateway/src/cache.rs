@@ -15,10 +15,9 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
-use crate::error::GatewayError;
-
 use crate::config::CacheConfig;
 use crate::embedding::SemanticModel;
+use crate::error::GatewayError;
 
 pub fn now_ms() -> u64 {
     SystemTime::now()
