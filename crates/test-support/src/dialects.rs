@@ -46,6 +46,13 @@ pub async fn anthropic(
         Ok(begun) => begun,
         Err(response) => return *response,
     };
+    // As Anthropic does: the user speaks first.
+    if request["messages"][0]["role"] != "user" {
+        guard.finish();
+        let body = json!({"type": "error", "error": {"type": "invalid_request_error",
+            "message": "messages: first message must use the \"user\" role"}});
+        return (axum::http::StatusCode::BAD_REQUEST, Json(body)).into_response();
+    }
     let Play { guard, cut, hold } = match prelude(step, guard, anthropic_error).await {
         Ok(play) => play,
         Err(response) => return response,

@@ -88,6 +88,30 @@ async fn claude_models_go_to_anthropic_in_its_wire_format() {
 }
 
 #[tokio::test]
+async fn a_conversation_the_assistant_opens_reaches_anthropic_with_a_user_turn_first() {
+    let mock = MockUpstream::start().await;
+    let gw = anthropic_gateway(&mock, "").await;
+    let mut body = with_model(chat_body("What can you do?"), "claude-sonnet-4-5");
+    body["messages"] = json!([
+        {"role": "system", "content": "You are the help desk."},
+        {"role": "assistant", "content": "Hello! How can I help?"},
+        {"role": "user", "content": "What can you do?"},
+    ]);
+    let r = gw.chat(&body).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let sent = &mock.requests()[0].body;
+    assert_eq!(
+        sent["messages"],
+        json!([
+            {"role": "user", "content": [{"type": "text", "text": "."}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "Hello! How can I help?"}]},
+            {"role": "user", "content": [{"type": "text", "text": "What can you do?"}]},
+        ])
+    );
+    assert_eq!(sent["system"][0]["text"], "You are the help desk.");
+}
+
+#[tokio::test]
 async fn anthropic_streams_become_openai_chunks() {
     let mock = MockUpstream::start().await;
     let gw = anthropic_gateway(&mock, "").await;
