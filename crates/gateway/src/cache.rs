@@ -29,16 +29,22 @@ pub fn now_ms() -> u64 {
 type Flights = Arc<Mutex<HashMap<Key, watch::Receiver<Outcome>>>>;
 
 /// What a leader tells its followers when it stops leading: nothing (look in the cache, then
-/// call the upstream yourself), or the upstream failure its call ended with.
-type Outcome = Option<Arc<SharedFailure>>;
+/// call the upstream yourself), or what its call ended with when the cache does not keep it.
+type Outcome = Option<Arc<Shared>>;
 
-/// A leader's failed upstream call, which its followers answer with instead of each calling the
-/// same upstream with the same request again.
+/// A leader's result that its followers answer with, instead of each calling the same upstream
+/// with the same request again.
 #[derive(Debug)]
-pub struct SharedFailure {
-    pub error: GatewayError,
-    /// The target of the leader's last attempt.
-    pub target: Option<String>,
+pub enum Shared {
+    /// The upstream call failed.
+    Failure {
+        error: GatewayError,
+        /// The target of the leader's last attempt.
+        target: Option<String>,
+    },
+    /// An answer the never-store rules keep out of the cache (cut by `max_tokens`, a refusal):
+    /// it answers the identical requests asked with it as well as it answers the leader's.
+    Answer(Arc<Entry>),
 }
 
 /// Counters since start, for `/admin/cache/stats`.
@@ -145,10 +151,16 @@ pub struct FlightGuard {
 impl FlightGuard {
     /// The leader's upstream call failed: its followers answer with the same failure.
     pub fn fail(self, error: &GatewayError, target: Option<&str>) {
-        self.done.send_replace(Some(Arc::new(SharedFailure {
+        self.done.send_replace(Some(Arc::new(Shared::Failure {
             error: error.clone(),
             target: target.map(str::to_owned),
         })));
+    }
+
+    /// The leader's answer was not stored: its followers answer with it all the same.
+    pub fn answer(self, entry: Arc<Entry>) {
+        self.done
+            .send_replace(Some(Arc::new(Shared::Answer(entry))));
     }
 }
 
@@ -390,36 +402,16 @@ impl Cache {
         lookup: &Lookup,
         provider: &str,
         completion: Value,
-    ) -> Result<(), &'static str> {
+    ) -> Result<(), (&'static str, Value)> {
         if !lookup.may_store() {
-            return Err("directives");
+            return Err(("directives", completion));
         }
-        reprise_cache::storable(&lookup.request, &completion)?;
+        if let Err(reason) = reprise_cache::storable(&lookup.request, &completion) {
+            return Err((reason, completion));
+        }
         let text = completion.to_string();
         let now = now_ms();
-        let ttl = lookup
-            .directives
-            .ttl
-            .unwrap_or(self.config.policy.default_ttl);
-        let entry = Arc::new(Entry {
-            exact: lookup.keys.exact,
-            scope: lookup.keys.scope,
-            namespace: lookup.namespace.clone(),
-            model: lookup.request["model"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            provider: provider.to_owned(),
-            prompt: lookup
-                .embedding
-                .as_ref()
-                .and(lookup.keys.final_user_text.clone()),
-            completion,
-            bytes: text.len() as u64,
-            created_ms: now,
-            expires_ms: now.saturating_add(ttl_ms(ttl)),
-            hits: AtomicU64::new(0),
-        });
+        let entry = Arc::new(self.entry(lookup, provider, completion, text.len(), now));
         let row = CacheRow {
             exact_key: entry.exact.to_hex(),
             scope_key: entry.scope.to_hex(),
@@ -468,6 +460,40 @@ impl Cache {
             }
         });
         Ok(())
+    }
+
+    /// The entry an answer makes, stored or not (see [`FlightGuard::answer`]).
+    pub fn entry(
+        &self,
+        lookup: &Lookup,
+        provider: &str,
+        completion: Value,
+        bytes: usize,
+        now: u64,
+    ) -> Entry {
+        let ttl = lookup
+            .directives
+            .ttl
+            .unwrap_or(self.config.policy.default_ttl);
+        Entry {
+            exact: lookup.keys.exact,
+            scope: lookup.keys.scope,
+            namespace: lookup.namespace.clone(),
+            model: lookup.request["model"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            provider: provider.to_owned(),
+            prompt: lookup
+                .embedding
+                .as_ref()
+                .and(lookup.keys.final_user_text.clone()),
+            completion,
+            bytes: bytes as u64,
+            created_ms: now,
+            expires_ms: now.saturating_add(ttl_ms(ttl)),
+            hits: AtomicU64::new(0),
+        }
     }
 
     pub fn stats(&self) -> Stats {

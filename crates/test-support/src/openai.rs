@@ -26,8 +26,8 @@ pub enum Step {
     },
     /// Wait this long before sending the response head, then answer normally.
     Delay(Duration),
-    /// Wait this long, then fail with this status and an error body in the route's format.
-    FailAfter(Duration, u16),
+    /// Wait this long, then play this step.
+    After(Duration, Box<Step>),
     /// Never answer (until the client goes away).
     Stall,
     /// Stream this many chunks, then go silent without closing.
@@ -683,6 +683,15 @@ pub(crate) struct Hold {
     gate: Gate,
 }
 
+/// A step that waits first ([`Step::After`]), once it has waited; any other step as it is.
+async fn after(mut step: Option<Step>) -> Option<Step> {
+    while let Some(Step::After(delay, then)) = step {
+        tokio::time::sleep(delay).await;
+        step = Some(*then);
+    }
+    step
+}
+
 /// Plays the scripted step common to every wire format: `Err` is the whole response (a status,
 /// a JSON body, recorded events), `Ok` how to play the route's own answer. `error_body` renders
 /// `Step::Fail` in the route's format.
@@ -693,6 +702,7 @@ pub(crate) async fn prelude(
 ) -> Result<Play, Response> {
     let mut cut = None;
     let mut hold = None;
+    let step = after(step).await;
     match step {
         Some(Step::Status {
             status,
@@ -703,11 +713,6 @@ pub(crate) async fn prelude(
             return Err(status_response(status, body, headers));
         }
         Some(Step::Fail(status)) => {
-            guard.finish();
-            return Err(status_response(status, error_body(status), Vec::new()));
-        }
-        Some(Step::FailAfter(delay, status)) => {
-            tokio::time::sleep(delay).await;
             guard.finish();
             return Err(status_response(status, error_body(status), Vec::new()));
         }
@@ -730,7 +735,8 @@ pub(crate) async fn prelude(
             return Err(Json(body).into_response());
         }
         Some(Step::Events(recorded)) => return Err(sse(frames(recorded), guard, None, None)),
-        None => {}
+        // `after` has waited out every `After`.
+        Some(Step::After(..)) | None => {}
     }
     Ok(Play { guard, cut, hold })
 }
@@ -815,7 +821,7 @@ async fn embeddings(
         Ok(begun) => begun,
         Err(response) => return *response,
     };
-    match step {
+    match after(step).await {
         Some(Step::Status {
             status,
             body,
@@ -825,11 +831,6 @@ async fn embeddings(
             return status_response(status, body, headers);
         }
         Some(Step::Fail(status)) => {
-            guard.finish();
-            return status_response(status, openai_error(status), Vec::new());
-        }
-        Some(Step::FailAfter(delay, status)) => {
-            tokio::time::sleep(delay).await;
             guard.finish();
             return status_response(status, openai_error(status), Vec::new());
         }

@@ -13,12 +13,22 @@ use serde_json::Value;
 
 use super::record::{CacheStatus, Outcome, RequestLog};
 use crate::AppState;
-use crate::cache::{Lookup, now_ms};
+use crate::cache::{FlightGuard, Lookup, now_ms};
 
 /// A cache hit: the entry, and the similarity when the semantic tier found it.
 pub struct Hit {
     entry: Arc<Entry>,
     similarity: Option<f32>,
+}
+
+impl Hit {
+    /// The answer of the identical in-flight request this one waited for (an exact hit).
+    pub fn shared(entry: Arc<Entry>) -> Self {
+        Self {
+            entry,
+            similarity: None,
+        }
+    }
 }
 
 /// The exact tier, then (only on its miss) the semantic tier, embedding the question first.
@@ -129,9 +139,29 @@ pub fn respond_hit(
     response
 }
 
-/// Stores an upstream answer when the never-store rules allow it.
-pub fn store(state: &AppState, lookup: &Lookup, provider: &str, completion: Value) {
-    if let Err(reason) = state.cache().write(lookup, provider, completion) {
-        tracing::debug!(reason, "answer not cached");
+/// Stores an upstream answer when the never-store rules allow it; followers of `flight` then
+/// find it in the cache. An answer those rules keep out (cut by `max_tokens`, a refusal, empty)
+/// still answers them: they asked the very same request at the same time.
+pub fn store(
+    state: &AppState,
+    lookup: &Lookup,
+    provider: &str,
+    completion: Value,
+    flight: Option<FlightGuard>,
+) {
+    let Err((reason, completion)) = state.cache().write(lookup, provider, completion) else {
+        return;
+    };
+    tracing::debug!(reason, "answer not cached");
+    let finished = completion["choices"][0]["finish_reason"].is_string();
+    if let Some(flight) = flight
+        && finished
+        && matches!(reason, "finish_reason" | "refusal" | "empty")
+    {
+        let bytes = completion.to_string().len();
+        let entry = state
+            .cache()
+            .entry(lookup, provider, completion, bytes, now_ms());
+        flight.answer(Arc::new(entry));
     }
 }

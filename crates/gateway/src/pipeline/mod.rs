@@ -34,7 +34,7 @@ use attempt::Delivered;
 pub use record::{CacheStatus, Outcome, RequestLog};
 
 use crate::auth::Caller;
-use crate::cache::Flight;
+use crate::cache::{Flight, Shared};
 use crate::limits;
 use crate::{AppState, GatewayError};
 
@@ -97,10 +97,20 @@ pub async fn chat(
                     if let Some(hit) = cache::lookup(state, lookup).await {
                         return cache::respond_hit(state, log, hit, &request);
                     }
-                    // Its call failed: the same request would fail the same way (unless it
-                    // goes upstream with its own provider key, which the leader's may not be).
-                    if caller.upstream_key.is_none() {
-                        shared_failure = done.borrow().clone();
+                    let outcome = done.borrow().clone();
+                    match outcome.as_deref() {
+                        // An answer the cache does not keep: it answers this request too.
+                        Some(Shared::Answer(entry)) => {
+                            let hit = cache::Hit::shared(entry.clone());
+                            return cache::respond_hit(state, log, hit, &request);
+                        }
+                        // Its call failed: the same request would fail the same way (unless
+                        // it goes upstream with its own provider key, which the leader's may
+                        // not be).
+                        Some(Shared::Failure { .. }) if caller.upstream_key.is_none() => {
+                            shared_failure = outcome;
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -117,10 +127,10 @@ pub async fn chat(
     counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     log.cache = cache;
     let mut headers = vec![("x-reprise-cache", HeaderValue::from_static(cache.as_str()))];
-    if let Some(shared) = shared_failure {
-        log.target = shared.target.clone();
-        push_provider(&mut headers, shared.target.as_deref());
-        return fail(log, shared.error.clone(), &headers);
+    if let Some(Shared::Failure { error, target }) = shared_failure.as_deref() {
+        log.target = target.clone();
+        push_provider(&mut headers, target.as_deref());
+        return fail(log, error.clone(), &headers);
     }
 
     let routes = state.router().plan(&request.model, Instant::now());
@@ -180,7 +190,7 @@ pub async fn chat(
                 Some(lookup) => {
                     if let Ok(completion) = serde_json::from_slice::<serde_json::Value>(&body) {
                         log.usage = serde_json::from_value(completion["usage"].clone()).ok();
-                        cache::store(state, lookup, &target.name, completion);
+                        cache::store(state, lookup, &target.name, completion, flight.take());
                     }
                 }
                 None => {

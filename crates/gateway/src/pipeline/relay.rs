@@ -62,7 +62,7 @@ pub struct Collector {
     lookup: Lookup,
     provider: String,
     assembler: Assembler,
-    _flight: Option<FlightGuard>,
+    flight: Option<FlightGuard>,
 }
 
 impl Collector {
@@ -77,14 +77,20 @@ impl Collector {
             lookup,
             provider: provider.to_owned(),
             assembler: Assembler::new(),
-            _flight: flight,
+            flight,
         }
     }
 
     fn complete(self) {
         match self.assembler.finish() {
             Some(completion) => {
-                super::cache::store(&self.state, &self.lookup, &self.provider, completion);
+                super::cache::store(
+                    &self.state,
+                    &self.lookup,
+                    &self.provider,
+                    completion,
+                    self.flight,
+                );
             }
             None => tracing::debug!("stream not cached: a chunk was unreadable"),
         }

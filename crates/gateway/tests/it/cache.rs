@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use reprise_test_support::MockUpstream;
+use reprise_test_support::{MockUpstream, Step};
 use serde_json::{Value, json};
 
 use crate::support::{
@@ -518,9 +518,9 @@ async fn identical_concurrent_misses_share_one_upstream_call() {
 async fn identical_concurrent_misses_share_an_upstream_failure() {
     let mock = MockUpstream::start().await;
     // The upstream takes its time, then refuses the request.
-    mock.push(reprise_test_support::Step::FailAfter(
+    mock.push(Step::After(
         Duration::from_millis(300),
-        400,
+        Box::new(Step::Fail(400)),
     ));
     let gw = Gateway::start(&mock).await;
     let mut calls = Vec::new();
@@ -560,6 +560,84 @@ async fn identical_concurrent_misses_share_an_upstream_failure() {
     // A failure is not cached: the next identical request goes upstream again.
     let r = send(&gw, &chat_body("shared failure"), &[]).await;
     assert_eq!(r.status(), 200);
+    assert_eq!(cache_header(&r), "miss");
+    assert_eq!(mock.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn an_answer_the_cache_does_not_keep_still_answers_identical_concurrent_requests() {
+    let mock = MockUpstream::start().await;
+    // Cut by max_tokens: never stored, but the right answer for the identical requests asked
+    // while it was on its way.
+    let cut = json!({
+        "id": "chatcmpl-cut", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "A long answer cut"},
+                     "finish_reason": "length"}],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 4, "total_tokens": 11},
+    });
+    // Long enough for every follower to join the leader's call (a request arriving after it
+    // ended would rightly go upstream itself).
+    mock.push(Step::After(
+        Duration::from_millis(1500),
+        Box::new(Step::Json(cut)),
+    ));
+    let gw = Gateway::start(&mock).await;
+    let http = client();
+    let ask = |stream: bool| {
+        let http = http.clone();
+        let url = gw.url("/v1/chat/completions");
+        let body = if stream {
+            stream_body("cut short", false)
+        } else {
+            chat_body("cut short")
+        };
+        tokio::spawn(async move {
+            let r = http.post(url).json(&body).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let cache = cache_header(&r);
+            let text = r.text().await.unwrap();
+            let content = if stream {
+                content_of_stream(&parse_sse(&text))
+            } else {
+                let c: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(c["choices"][0]["finish_reason"], "length");
+                c["choices"][0]["message"]["content"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            };
+            (cache, content)
+        })
+    };
+    // The first (a JSON request) leads; the others, JSON and streams, follow.
+    let leader = ask(false);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let followers: Vec<_> = (0..19).map(|i| ask(i % 2 == 0)).collect();
+    let (cache, content) = tokio::time::timeout(PATIENCE, leader)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (cache.as_str(), content.as_str()),
+        ("miss", "A long answer cut")
+    );
+    for follower in followers {
+        let (cache, content) = tokio::time::timeout(PATIENCE, follower)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (cache.as_str(), content.as_str()),
+            ("hit", "A long answer cut")
+        );
+    }
+    assert_eq!(
+        mock.requests().len(),
+        1,
+        "one upstream call for 20 requests"
+    );
+    // Not stored: the next identical request goes upstream.
+    let r = send(&gw, &chat_body("cut short"), &[]).await;
     assert_eq!(cache_header(&r), "miss");
     assert_eq!(mock.requests().len(), 2);
 }
