@@ -461,13 +461,6 @@ impl Analysis {
             let before_number = raws
                 .peek()
                 .is_some_and(|next| next.starts_with(|c: char| c.is_ascii_digit()));
-            // "the best way to..." asks how to do it, like "How can I...?": no comparison.
-            let before_way = raws.peek().is_some_and(|next| {
-                let next = next.trim_end_matches(|c: char| !c.is_alphanumeric());
-                ["way", "ways", "method", "methods"]
-                    .iter()
-                    .any(|w| next.eq_ignore_ascii_case(w))
-            });
             let ends_sentence = raw.ends_with(['.', '?', '!', ':']);
             let token =
                 raw.trim_matches(|c: char| !c.is_alphanumeric() && !"_/\\.-'$%".contains(c));
@@ -613,8 +606,16 @@ impl Analysis {
                     after_by = true;
                     continue;
                 }
-                // "The best way to..." and "a good way to..." ask how to do it.
-                if before_way && matches!(lower.as_str(), "best" | "good") {
+                // "The best way to..." and "a good way to..." ask how to do it, like "How can
+                // I...?": no comparison.
+                if matches!(lower.as_str(), "best" | "good")
+                    && raws.peek().is_some_and(|next| {
+                        let next = next.trim_end_matches(|c: char| !c.is_alphanumeric());
+                        ["way", "ways", "method", "methods"]
+                            .iter()
+                            .any(|w| next.eq_ignore_ascii_case(w))
+                    })
+                {
                     continue;
                 }
                 // Other words for the same order ("preceding" / "previous", "prior to" /

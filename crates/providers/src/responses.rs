@@ -979,6 +979,23 @@ mod tests {
     }
 
     /// The events of a chat stream of `chunks` (then `[DONE]`), as (name, data) pairs.
+    /// The data of every event of this name, in order.
+    fn named(events: &[(String, Value, bool)], name: &str) -> Vec<Value> {
+        events
+            .iter()
+            .filter(|(n, _, _)| n == name)
+            .map(|(_, d, _)| d.clone())
+            .collect()
+    }
+
+    /// The items opened, as their output index and type.
+    fn added(events: &[(String, Value, bool)]) -> Vec<(Value, Value)> {
+        named(events, "response.output_item.added")
+            .iter()
+            .map(|d| (d["output_index"].clone(), d["item"]["type"].clone()))
+            .collect()
+    }
+
     fn events_of(ctx: &Context, chunks: &[Value]) -> Vec<(String, Value, bool)> {
         let mut t = Translator::new(ctx.clone());
         let mut out = VecDeque::new();
@@ -1132,13 +1149,8 @@ mod tests {
                 chunk(json!({}), json!("tool_calls")),
             ],
         );
-        let added: Vec<(Value, Value)> = events
-            .iter()
-            .filter(|(n, _, _)| n == "response.output_item.added")
-            .map(|(_, d, _)| (d["output_index"].clone(), d["item"]["type"].clone()))
-            .collect();
         assert_eq!(
-            added,
+            added(&events),
             [
                 (json!(0), json!("function_call")),
                 (json!(1), json!("message"))
@@ -1163,19 +1175,8 @@ mod tests {
                 chunk(json!({}), json!("tool_calls")),
             ],
         );
-        let of = |name: &str| -> Vec<Value> {
-            events
-                .iter()
-                .filter(|(n, _, _)| n == name)
-                .map(|(_, d, _)| d.clone())
-                .collect()
-        };
-        let added: Vec<(Value, Value)> = of("response.output_item.added")
-            .iter()
-            .map(|d| (d["output_index"].clone(), d["item"]["type"].clone()))
-            .collect();
         assert_eq!(
-            added,
+            added(&events),
             [
                 (json!(0), json!("message")),
                 (json!(1), json!("function_call")),
@@ -1183,7 +1184,7 @@ mod tests {
             ]
         );
         // Each message's text goes to its own item, under its own id, and each closes once.
-        let deltas: Vec<(Value, Value, Value)> = of("response.output_text.delta")
+        let deltas: Vec<(Value, Value, Value)> = named(&events, "response.output_text.delta")
             .iter()
             .map(|d| {
                 (
@@ -1198,7 +1199,7 @@ mod tests {
         assert_eq!(deltas[1].0, 2);
         assert_eq!(deltas[1].2, "Looking.");
         assert_ne!(deltas[0].1, deltas[1].1);
-        let texts: Vec<Value> = of("response.output_text.done")
+        let texts: Vec<Value> = named(&events, "response.output_text.done")
             .iter()
             .map(|d| d["text"].clone())
             .collect();
