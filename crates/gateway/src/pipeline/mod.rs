@@ -88,9 +88,16 @@ pub async fn chat(
         if let Some(hit) = cache::lookup(state, lookup).await {
             return cache::respond_hit(state, log, hit, &request);
         }
-        if lookup.may_serve() {
+        // A leader that ends with no answer at all (its client went away, its stream was cut)
+        // hands the call to one of its followers, once; the others wait for that one.
+        let mut rounds = 0;
+        while lookup.may_serve() && rounds < 2 {
+            rounds += 1;
             match state.cache().flight(lookup.keys.exact) {
-                Flight::Lead(guard) => flight = Some(guard),
+                Flight::Lead(guard) => {
+                    flight = Some(guard);
+                    break;
+                }
                 Flight::Follow(mut done) => {
                     // An identical request is already on its way upstream: wait for its answer.
                     let _ = done.changed().await;
@@ -107,10 +114,13 @@ pub async fn chat(
                         // Its call failed: the same request would fail the same way (unless
                         // it goes upstream with its own provider key, which the leader's may
                         // not be).
-                        Some(Shared::Failure { .. }) if caller.upstream_key.is_none() => {
-                            shared_failure = outcome;
+                        Some(Shared::Failure { .. }) => {
+                            if caller.upstream_key.is_none() {
+                                shared_failure = outcome;
+                            }
+                            break;
                         }
-                        _ => {}
+                        None => {}
                     }
                 }
             }

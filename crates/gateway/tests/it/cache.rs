@@ -471,47 +471,67 @@ async fn a_streamed_miss_is_a_json_hit_and_the_reverse() {
     assert_eq!(mock.requests().len(), 2);
 }
 
+/// Sends `n` identical requests at once, JSON and streams alternately; each task returns its
+/// cache header and the answer's content.
+fn identical_requests(
+    gw: &Gateway,
+    question: &str,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<(String, String)>> {
+    let http = client();
+    (0..n)
+        .map(|i| {
+            let (http, url) = (http.clone(), gw.url("/v1/chat/completions"));
+            let stream = i % 2 == 1;
+            let body = if stream {
+                stream_body(question, false)
+            } else {
+                chat_body(question)
+            };
+            tokio::spawn(async move {
+                let r = http.post(url).json(&body).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                let cache = cache_header(&r);
+                let text = r.text().await.unwrap();
+                let content = if stream {
+                    content_of_stream(&parse_sse(&text))
+                } else {
+                    let c: Value = serde_json::from_str(&text).unwrap();
+                    c["choices"][0]["message"]["content"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                };
+                (cache, content)
+            })
+        })
+        .collect()
+}
+
+/// One of the requests went upstream (a miss); the others got its answer (hits).
+async fn one_miss_and_hits(calls: Vec<tokio::task::JoinHandle<(String, String)>>) {
+    let mut caches = Vec::new();
+    for call in calls {
+        let (cache, content) = tokio::time::timeout(PATIENCE, call).await.unwrap().unwrap();
+        assert_eq!(content, "Hello from the mock upstream.");
+        caches.push(cache);
+    }
+    let misses = caches.iter().filter(|c| *c == "miss").count();
+    let hits = caches.iter().filter(|c| *c == "hit").count();
+    assert_eq!((misses, hits), (1, caches.len() - 1), "{caches:?}");
+}
+
 #[tokio::test]
 async fn identical_concurrent_misses_share_one_upstream_call() {
     let mock = MockUpstream::start().await;
     mock.delay_first_byte(Duration::from_millis(300));
     let gw = Gateway::start(&mock).await;
-    let mut calls = Vec::new();
-    for i in 0..50 {
-        let body = if i % 2 == 0 {
-            chat_body("stampede")
-        } else {
-            stream_body("stampede", false)
-        };
-        let url = gw.url("/v1/chat/completions");
-        calls.push(tokio::spawn(async move {
-            let r = client().post(url).json(&body).send().await.unwrap();
-            let cache = cache_header(&r);
-            let stream = r.headers()["content-type"] == "text/event-stream";
-            let text = r.text().await.unwrap();
-            let content = if stream {
-                content_of_stream(&parse_sse(&text))
-            } else {
-                serde_json::from_str::<Value>(&text).unwrap()["choices"][0]["message"]["content"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            };
-            (cache, content)
-        }));
-    }
-    let mut hits = 0;
-    for call in calls {
-        let (cache, content) = tokio::time::timeout(PATIENCE, call).await.unwrap().unwrap();
-        assert_eq!(content, "Hello from the mock upstream.");
-        hits += usize::from(cache == "hit");
-    }
+    one_miss_and_hits(identical_requests(&gw, "stampede", 50)).await;
     assert_eq!(
         mock.requests().len(),
         1,
         "one upstream call for 50 identical requests"
     );
-    assert_eq!(hits, 49);
 }
 
 #[tokio::test]
@@ -639,6 +659,74 @@ async fn an_answer_the_cache_does_not_keep_still_answers_identical_concurrent_re
     // Not stored: the next identical request goes upstream.
     let r = send(&gw, &chat_body("cut short"), &[]).await;
     assert_eq!(cache_header(&r), "miss");
+    assert_eq!(mock.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn when_the_leaders_client_goes_away_one_follower_takes_over_its_call() {
+    let mock = MockUpstream::start().await;
+    // The leader's call never answers; the next one answers after a while.
+    mock.stall().delay_first_byte(Duration::from_millis(500));
+    let gw = Gateway::start(&mock).await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(700))
+        .build()
+        .unwrap();
+    let url = gw.url("/v1/chat/completions");
+    let leader = tokio::spawn(async move {
+        impatient
+            .post(url)
+            .json(&chat_body("abandoned"))
+            .send()
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let calls = identical_requests(&gw, "abandoned", 10);
+    let err = leader.await.unwrap().unwrap_err();
+    assert!(err.is_timeout());
+    assert!(
+        mock.wait_cancelled(1, PATIENCE).await,
+        "the leader's call outlived its client"
+    );
+    one_miss_and_hits(calls).await;
+    assert_eq!(
+        mock.requests().len(),
+        2,
+        "the abandoned call and one more for 10 waiting requests"
+    );
+    // The follower's answer was stored as usual.
+    let r = send(&gw, &chat_body("abandoned"), &[]).await;
+    assert_eq!(cache_header(&r), "hit");
+    assert_eq!(mock.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn when_the_leaders_stream_is_cut_one_follower_takes_over_its_call() {
+    let mock = MockUpstream::start().await;
+    // The leader's stream is cut after its first events; the next call answers in full.
+    mock.push(Step::After(
+        Duration::from_millis(800),
+        Box::new(Step::TruncateAfterChunks(2)),
+    ));
+    let gw = Gateway::with_config("[routing]\nmax_attempts = 1\n", &mock).await;
+    let url = gw.url("/v1/chat/completions");
+    let leader = tokio::spawn(async move {
+        let r = client()
+            .post(url)
+            .json(&stream_body("cut stream", false))
+            .send()
+            .await
+            .unwrap();
+        r.text().await.unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let calls = identical_requests(&gw, "cut stream", 10);
+    let cut = tokio::time::timeout(PATIENCE, leader)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(cut.contains("upstream_stream_truncated"), "{cut}");
+    one_miss_and_hits(calls).await;
     assert_eq!(mock.requests().len(), 2);
 }
 
