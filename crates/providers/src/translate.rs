@@ -413,6 +413,22 @@ pub(crate) fn push_turn(out: &mut Vec<Value>, role: &str, key: &str, items: Vec<
     out.push(Value::Object(turn));
 }
 
+/// The text of the user turn put before a conversation the assistant opens (a greeting, or a
+/// history trimmed from the front): Anthropic and Gemini both refuse one that does not open
+/// with the user, which OpenAI takes; neither takes empty text.
+pub(crate) const OPENING_TURN: &str = ".";
+
+/// Puts a user turn made of `opening` (the provider's item for [`OPENING_TURN`]) before a
+/// conversation whose first turn is not the user's.
+pub(crate) fn user_first(out: &mut Vec<Value>, key: &str, opening: Value) {
+    if out.first().is_some_and(|turn| turn["role"] != "user") {
+        let mut turn = Object::new();
+        turn.insert("role".into(), Value::from("user"));
+        turn.insert(key.into(), Value::Array(vec![opening]));
+        out.insert(0, Value::Object(turn));
+    }
+}
+
 pub(crate) fn unsupported_role(provider: &str, at: &str, role: &str) -> UpstreamError {
     unsupported(
         provider,

@@ -130,6 +130,13 @@ pub async fn gemini(
         Ok(begun) => begun,
         Err(response) => return *response,
     };
+    // As Gemini does: the user speaks first.
+    if request["contents"][0]["role"] != "user" {
+        guard.finish();
+        let body = json!({"error": {"code": 400, "status": "INVALID_ARGUMENT",
+            "message": "Please ensure that multiturn requests alternate between user and model."}});
+        return (axum::http::StatusCode::BAD_REQUEST, Json(body)).into_response();
+    }
     let Play { guard, cut, hold } = match prelude(step, guard, gemini_error).await {
         Ok(play) => play,
         Err(response) => return response,

@@ -288,6 +288,33 @@ async fn gemini_models_go_to_gemini_in_its_wire_format() {
 }
 
 #[tokio::test]
+async fn a_conversation_the_model_opens_reaches_gemini_with_a_user_turn_first() {
+    let mock = MockUpstream::start().await;
+    let gw = gemini_gateway(&mock, "").await;
+    let mut body = with_model(chat_body("What can you do?"), "gemini-2.5-flash");
+    body["messages"] = json!([
+        {"role": "system", "content": "You are the help desk."},
+        {"role": "assistant", "content": "Hello! How can I help?"},
+        {"role": "user", "content": "What can you do?"},
+    ]);
+    let r = gw.chat(&body).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let sent = &mock.requests()[0].body;
+    assert_eq!(
+        sent["contents"],
+        json!([
+            {"role": "user", "parts": [{"text": "."}]},
+            {"role": "model", "parts": [{"text": "Hello! How can I help?"}]},
+            {"role": "user", "parts": [{"text": "What can you do?"}]},
+        ])
+    );
+    assert_eq!(
+        sent["systemInstruction"]["parts"][0]["text"],
+        "You are the help desk."
+    );
+}
+
+#[tokio::test]
 async fn gemini_streams_become_openai_chunks() {
     let mock = MockUpstream::start().await;
     let gw = gemini_gateway(&mock, "").await;

@@ -187,18 +187,13 @@ fn messages(req: &Object) -> Result<(Vec<Value>, Vec<Value>), UpstreamError> {
     }
     // Anthropic refuses a conversation that the assistant opens (a greeting, or a history cut
     // to fit), which OpenAI takes: a user turn that says nothing goes before it.
-    if out.first().is_some_and(|turn| turn["role"] == "assistant") {
-        out.insert(
-            0,
-            json!({"role": "user", "content": [{"type": "text", "text": OPENING_TURN}]}),
-        );
-    }
+    t::user_first(
+        &mut out,
+        "content",
+        json!({"type": "text", "text": t::OPENING_TURN}),
+    );
     Ok((system, out))
 }
-
-/// The user turn put before a conversation the assistant opens (Anthropic's text blocks may
-/// not be empty).
-const OPENING_TURN: &str = ".";
 
 fn user_blocks(message: &Object, at: &str) -> Result<Vec<Value>, UpstreamError> {
     Ok(t::content_parts(PROVIDER, message, at)?

@@ -137,7 +137,7 @@ pub(crate) fn request(req: &Object, model: &str) -> Result<(Value, Context), Ups
 }
 
 /// System instruction parts and the conversation (`user` and `model` turns, consecutive turns
-/// of one role merged). Tool results name their function, which OpenAI gives only by call id:
+/// of one role merged, the user's first). Tool results name their function, which OpenAI gives only by call id:
 /// the name is found on the assistant turn that made the call.
 fn contents(req: &Object) -> Result<(Vec<Value>, Vec<Value>), UpstreamError> {
     let mut system = Vec::new();
@@ -208,6 +208,7 @@ fn contents(req: &Object) -> Result<(Vec<Value>, Vec<Value>), UpstreamError> {
         };
         t::push_turn(&mut out, role, "parts", parts);
     }
+    t::user_first(&mut out, "parts", json!({"text": t::OPENING_TURN}));
     Ok((system, out))
 }
 
