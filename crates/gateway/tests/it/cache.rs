@@ -471,13 +471,11 @@ async fn a_streamed_miss_is_a_json_hit_and_the_reverse() {
     assert_eq!(mock.requests().len(), 2);
 }
 
-/// Sends `n` identical requests at once, JSON and streams alternately; each task returns its
-/// cache header and the answer's content.
-fn identical_requests(
-    gw: &Gateway,
-    question: &str,
-    n: usize,
-) -> Vec<tokio::task::JoinHandle<(String, String)>> {
+/// What one request got: its cache header, the answer's content and its finish reason.
+type Got = (String, String, String);
+
+/// Sends `n` identical requests at once, JSON and streams alternately (JSON first).
+fn identical_requests(gw: &Gateway, question: &str, n: usize) -> Vec<tokio::task::JoinHandle<Got>> {
     let http = client();
     (0..n)
         .map(|i| {
@@ -493,27 +491,34 @@ fn identical_requests(
                 assert_eq!(r.status(), 200);
                 let cache = cache_header(&r);
                 let text = r.text().await.unwrap();
-                let content = if stream {
-                    content_of_stream(&parse_sse(&text))
+                let (content, finish) = if stream {
+                    let events = parse_sse(&text);
+                    let finish = events
+                        .iter()
+                        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+                        .find_map(|c| c["choices"][0]["finish_reason"].as_str().map(str::to_owned));
+                    (content_of_stream(&events), finish.unwrap_or_default())
                 } else {
                     let c: Value = serde_json::from_str(&text).unwrap();
-                    c["choices"][0]["message"]["content"]
-                        .as_str()
-                        .unwrap()
-                        .to_owned()
+                    let choice = &c["choices"][0];
+                    let content = choice["message"]["content"].as_str().unwrap().to_owned();
+                    (
+                        content,
+                        choice["finish_reason"].as_str().unwrap().to_owned(),
+                    )
                 };
-                (cache, content)
+                (cache, content, finish)
             })
         })
         .collect()
 }
 
 /// One of the requests went upstream (a miss); the others got its answer (hits).
-async fn one_miss_and_hits(calls: Vec<tokio::task::JoinHandle<(String, String)>>) {
+async fn one_miss_and_hits(calls: Vec<tokio::task::JoinHandle<Got>>, content: &str, finish: &str) {
     let mut caches = Vec::new();
     for call in calls {
-        let (cache, content) = tokio::time::timeout(PATIENCE, call).await.unwrap().unwrap();
-        assert_eq!(content, "Hello from the mock upstream.");
+        let (cache, got, finished) = tokio::time::timeout(PATIENCE, call).await.unwrap().unwrap();
+        assert_eq!((got.as_str(), finished.as_str()), (content, finish));
         caches.push(cache);
     }
     let misses = caches.iter().filter(|c| *c == "miss").count();
@@ -521,12 +526,15 @@ async fn one_miss_and_hits(calls: Vec<tokio::task::JoinHandle<(String, String)>>
     assert_eq!((misses, hits), (1, caches.len() - 1), "{caches:?}");
 }
 
+/// The mock's answer.
+const HELLO: &str = "Hello from the mock upstream.";
+
 #[tokio::test]
 async fn identical_concurrent_misses_share_one_upstream_call() {
     let mock = MockUpstream::start().await;
     mock.delay_first_byte(Duration::from_millis(300));
     let gw = Gateway::start(&mock).await;
-    one_miss_and_hits(identical_requests(&gw, "stampede", 50)).await;
+    one_miss_and_hits(identical_requests(&gw, "stampede", 50), HELLO, "stop").await;
     assert_eq!(
         mock.requests().len(),
         1,
@@ -602,55 +610,11 @@ async fn an_answer_the_cache_does_not_keep_still_answers_identical_concurrent_re
         Box::new(Step::Json(cut)),
     ));
     let gw = Gateway::start(&mock).await;
-    let http = client();
-    let ask = |stream: bool| {
-        let http = http.clone();
-        let url = gw.url("/v1/chat/completions");
-        let body = if stream {
-            stream_body("cut short", false)
-        } else {
-            chat_body("cut short")
-        };
-        tokio::spawn(async move {
-            let r = http.post(url).json(&body).send().await.unwrap();
-            assert_eq!(r.status(), 200);
-            let cache = cache_header(&r);
-            let text = r.text().await.unwrap();
-            let content = if stream {
-                content_of_stream(&parse_sse(&text))
-            } else {
-                let c: Value = serde_json::from_str(&text).unwrap();
-                assert_eq!(c["choices"][0]["finish_reason"], "length");
-                c["choices"][0]["message"]["content"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            };
-            (cache, content)
-        })
-    };
     // The first (a JSON request) leads; the others, JSON and streams, follow.
-    let leader = ask(false);
+    let mut calls = identical_requests(&gw, "cut short", 1);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let followers: Vec<_> = (0..19).map(|i| ask(i % 2 == 0)).collect();
-    let (cache, content) = tokio::time::timeout(PATIENCE, leader)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (cache.as_str(), content.as_str()),
-        ("miss", "A long answer cut")
-    );
-    for follower in followers {
-        let (cache, content) = tokio::time::timeout(PATIENCE, follower)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (cache.as_str(), content.as_str()),
-            ("hit", "A long answer cut")
-        );
-    }
+    calls.extend(identical_requests(&gw, "cut short", 19));
+    one_miss_and_hits(calls, "A long answer cut", "length").await;
     assert_eq!(
         mock.requests().len(),
         1,
@@ -688,7 +652,7 @@ async fn when_the_leaders_client_goes_away_one_follower_takes_over_its_call() {
         mock.wait_cancelled(1, PATIENCE).await,
         "the leader's call outlived its client"
     );
-    one_miss_and_hits(calls).await;
+    one_miss_and_hits(calls, HELLO, "stop").await;
     assert_eq!(
         mock.requests().len(),
         2,
@@ -726,7 +690,7 @@ async fn when_the_leaders_stream_is_cut_one_follower_takes_over_its_call() {
         .unwrap()
         .unwrap();
     assert!(cut.contains("upstream_stream_truncated"), "{cut}");
-    one_miss_and_hits(calls).await;
+    one_miss_and_hits(calls, HELLO, "stop").await;
     assert_eq!(mock.requests().len(), 2);
 }
 

@@ -87,17 +87,22 @@ async fn claude_models_go_to_anthropic_in_its_wire_format() {
     );
 }
 
-#[tokio::test]
-async fn a_conversation_the_assistant_opens_reaches_anthropic_with_a_user_turn_first() {
-    let mock = MockUpstream::start().await;
-    let gw = anthropic_gateway(&mock, "").await;
-    let mut body = with_model(chat_body("What can you do?"), "claude-sonnet-4-5");
+/// A conversation the assistant opens (a help desk's greeting), for `model`.
+fn greeted(model: &str) -> Value {
+    let mut body = with_model(chat_body("What can you do?"), model);
     body["messages"] = json!([
         {"role": "system", "content": "You are the help desk."},
         {"role": "assistant", "content": "Hello! How can I help?"},
         {"role": "user", "content": "What can you do?"},
     ]);
-    let r = gw.chat(&body).await;
+    body
+}
+
+#[tokio::test]
+async fn a_conversation_the_assistant_opens_reaches_anthropic_with_a_user_turn_first() {
+    let mock = MockUpstream::start().await;
+    let gw = anthropic_gateway(&mock, "").await;
+    let r = gw.chat(&greeted("claude-sonnet-4-5")).await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let sent = &mock.requests()[0].body;
     assert_eq!(
@@ -291,13 +296,7 @@ async fn gemini_models_go_to_gemini_in_its_wire_format() {
 async fn a_conversation_the_model_opens_reaches_gemini_with_a_user_turn_first() {
     let mock = MockUpstream::start().await;
     let gw = gemini_gateway(&mock, "").await;
-    let mut body = with_model(chat_body("What can you do?"), "gemini-2.5-flash");
-    body["messages"] = json!([
-        {"role": "system", "content": "You are the help desk."},
-        {"role": "assistant", "content": "Hello! How can I help?"},
-        {"role": "user", "content": "What can you do?"},
-    ]);
-    let r = gw.chat(&body).await;
+    let r = gw.chat(&greeted("gemini-2.5-flash")).await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let sent = &mock.requests()[0].body;
     assert_eq!(
