@@ -314,6 +314,40 @@ async fn a_conversation_the_model_opens_reaches_gemini_with_a_user_turn_first() 
 }
 
 #[tokio::test]
+async fn a_conversation_ending_with_the_assistant_skips_gemini_in_an_alias() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::with_env(
+        "[aliases.\"smart\"]\ntargets = [{ target = \"gemini\", model = \"gemini-2.5-flash\" }, { target = \"openai\", model = \"gpt-4o-mini\" }]\n",
+        &[
+            ("GEMINI_API_KEY", UPSTREAM_KEY),
+            ("GEMINI_BASE_URL", &mock.gemini_base_url()),
+            ("OPENAI_API_KEY", UPSTREAM_KEY),
+            ("OPENAI_BASE_URL", &mock.base_url()),
+        ],
+    )
+    .await;
+    let mut body = with_model(chat_body("Write a haiku."), "smart");
+    body["messages"] = json!([
+        {"role": "user", "content": "Write a haiku."},
+        {"role": "assistant", "content": "Autumn moonlight"},
+    ]);
+    // OpenAI answers it; Gemini would refuse it, so it is not sent there.
+    let r = gw.chat(&body).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-reprise-provider"], "openai");
+    let sent: Vec<String> = mock.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(sent, ["/v1/chat/completions"]);
+    // Asked of Gemini alone: a 400 naming the message.
+    body["model"] = json!("gemini-2.5-flash");
+    let r = gw.chat(&body).await;
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "unsupported_parameter");
+    assert_eq!(e["error"]["param"], "messages[1].role");
+    assert_eq!(mock.requests().len(), 1);
+}
+
+#[tokio::test]
 async fn gemini_streams_become_openai_chunks() {
     let mock = MockUpstream::start().await;
     let gw = gemini_gateway(&mock, "").await;

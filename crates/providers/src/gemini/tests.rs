@@ -33,6 +33,34 @@ fn empty_texts_are_left_out_as_gemini_refuses_them() {
 }
 
 #[test]
+fn a_conversation_ending_with_the_assistant_is_refused_as_gemini_refuses_it() {
+    let mut request = json("openai_request.json");
+    request.insert(
+        "messages".into(),
+        serde_json::json!([
+            {"role": "user", "content": "Write a haiku."},
+            {"role": "assistant", "content": "Autumn moonlight"},
+            {"role": "system", "content": "Be brief."},
+        ]),
+    );
+    let err = translate::request(&request, "gemini-2.5-flash").unwrap_err();
+    assert!(
+        matches!(err, UpstreamError::Unsupported { ref param, ref message }
+            if param == "messages[1].role" && message.contains("ends with an assistant message")),
+        "{err:?}"
+    );
+    // An assistant message with nothing in it is no turn at all.
+    request.insert(
+        "messages".into(),
+        serde_json::json!([
+            {"role": "user", "content": "Write a haiku."},
+            {"role": "assistant", "content": ""},
+        ]),
+    );
+    assert!(translate::request(&request, "gemini-2.5-flash").is_ok());
+}
+
+#[test]
 fn a_tool_result_must_answer_an_earlier_call() {
     let mut request = json("openai_request.json");
     request.insert(

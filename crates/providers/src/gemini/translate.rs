@@ -143,6 +143,7 @@ fn contents(req: &Object) -> Result<(Vec<Value>, Vec<Value>), UpstreamError> {
     let mut system = Vec::new();
     let mut out: Vec<Value> = Vec::new();
     let mut call_names: Vec<(String, String)> = Vec::new();
+    let mut last = 0;
     for (i, message) in t::messages(req)?.into_iter().enumerate() {
         let at = format!("messages[{i}]");
         let role = message
@@ -207,6 +208,17 @@ fn contents(req: &Object) -> Result<(Vec<Value>, Vec<Value>), UpstreamError> {
             other => return Err(t::unsupported_role(PROVIDER, &at, other)),
         };
         t::push_turn(&mut out, role, "parts", parts);
+        last = i;
+    }
+    // Gemini refuses a conversation that ends on the model's turn ("multiturn requests must end
+    // with a user role or a function response"), which OpenAI answers with a new message;
+    // refused here, so that an alias can try its next target.
+    if out.last().is_some_and(|turn| turn["role"] == "model") {
+        return Err(t::unsupported(
+            PROVIDER,
+            &format!("messages[{last}].role"),
+            "a conversation that ends with an assistant message",
+        ));
     }
     t::user_first(&mut out, "parts", json!({"text": t::OPENING_TURN}));
     Ok((system, out))
