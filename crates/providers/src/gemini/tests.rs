@@ -40,6 +40,7 @@ fn a_conversation_ending_with_the_assistant_is_refused_as_gemini_refuses_it() {
         serde_json::json!([
             {"role": "user", "content": "Write a haiku."},
             {"role": "assistant", "content": "Autumn moonlight"},
+            {"role": "assistant", "content": ""},
             {"role": "system", "content": "Be brief."},
         ]),
     );

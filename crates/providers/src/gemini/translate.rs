@@ -137,8 +137,8 @@ pub(crate) fn request(req: &Object, model: &str) -> Result<(Value, Context), Ups
 }
 
 /// System instruction parts and the conversation (`user` and `model` turns, consecutive turns
-/// of one role merged, the user's first). Tool results name their function, which OpenAI gives only by call id:
-/// the name is found on the assistant turn that made the call.
+/// of one role merged, the user's first). Tool results name their function, which OpenAI gives
+/// only by call id: the name is found on the assistant turn that made the call.
 fn contents(req: &Object) -> Result<(Vec<Value>, Vec<Value>), UpstreamError> {
     let mut system = Vec::new();
     let mut out: Vec<Value> = Vec::new();
@@ -207,11 +207,13 @@ fn contents(req: &Object) -> Result<(Vec<Value>, Vec<Value>), UpstreamError> {
             }
             other => return Err(t::unsupported_role(PROVIDER, &at, other)),
         };
+        if !parts.is_empty() {
+            last = i;
+        }
         t::push_turn(&mut out, role, "parts", parts);
-        last = i;
     }
-    // Gemini refuses a conversation that ends on the model's turn ("multiturn requests must end
-    // with a user role or a function response"), which OpenAI answers with a new message;
+    // Gemini refuses a conversation that ends on the model's turn ("Please ensure that
+    // multiturn requests ends with a user role or a function response"), which OpenAI answers with a new message;
     // refused here, so that an alias can try its next target.
     if out.last().is_some_and(|turn| turn["role"] == "model") {
         return Err(t::unsupported(
