@@ -36,6 +36,44 @@ fn gemini_error(status: u16) -> String {
         .to_string()
 }
 
+/// What Anthropic's Messages API refuses in a conversation that the mock checks for.
+fn anthropic_refusal(request: &Value) -> Option<&'static str> {
+    let messages = request["messages"].as_array()?;
+    if messages.first().is_some_and(|m| m["role"] != "user") {
+        return Some("messages: first message must use the \"user\" role");
+    }
+    let texts = |blocks: &Value| -> Vec<String> {
+        blocks
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|b| b["type"] == "text")
+            .filter_map(|b| b["text"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let system = texts(&request["system"]);
+    let conversation = messages.iter().flat_map(|m| texts(&m["content"]));
+    if system
+        .iter()
+        .cloned()
+        .chain(conversation)
+        .any(|t| t.trim().is_empty())
+    {
+        return Some("messages: text content blocks must contain non-whitespace text");
+    }
+    let last = messages.last()?;
+    if last["role"] == "assistant"
+        && last["content"]
+            .as_array()
+            .and_then(|blocks| blocks.last())
+            .and_then(|b| b["text"].as_str())
+            .is_some_and(|t| t.ends_with(char::is_whitespace))
+    {
+        return Some("messages: final assistant content cannot end with trailing whitespace");
+    }
+    None
+}
+
 /// `POST /v1/messages`.
 pub async fn anthropic(
     State(shared): State<Arc<Shared>>,
@@ -46,11 +84,12 @@ pub async fn anthropic(
         Ok(begun) => begun,
         Err(response) => return *response,
     };
-    // As Anthropic does: the user speaks first.
-    if request["messages"][0]["role"] != "user" {
+    // As Anthropic does: the user speaks first, no text block is blank, and a final assistant
+    // text (a prefill) does not end with whitespace.
+    if let Some(refusal) = anthropic_refusal(&request) {
         guard.finish();
         let body = json!({"type": "error", "error": {"type": "invalid_request_error",
-            "message": "messages: first message must use the \"user\" role"}});
+            "message": refusal}});
         return (axum::http::StatusCode::BAD_REQUEST, Json(body)).into_response();
     }
     let Play { guard, cut, hold } = match prelude(step, guard, anthropic_error).await {

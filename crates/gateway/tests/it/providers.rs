@@ -117,6 +117,30 @@ async fn a_conversation_the_assistant_opens_reaches_anthropic_with_a_user_turn_f
 }
 
 #[tokio::test]
+async fn blank_texts_and_a_prefill_ending_in_whitespace_reach_anthropic_as_it_takes_them() {
+    let mock = MockUpstream::start().await;
+    let gw = anthropic_gateway(&mock, "").await;
+    let mut body = with_model(chat_body("Hello. Say world"), "claude-sonnet-4-5");
+    body["messages"] = json!([
+        {"role": "system", "content": " "},
+        {"role": "user", "content": "Hello. Say world"},
+        {"role": "user", "content": [{"type": "text", "text": "\n"}]},
+        {"role": "assistant", "content": "Say: "},
+    ]);
+    let r = gw.chat(&body).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let sent = &mock.requests()[0].body;
+    assert_eq!(
+        sent["messages"],
+        json!([
+            {"role": "user", "content": [{"type": "text", "text": "Hello. Say world"}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "Say:"}]},
+        ])
+    );
+    assert!(sent.get("system").is_none(), "{sent}");
+}
+
+#[tokio::test]
 async fn anthropic_streams_become_openai_chunks() {
     let mock = MockUpstream::start().await;
     let gw = anthropic_gateway(&mock, "").await;

@@ -160,7 +160,9 @@ fn messages(req: &Object) -> Result<(Vec<Value>, Vec<Value>), UpstreamError> {
         let (role, blocks) = match role {
             "system" | "developer" => {
                 let text = t::content_text(PROVIDER, message, &at)?;
-                system.push(json!({"type": "text", "text": text}));
+                if !text.trim().is_empty() {
+                    system.push(json!({"type": "text", "text": text}));
+                }
                 continue;
             }
             "user" => ("user", user_blocks(message, &at)?),
@@ -185,6 +187,18 @@ fn messages(req: &Object) -> Result<(Vec<Value>, Vec<Value>), UpstreamError> {
         };
         t::push_turn(&mut out, role, "content", blocks);
     }
+    // A conversation that ends with the assistant is a prefill, whose text Anthropic refuses
+    // to end with whitespace ("final assistant content cannot end with trailing whitespace").
+    if let Some(last) = out.last_mut().filter(|turn| turn["role"] == "assistant")
+        && let Some(text) = last["content"]
+            .as_array_mut()
+            .and_then(|blocks| blocks.last_mut())
+            .filter(|block| block["type"] == "text")
+            .and_then(|block| block.get_mut("text"))
+        && let Some(trimmed) = text.as_str().map(str::trim_end)
+    {
+        *text = Value::from(trimmed);
+    }
     // Anthropic refuses a conversation that the assistant opens (a greeting, or a history cut
     // to fit), which OpenAI takes: a user turn that says nothing goes before it.
     t::user_first(
@@ -198,9 +212,10 @@ fn messages(req: &Object) -> Result<(Vec<Value>, Vec<Value>), UpstreamError> {
 fn user_blocks(message: &Object, at: &str) -> Result<Vec<Value>, UpstreamError> {
     Ok(t::content_parts(PROVIDER, message, at)?
         .into_iter()
-        // Anthropic refuses empty text blocks, which OpenAI takes as nothing said; a message
-        // left with nothing is left out (consecutive turns of a role merge).
-        .filter(|part| !matches!(part, Part::Text(text) if text.is_empty()))
+        // Anthropic refuses empty and whitespace-only text blocks, which OpenAI takes as
+        // nothing said; a message left with nothing is left out (consecutive turns of a role
+        // merge).
+        .filter(|part| !matches!(part, Part::Text(text) if text.trim().is_empty()))
         .map(|part| match part {
             Part::Text(text) => json!({"type": "text", "text": text}),
             Part::ImageUrl(url) => json!({"type": "image", "source": {"type": "url", "url": url}}),
@@ -215,7 +230,7 @@ fn user_blocks(message: &Object, at: &str) -> Result<Vec<Value>, UpstreamError> 
 fn assistant_blocks(message: &Object, at: &str) -> Result<Vec<Value>, UpstreamError> {
     let mut blocks = Vec::new();
     let text = t::content_text(PROVIDER, message, at)?;
-    if !text.is_empty() {
+    if !text.trim().is_empty() {
         blocks.push(json!({"type": "text", "text": text}));
     }
     if let Some(calls) = message.get("tool_calls").and_then(Value::as_array) {
