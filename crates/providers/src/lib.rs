@@ -324,6 +324,7 @@ pub(crate) mod fixtures {
         request.insert(
             "messages".into(),
             serde_json::json!([
+                {"role": "system", "content": ""},
                 {"role": "user", "content": ""},
                 {"role": "user", "content": [{"type": "text", "text": ""}, {"type": "text", "text": "Hello"}]},
                 {"role": "assistant", "content": "Hi."},

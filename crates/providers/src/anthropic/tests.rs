@@ -31,6 +31,7 @@ fn empty_texts_are_left_out_as_anthropic_refuses_them() {
             {"role": "user", "content": [{"type": "text", "text": "How are you?"}]}
         ])
     );
+    assert!(body.get("system").is_none(), "{body}");
 }
 
 #[test]

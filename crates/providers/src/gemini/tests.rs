@@ -30,6 +30,7 @@ fn empty_texts_are_left_out_as_gemini_refuses_them() {
             {"role": "user", "parts": [{"text": "How are you?"}]}
         ])
     );
+    assert!(body.get("systemInstruction").is_none(), "{body}");
 }
 
 #[test]

@@ -152,7 +152,11 @@ fn contents(req: &Object) -> Result<(Vec<Value>, Vec<Value>), UpstreamError> {
             .unwrap_or_default();
         let (role, parts) = match role {
             "system" | "developer" => {
-                system.push(json!({"text": t::content_text(PROVIDER, message, &at)?}));
+                // An empty part is refused, as in the conversation.
+                let text = t::content_text(PROVIDER, message, &at)?;
+                if !text.is_empty() {
+                    system.push(json!({"text": text}));
+                }
                 continue;
             }
             "user" => ("user", user_parts(message, &at)?),
