@@ -20,29 +20,35 @@ impl<T: DeserializeOwned> FromRequest<AppState> for OpenAiJson<T> {
     type Rejection = GatewayError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let limit = state.config().max_body_bytes;
-        let declared = req
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit as u64) {
-            return Err(GatewayError::PayloadTooLarge { limit });
-        }
-        let raw = Limited::new(req.into_body(), limit)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.downcast_ref::<LengthLimitError>().is_some() {
-                    GatewayError::PayloadTooLarge { limit }
-                } else {
-                    GatewayError::invalid("could not read the request body", None)
-                }
-            })?
-            .to_bytes();
+        let raw = read_body(req, state).await?;
         let value = parse(&raw)?;
         Ok(OpenAiJson { value, raw })
     }
+}
+
+/// The request's body, whole, within the configured limit (413 past it).
+pub async fn read_body(req: Request, state: &AppState) -> Result<Bytes, GatewayError> {
+    let limit = state.config().max_body_bytes;
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(GatewayError::PayloadTooLarge { limit });
+    }
+    let raw = Limited::new(req.into_body(), limit)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<LengthLimitError>().is_some() {
+                GatewayError::PayloadTooLarge { limit }
+            } else {
+                GatewayError::invalid("could not read the request body", None)
+            }
+        })?
+        .to_bytes();
+    Ok(raw)
 }
 
 /// Deserialises `raw`, reporting the path of the failing field (`messages[1].role`).

@@ -57,6 +57,14 @@ pub fn app(state: AppState) -> Router {
             .route(&format!("{prefix}/embeddings"), post(embeddings))
             .route(&format!("{prefix}/models"), get(models))
             .route(&format!("{prefix}/models/{{*model}}"), get(model));
+        for &(path, route) in FORWARDED {
+            router = router.route(
+                &format!("{prefix}/{path}"),
+                post(move |State(state): State<AppState>, request: Request| {
+                    forwarded(state, request, path, route)
+                }),
+            );
+        }
     }
     router
         .fallback(unknown_route)
@@ -267,6 +275,52 @@ async fn embeddings(State(state): State<AppState>, request: Request) -> Response
     .await
 }
 
+/// The OpenAI API's other stateless routes, forwarded as they came to an OpenAI-compatible
+/// target (see `pipeline::forward`): the path below `/v1/`, and the route in logs and metrics.
+const FORWARDED: &[(&str, &str)] = &[
+    ("moderations", "/v1/moderations"),
+    ("images/generations", "/v1/images/generations"),
+    ("images/edits", "/v1/images/edits"),
+    ("images/variations", "/v1/images/variations"),
+    ("audio/speech", "/v1/audio/speech"),
+    ("audio/transcriptions", "/v1/audio/transcriptions"),
+    ("audio/translations", "/v1/audio/translations"),
+];
+
+async fn forwarded(
+    state: AppState,
+    request: Request,
+    path: &'static str,
+    route: &'static str,
+) -> Response {
+    let log = RequestLog::start(&state, request.headers(), route);
+    let span = request_span(&log);
+    async move {
+        let caller = match auth::identify(&state, request.headers()) {
+            Ok(caller) => caller,
+            Err(err) => return pipeline::fail(log, err, &[]),
+        };
+        let query = request.uri().query().map(str::to_owned);
+        let content_type = request
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .cloned();
+        let body = match crate::extract::read_body(request, &state).await {
+            Ok(body) => body,
+            Err(err) => return pipeline::fail(log, err, &[]),
+        };
+        let request = pipeline::ForwardRequest {
+            path,
+            query,
+            content_type,
+            body,
+        };
+        pipeline::forward(&state, log, caller, request).await
+    }
+    .instrument(span)
+    .await
+}
+
 async fn models(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let log = RequestLog::start(&state, &headers, "/v1/models");
     if let Err(err) = auth::identify(&state, &headers) {
@@ -350,6 +404,12 @@ fn allowed_methods(path: &str) -> Option<&'static str> {
     let path = path.strip_prefix("/v1").unwrap_or(path);
     match path {
         "/chat/completions" | "/completions" | "/responses" | "/embeddings" => Some("POST"),
+        p if FORWARDED
+            .iter()
+            .any(|(f, _)| p.strip_prefix('/') == Some(*f)) =>
+        {
+            Some("POST")
+        }
         "/models"
         | "/"
         | "/dashboard/data"

@@ -135,7 +135,7 @@ impl UpstreamError {
     }
 
     /// A response body that broke while it was read.
-    pub(crate) fn from_body(err: &(dyn std::error::Error + 'static)) -> Self {
+    pub fn from_body(err: &(dyn std::error::Error + 'static)) -> Self {
         UpstreamError::Transport(error_chain(err))
     }
 

@@ -30,7 +30,7 @@ use http::StatusCode;
 pub use error::{Blame, UpstreamError};
 pub use secret::Secret;
 pub use stream::{EventStream, StreamEvent};
-pub use transport::BuildError;
+pub use transport::{BoxError, BuildError};
 
 /// How long each phase of an upstream call may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +95,35 @@ pub struct StoredCall<'a> {
     pub stream: bool,
     /// Pass-through mode: the caller's own provider key.
     pub api_key: Option<&'a Secret>,
+}
+
+/// A request on one of the OpenAI API's other routes (moderations, images, audio), forwarded
+/// as it came: the body is not read, whatever its type (JSON, or a multipart upload).
+#[derive(Debug, Clone)]
+pub struct ForwardCall<'a> {
+    /// The path below the base URL: `moderations`, `audio/speech`...
+    pub path: &'a str,
+    /// The query string as the client sent it.
+    pub query: Option<&'a str>,
+    /// The client's `Content-Type` (a multipart body's boundary included).
+    pub content_type: Option<&'a http::HeaderValue>,
+    pub body: Bytes,
+    /// Pass-through mode: the caller's own provider key.
+    pub api_key: Option<&'a Secret>,
+}
+
+/// An upstream response body read lazily, frame by frame, whatever its type.
+pub type RawBody = http_body_util::combinators::BoxBody<Bytes, BoxError>;
+
+/// A successful (2xx) answer to a [`ForwardCall`]: its status, type and body as they came.
+pub struct Forwarded {
+    pub status: StatusCode,
+    pub content_type: Option<http::HeaderValue>,
+    pub body: RawBody,
+    /// Time from sending the request to the response head.
+    pub first_byte: Duration,
+    /// Longest silence allowed between two frames of the body.
+    pub idle: Duration,
 }
 
 /// A successful (2xx) upstream answer, in the OpenAI shape.
@@ -200,6 +229,28 @@ impl Provider {
         match self {
             Provider::OpenAiCompatible(p) => p.stored_response(call).await,
             Provider::Anthropic(_) | Provider::Gemini(_) => Err(no_stored_responses(self.kind())),
+        }
+    }
+
+    /// Whether the target takes the OpenAI API's other routes ([`Provider::forward`]): OpenAI
+    /// and the servers that speak its API under one base URL, not Azure (whose routes are per
+    /// deployment), Anthropic or Gemini.
+    pub fn forwards(&self) -> bool {
+        matches!(self, Provider::OpenAiCompatible(p) if p.has_responses_api())
+    }
+
+    /// `POST {base_url}/{path}` with the client's body and content type, the answer relayed as
+    /// it came (see [`Provider::forwards`]).
+    pub async fn forward(&self, call: ForwardCall<'_>) -> Result<Forwarded, UpstreamError> {
+        match self {
+            Provider::OpenAiCompatible(p) if p.has_responses_api() => p.forward(call).await,
+            _ => Err(UpstreamError::Unsupported {
+                param: "url".to_owned(),
+                message: format!(
+                    "A {} target takes only chat completions and the routes of its own API.",
+                    self.kind()
+                ),
+            }),
         }
     }
 

@@ -24,7 +24,7 @@ use url::Url;
 
 use crate::{Secret, Timeouts, UpstreamError};
 
-pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// An upstream response body, whichever client read it.
 pub(crate) type Body = BoxBody<Bytes, BoxError>;
@@ -252,6 +252,38 @@ impl Http {
             status,
             body,
             first_byte,
+        })
+    }
+
+    /// `POST url` with a body of any type, its answer's body left unread for the caller to
+    /// relay (a non-2xx answer is an error, as for [`Http::call`]).
+    pub(crate) async fn forward(
+        &self,
+        url: &Url,
+        content_type: Option<&HeaderValue>,
+        body: Bytes,
+        errors: ErrorShape,
+        key: Option<&Secret>,
+    ) -> Result<crate::Forwarded, UpstreamError> {
+        let mut headers = self.request_headers(key)?;
+        if let Some(content_type) = content_type {
+            headers.insert(CONTENT_TYPE, content_type.clone());
+        }
+        let started = Instant::now();
+        let response = self
+            .send(Method::POST, url, headers, body, self.timeouts.first_byte)
+            .await?;
+        let first_byte = started.elapsed();
+        let status = response.status();
+        if !status.is_success() {
+            return Err(self.status_error(response, errors).await);
+        }
+        Ok(crate::Forwarded {
+            status,
+            content_type: response.headers().get(CONTENT_TYPE).cloned(),
+            body: response.into_body(),
+            first_byte,
+            idle: self.timeouts.stream_idle,
         })
     }
 

@@ -15,7 +15,9 @@
 //! ```
 
 mod dialects;
+mod media;
 mod openai;
 mod responses;
 
+pub use media::speech_bytes;
 pub use openai::{Gate, MockUpstream, Recorded, Step, bag_of_words};

@@ -151,7 +151,14 @@ impl Builder {
                 "/openai/deployments/{deployment}/chat/completions",
                 post(chat),
             )
-            .route("/v1beta/models/{call}", post(crate::dialects::gemini));
+            .route("/v1beta/models/{call}", post(crate::dialects::gemini))
+            .route("/v1/moderations", post(crate::media::moderations))
+            .route("/v1/images/generations", post(crate::media::images))
+            .route("/v1/audio/speech", post(crate::media::speech))
+            .route(
+                "/v1/audio/transcriptions",
+                post(crate::media::transcriptions),
+            );
         if self.responses_api {
             app = app
                 .route("/v1/responses", post(crate::responses::responses))

@@ -15,6 +15,7 @@
 
 mod attempt;
 mod cache;
+mod forward;
 mod record;
 mod relay;
 
@@ -31,6 +32,7 @@ use reprise_providers::UpstreamError;
 
 use attempt::Delivered;
 
+pub use forward::{ForwardRequest, forward};
 pub use record::{CacheStatus, Outcome, RequestLog};
 
 use crate::auth::Caller;
@@ -583,6 +585,16 @@ fn admit_upstream(
     let Some(key) = &caller.key else {
         return Ok(());
     };
+    admit_budgets(state, key)?;
+    let estimate = limits::estimate_tokens(raw, max_tokens);
+    log.ticket = state
+        .limiter()
+        .admit_tokens(key, estimate, Instant::now())?;
+    Ok(())
+}
+
+/// The key's and its team's daily and monthly budgets: refused once spent.
+fn admit_budgets(state: &AppState, key: &crate::auth::Key) -> Result<(), GatewayError> {
     let now_ms = crate::state::unix_ms();
     let spend = state.spend();
     spend.check(
@@ -603,10 +615,6 @@ fn admit_upstream(
             now_ms,
         )?;
     }
-    let estimate = limits::estimate_tokens(raw, max_tokens);
-    log.ticket = state
-        .limiter()
-        .admit_tokens(key, estimate, Instant::now())?;
     Ok(())
 }
 

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import readline from "node:readline";
 
-import OpenAI from "openai";
+import OpenAI, { toFile } from "openai";
 
 const input = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 const say = (line) => process.stdout.write(`${line}\n`);
@@ -126,7 +126,25 @@ for await (const c of await client.completions.create({ model: "gpt-3.5-turbo-in
 assert.equal(pieces, "Hello from the mock upstream.");
 say("COMPLETIONS_OK");
 
-// 8. A malformed request throws the SDK's BadRequestError with the OpenAI error body.
+// 8. The API's other routes, forwarded as they came: moderations, an image, speech (audio bytes)
+//    and a transcription (a multipart upload; the mock "transcribes" the file's bytes).
+const moderation = await client.moderations.create({ input: ["I will hurt you", "Hello"] });
+assert.deepEqual(moderation.results.map((r) => r.flagged), [true, false]);
+const image = await client.images.generate({ model: "gpt-image-1", prompt: "a lighthouse at dusk" });
+assert.equal(Buffer.from(image.data[0].b64_json, "base64").subarray(8).toString(), "a lighthouse at dusk");
+const speech = await client.audio.speech.create({ model: "tts-1", voice: "alloy", input: "Hello there" });
+assert.equal(speech.headers.get("content-type"), "audio/mpeg");
+assert.equal(speech.headers.get("x-reprise-cache"), "bypass");
+const audio = Buffer.from(await speech.arrayBuffer());
+assert.deepEqual(audio, Buffer.concat([Buffer.from([0x49, 0x44, 0x33, 4, 0, 0, 0xff, 0xfb]), Buffer.from("Hello there")]));
+const transcript = await client.audio.transcriptions.create({
+  model: "whisper-1",
+  file: await toFile(Buffer.from("bonjour, ça va ?"), "hello.wav"),
+});
+assert.equal(transcript.text, "bonjour, ça va ?");
+say("MEDIA_OK");
+
+// 9. A malformed request throws the SDK's BadRequestError with the OpenAI error body.
 await assert.rejects(client.chat.completions.create({ model: "gpt-4o-mini", messages: [] }), (err) => {
   assert.ok(err instanceof OpenAI.BadRequestError, String(err));
   assert.equal(err.status, 400);
@@ -137,7 +155,7 @@ await assert.rejects(client.chat.completions.create({ model: "gpt-4o-mini", mess
 say("BAD_REQUEST_OK");
 await waitFor("READY");
 
-// 9. A stream cut by the upstream throws instead of ending quietly.
+// 10. A stream cut by the upstream throws instead of ending quietly.
 await assert.rejects(
   (async () => {
     for await (const _ of await client.chat.completions.create({ ...ask("x"), stream: true })) {

@@ -7,6 +7,7 @@ stdin; the mock holds its final event until then, so a gateway that buffered the
 never deliver the first chunk.
 """
 
+import base64
 import os
 import sys
 
@@ -110,7 +111,26 @@ pieces = client.completions.create(model="gpt-3.5-turbo-instruct", prompt="def f
 assert "".join(c.choices[0].text for c in pieces if c.choices) == "Hello from the mock upstream."
 say("COMPLETIONS_OK")
 
-# 7. A malformed request raises the SDK's BadRequestError with the OpenAI error body.
+# 7. The API's other routes, forwarded as they came: moderations, an image, speech (audio
+#    bytes) and a transcription (a multipart upload; the mock "transcribes" the file's bytes).
+moderation = client.moderations.create(model="omni-moderation-latest", input=["I will hurt you", "Hello"])
+assert [r.flagged for r in moderation.results] == [True, False], moderation
+assert moderation.results[0].categories.violence is True, moderation
+image = client.images.generate(model="gpt-image-1", prompt="a lighthouse at dusk")
+assert base64.b64decode(image.data[0].b64_json) == b"\x89PNG\r\n\x1a\na lighthouse at dusk", image
+raw = client.audio.speech.with_raw_response.create(model="gpt-4o-mini-tts", voice="alloy", input="Hello there")
+assert raw.headers["content-type"] == "audio/mpeg", raw.headers
+assert raw.headers["x-reprise-cache"] == "bypass" and raw.headers["x-reprise-provider"] == "openai"
+audio = raw.parse().content
+assert audio == b"ID3\x04\x00\x00\xff\xfbHello there", audio
+upload = ("hello.wav", "bonjour, ça va ?".encode() + bytes(range(256)), "audio/wav")
+transcript = client.audio.transcriptions.create(model="whisper-1", file=upload, language="fr")
+assert transcript.text.startswith("bonjour, ça va ?"), transcript
+text = client.audio.transcriptions.create(model="whisper-1", file=("a.wav", b"plain words"), response_format="text")
+assert text.strip() == "plain words", text
+say("MEDIA_OK")
+
+# 8. A malformed request raises the SDK's BadRequestError with the OpenAI error body.
 try:
     client.chat.completions.create(model="gpt-4o-mini", messages=[])
 except openai.BadRequestError as err:
@@ -122,7 +142,7 @@ else:
 say("BAD_REQUEST_OK")
 wait_for("READY")
 
-# 8. A stream cut by the upstream raises instead of ending quietly.
+# 9. A stream cut by the upstream raises instead of ending quietly.
 try:
     for _ in client.chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}], stream=True

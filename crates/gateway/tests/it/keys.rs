@@ -23,7 +23,10 @@ async fn key_cli(
 }
 
 /// Creates a key with the CLI; returns the directory, the key and its id.
-async fn create_key(dir: tempfile::TempDir, args: &[&str]) -> (tempfile::TempDir, String, String) {
+pub(crate) async fn create_key(
+    dir: tempfile::TempDir,
+    args: &[&str],
+) -> (tempfile::TempDir, String, String) {
     let mut all = vec!["create"];
     all.extend_from_slice(args);
     let (dir, code, out) = key_cli(dir, &all).await;
@@ -38,7 +41,11 @@ async fn create_key(dir: tempfile::TempDir, args: &[&str]) -> (tempfile::TempDir
     (dir, key, id)
 }
 
-async fn gateway_with_keys(mock: &MockUpstream, dir: tempfile::TempDir, toml: &str) -> Gateway {
+pub(crate) async fn gateway_with_keys(
+    mock: &MockUpstream,
+    dir: tempfile::TempDir,
+    toml: &str,
+) -> Gateway {
     let base_url = mock.base_url();
     Gateway::with_env_in(
         toml,

@@ -15,6 +15,7 @@ mod completions;
 mod dashboard;
 mod embedding;
 mod errors;
+mod forwarded;
 mod keys;
 mod lifecycle;
 mod metrics;

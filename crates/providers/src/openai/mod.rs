@@ -174,6 +174,26 @@ impl OpenAiCompatible {
             .into_reply(self.http.timeouts.stream_idle, Ok, || Dialect::Responses)
     }
 
+    /// `POST {base_url}/{path}`: one of the OpenAI API's other routes, forwarded as it came
+    /// (OpenAI flavour; see `Provider::forward`).
+    pub(crate) async fn forward(
+        &self,
+        call: crate::ForwardCall<'_>,
+    ) -> Result<crate::Forwarded, UpstreamError> {
+        let mut url = endpoint(&self.base_url, &format!("/{}", call.path))
+            .map_err(|_| UpstreamError::Transport("bad upstream URL".to_owned()))?;
+        url.set_query(call.query);
+        self.http
+            .forward(
+                &url,
+                call.content_type,
+                call.body,
+                shape_error,
+                call.api_key,
+            )
+            .await
+    }
+
     pub async fn embeddings(
         &self,
         body: Bytes,
