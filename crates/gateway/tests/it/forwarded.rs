@@ -78,6 +78,33 @@ async fn answers_are_relayed_as_they_came_with_the_targets_own_key() {
 }
 
 #[tokio::test]
+async fn in_pass_through_mode_the_callers_own_key_goes_upstream() {
+    let mock = MockUpstream::builder().record(true).start().await;
+    let gw = Gateway::with_config(r#"auth = "passthrough""#, &mock).await;
+    let r = client()
+        .post(gw.url("/v1/moderations"))
+        .bearer_auth("sk-caller-own-key")
+        .json(&json!({"input": "Hello"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client()
+        .post(gw.url("/v1/moderations"))
+        .json(&json!({"input": "Hello"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r, 401).await["code"], "missing_api_key");
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0].headers["authorization"],
+        "Bearer sk-caller-own-key"
+    );
+}
+
+#[tokio::test]
 async fn upstream_errors_and_cut_answers_reach_the_client_as_such() {
     let mock = MockUpstream::start().await;
     let gw = Gateway::start(&mock).await;

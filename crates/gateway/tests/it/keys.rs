@@ -648,6 +648,25 @@ async fn no_credential_in_any_log_line_or_response_body() {
                 bodies.push_str(&r.send().await.unwrap().text().await.unwrap());
             }
         }
+        // The forwarded routes too: refused upstream, then answered (audio bytes).
+        mock.fail_times(1, 401);
+        for (path, body) in [
+            ("/v1/moderations", json!({"input": "refused"})),
+            ("/v1/moderations", json!({"input": "fine"})),
+            (
+                "/v1/audio/speech",
+                json!({"model": "tts-1", "voice": "alloy", "input": "fine"}),
+            ),
+        ] {
+            let r = client()
+                .post(format!("http://{addr}{path}"))
+                .bearer_auth(bearer)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            bodies.push_str(&String::from_utf8_lossy(&r.bytes().await.unwrap()));
+        }
         for path in [
             "/admin/keys",
             "/admin/usage",
