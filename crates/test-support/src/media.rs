@@ -186,10 +186,14 @@ pub(crate) async fn speech(
         .into_response()
 }
 
-/// `POST /v1/audio/transcriptions`: a multipart upload; the "transcript" is the uploaded
-/// file's bytes read as text (`response_format=text`: as plain text, else `{"text": ...}`).
-pub(crate) async fn transcriptions(
+/// The multipart uploads: `POST /v1/audio/transcriptions` and `/v1/audio/translations`, whose
+/// "transcript" is the uploaded file's bytes read as text (`response_format=text`: as plain
+/// text, else `{"text": ...}`), and `/v1/images/edits` and `/v1/images/variations`, whose image
+/// is the prompt's (or the file's) bytes. Recorded as the form's text fields with the file's
+/// name and size.
+pub(crate) async fn upload(
     State(shared): State<Arc<Shared>>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -215,7 +219,7 @@ pub(crate) async fn transcriptions(
                     return bad_request("mock: unreadable multipart field");
                 };
                 match file_name {
-                    Some(file_name) if name == "file" => file = Some((file_name, bytes)),
+                    Some(file_name) if file.is_none() => file = Some((file_name, bytes)),
                     _ => {
                         let text = String::from_utf8_lossy(&bytes).into_owned();
                         fields.insert(name, Value::String(text));
@@ -226,13 +230,13 @@ pub(crate) async fn transcriptions(
             Err(_) => return bad_request("mock: malformed multipart body"),
         }
     }
-    let Some((file_name, audio)) = file else {
+    let Some((file_name, upload)) = file else {
         return bad_request("mock: no file in the upload");
     };
     fields.insert("file_name".to_owned(), Value::String(file_name));
-    fields.insert("file_bytes".to_owned(), json!(audio.len()));
+    fields.insert("file_bytes".to_owned(), json!(upload.len()));
     let recorded = Value::Object(fields);
-    let step = take_step(&shared, "/v1/audio/transcriptions", &headers, &recorded);
+    let step = take_step(&shared, uri.path(), &headers, &recorded);
     let guard = InFlight {
         shared: shared.clone(),
         finished: false,
@@ -241,8 +245,13 @@ pub(crate) async fn transcriptions(
         guard.finish();
         return response;
     }
-    let text = String::from_utf8_lossy(&audio).into_owned();
+    let text = String::from_utf8_lossy(&upload).into_owned();
     guard.finish();
+    if uri.path().starts_with("/v1/images/") {
+        let prompt = recorded["prompt"].as_str().unwrap_or(&text);
+        let data = json!([{"b64_json": image_b64(prompt)}]);
+        return axum::Json(json!({"created": now(), "data": data})).into_response();
+    }
     if recorded["response_format"] == "text" {
         return ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response();
     }

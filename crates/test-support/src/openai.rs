@@ -155,10 +155,10 @@ impl Builder {
             .route("/v1/moderations", post(crate::media::moderations))
             .route("/v1/images/generations", post(crate::media::images))
             .route("/v1/audio/speech", post(crate::media::speech))
-            .route(
-                "/v1/audio/transcriptions",
-                post(crate::media::transcriptions),
-            );
+            .route("/v1/audio/transcriptions", post(crate::media::upload))
+            .route("/v1/audio/translations", post(crate::media::upload))
+            .route("/v1/images/edits", post(crate::media::upload))
+            .route("/v1/images/variations", post(crate::media::upload));
         if self.responses_api {
             app = app
                 .route("/v1/responses", post(crate::responses::responses))

@@ -105,6 +105,37 @@ async fn in_pass_through_mode_the_callers_own_key_goes_upstream() {
 }
 
 #[tokio::test]
+async fn every_forwarded_route_reaches_the_same_path_upstream() {
+    let mock = MockUpstream::builder().record(true).start().await;
+    let gw = Gateway::start(&mock).await;
+    let routes = [
+        ("moderations", false),
+        ("images/generations", false),
+        ("images/edits", true),
+        ("images/variations", true),
+        ("audio/speech", false),
+        ("audio/transcriptions", true),
+        ("audio/translations", true),
+    ];
+    for prefix in ["/v1", ""] {
+        for (path, multipart) in routes {
+            let request = client().post(gw.url(&format!("{prefix}/{path}")));
+            let request = if multipart {
+                request.multipart(transcription("some-model", b"an upload"))
+            } else {
+                request.json(&json!({"model": "some-model", "input": "x", "prompt": "y"}))
+            };
+            let r = request.send().await.unwrap();
+            assert_eq!(r.status(), 200, "{prefix}/{path}");
+            assert_eq!(r.headers()["x-reprise-provider"], "openai");
+        }
+    }
+    let upstream: Vec<String> = mock.requests().into_iter().map(|r| r.path).collect();
+    let expected: Vec<String> = routes.iter().map(|(p, _)| format!("/v1/{p}")).collect();
+    assert_eq!(upstream, [expected.clone(), expected].concat());
+}
+
+#[tokio::test]
 async fn upstream_errors_and_cut_answers_reach_the_client_as_such() {
     let mock = MockUpstream::start().await;
     let gw = Gateway::start(&mock).await;
