@@ -386,6 +386,21 @@ fn proxy(
             t.percentile_ms(50.0) - f.percentile_ms(50.0)
         );
 
+        // The API's other routes (moderations, images, audio): forwarded as they came, the
+        // answer relayed frame by frame without being parsed.
+        let moderation_body = r#"{"model":"omni-moderation-latest","input":"What is the capital of France?"}"#;
+        let direct_moderations = Load::new(mock_addr, "/v1/moderations", moderation_body);
+        let through_moderations = Load::new(gw_addr, "/v1/moderations", moderation_body);
+        through_moderations.closed(connections, second).await?;
+        println!(
+            "\nforwarded route (POST /v1/moderations): closed loop, {connections} connections, {rounds} alternating 1 s rounds each; upstream over HTTP/2 (h2c)"
+        );
+        let (d, g, cpu) = interleave(rounds, &direct_moderations, &through_moderations, pids, |l| {
+            l.closed(connections, second)
+        })
+        .await?;
+        print_closed(cpu, &d, &g);
+
         println!("\nfixed rate: {rate} requests/s, {rounds} alternating 1 s rounds each");
         let (d, g, _) = interleave(rounds, &direct, &through, pids, |l| {
             l.fixed_rate(rate, second)
