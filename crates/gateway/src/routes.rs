@@ -24,7 +24,7 @@ use crate::{admin, auth, dashboard};
 
 /// Builds the gateway's router from its state.
 pub fn app(state: AppState) -> Router {
-    let mut router = Router::new()
+    let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/", get(dashboard::page))
@@ -43,8 +43,9 @@ pub fn app(state: AppState) -> Router {
             "/admin/secrets/{name}",
             axum::routing::put(admin::put_secret).delete(admin::delete_secret),
         );
+    let mut api = Router::new();
     for prefix in ["/v1", ""] {
-        router = router
+        api = api
             .route(&format!("{prefix}/chat/completions"), post(chat))
             .route(&format!("{prefix}/completions"), post(completions))
             .route(&format!("{prefix}/responses"), post(responses))
@@ -58,7 +59,7 @@ pub fn app(state: AppState) -> Router {
             .route(&format!("{prefix}/models"), get(models))
             .route(&format!("{prefix}/models/{{*model}}"), get(model));
         for &(path, route) in FORWARDED {
-            router = router.route(
+            api = api.route(
                 &format!("{prefix}/{path}"),
                 post(move |State(state): State<AppState>, request: Request| {
                     forwarded(state, request, path, route)
@@ -66,10 +67,22 @@ pub fn app(state: AppState) -> Router {
             );
         }
     }
-    router
+    let cors = cors_layer(&state.config().cors);
+    let mut router = router
+        .merge(api)
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            origin_guard,
+        ))
+        .with_state(state);
+    // Browser pages of the listed origins: preflights answered before routing, and the headers
+    // that let the page read the answer; the guard above keeps them off the admin routes.
+    if let Some(cors) = cors {
+        router = router.layer(cors);
+    }
+    router
         // HTTP-generic layers only, outermost first:
         // 1. give every request an `x-request-id` (the client's own if it sent one);
         // 2. copy it onto the response, error and panic responses included;
@@ -80,6 +93,89 @@ pub fn app(state: AppState) -> Router {
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(CatchPanicLayer::custom(panic_response)),
         )
+}
+
+/// The gateway's response headers a browser page may read.
+const EXPOSED_HEADERS: [&str; 8] = [
+    "x-request-id",
+    "x-reprise-provider",
+    "x-reprise-attempts",
+    "x-reprise-cache",
+    "x-reprise-cache-kind",
+    "x-reprise-cache-similarity",
+    "age",
+    "retry-after",
+];
+
+/// CORS for the API routes when `cors_origins` lists any: preflights answered, the listed
+/// origins (or any) allowed, whatever request headers the page sends (the SDKs send their own),
+/// the gateway's headers readable. No credentials mode: keys travel as bearer tokens.
+fn cors_layer(origins: &crate::config::CorsOrigins) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+    let allow = match origins {
+        crate::config::CorsOrigins::None => return None,
+        crate::config::CorsOrigins::Any => AllowOrigin::any(),
+        crate::config::CorsOrigins::List(list) => AllowOrigin::list(
+            list.iter()
+                .filter_map(|o| axum::http::HeaderValue::from_str(o).ok()),
+        ),
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers(AllowHeaders::mirror_request())
+            .expose_headers(EXPOSED_HEADERS.map(axum::http::HeaderName::from_static))
+            .max_age(std::time::Duration::from_secs(3600)),
+    )
+}
+
+/// Refuses a browser page of another origin (a request whose `Origin` header is neither the
+/// gateway's own nor, on the API routes, one of `cors_origins`) before any work: otherwise any
+/// page the operator visits could send requests to a gateway on their machine, spending through
+/// it (a `text/plain` POST needs no CORS preflight), or reach its loopback-only admin routes.
+/// Clients that are not browsers send no `Origin` and are not concerned.
+async fn origin_guard(
+    State(state): State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use axum::http::header::{HOST, ORIGIN};
+    let Some(origin) = request.headers().get(ORIGIN) else {
+        return next.run(request).await;
+    };
+    let origin = origin.to_str().unwrap_or_default();
+    let host = request
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
+        .unwrap_or_default();
+    let own = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(|authority| !host.is_empty() && authority.eq_ignore_ascii_case(host));
+    let path = request.uri().path();
+    let admin = path == "/"
+        || path == "/metrics"
+        || path.starts_with("/admin")
+        || path.starts_with("/dashboard");
+    if own || (!admin && state.config().cors.allows(origin)) {
+        return next.run(request).await;
+    }
+    let log = RequestLog::start(&state, request.headers(), "cross_origin");
+    let message = if admin {
+        format!(
+            "Requests from a web page of another origin ({origin:?}) may not use the gateway's \
+             admin routes."
+        )
+    } else {
+        format!(
+            "Requests from web pages of {origin:?} are not allowed: list that origin in \
+             cors_origins (REPRISE_CORS_ORIGINS) to let them call the API."
+        )
+    };
+    pipeline::fail(log, GatewayError::Forbidden { message }, &[])
 }
 
 /// Request ids are UUIDv7: time-ordered, so log lines sort by arrival, and drawn from a

@@ -125,6 +125,68 @@ pub struct Config {
     pub log_retention_days: u32,
     /// Keep each request's final user message in the request log.
     pub log_prompts: bool,
+    /// Browser origins allowed to call the API routes from their pages (CORS).
+    pub cors: CorsOrigins,
+}
+
+/// Which browser origins may call the API routes (`cors_origins`). A request that carries an
+/// `Origin` header (a browser's) from any other origin than the gateway's own is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CorsOrigins {
+    /// None: only the gateway's own pages (the dashboard).
+    #[default]
+    None,
+    /// These exact origins (`https://app.example.com`, `http://localhost:3000`).
+    List(Vec<String>),
+    /// `*`: any origin (the API still needs its key).
+    Any,
+}
+
+impl CorsOrigins {
+    /// Whether a page of `origin` may call the API routes.
+    pub fn allows(&self, origin: &str) -> bool {
+        match self {
+            CorsOrigins::None => false,
+            CorsOrigins::Any => true,
+            CorsOrigins::List(list) => list.iter().any(|o| o.eq_ignore_ascii_case(origin)),
+        }
+    }
+}
+
+/// Validates `cors_origins`: `["*"]`, or origins written as browsers send them
+/// (`scheme://host[:port]`, no path).
+fn validate_cors(origins: Vec<String>) -> Result<CorsOrigins, ConfigError> {
+    if origins.is_empty() {
+        return Ok(CorsOrigins::None);
+    }
+    if origins.iter().any(|o| o == "*") {
+        if origins.len() > 1 {
+            return Err(ConfigError::new(
+                "cors_origins",
+                "\"*\" allows every origin: list it alone",
+            ));
+        }
+        return Ok(CorsOrigins::Any);
+    }
+    for (i, origin) in origins.iter().enumerate() {
+        let valid = url::Url::parse(origin).is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some()
+                && u.origin().ascii_serialization() == origin.to_ascii_lowercase()
+        });
+        if !valid {
+            return Err(ConfigError::new(
+                format!("cors_origins[{i}]"),
+                format!(
+                    "{origin:?} is not an origin as a browser sends it: scheme://host[:port], \
+                     with no path or trailing slash (e.g. \"https://app.example.com\")"
+                ),
+            ));
+        }
+    }
+    Ok(CorsOrigins::List(
+        origins.iter().map(|o| o.to_ascii_lowercase()).collect(),
+    ))
 }
 
 /// How clients authenticate.
@@ -441,6 +503,15 @@ impl Config {
                 Some(v) => parse_bool("log_prompts", &v)?,
                 None => raw.log_prompts.unwrap_or(false),
             },
+            cors: validate_cors(match env.var("REPRISE_CORS_ORIGINS") {
+                Some(v) => v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|o| !o.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                None => raw.cors_origins.unwrap_or_default(),
+            })?,
         })
     }
 }
@@ -867,11 +938,41 @@ mod tests {
                 &[],
                 "routing.backoff_max_ms",
             ),
+            (
+                "cors_origins = [\"https://a.example\", \"app.example.com\"]",
+                &[],
+                "cors_origins[1]",
+            ),
+            (
+                "",
+                &[("REPRISE_CORS_ORIGINS", "https://a.example/app")],
+                "cors_origins[0]",
+            ),
+            (
+                "cors_origins = [\"*\", \"https://a.example\"]",
+                &[],
+                "cors_origins",
+            ),
         ];
         for (toml, vars, path) in cases {
             let err = load(toml, vars).unwrap_err();
             assert_eq!(&err.path, path, "{toml}: {err}");
         }
+    }
+
+    #[test]
+    fn cors_origins_are_read_as_browsers_send_them() {
+        let c = load(
+            "cors_origins = [\"https://App.Example.com\", \"http://localhost:3000\"]",
+            &[],
+        )
+        .unwrap();
+        assert!(c.cors.allows("https://app.example.com"));
+        assert!(c.cors.allows("http://localhost:3000"));
+        assert!(!c.cors.allows("http://localhost:3001"));
+        let c = load("", &[("REPRISE_CORS_ORIGINS", "*")]).unwrap();
+        assert_eq!(c.cors, CorsOrigins::Any);
+        assert_eq!(load("", &[]).unwrap().cors, CorsOrigins::None);
     }
 
     #[test]

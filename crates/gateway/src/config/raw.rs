@@ -37,6 +37,8 @@ pub struct RawConfig {
     pub log_retention_days: Option<u32>,
     /// Keep each request's final user message in the request log (for top misses).
     pub log_prompts: Option<bool>,
+    /// Browser origins allowed to call the API routes (CORS), or `["*"]`.
+    pub cors_origins: Option<Vec<String>>,
     /// `[teams."NAME"]`: budgets shared by the team's keys.
     #[serde(default)]
     pub teams: BTreeMap<String, RawTeam>,

@@ -12,6 +12,7 @@ mod cache;
 mod chat;
 mod cli;
 mod completions;
+mod cors;
 mod dashboard;
 mod embedding;
 mod errors;

@@ -1,0 +1,151 @@
+//! Browser pages: a page of another origin is refused before any work (it could otherwise spend
+//! through a gateway on the operator's machine), unless `cors_origins` lists it, and then only
+//! on the API routes, with CORS preflights answered.
+
+use reprise_test_support::MockUpstream;
+use serde_json::{Value, json};
+
+use crate::support::{Gateway, chat_body, client};
+
+const APP: &str = "https://app.example.com";
+
+async fn error_of(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status(), status);
+    let body: Value = response.json().await.unwrap();
+    body["error"].clone()
+}
+
+#[tokio::test]
+async fn a_page_of_another_origin_cannot_use_the_gateway() {
+    let mock = MockUpstream::builder().record(true).start().await;
+    let gw = Gateway::start(&mock).await;
+
+    // A "simple" cross-origin request (text/plain: no preflight), as any page can send.
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .header("origin", "https://evil.example")
+        .header("content-type", "text/plain")
+        .body(chat_body("Spend my money").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().contains_key("x-request-id"));
+    let error = error_of(r, 403).await;
+    assert_eq!(error["code"], "forbidden");
+    assert!(
+        error["message"].as_str().unwrap().contains("cors_origins"),
+        "{error}"
+    );
+    for path in ["/admin/cache/stats", "/metrics", "/dashboard/data"] {
+        let r = client()
+            .get(gw.url(path))
+            .header("origin", "https://evil.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(error_of(r, 403).await["code"], "forbidden", "{path}");
+    }
+    assert!(
+        mock.requests().is_empty(),
+        "a refused request went upstream"
+    );
+
+    // The gateway's own pages (same origin) and clients that send no Origin are served.
+    let own = format!("http://{}", gw.addr);
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .header("origin", &own)
+        .json(&chat_body("Hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client()
+        .get(gw.url("/dashboard/data"))
+        .header("origin", &own)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(gw.chat(&chat_body("Hello")).await.status(), 200);
+}
+
+#[tokio::test]
+async fn listed_origins_may_call_the_api_routes_with_preflights() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::with_config(&format!("cors_origins = [\"{APP}\"]"), &mock).await;
+
+    // The preflight the OpenAI JS SDK's request causes in a browser.
+    let r = client()
+        .request(reqwest::Method::OPTIONS, gw.url("/v1/chat/completions"))
+        .header("origin", APP)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type,x-stainless-os",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let h = r.headers();
+    assert_eq!(h["access-control-allow-origin"], APP);
+    assert!(
+        h["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    assert_eq!(
+        h["access-control-allow-headers"],
+        "authorization,content-type,x-stainless-os"
+    );
+
+    // The request itself: served, and the page may read the gateway's headers.
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .header("origin", APP)
+        .json(&chat_body("Hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["access-control-allow-origin"], APP);
+    let exposed = r.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        exposed.contains("x-reprise-cache") && exposed.contains("x-request-id"),
+        "{exposed}"
+    );
+    let r = client()
+        .post(gw.url("/v1/moderations"))
+        .header("origin", APP)
+        .json(&json!({"input": "Hello"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Not another origin, and never the admin routes.
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .header("origin", "https://other.example.com")
+        .json(&chat_body("Hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = client()
+        .get(gw.url("/admin/cache/stats"))
+        .header("origin", APP)
+        .send()
+        .await
+        .unwrap();
+    let error = error_of(r, 403).await;
+    assert!(
+        error["message"].as_str().unwrap().contains("admin routes"),
+        "{error}"
+    );
+}
