@@ -358,13 +358,15 @@ async fn generated_malformed_requests_are_answered_never_crash() {
         "tool_call_id",
     ]);
     let model = prop::sample::select(vec!["gpt-4o-mini", "claude-sonnet-4-5", "gemini-2.5-pro"]);
-    // Chat completions (translated for Anthropic and Gemini), text completions and the
-    // Responses API (forwarded, or refused for the models of other APIs).
+    // Chat completions (translated for Anthropic and Gemini), text completions, the Responses
+    // API (forwarded, or refused for the models of other APIs), and two forwarded routes.
     let route = prop::sample::select(vec![
         "/v1/chat/completions",
         "/v1/chat/completions",
         "/v1/completions",
         "/v1/responses",
+        "/v1/moderations",
+        "/v1/audio/speech",
     ]);
     let request = (
         route,
@@ -376,6 +378,11 @@ async fn generated_malformed_requests_are_answered_never_crash() {
             let question = json!({"role": "user", "content": "What is the capital of France?"});
             let (mut request, message) = match route {
                 "/v1/completions" => (json!({"model": model, "prompt": "Paris is"}), None),
+                "/v1/moderations" => (json!({"model": model, "input": "Paris"}), None),
+                "/v1/audio/speech" => (
+                    json!({"model": model, "voice": "alloy", "input": "Paris"}),
+                    None,
+                ),
                 "/v1/responses" => (
                     json!({"model": model, "instructions": "Be brief.", "input": [question]}),
                     Some("/input/0"),
