@@ -258,15 +258,37 @@ where
     F: FnOnce(AppState, RequestLog, auth::Caller, OpenAiJson<T>) -> Fut,
     Fut: std::future::Future<Output = Response>,
 {
+    identified(
+        state,
+        request,
+        route,
+        |state, log, caller, request| async move {
+            match OpenAiJson::<T>::from_request(request, &state).await {
+                Ok(body) => work(state, log, caller, body).await,
+                Err(err) => pipeline::fail(log, err, &[]),
+            }
+        },
+    )
+    .await
+}
+
+/// A route's common start: the log line and its span, the caller identified, then `work` with
+/// the request (its body not yet read).
+async fn identified<F, Fut>(
+    state: AppState,
+    request: Request,
+    route: &'static str,
+    work: F,
+) -> Response
+where
+    F: FnOnce(AppState, RequestLog, auth::Caller, Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     let log = RequestLog::start(&state, request.headers(), route);
     let span = request_span(&log);
     async move {
-        let caller = match auth::identify(&state, request.headers()) {
-            Ok(caller) => caller,
-            Err(err) => return pipeline::fail(log, err, &[]),
-        };
-        match OpenAiJson::<T>::from_request(request, &state).await {
-            Ok(body) => work(state, log, caller, body).await,
+        match auth::identify(&state, request.headers()) {
+            Ok(caller) => work(state, log, caller, request).await,
             Err(err) => pipeline::fail(log, err, &[]),
         }
     }
@@ -389,31 +411,29 @@ async fn forwarded(
     path: &'static str,
     route: &'static str,
 ) -> Response {
-    let log = RequestLog::start(&state, request.headers(), route);
-    let span = request_span(&log);
-    async move {
-        let caller = match auth::identify(&state, request.headers()) {
-            Ok(caller) => caller,
-            Err(err) => return pipeline::fail(log, err, &[]),
-        };
-        let query = request.uri().query().map(str::to_owned);
-        let content_type = request
-            .headers()
-            .get(axum::http::header::CONTENT_TYPE)
-            .cloned();
-        let body = match crate::extract::read_body(request, &state).await {
-            Ok(body) => body,
-            Err(err) => return pipeline::fail(log, err, &[]),
-        };
-        let request = pipeline::ForwardRequest {
-            path,
-            query,
-            content_type,
-            body,
-        };
-        pipeline::forward(&state, log, caller, request).await
-    }
-    .instrument(span)
+    identified(
+        state,
+        request,
+        route,
+        |state, log, caller, request| async move {
+            let query = request.uri().query().map(str::to_owned);
+            let content_type = request
+                .headers()
+                .get(axum::http::header::CONTENT_TYPE)
+                .cloned();
+            let body = match crate::extract::read_body(request, &state).await {
+                Ok(body) => body,
+                Err(err) => return pipeline::fail(log, err, &[]),
+            };
+            let request = pipeline::ForwardRequest {
+                path,
+                query,
+                content_type,
+                body,
+            };
+            pipeline::forward(&state, log, caller, request).await
+        },
+    )
     .await
 }
 

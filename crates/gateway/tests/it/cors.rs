@@ -3,17 +3,11 @@
 //! on the API routes, with CORS preflights answered.
 
 use reprise_test_support::MockUpstream;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::support::{Gateway, chat_body, client};
+use crate::support::{Gateway, chat_body, client, error_of};
 
 const APP: &str = "https://app.example.com";
-
-async fn error_of(response: reqwest::Response, status: u16) -> Value {
-    assert_eq!(response.status(), status);
-    let body: Value = response.json().await.unwrap();
-    body["error"].clone()
-}
 
 #[tokio::test]
 async fn a_page_of_another_origin_cannot_use_the_gateway() {

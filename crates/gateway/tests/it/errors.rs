@@ -3,26 +3,9 @@
 use std::time::Duration;
 
 use reprise_test_support::MockUpstream;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::support::{Gateway, PATIENCE, UPSTREAM_KEY, chat_body, client, closed_port};
-
-/// Checks the OpenAI error shape and returns the `error` object.
-async fn error_of(response: reqwest::Response, status: u16) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(response.headers()["content-type"], "application/json");
-    assert!(response.headers().contains_key("x-request-id"));
-    let body: Value = response.json().await.unwrap();
-    let e = body["error"].clone();
-    assert!(e["message"].is_string(), "{body}");
-    assert!(e["type"].is_string(), "{body}");
-    assert!(
-        e.get("param").is_some() && e.get("code").is_some(),
-        "{body}"
-    );
-    assert!(!body.to_string().contains(UPSTREAM_KEY));
-    e
-}
+use crate::support::{Gateway, PATIENCE, UPSTREAM_KEY, chat_body, client, closed_port, error_of};
 
 async fn post_raw(gw: &Gateway, path: &str, body: &'static str) -> reqwest::Response {
     client()

@@ -6,7 +6,7 @@ use reprise_test_support::{MockUpstream, speech_bytes};
 use serde_json::{Value, json};
 
 use crate::keys::{create_key, gateway_with_keys};
-use crate::support::{Gateway, UPSTREAM_KEY, client};
+use crate::support::{Gateway, UPSTREAM_KEY, client, error_of};
 
 fn speech(input: &str, model: &str) -> Value {
     json!({"model": model, "voice": "alloy", "input": input})
@@ -20,12 +20,6 @@ fn transcription(model: &str, audio: &[u8]) -> reqwest::multipart::Form {
             "file",
             reqwest::multipart::Part::bytes(audio.to_vec()).file_name("clip.wav"),
         )
-}
-
-async fn error_of(response: reqwest::Response, status: u16) -> Value {
-    assert_eq!(response.status(), status);
-    let body: Value = response.json().await.unwrap();
-    body["error"].clone()
 }
 
 #[tokio::test]

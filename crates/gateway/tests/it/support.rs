@@ -453,3 +453,20 @@ impl TlsFront {
         self.negotiated.lock().unwrap().clone()
     }
 }
+
+/// Checks the OpenAI error shape and returns the `error` object.
+pub async fn error_of(response: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(response.status(), status);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert!(response.headers().contains_key("x-request-id"));
+    let body: serde_json::Value = response.json().await.unwrap();
+    let e = body["error"].clone();
+    assert!(e["message"].is_string(), "{body}");
+    assert!(e["type"].is_string(), "{body}");
+    assert!(
+        e.get("param").is_some() && e.get("code").is_some(),
+        "{body}"
+    );
+    assert!(!body.to_string().contains(UPSTREAM_KEY));
+    e
+}
