@@ -105,6 +105,8 @@ pub struct ForwardCall<'a> {
     pub path: &'a str,
     /// The query string as the client sent it.
     pub query: Option<&'a str>,
+    /// The model the request names (Azure: the deployment that serves the route).
+    pub model: Option<&'a str>,
     /// The client's `Content-Type` (a multipart body's boundary included).
     pub content_type: Option<&'a http::HeaderValue>,
     pub body: Bytes,
@@ -232,18 +234,21 @@ impl Provider {
         }
     }
 
-    /// Whether the target takes the OpenAI API's other routes ([`Provider::forward`]): OpenAI
-    /// and the servers that speak its API under one base URL, not Azure (whose routes are per
-    /// deployment), Anthropic or Gemini.
-    pub fn forwards(&self) -> bool {
-        matches!(self, Provider::OpenAiCompatible(p) if p.has_responses_api())
+    /// Whether the target takes `path`, one of the OpenAI API's other routes, for `model`
+    /// ([`Provider::forward`]): OpenAI and the servers that speak its API under one base URL,
+    /// and Azure for a named model (its deployment) on the routes a deployment has; never
+    /// Anthropic or Gemini.
+    pub fn forwards(&self, path: &str, model: Option<&str>) -> bool {
+        matches!(self, Provider::OpenAiCompatible(p) if p.forwards(path, model))
     }
 
     /// `POST {base_url}/{path}` with the client's body and content type, the answer relayed as
     /// it came (see [`Provider::forwards`]).
     pub async fn forward(&self, call: ForwardCall<'_>) -> Result<Forwarded, UpstreamError> {
         match self {
-            Provider::OpenAiCompatible(p) if p.has_responses_api() => p.forward(call).await,
+            Provider::OpenAiCompatible(p) if p.forwards(call.path, call.model) => {
+                p.forward(call).await
+            }
             _ => Err(UpstreamError::Unsupported {
                 param: "url".to_owned(),
                 message: format!(

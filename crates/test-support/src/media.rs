@@ -99,10 +99,11 @@ pub(crate) async fn moderations(
 /// `POST /v1/images/generations`: one image per `n`, its bytes the prompt's.
 pub(crate) async fn images(
     State(shared): State<Arc<Shared>>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (request, guard, step) = match begin(&shared, "/v1/images/generations", &headers, &body) {
+    let (request, guard, step) = match begin(&shared, uri.path(), &headers, &body) {
         Ok(begun) => begun,
         Err(response) => return *response,
     };
@@ -139,10 +140,11 @@ pub fn speech_bytes(input: &str) -> Vec<u8> {
 /// milliseconds apart (a body relayed as it comes, not read whole).
 pub(crate) async fn speech(
     State(shared): State<Arc<Shared>>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (request, guard, step) = match begin(&shared, "/v1/audio/speech", &headers, &body) {
+    let (request, guard, step) = match begin(&shared, uri.path(), &headers, &body) {
         Ok(begun) => begun,
         Err(response) => return *response,
     };
@@ -247,7 +249,7 @@ pub(crate) async fn upload(
     }
     let text = String::from_utf8_lossy(&upload).into_owned();
     guard.finish();
-    if uri.path().starts_with("/v1/images/") {
+    if uri.path().contains("/images/") {
         let prompt = recorded["prompt"].as_str().unwrap_or(&text);
         let data = json!([{"b64_json": image_b64(prompt)}]);
         return axum::Json(json!({"created": now(), "data": data})).into_response();

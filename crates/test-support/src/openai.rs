@@ -158,7 +158,19 @@ impl Builder {
             .route("/v1/audio/transcriptions", post(crate::media::upload))
             .route("/v1/audio/translations", post(crate::media::upload))
             .route("/v1/images/edits", post(crate::media::upload))
-            .route("/v1/images/variations", post(crate::media::upload));
+            .route("/v1/images/variations", post(crate::media::upload))
+            .route(
+                "/openai/deployments/{deployment}/audio/speech",
+                post(crate::media::speech),
+            )
+            .route(
+                "/openai/deployments/{deployment}/audio/transcriptions",
+                post(crate::media::upload),
+            )
+            .route(
+                "/openai/deployments/{deployment}/images/generations",
+                post(crate::media::images),
+            );
         if self.responses_api {
             app = app
                 .route("/v1/responses", post(crate::responses::responses))

@@ -59,11 +59,12 @@ pub async fn forward(
         "x-reprise-cache",
         HeaderValue::from_static(CacheStatus::Bypass.as_str()),
     )];
-    let Some(target) = choose_target(state, model.as_deref()) else {
+    let Some(target) = choose_target(state, request.path, model.as_deref()) else {
         let message = format!(
             "No target takes /v1/{}: the OpenAI API's routes other than chat, completions, \
              responses, embeddings and models are forwarded to OpenAI-compatible targets only \
-             (not Azure, Anthropic or Gemini), and none is configured.",
+             (Azure: for a model its deployments serve; never Anthropic or Gemini), and none \
+             is configured for this request.",
             request.path
         );
         return fail(log, GatewayError::invalid(message, None), &headers);
@@ -73,6 +74,7 @@ pub async fn forward(
     let call = ForwardCall {
         path: request.path,
         query: request.query.as_deref(),
+        model: model.as_deref(),
         content_type: request.content_type.as_ref(),
         body: request.body,
         api_key: caller.upstream_key.as_ref(),
@@ -94,17 +96,29 @@ pub async fn forward(
 }
 
 /// The target for a forwarded request: the one that serves the model it names, under that
-/// name, when that one takes forwarded routes; else the first that does, in configuration order.
-fn choose_target<'a>(state: &'a AppState, model: Option<&'a str>) -> Option<&'a Target> {
+/// name, when that one takes the route (an Azure target: the deployment of that name); else the
+/// first OpenAI-flavoured one, in configuration order.
+fn choose_target<'a>(
+    state: &'a AppState,
+    path: &str,
+    model: Option<&'a str>,
+) -> Option<&'a Target> {
     let by_model = model.and_then(|model| {
         state
             .router()
             .plan(model, Instant::now())
             .into_iter()
-            .find(|route| route.model.is_none() && route.target.provider.forwards())
+            .find(|route| {
+                route.model.is_none() && route.target.provider.forwards(path, Some(model))
+            })
             .map(|route| route.target)
     });
-    by_model.or_else(|| state.targets().iter().find(|t| t.provider.forwards()))
+    by_model.or_else(|| {
+        state
+            .targets()
+            .iter()
+            .find(|t| t.provider.forwards(path, None))
+    })
 }
 
 /// The `model` a request body names: a JSON body's field, or a multipart form's part.

@@ -337,3 +337,65 @@ async fn the_first_openai_compatible_target_serves_unless_another_serves_the_mod
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn an_azure_target_serves_the_routes_of_the_deployment_a_request_names() {
+    let mock = MockUpstream::builder().record(true).start().await;
+    let resource = format!("http://{}", mock.addr());
+    let gw = Gateway::with_env(
+        "",
+        &[
+            ("AZURE_OPENAI_API_KEY", UPSTREAM_KEY),
+            ("AZURE_OPENAI_ENDPOINT", &resource),
+        ],
+    )
+    .await;
+    let r = client()
+        .post(gw.url("/v1/audio/speech"))
+        .json(&speech("Hello there", "my-tts"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-reprise-provider"], "azure");
+    assert_eq!(r.bytes().await.unwrap(), speech_bytes("Hello there"));
+    let r = client()
+        .post(gw.url("/v1/audio/transcriptions"))
+        .multipart(transcription("my-whisper", b"spoken"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let sent = mock.requests();
+    let paths: Vec<&str> = sent.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/openai/deployments/my-tts/audio/speech",
+            "/openai/deployments/my-whisper/audio/transcriptions"
+        ]
+    );
+    for request in &sent {
+        assert_eq!(request.headers["api-key"], UPSTREAM_KEY);
+        assert!(request.headers.get("authorization").is_none());
+    }
+
+    // No deployment named, or a route deployments do not have: told why, nothing sent.
+    for (path, body) in [
+        ("/v1/audio/speech", json!({"voice": "alloy", "input": "Hi"})),
+        ("/v1/moderations", json!({"model": "my-tts", "input": "Hi"})),
+    ] {
+        let r = client()
+            .post(gw.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let error = error_of(r, 400).await;
+        assert!(
+            error["message"].as_str().unwrap().contains("Azure"),
+            "{path}: {error}"
+        );
+    }
+    assert_eq!(mock.requests().len(), 2);
+}

@@ -174,15 +174,34 @@ impl OpenAiCompatible {
             .into_reply(self.http.timeouts.stream_idle, Ok, || Dialect::Responses)
     }
 
-    /// `POST {base_url}/{path}`: one of the OpenAI API's other routes, forwarded as it came
-    /// (OpenAI flavour; see `Provider::forward`).
+    /// `POST {base_url}/{path}` (Azure: the deployment's `{path}`): one of the OpenAI API's
+    /// other routes, forwarded as it came (see `Provider::forward`).
     pub(crate) async fn forward(
         &self,
         call: crate::ForwardCall<'_>,
     ) -> Result<crate::Forwarded, UpstreamError> {
-        let mut url = endpoint(&self.base_url, &format!("/{}", call.path))
-            .map_err(|_| UpstreamError::Transport("bad upstream URL".to_owned()))?;
-        url.set_query(call.query);
+        let url = match (&self.flavor, call.model) {
+            (Flavor::Azure { api_version }, Some(deployment)) => {
+                let mut url = self.deployment_url(api_version, deployment, call.path)?;
+                if let Some(query) = call.query.filter(|q| !q.is_empty()) {
+                    let both = format!("{}&{query}", url.query().unwrap_or_default());
+                    url.set_query(Some(&both));
+                }
+                url
+            }
+            (Flavor::Azure { .. }, None) => {
+                return Err(UpstreamError::Unsupported {
+                    param: "model".to_owned(),
+                    message: "An Azure target needs the model (its deployment) named.".to_owned(),
+                });
+            }
+            (Flavor::OpenAi, _) => {
+                let mut url = endpoint(&self.base_url, &format!("/{}", call.path))
+                    .map_err(|_| UpstreamError::Transport("bad upstream URL".to_owned()))?;
+                url.set_query(call.query);
+                url
+            }
+        };
         self.http
             .forward(
                 &url,
@@ -235,16 +254,40 @@ impl OpenAiCompatible {
             Some(m) => m.to_owned(),
             None => body_model(body)?,
         };
+        Ok(Cow::Owned(self.deployment_url(
+            api_version,
+            &deployment,
+            operation,
+        )?))
+    }
+
+    /// Azure: `{resource}/openai/deployments/{deployment}/{operation}?api-version=...`.
+    fn deployment_url(
+        &self,
+        api_version: &str,
+        deployment: &str,
+        operation: &str,
+    ) -> Result<url::Url, UpstreamError> {
         let mut url = url::Url::parse(&format!("{}/openai/deployments/", self.base_url))
             .map_err(|e| UpstreamError::Transport(format!("bad Azure URL: {e}")))?;
         url.path_segments_mut()
             .map_err(|()| UpstreamError::Transport("bad Azure URL".to_owned()))?
             .pop_if_empty()
-            .push(&deployment)
+            .push(deployment)
             .extend(operation.split('/'));
         url.query_pairs_mut()
             .append_pair("api-version", api_version);
-        Ok(Cow::Owned(url))
+        Ok(url)
+    }
+
+    /// Whether [`OpenAiCompatible::forward`] takes `path` for `model`: every route on an
+    /// OpenAI-flavoured upstream; on Azure, the routes a deployment has (not moderations), for
+    /// a named model (the deployment).
+    pub fn forwards(&self, path: &str, model: Option<&str>) -> bool {
+        match self.flavor {
+            Flavor::OpenAi => true,
+            Flavor::Azure { .. } => model.is_some() && path != "moderations",
+        }
     }
 
     async fn post(
