@@ -37,7 +37,7 @@ pub async fn read_body(req: Request, state: &AppState) -> Result<Bytes, GatewayE
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(GatewayError::PayloadTooLarge { limit });
     }
-    let raw = Limited::new(req.into_body(), limit)
+    Ok(Limited::new(req.into_body(), limit)
         .collect()
         .await
         .map_err(|e| {
@@ -47,8 +47,7 @@ pub async fn read_body(req: Request, state: &AppState) -> Result<Bytes, GatewayE
                 GatewayError::invalid("could not read the request body", None)
             }
         })?
-        .to_bytes();
-    Ok(raw)
+        .to_bytes())
 }
 
 /// Deserialises `raw`, reporting the path of the failing field (`messages[1].role`).

@@ -24,7 +24,7 @@ use crate::{admin, auth, dashboard};
 
 /// Builds the gateway's router from its state.
 pub fn app(state: AppState) -> Router {
-    let router = Router::new()
+    let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/", get(dashboard::page))
@@ -43,9 +43,8 @@ pub fn app(state: AppState) -> Router {
             "/admin/secrets/{name}",
             axum::routing::put(admin::put_secret).delete(admin::delete_secret),
         );
-    let mut api = Router::new();
     for prefix in ["/v1", ""] {
-        api = api
+        router = router
             .route(&format!("{prefix}/chat/completions"), post(chat))
             .route(&format!("{prefix}/completions"), post(completions))
             .route(&format!("{prefix}/responses"), post(responses))
@@ -59,7 +58,7 @@ pub fn app(state: AppState) -> Router {
             .route(&format!("{prefix}/models"), get(models))
             .route(&format!("{prefix}/models/{{*model}}"), get(model));
         for &(path, route) in FORWARDED {
-            api = api.route(
+            router = router.route(
                 &format!("{prefix}/{path}"),
                 post(move |State(state): State<AppState>, request: Request| {
                     forwarded(state, request, path, route)
@@ -69,7 +68,6 @@ pub fn app(state: AppState) -> Router {
     }
     let cors = cors_layer(&state.config().cors);
     let mut router = router
-        .merge(api)
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

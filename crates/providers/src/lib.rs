@@ -30,7 +30,7 @@ use http::StatusCode;
 pub use error::{Blame, UpstreamError};
 pub use secret::Secret;
 pub use stream::{EventStream, StreamEvent};
-pub use transport::{BoxError, BuildError};
+pub use transport::{BoxError, BuildError, RawBody};
 
 /// How long each phase of an upstream call may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,16 +114,11 @@ pub struct ForwardCall<'a> {
     pub api_key: Option<&'a Secret>,
 }
 
-/// An upstream response body read lazily, frame by frame, whatever its type.
-pub type RawBody = http_body_util::combinators::BoxBody<Bytes, BoxError>;
-
 /// A successful (2xx) answer to a [`ForwardCall`]: its status, type and body as they came.
 pub struct Forwarded {
     pub status: StatusCode,
     pub content_type: Option<http::HeaderValue>,
     pub body: RawBody,
-    /// Time from sending the request to the response head.
-    pub first_byte: Duration,
     /// Longest silence allowed between two frames of the body.
     pub idle: Duration,
 }
@@ -252,8 +247,9 @@ impl Provider {
             _ => Err(UpstreamError::Unsupported {
                 param: "url".to_owned(),
                 message: format!(
-                    "A {} target takes only chat completions and the routes of its own API.",
-                    self.kind()
+                    "An {} target does not take /{} for this request.",
+                    self.kind(),
+                    call.path
                 ),
             }),
         }

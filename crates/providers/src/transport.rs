@@ -26,8 +26,9 @@ use crate::{Secret, Timeouts, UpstreamError};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// An upstream response body, whichever client read it.
-pub(crate) type Body = BoxBody<Bytes, BoxError>;
+/// An upstream response body, whichever client read it, read lazily frame by frame.
+pub type RawBody = BoxBody<Bytes, BoxError>;
+pub(crate) type Body = RawBody;
 
 /// How long an idle pooled connection is kept.
 const POOL_IDLE: Duration = Duration::from_secs(90);
@@ -269,11 +270,9 @@ impl Http {
         if let Some(content_type) = content_type {
             headers.insert(CONTENT_TYPE, content_type.clone());
         }
-        let started = Instant::now();
         let response = self
             .send(Method::POST, url, headers, body, self.timeouts.first_byte)
             .await?;
-        let first_byte = started.elapsed();
         let status = response.status();
         if !status.is_success() {
             return Err(self.status_error(response, errors).await);
@@ -282,7 +281,6 @@ impl Http {
             status,
             content_type: response.headers().get(CONTENT_TYPE).cloned(),
             body: response.into_body(),
-            first_byte,
             idle: self.timeouts.stream_idle,
         })
     }

@@ -15,44 +15,8 @@ use futures_util::stream;
 use serde_json::{Value, json};
 
 use crate::openai::{
-    InFlight, Shared, Step, bad_request, begin, now, openai_error, status_response, take_step,
+    Cut, InFlight, Play, Shared, bad_request, begin, now, openai_error, prelude, take_step,
 };
-
-/// What a scripted step asks of a media answer, once waited for: answer now, or break the
-/// body after `n` frames.
-enum Play {
-    Answer(Response),
-    Normal,
-    ResetAfter(usize),
-}
-
-async fn play(step: Option<Step>) -> Play {
-    let mut step = step;
-    loop {
-        return match step {
-            Some(Step::After(wait, next)) => {
-                tokio::time::sleep(wait).await;
-                step = Some(*next);
-                continue;
-            }
-            Some(Step::Delay(wait)) => {
-                tokio::time::sleep(wait).await;
-                Play::Normal
-            }
-            Some(Step::Status {
-                status,
-                body,
-                headers,
-            }) => Play::Answer(status_response(status, body, headers)),
-            Some(Step::Fail(status)) => {
-                Play::Answer(status_response(status, openai_error(status), Vec::new()))
-            }
-            Some(Step::Stall) => std::future::pending().await,
-            Some(Step::ResetAfterChunks(n)) => Play::ResetAfter(n),
-            _ => Play::Normal,
-        };
-    }
-}
 
 /// `POST /v1/moderations`: an input that mentions hurting someone is flagged for violence.
 pub(crate) async fn moderations(
@@ -64,10 +28,10 @@ pub(crate) async fn moderations(
         Ok(begun) => begun,
         Err(response) => return *response,
     };
-    if let Play::Answer(response) = play(step).await {
-        guard.finish();
-        return response;
-    }
+    let Play { guard, .. } = match prelude(step, guard, openai_error).await {
+        Ok(play) => play,
+        Err(response) => return response,
+    };
     let inputs: Vec<String> = match &request["input"] {
         Value::Array(items) => items
             .iter()
@@ -107,10 +71,10 @@ pub(crate) async fn images(
         Ok(begun) => begun,
         Err(response) => return *response,
     };
-    if let Play::Answer(response) = play(step).await {
-        guard.finish();
-        return response;
-    }
+    let Play { guard, .. } = match prelude(step, guard, openai_error).await {
+        Ok(play) => play,
+        Err(response) => return response,
+    };
     let prompt = request["prompt"].as_str().unwrap_or_default();
     let n = request["n"].as_u64().unwrap_or(1);
     let image = image_b64(prompt);
@@ -148,13 +112,14 @@ pub(crate) async fn speech(
         Ok(begun) => begun,
         Err(response) => return *response,
     };
-    let reset = match play(step).await {
-        Play::Answer(response) => {
-            guard.finish();
-            return response;
-        }
-        Play::ResetAfter(n) => Some(n),
-        Play::Normal => None,
+    let (guard, reset) = match prelude(step, guard, openai_error).await {
+        Ok(Play {
+            guard,
+            cut: Some((n, Cut::Reset)),
+            ..
+        }) => (guard, Some(n)),
+        Ok(play) => (play.guard, None),
+        Err(response) => return response,
     };
     let audio = speech_bytes(request["input"].as_str().unwrap_or_default());
     let third = audio.len().div_ceil(3).max(1);
@@ -171,7 +136,7 @@ pub(crate) async fn speech(
         |(mut frames, mut guard)| async move {
             let frame = frames.next()?;
             tokio::time::sleep(Duration::from_millis(5)).await;
-            if frames.len() == 0
+            if frames.as_slice().is_empty()
                 && frame.is_ok()
                 && let Some(guard) = guard.take()
             {
@@ -243,10 +208,10 @@ pub(crate) async fn upload(
         shared: shared.clone(),
         finished: false,
     };
-    if let Play::Answer(response) = play(step).await {
-        guard.finish();
-        return response;
-    }
+    let Play { guard, .. } = match prelude(step, guard, openai_error).await {
+        Ok(play) => play,
+        Err(response) => return response,
+    };
     let text = String::from_utf8_lossy(&upload).into_owned();
     guard.finish();
     if uri.path().contains("/images/") {

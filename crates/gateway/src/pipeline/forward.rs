@@ -14,7 +14,7 @@ use http_body_util::BodyExt;
 use reprise_providers::{ForwardCall, Forwarded, RawBody, UpstreamError};
 
 use super::record::{CacheStatus, Outcome, RequestLog};
-use super::{admit_budgets, fail, push_provider};
+use super::{admit, admit_budgets, fail, push_provider};
 use crate::auth::Caller;
 use crate::state::Target;
 use crate::{AppState, GatewayError};
@@ -37,23 +37,20 @@ pub async fn forward(
 ) -> Response {
     let model = named_model(request.content_type.as_ref(), &request.body);
     log.model.clone_from(&model);
-    if let Some(key) = &caller.key {
-        log.key = Some(key.clone());
-        // A key held to some models may use these routes only for one of them, named.
-        if !key.models.is_empty() {
-            let allowed = model.as_deref().is_some_and(|m| key.allows_model(m));
-            if !allowed {
-                let model = model.clone().unwrap_or_else(|| "(none named)".to_owned());
-                return fail(log, GatewayError::ModelNotAllowed { model }, &[]);
-            }
-        }
-        let admitted = state
-            .limiter()
-            .admit_request(key, Instant::now())
-            .and_then(|()| admit_budgets(state, key));
-        if let Err(err) = admitted {
-            return fail(log, err, &[]);
-        }
+    // The key's models (a key held to some may use these routes only naming one of them), its
+    // requests per minute, then its budgets: these answers cost money too.
+    let admitted = admit(
+        state,
+        &mut log,
+        &caller,
+        model.as_deref().unwrap_or("(none named)"),
+    )
+    .and_then(|()| match &caller.key {
+        Some(key) => admit_budgets(state, key),
+        None => Ok(()),
+    });
+    if let Err(err) = admitted {
+        return fail(log, err, &[]);
     }
     let mut headers = vec![(
         "x-reprise-cache",

@@ -217,8 +217,8 @@ fn contents(req: &Object) -> Result<(Vec<Value>, Vec<Value>), UpstreamError> {
         t::push_turn(&mut out, role, "parts", parts);
     }
     // Gemini refuses a conversation that ends on the model's turn ("Please ensure that
-    // multiturn requests ends with a user role or a function response"), which OpenAI answers with a new message;
-    // refused here, so that an alias can try its next target.
+    // multiturn requests ends with a user role or a function response"), which OpenAI answers
+    // with a new message; refused here, so that an alias can try its next target.
     if out.last().is_some_and(|turn| turn["role"] == "model") {
         return Err(t::unsupported(
             PROVIDER,

@@ -180,8 +180,12 @@ impl OpenAiCompatible {
         &self,
         call: crate::ForwardCall<'_>,
     ) -> Result<crate::Forwarded, UpstreamError> {
-        let url = match (&self.flavor, call.model) {
-            (Flavor::Azure { api_version }, Some(deployment)) => {
+        let url = match &self.flavor {
+            Flavor::Azure { api_version } => {
+                let deployment = call.model.ok_or_else(|| UpstreamError::Unsupported {
+                    param: "model".to_owned(),
+                    message: "An Azure target needs the model (its deployment) named.".to_owned(),
+                })?;
                 let mut url = self.deployment_url(api_version, deployment, call.path)?;
                 if let Some(query) = call.query.filter(|q| !q.is_empty()) {
                     let both = format!("{}&{query}", url.query().unwrap_or_default());
@@ -189,13 +193,7 @@ impl OpenAiCompatible {
                 }
                 url
             }
-            (Flavor::Azure { .. }, None) => {
-                return Err(UpstreamError::Unsupported {
-                    param: "model".to_owned(),
-                    message: "An Azure target needs the model (its deployment) named.".to_owned(),
-                });
-            }
-            (Flavor::OpenAi, _) => {
+            Flavor::OpenAi => {
                 let mut url = endpoint(&self.base_url, &format!("/{}", call.path))
                     .map_err(|_| UpstreamError::Transport("bad upstream URL".to_owned()))?;
                 url.set_query(call.query);
