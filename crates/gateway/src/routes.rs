@@ -128,36 +128,62 @@ fn cors_layer(origins: &crate::config::CorsOrigins) -> Option<tower_http::cors::
     )
 }
 
-/// Refuses a browser page of another origin (a request whose `Origin` header is neither the
-/// gateway's own nor, on the API routes, one of `cors_origins`) before any work: otherwise any
-/// page the operator visits could send requests to a gateway on their machine, spending through
-/// it (a `text/plain` POST needs no CORS preflight), or reach its loopback-only admin routes.
-/// Clients that are not browsers send no `Origin` and are not concerned.
+/// Refuses, before any work, what a web page could send a gateway on the operator's machine:
+/// - a request for a host name the gateway does not answer to (see [`host_allowed`]): a page
+///   whose own name is made to resolve to the gateway's address (DNS rebinding) is, to the
+///   browser, of the gateway's own origin, and its requests pass the origin check below;
+/// - a request whose `Origin` header is neither the gateway's own nor, on the API routes, one of
+///   `cors_origins`: otherwise any page the operator visits could spend through the gateway (a
+///   `text/plain` POST needs no CORS preflight) or reach its loopback-only admin routes.
+///
+/// Clients that are not browsers send no `Origin` and ask for the name they were given.
 async fn origin_guard(
     State(state): State<AppState>,
     request: Request,
     next: axum::middleware::Next,
 ) -> Response {
     use axum::http::header::{HOST, ORIGIN};
-    let Some(origin) = request.headers().get(ORIGIN) else {
-        return next.run(request).await;
-    };
-    let origin = origin.to_str().unwrap_or_default();
-    let host = request
-        .headers()
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| request.uri().authority().map(|a| a.as_str()))
-        .unwrap_or_default();
-    let own = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"))
-        .is_some_and(|authority| !host.is_empty() && authority.eq_ignore_ascii_case(host));
     let path = request.uri().path();
     let admin = path == "/"
         || path == "/metrics"
         || path.starts_with("/admin")
         || path.starts_with("/dashboard");
+    // A `Host` that is not text is no name the gateway answers to.
+    let host = match request.headers().get(HOST) {
+        Some(h) => h.to_str().unwrap_or("\u{fffd}"),
+        None => request
+            .uri()
+            .authority()
+            .map(|a| a.as_str())
+            .unwrap_or_default(),
+    };
+    if !host.is_empty() && !host_allowed(state.config(), host, admin) {
+        let log = RequestLog::start(&state, request.headers(), "wrong_host");
+        let name = host_name(host).unwrap_or(host);
+        let message = if admin && !state.config().listen.ip().is_loopback() {
+            format!(
+                "The admin routes without an admin token answer only to IP addresses and \
+                 localhost, not to {name:?}: set REPRISE_ADMIN_TOKEN, or list the name in \
+                 allowed_hosts (REPRISE_ALLOWED_HOSTS)."
+            )
+        } else {
+            format!(
+                "This gateway listens on loopback and answers only to IP addresses and \
+                 localhost, not to {name:?} (a web page could reach it through a name of its \
+                 own): list the name in allowed_hosts (REPRISE_ALLOWED_HOSTS) if a proxy or a \
+                 name of yours leads here."
+            )
+        };
+        return pipeline::fail(log, GatewayError::Forbidden { message }, &[]);
+    }
+    let Some(origin) = request.headers().get(ORIGIN) else {
+        return next.run(request).await;
+    };
+    let origin = origin.to_str().unwrap_or_default();
+    let own = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(|authority| !host.is_empty() && authority.eq_ignore_ascii_case(host));
     if own || (!admin && state.config().cors.allows(origin)) {
         return next.run(request).await;
     }
@@ -174,6 +200,50 @@ async fn origin_guard(
         )
     };
     pipeline::fail(log, GatewayError::Forbidden { message }, &[])
+}
+
+/// The name in a `Host` header (`name`, `name:port`, `[v6]:port`), without its port.
+fn host_name(host: &str) -> Option<&str> {
+    let (name, port) = match host.strip_prefix('[') {
+        Some(v6) => {
+            let (inside, after) = v6.split_once(']')?;
+            (
+                inside,
+                after.strip_prefix(':').or(after.is_empty().then_some("")),
+            )
+        }
+        None => match host.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (host, Some("")),
+        },
+    };
+    let port_ok = port.is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
+    (port_ok && !name.is_empty()).then_some(name)
+}
+
+/// Whether the gateway answers to the name a request asked for. IP addresses, `localhost` and
+/// `*.localhost` always: no web page can have a name of its own resolve to them and be them.
+/// Other names when `allowed_hosts` lists them or, unset, on a listener beyond loopback (where
+/// clients must authenticate), except on the admin routes, which without an admin token are
+/// open to loopback peers, as a page rebound to `127.0.0.1` would be.
+fn host_allowed(config: &crate::config::Config, host: &str, admin: bool) -> bool {
+    use crate::config::AllowedHosts;
+    let Some(name) = host_name(host) else {
+        return false;
+    };
+    let bare = name.trim_end_matches('.');
+    let local = bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .len()
+            .checked_sub(".localhost".len())
+            .and_then(|at| bare.get(at..))
+            .is_some_and(|end| end.eq_ignore_ascii_case(".localhost"))
+        || name.parse::<std::net::IpAddr>().is_ok();
+    local
+        || config.hosts.lists(name)
+        || (config.hosts == AllowedHosts::Default
+            && !config.listen.ip().is_loopback()
+            && (!admin || config.admin_token.is_some()))
 }
 
 /// Request ids are UUIDv7: time-ordered, so log lines sort by arrival, and drawn from a
@@ -547,4 +617,95 @@ fn allowed_methods(path: &str) -> Option<&'static str> {
 fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked; answered 500");
     GatewayError::Internal.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{host_allowed, host_name};
+    use crate::config::{Config, Overrides};
+
+    fn config(toml: &str, vars: &[(&str, &str)]) -> Config {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let env = move |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        Config::from_toml(toml, &env, &Overrides::default()).unwrap()
+    }
+
+    #[test]
+    fn host_names_lose_their_port() {
+        assert_eq!(host_name("localhost:4080"), Some("localhost"));
+        assert_eq!(host_name("gw.example"), Some("gw.example"));
+        assert_eq!(host_name("[::1]:4080"), Some("::1"));
+        assert_eq!(host_name("[::1]"), Some("::1"));
+        assert_eq!(host_name("127.0.0.1:4080"), Some("127.0.0.1"));
+        for malformed in [
+            "",
+            ":4080",
+            "gw.example:http",
+            "::1",
+            "[::1",
+            "[::1]x",
+            "\u{fffd}",
+        ] {
+            assert!(
+                host_name(malformed).is_none() || !host_allowed(&config("", &[]), malformed, false),
+                "{malformed:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn on_loopback_only_addresses_and_localhost_are_answered() {
+        let c = config("", &[]);
+        for host in [
+            "127.0.0.1:4080",
+            "[::1]:4080",
+            "localhost:4080",
+            "LocalHost",
+            "localhost.:4080",
+            "app.localhost:4080",
+            "10.0.0.5:4080",
+        ] {
+            assert!(host_allowed(&c, host, false), "{host}");
+            assert!(host_allowed(&c, host, true), "{host}");
+        }
+        for host in [
+            "evil.example:4080",
+            "localhost.evil.example",
+            "evillocalhost",
+            "127.0.0.1.nip.io:4080",
+        ] {
+            assert!(!host_allowed(&c, host, false), "{host}");
+            assert!(!host_allowed(&c, host, true), "{host}");
+        }
+        let c = config("allowed_hosts = [\"gw.example\", \"*.corp.example\"]", &[]);
+        assert!(host_allowed(&c, "gw.example:443", false));
+        assert!(host_allowed(&c, "gw.example", true));
+        assert!(host_allowed(&c, "a.corp.example", false));
+        assert!(!host_allowed(&c, "evil.example", false));
+        assert!(host_allowed(&c, "localhost", false));
+        let c = config("allowed_hosts = [\"*\"]", &[]);
+        assert!(host_allowed(&c, "evil.example", true));
+    }
+
+    #[test]
+    fn beyond_loopback_any_name_but_not_for_open_admin_routes() {
+        let open = config("listen = \"0.0.0.0:4080\"", &[]);
+        assert!(host_allowed(&open, "gw.example", false));
+        assert!(!host_allowed(&open, "gw.example", true));
+        assert!(host_allowed(&open, "localhost", true));
+        let token = config(
+            "listen = \"0.0.0.0:4080\"",
+            &[("REPRISE_ADMIN_TOKEN", "admin-secret")],
+        );
+        assert!(host_allowed(&token, "gw.example", true));
+        let listed = config(
+            "listen = \"0.0.0.0:4080\"\nallowed_hosts = [\"gw.example\"]",
+            &[],
+        );
+        assert!(host_allowed(&listed, "gw.example", true));
+        assert!(!host_allowed(&listed, "other.example", false));
+    }
 }

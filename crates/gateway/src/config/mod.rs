@@ -127,6 +127,91 @@ pub struct Config {
     pub log_prompts: bool,
     /// Browser origins allowed to call the API routes from their pages (CORS).
     pub cors: CorsOrigins,
+    /// Host names the gateway answers to besides IP addresses and `localhost`.
+    pub hosts: AllowedHosts,
+}
+
+/// Which names in a request's `Host` the gateway answers to (`allowed_hosts`). IP addresses,
+/// `localhost` and `*.localhost` are always answered: no web page can have a name of its own
+/// resolve to them and be them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AllowedHosts {
+    /// Unset: other names are answered only on a listener beyond loopback (where clients must
+    /// authenticate), and on the admin routes only with an admin token.
+    #[default]
+    Default,
+    /// These names; `*.example.com` is any name under `example.com`.
+    List(Vec<String>),
+    /// `*`: any name.
+    Any,
+}
+
+impl AllowedHosts {
+    /// Whether `name` (a `Host` header's name, without its port) was listed.
+    pub fn lists(&self, name: &str) -> bool {
+        let name = name.trim_end_matches('.');
+        match self {
+            AllowedHosts::Default => false,
+            AllowedHosts::Any => true,
+            AllowedHosts::List(list) => {
+                list.iter().any(|pattern| match pattern.strip_prefix('*') {
+                    // `*.example.com`: a name that ends with `.example.com`, not the name itself.
+                    Some(suffix) => {
+                        name.len() > suffix.len()
+                            && name
+                                .get(name.len() - suffix.len()..)
+                                .is_some_and(|end| end.eq_ignore_ascii_case(suffix))
+                    }
+                    None => pattern.eq_ignore_ascii_case(name),
+                })
+            }
+        }
+    }
+}
+
+/// Validates `allowed_hosts`: `["*"]`, or host names without scheme or port, each optionally
+/// starting with `*.`.
+fn validate_hosts(hosts: Option<Vec<String>>) -> Result<AllowedHosts, ConfigError> {
+    let Some(hosts) = hosts else {
+        return Ok(AllowedHosts::Default);
+    };
+    if hosts.iter().any(|h| h == "*") {
+        if hosts.len() > 1 {
+            return Err(ConfigError::new(
+                "allowed_hosts",
+                "\"*\" allows every host name: list it alone",
+            ));
+        }
+        return Ok(AllowedHosts::Any);
+    }
+    for (i, host) in hosts.iter().enumerate() {
+        let name = host.strip_prefix("*.").unwrap_or(host);
+        let valid = !name.is_empty()
+            && name.split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            });
+        if !valid {
+            return Err(ConfigError::new(
+                format!("allowed_hosts[{i}]"),
+                format!(
+                    "{host:?} is not a host name: a name such as \"gateway.example.com\" or \
+                     \"*.example.com\", without scheme, port or path"
+                ),
+            ));
+        }
+    }
+    Ok(AllowedHosts::List(
+        hosts
+            .iter()
+            .map(|h| match h.strip_prefix('*') {
+                Some(suffix) => format!("*{}", suffix.to_ascii_lowercase()),
+                None => h.to_ascii_lowercase(),
+            })
+            .collect(),
+    ))
 }
 
 /// Which browser origins may call the API routes (`cors_origins`). A request that carries an
@@ -511,6 +596,16 @@ impl Config {
                     .map(str::to_owned)
                     .collect(),
                 None => raw.cors_origins.unwrap_or_default(),
+            })?,
+            hosts: validate_hosts(match env.var("REPRISE_ALLOWED_HOSTS") {
+                Some(v) => Some(
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|h| !h.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                ),
+                None => raw.allowed_hosts,
             })?,
         })
     }
@@ -953,6 +1048,22 @@ mod tests {
                 &[],
                 "cors_origins",
             ),
+            (
+                "allowed_hosts = [\"gw.example\", \"https://gw.example\"]",
+                &[],
+                "allowed_hosts[1]",
+            ),
+            (
+                "",
+                &[("REPRISE_ALLOWED_HOSTS", "gw.example:4080")],
+                "allowed_hosts[0]",
+            ),
+            (
+                "allowed_hosts = [\"*\", \"gw.example\"]",
+                &[],
+                "allowed_hosts",
+            ),
+            ("allowed_hosts = [\"a..example\"]", &[], "allowed_hosts[0]"),
         ];
         for (toml, vars, path) in cases {
             let err = load(toml, vars).unwrap_err();
@@ -973,6 +1084,27 @@ mod tests {
         let c = load("", &[("REPRISE_CORS_ORIGINS", "*")]).unwrap();
         assert_eq!(c.cors, CorsOrigins::Any);
         assert_eq!(load("", &[]).unwrap().cors, CorsOrigins::None);
+    }
+
+    #[test]
+    fn allowed_hosts_match_names_and_subdomains() {
+        let c = load(
+            "allowed_hosts = [\"Gateway.Example.com\", \"*.corp.example\"]",
+            &[],
+        )
+        .unwrap();
+        assert!(c.hosts.lists("gateway.example.com"));
+        assert!(c.hosts.lists("GATEWAY.example.com."));
+        assert!(c.hosts.lists("a.corp.example"));
+        assert!(c.hosts.lists("a.b.corp.example"));
+        assert!(!c.hosts.lists("corp.example"));
+        assert!(!c.hosts.lists("evilcorp.example"));
+        assert!(!c.hosts.lists("example.com"));
+        let c = load("", &[("REPRISE_ALLOWED_HOSTS", "*")]).unwrap();
+        assert_eq!(c.hosts, AllowedHosts::Any);
+        let c = load("", &[]).unwrap();
+        assert_eq!(c.hosts, AllowedHosts::Default);
+        assert!(!c.hosts.lists("gateway.example.com"));
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub struct RawConfig {
     pub log_prompts: Option<bool>,
     /// Browser origins allowed to call the API routes (CORS), or `["*"]`.
     pub cors_origins: Option<Vec<String>>,
+    /// Host names the gateway answers to besides IP addresses and `localhost`, or `["*"]`.
+    pub allowed_hosts: Option<Vec<String>>,
     /// `[teams."NAME"]`: budgets shared by the team's keys.
     #[serde(default)]
     pub teams: BTreeMap<String, RawTeam>,

@@ -143,3 +143,105 @@ async fn listed_origins_may_call_the_api_routes_with_preflights() {
         "{error}"
     );
 }
+
+/// DNS rebinding: a page at `http://evil.example:PORT` whose name is made to resolve to
+/// 127.0.0.1 sends requests that carry its own name as both `Host` and `Origin`, so they look
+/// same-origin. A gateway on loopback answers only to IP addresses and `localhost` unless
+/// `allowed_hosts` lists the name.
+#[tokio::test]
+async fn a_page_rebound_to_the_gateway_address_is_refused() {
+    let mock = MockUpstream::builder().record(true).start().await;
+    let gw = Gateway::start(&mock).await;
+    let port = gw.addr.port();
+    let evil = format!("evil.example:{port}");
+
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .header("host", &evil)
+        .header("origin", format!("http://{evil}"))
+        .header("content-type", "text/plain")
+        .body(chat_body("Spend my money").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().contains_key("x-request-id"));
+    let error = error_of(r, 403).await;
+    assert_eq!(error["code"], "forbidden");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("allowed_hosts") && message.contains("\"evil.example\""),
+        "{error}"
+    );
+    // Same-origin GETs carry no Origin at all: the admin routes are refused by their Host.
+    for path in [
+        "/admin/cache/stats",
+        "/admin/keys",
+        "/metrics",
+        "/dashboard/data",
+    ] {
+        let r = client()
+            .get(gw.url(path))
+            .header("host", &evil)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(error_of(r, 403).await["code"], "forbidden", "{path}");
+    }
+    assert!(
+        mock.requests().is_empty(),
+        "a refused request went upstream"
+    );
+
+    // The names a browser cannot be made to resolve elsewhere are answered.
+    for host in [
+        format!("localhost:{port}"),
+        format!("app.localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+    ] {
+        let r = client()
+            .post(gw.url("/v1/chat/completions"))
+            .header("host", &host)
+            .header("origin", format!("http://{host}"))
+            // Another question each time, so each goes upstream rather than to the cache.
+            .json(&chat_body(&format!("Hello from {host}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{host}");
+    }
+    assert_eq!(mock.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn allowed_hosts_lets_a_proxied_name_through() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::with_config(
+        "allowed_hosts = [\"gw.example\", \"*.corp.example\"]",
+        &mock,
+    )
+    .await;
+    for host in ["gw.example", "gw.example:8443", "team.corp.example"] {
+        let r = client()
+            .post(gw.url("/v1/chat/completions"))
+            .header("host", host)
+            .json(&chat_body("Hello"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{host}");
+        let r = client()
+            .get(gw.url("/admin/cache/stats"))
+            .header("host", host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{host}");
+    }
+    let r = client()
+        .get(gw.url("/v1/models"))
+        .header("host", "corp.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r, 403).await["code"], "forbidden");
+}
