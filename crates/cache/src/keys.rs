@@ -75,7 +75,7 @@ pub fn keys(namespace: &str, request: &Value) -> CacheKeys {
     }
 }
 
-fn hash(namespace: &str, canonical: &Value) -> Key {
+pub(crate) fn hash(namespace: &str, canonical: &Value) -> Key {
     let mut hasher = blake3::Hasher::new();
     // Length-prefixed so no namespace can run into the request.
     hasher.update(&(namespace.len() as u64).to_le_bytes());
@@ -171,7 +171,7 @@ pub fn text_of(content: Option<&Value>) -> Option<String> {
 }
 
 /// `1.0` and `1` are the same number: floats with no fraction become integers, recursively.
-fn normalise_numbers(value: Value) -> Value {
+pub(crate) fn normalise_numbers(value: Value) -> Value {
     match value {
         Value::Number(n) if n.is_f64() => match n.as_f64() {
             Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Value::from(f as i64),

@@ -9,6 +9,7 @@
 
 pub mod assemble;
 pub mod embed;
+pub mod embeddings;
 pub mod guard;
 pub mod index;
 pub mod keys;

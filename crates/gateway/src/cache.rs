@@ -412,6 +412,21 @@ impl Cache {
         let text = completion.to_string();
         let now = now_ms();
         let entry = Arc::new(self.entry(lookup, provider, completion, text.len(), now));
+        if let (Some(embedding), Some(question)) = (&lookup.embedding, &entry.prompt)
+            && let Err(err) = self
+                .semantic
+                .insert(entry.scope, entry.exact, embedding, question)
+        {
+            tracing::warn!(error = %err, "a cache entry left out of the semantic tier");
+        }
+        self.put(entry, text, now, &lookup.request_id);
+        Ok(())
+    }
+
+    /// Puts an entry (already in the semantic tier if it belongs there) into the exact index at
+    /// once, evicting what the bounds push out, and into the store in the background.
+    /// `text` is its completion serialised.
+    fn put(&self, entry: Arc<Entry>, text: String, now: u64, request_id: &str) {
         let row = CacheRow {
             exact_key: entry.exact.to_hex(),
             scope_key: entry.scope.to_hex(),
@@ -425,13 +440,6 @@ impl Cache {
             hits: 0,
             prompt: entry.prompt.clone(),
         };
-        if let (Some(embedding), Some(text)) = (&lookup.embedding, &entry.prompt)
-            && let Err(err) = self
-                .semantic
-                .insert(entry.scope, entry.exact, embedding, text)
-        {
-            tracing::warn!(error = %err, "a cache entry left out of the semantic tier");
-        }
         let pushed_out = self.index.insert(entry, now);
         self.counters
             .evictions
@@ -444,7 +452,7 @@ impl Cache {
             })
             .collect();
         let store = self.store.clone();
-        let request_id = lookup.request_id.clone();
+        let request_id = request_id.to_owned();
         self.tasks.spawn_blocking(move || {
             match store.put_cache_entry(&row) {
                 // Logged once durable: a crash after this line cannot lose the entry.
@@ -459,7 +467,32 @@ impl Cache {
                 tracing::error!(error = %err, "could not delete evicted cache entries");
             }
         });
-        Ok(())
+    }
+
+    /// Whether requests are looked up and stored at all.
+    pub fn enabled(&self) -> bool {
+        self.config.enabled
+    }
+
+    /// The entry stored under `key`, unless it expired or is older than `max_age`.
+    pub fn get_key(&self, key: &Key, max_age: Option<Duration>) -> Option<Arc<Entry>> {
+        self.index.get(key, now_ms(), max_age.map(|d| d.as_secs()))
+    }
+
+    /// When an entry stored now for `ttl` (the default when `None`) expires, in Unix ms.
+    pub fn expiry(&self, ttl: Option<Duration>, now: u64) -> u64 {
+        let ttl = ttl.unwrap_or(self.config.policy.default_ttl);
+        now.saturating_add(ttl_ms(ttl))
+    }
+
+    /// Stores an entry of the exact tier only (an input's embedding: see
+    /// `pipeline::embeddings`), counting its size.
+    pub fn write_exact(&self, mut entry: Entry, request_id: &str) {
+        entry.prompt = None;
+        let text = entry.completion.to_string();
+        entry.bytes = text.len() as u64;
+        let now = now_ms();
+        self.put(Arc::new(entry), text, now, request_id);
     }
 
     /// The entry an answer makes, stored or not (see [`FlightGuard::answer`]).

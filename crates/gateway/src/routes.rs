@@ -450,12 +450,13 @@ async fn stored_response(
 }
 
 async fn embeddings(State(state): State<AppState>, request: Request) -> Response {
+    let directives = cache_directives(&state, request.headers());
     model_route::<EmbeddingsRequest, _, _>(
         state,
         request,
         "/v1/embeddings",
         |state, log, caller, body| async move {
-            pipeline::embeddings(&state, log, caller, body.value, body.raw).await
+            pipeline::embeddings(&state, log, caller, body.value, body.raw, directives).await
         },
     )
     .await

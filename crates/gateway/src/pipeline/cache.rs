@@ -69,24 +69,13 @@ pub fn respond_hit(
     };
     tier.fetch_add(1, Ordering::Relaxed);
     let (prompt_tokens, completion_tokens) = entry.tokens();
-    counters
-        .prompt_tokens_saved
-        .fetch_add(prompt_tokens, Ordering::Relaxed);
-    counters
-        .completion_tokens_saved
-        .fetch_add(completion_tokens, Ordering::Relaxed);
-    match state.config().prices.get(&entry.model) {
-        Some(price) => {
-            let nano_usd = (price.cost(prompt_tokens, completion_tokens) * 1e9).round() as u64;
-            counters
-                .nano_usd_saved
-                .fetch_add(nano_usd, Ordering::Relaxed);
-            log.saved_nano_usd = i64::try_from(nano_usd).ok();
-        }
-        None => {
-            counters.unpriced_hits.fetch_add(1, Ordering::Relaxed);
-        }
-    }
+    book_savings(
+        state,
+        &mut log,
+        &entry.model,
+        prompt_tokens,
+        completion_tokens,
+    );
     log.cache = CacheStatus::Hit;
     log.target = Some(entry.provider.clone());
     log.usage = Some(Usage {
@@ -137,6 +126,36 @@ pub fn respond_hit(
         h.insert("x-reprise-provider", provider);
     }
     response
+}
+
+/// Counts the tokens the cache answered and, when the model is priced, what they would have
+/// cost upstream (on the request's log line and in the totals).
+pub fn book_savings(
+    state: &AppState,
+    log: &mut RequestLog,
+    model: &str,
+    prompt_tokens: u64,
+    completion_tokens: u64,
+) {
+    let counters = &state.cache().counters;
+    counters
+        .prompt_tokens_saved
+        .fetch_add(prompt_tokens, Ordering::Relaxed);
+    counters
+        .completion_tokens_saved
+        .fetch_add(completion_tokens, Ordering::Relaxed);
+    match state.config().prices.get(model) {
+        Some(price) => {
+            let nano_usd = (price.cost(prompt_tokens, completion_tokens) * 1e9).round() as u64;
+            counters
+                .nano_usd_saved
+                .fetch_add(nano_usd, Ordering::Relaxed);
+            log.saved_nano_usd = i64::try_from(nano_usd).ok();
+        }
+        None => {
+            counters.unpriced_hits.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Stores an upstream answer when the never-store rules allow it; followers of `flight` then

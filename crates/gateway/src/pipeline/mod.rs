@@ -15,6 +15,7 @@
 
 mod attempt;
 mod cache;
+mod embeddings;
 mod forward;
 mod record;
 mod relay;
@@ -25,13 +26,14 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use reprise_api::{
-    ChatCompletionRequest, CompletionsRequest, EmbeddingsRequest, Model, ModelList,
-    ResponsesRequest, ResponsesUsageProbe, UsageProbe,
+    ChatCompletionRequest, CompletionsRequest, Model, ModelList, ResponsesRequest,
+    ResponsesUsageProbe, UsageProbe,
 };
 use reprise_providers::UpstreamError;
 
 use attempt::Delivered;
 
+pub use embeddings::embeddings;
 pub use forward::{ForwardRequest, forward};
 pub use record::{CacheStatus, Outcome, RequestLog};
 
@@ -642,64 +644,6 @@ fn validate_chat(request: &ChatCompletionRequest) -> Result<(), GatewayError> {
         ));
     }
     Ok(())
-}
-
-/// `POST /v1/embeddings`: routed by model and forwarded.
-pub async fn embeddings(
-    state: &AppState,
-    mut log: RequestLog,
-    caller: Caller,
-    request: EmbeddingsRequest,
-    raw: Bytes,
-) -> Response {
-    log.model = Some(request.model.clone());
-    if request.model.trim().is_empty() {
-        let err = GatewayError::invalid("'model' must name a model", Some("model"));
-        return fail(log, err, &[]);
-    }
-    if request.input.is_null() {
-        let err = GatewayError::invalid("'input' must not be null", Some("input"));
-        return fail(log, err, &[]);
-    }
-    let mut headers = vec![(
-        "x-reprise-cache",
-        HeaderValue::from_static(CacheStatus::Bypass.as_str()),
-    )];
-    if let Err(err) = admit(state, &mut log, &caller, &request.model) {
-        return fail(log, err, &headers);
-    }
-    let routes = state.router().plan(&request.model, Instant::now());
-    if routes.is_empty() {
-        let err = GatewayError::ModelNotFound {
-            model: request.model,
-        };
-        return fail(log, err, &headers);
-    }
-    if let Err(err) = admit_upstream(state, &mut log, &caller, &raw, None) {
-        return fail(log, err, &headers);
-    }
-    let upstream_started = Instant::now();
-    let settings = &state.config().routing;
-    let key = caller.upstream_key.as_ref();
-    let result = attempt::embeddings(&routes, &raw, key, settings, log.started).await;
-    log.upstream = Some(upstream_started.elapsed());
-    match result {
-        Ok(success) => {
-            let target = &success.route.target.name;
-            served_by(&mut log, &mut headers, target, success.attempts);
-            match success.delivered {
-                Delivered::Json { status, body } => {
-                    log.usage = serde_json::from_slice::<UsageProbe>(&body)
-                        .ok()
-                        .and_then(|p| p.usage);
-                    json_response(log, status, body, &headers)
-                }
-                // `embeddings` never delivers a stream.
-                Delivered::Stream { .. } => fail(log, GatewayError::Internal, &headers),
-            }
-        }
-        Err(failure) => fail_attempts(log, failure, headers),
-    }
 }
 
 /// `GET /v1/models`: the models every target serves. A target with exact model names configured

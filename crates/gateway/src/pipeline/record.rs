@@ -88,7 +88,12 @@ pub struct RequestLog {
     /// Tokens reserved against the key's tokens per minute, corrected when the request ends.
     pub ticket: Option<TokenTicket>,
     /// On cache hits: what the upstream call would have cost, in nano-USD (`None`: unpriced).
+    /// On an embeddings request that went upstream with only some of its inputs: what the
+    /// others would have cost.
     pub saved_nano_usd: Option<i64>,
+    /// Tokens the cache answered in a request that still went upstream (the inputs of an
+    /// embeddings batch that were in the cache); on a hit, its whole `usage` counts.
+    pub saved_tokens: u64,
     /// The final user message, when the operator keeps prompts in the request log.
     pub prompt: Option<String>,
     /// What the request cost, in nano-USD (set when it is settled; `None`: unpriced).
@@ -129,6 +134,7 @@ impl RequestLog {
             key: None,
             ticket: None,
             saved_nano_usd: None,
+            saved_tokens: 0,
             settled: false,
             prompt: None,
             cost_nano_usd: None,
@@ -159,9 +165,13 @@ impl RequestLog {
             prompt_tokens: usage.prompt_tokens,
             completion_tokens: usage.completion_tokens,
             cost_usd: cost_nano.map(|n| n as f64 / 1e9),
-            saved: hit.then(|| {
+            saved: (hit || self.saved_tokens > 0).then(|| {
                 (
-                    usage.prompt_tokens + usage.completion_tokens,
+                    if hit {
+                        usage.prompt_tokens + usage.completion_tokens
+                    } else {
+                        self.saved_tokens
+                    },
                     self.saved_nano_usd.map(|n| n as f64 / 1e9),
                 )
             }),
@@ -258,8 +268,16 @@ impl RequestLog {
             cached_tokens: i64::try_from(cached).unwrap_or(i64::MAX),
             cost_nano_usd: cost,
             cache: self.cache.as_str().to_owned(),
-            saved_tokens: if hit { tokens } else { 0 },
-            saved_nano_usd: if hit { self.saved_nano_usd } else { None },
+            saved_tokens: if hit {
+                tokens
+            } else {
+                i64::try_from(self.saved_tokens).unwrap_or(i64::MAX)
+            },
+            saved_nano_usd: if hit || self.saved_tokens > 0 {
+                self.saved_nano_usd
+            } else {
+                None
+            },
         });
     }
 }

@@ -80,6 +80,12 @@ say("CACHE_OK");
 const embeddings = await client.embeddings.create({ model: "text-embedding-3-small", input: ["a", "b"] });
 assert.equal(embeddings.data.length, 2);
 assert.equal(embeddings.data[0].embedding.length, 32);
+// This SDK asks for base64 and decodes it: the cached inputs decode to the same vectors.
+const { data: repeated, response: cached } = await client.embeddings
+  .create({ model: "text-embedding-3-small", input: ["a", "b"] })
+  .withResponse();
+assert.equal(cached.headers.get("x-reprise-cache"), "hit");
+assert.deepEqual(repeated.data.map((d) => d.embedding), embeddings.data.map((d) => d.embedding));
 say("EMBEDDINGS_OK");
 
 // 5. The model list, and one model.

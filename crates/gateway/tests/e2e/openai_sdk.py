@@ -61,6 +61,16 @@ say("STREAM_OK")
 # 3. Embeddings.
 embeddings = client.embeddings.create(model="text-embedding-3-small", input=["a", "b"])
 assert len(embeddings.data) == 2 and len(embeddings.data[0].embedding) == 32, embeddings
+# Each input is cached: a batch repeating one sends only the other upstream, and the cached one
+# comes back as it was, in its place.
+raw = client.embeddings.with_raw_response.create(model="text-embedding-3-small", input=["c", "b"])
+again = raw.parse()
+assert raw.headers["x-reprise-cache"] == "miss" and raw.headers["x-reprise-cache-hits"] == "1"
+assert [d.index for d in again.data] == [0, 1], again
+assert again.data[1].embedding == embeddings.data[1].embedding
+raw = client.embeddings.with_raw_response.create(model="text-embedding-3-small", input=["a", "b"])
+assert raw.headers["x-reprise-cache"] == "hit", raw.headers
+assert [d.embedding for d in raw.parse().data] == [d.embedding for d in embeddings.data]
 say("EMBEDDINGS_OK")
 
 # 4. The model list, and one model.

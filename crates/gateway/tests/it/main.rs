@@ -15,6 +15,7 @@ mod completions;
 mod cors;
 mod dashboard;
 mod embedding;
+mod embeddings;
 mod errors;
 mod forwarded;
 mod keys;
