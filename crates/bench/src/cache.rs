@@ -249,11 +249,64 @@ pub fn run(
             bucket_at(&inside, 0.50),
             bucket_at(&inside, 0.99)
         );
-        anyhow::Ok(())
+        embeddings_phase(gw_addr, &mock_url, seconds).await
     });
     drop(gw);
     let _ = std::fs::remove_dir_all(&data_dir);
     result.context("end-to-end phase")
+}
+
+/// Phase 5: an embeddings batch whose inputs are all in the cache, against a static response of the
+/// same size and against the mock upstream embedding the same batch.
+async fn embeddings_phase(gw_addr: SocketAddr, mock_url: &str, seconds: u64) -> anyhow::Result<()> {
+    let inputs: Vec<String> = (0..16)
+        .map(|i| {
+            format!("Section {i} of the operations handbook: how the gateway rotates its keys")
+        })
+        .collect();
+    let body: &'static str = Box::leak(
+        serde_json::json!({"model": "text-embedding-3-small", "input": inputs})
+            .to_string()
+            .into_boxed_str(),
+    );
+    crate::load::fetch(gw_addr, "/v1/embeddings", body).await?;
+    let probe = crate::load::fetch(gw_addr, "/v1/embeddings", body).await?;
+    anyhow::ensure!(
+        probe.0.as_deref() == Some("exact"),
+        "the repeated batch was not a hit ({:?})",
+        probe.0
+    );
+    let size = probe.1.len();
+    let mock_addr: SocketAddr = mock_url
+        .trim_start_matches("http://")
+        .trim_end_matches("/v1")
+        .parse()
+        .context("the mock's address")?;
+    let static_addr = crate::load::static_server(probe.1)?;
+    let hit = Load::new(gw_addr, "/v1/embeddings", body);
+    let plain = Load::new(static_addr, "/", body);
+    let upstream = Load::new(mock_addr, "/v1/embeddings", body);
+    let second = Duration::from_secs(1);
+    for l in [&hit, &plain, &upstream] {
+        l.closed(8, second).await?;
+    }
+    let mut all = [
+        crate::load::Report::empty()?,
+        crate::load::Report::empty()?,
+        crate::load::Report::empty()?,
+    ];
+    for _ in 0..seconds {
+        for (report, load) in all.iter_mut().zip([&hit, &plain, &upstream]) {
+            report.absorb(&load.closed(8, second).await?)?;
+        }
+    }
+    let [hit_all, static_all, upstream_all] = &all;
+    println!(
+        "\nembeddings: a batch of 16 inputs all in the cache ({size} bytes answered); 8 connections, {seconds} alternating 1 s rounds"
+    );
+    crate::print_table_named(("static", static_all), ("cached batch", hit_all));
+    crate::print_table_named(("mock upstream", upstream_all), ("cached batch", hit_all));
+    Ok(())
 }
 
 /// The cumulative buckets (upper bound in seconds, count) of the gateway's request duration
