@@ -187,10 +187,12 @@ impl Cache {
         let mut evicted = Vec::new();
         let mut pending = Vec::new();
         for row in store.load_cache_entries(now as i64)? {
-            let (Some(exact), Some(scope), Ok(completion)) = (
+            let (Some(exact), Some(scope), Some(completion)) = (
                 parse_key(&row.exact_key),
                 parse_key(&row.scope_key),
-                serde_json::from_str::<Value>(&row.completion),
+                serde_json::from_str::<Value>(&row.completion)
+                    .ok()
+                    .filter(readable),
             ) else {
                 tracing::warn!(key = %row.exact_key, "skipping an unreadable cache entry");
                 continue;
@@ -579,6 +581,17 @@ impl Cache {
     }
 }
 
+/// Whether a stored completion can be served: an input's embedding must be JSON (it is spliced
+/// into answers as it is; see `pipeline::embeddings`).
+fn readable(completion: &Value) -> bool {
+    match completion.get(crate::pipeline::EMBEDDING_JSON) {
+        None => true,
+        Some(text) => text
+            .as_str()
+            .is_some_and(|t| serde_json::from_str::<&serde_json::value::RawValue>(t).is_ok()),
+    }
+}
+
 fn ttl_ms(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
 }
@@ -591,5 +604,22 @@ fn parse_key(hex: &str) -> Option<Key> {
 fn forget(semantic: &ScopeIndex, entry: &Entry) {
     if let Err(err) = semantic.remove(&entry.scope, &entry.exact) {
         tracing::warn!(error = %err, "could not remove a cache entry from the semantic tier");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::readable;
+
+    #[test]
+    fn a_stored_embedding_must_be_json_to_be_served() {
+        assert!(readable(&json!({"choices": []})));
+        assert!(readable(&json!({"embedding_json": "[0.5,-0.25]"})));
+        assert!(readable(&json!({"embedding_json": "\"AAAAPw==\""})));
+        assert!(!readable(&json!({"embedding_json": "[0.5,-0.2"})));
+        assert!(!readable(&json!({"embedding_json": "[0.5]]}"})));
+        assert!(!readable(&json!({"embedding_json": 3})));
     }
 }

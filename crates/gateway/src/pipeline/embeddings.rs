@@ -16,7 +16,7 @@ use axum::response::Response;
 use reprise_api::{EmbeddingsRequest, Usage, UsageProbe};
 use reprise_cache::embeddings::{Inputs, apportion};
 use reprise_cache::{CacheControl, Entry};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
@@ -155,36 +155,17 @@ struct Item<'a> {
     embedding: &'a RawValue,
 }
 
-/// The list the client gets when the cache answered some or all of its inputs.
-#[derive(Serialize)]
-struct List<'a> {
-    object: &'static str,
-    data: Vec<Embedding<'a>>,
-    model: &'a str,
-    usage: ListUsage,
-}
-
-#[derive(Serialize)]
-struct Embedding<'a> {
-    object: &'static str,
-    index: usize,
-    embedding: &'a RawValue,
-}
-
-#[derive(Serialize)]
-struct ListUsage {
-    prompt_tokens: u64,
-    total_tokens: u64,
-}
-
-/// A stored input: its embedding's JSON text, the model the upstream named and the input's
+/// A stored input: its embedding's JSON text (valid JSON: it came from the upstream's answer,
+/// or was checked when loaded from the store), the model the upstream named and the input's
 /// share of the batch's tokens.
-fn stored(entry: &Entry) -> Option<(&RawValue, &str, u64)> {
-    let text = entry.completion["embedding_json"].as_str()?;
-    let embedding = serde_json::from_str::<&RawValue>(text).ok()?;
+fn stored(entry: &Entry) -> Option<(&str, &str, u64)> {
+    let embedding = entry.completion[EMBEDDING_JSON].as_str()?;
     let model = entry.completion["model"].as_str().unwrap_or(&entry.model);
     Some((embedding, model, entry.tokens().0))
 }
+
+/// The field of a stored input that holds its embedding's JSON text.
+pub const EMBEDDING_JSON: &str = "embedding_json";
 
 impl Batch {
     /// The request's inputs and those the cache holds; `None` when the cache is off, the
@@ -213,7 +194,7 @@ impl Batch {
                     .may_serve()
                     .then(|| cache.get_key(key, control.max_age))
                     .flatten()
-                    // An entry that cannot be read is not an answer.
+                    // An entry that is not an input's embedding is not an answer.
                     .filter(|entry| stored(entry).is_some())
             })
             .collect();
@@ -260,10 +241,10 @@ impl Batch {
         let counters = &state.cache().counters;
         counters.exact_hits.fetch_add(1, Ordering::Relaxed);
         let entries: Vec<&Arc<Entry>> = self.found.iter().flatten().collect();
-        let mut data = Vec::with_capacity(entries.len());
+        let mut data: Vec<&str> = Vec::with_capacity(entries.len());
         let mut tokens = 0;
         let mut model = self.model.as_str();
-        for (index, entry) in entries.iter().enumerate() {
+        for entry in &entries {
             // Readable: `look_up` keeps only entries that are.
             let Some((embedding, named, share)) = stored(entry) else {
                 return fail(log, GatewayError::Internal, &[]);
@@ -271,11 +252,7 @@ impl Batch {
             entry.hits.fetch_add(1, Ordering::Relaxed);
             model = named;
             tokens += share;
-            data.push(Embedding {
-                object: "embedding",
-                index,
-                embedding,
-            });
+            data.push(embedding);
         }
         book_savings(state, &mut log, &self.model, tokens, 0);
         log.cache = CacheStatus::Hit;
@@ -331,9 +308,9 @@ impl Batch {
         let billed = answer.usage.map_or(0, |u| u.prompt_tokens);
         log.usage = answer.usage;
         let model = answer.model.as_deref().unwrap_or(&self.model);
-        let mut fresh: Vec<Option<&RawValue>> = vec![None; missing.len()];
+        let mut fresh: Vec<Option<&str>> = vec![None; missing.len()];
         for item in &answer.data {
-            fresh[item.index] = Some(item.embedding);
+            fresh[item.index] = Some(item.embedding.get());
         }
         if self.control.may_store() {
             let items: Vec<&Value> = missing.iter().map(|&i| &self.inputs.items[i]).collect();
@@ -344,7 +321,7 @@ impl Batch {
                 let Some(embedding) = embedding else { continue };
                 let completion = json!({
                     "object": "embedding",
-                    "embedding_json": embedding.get(),
+                    EMBEDDING_JSON: embedding,
                     "model": model,
                     "usage": {"prompt_tokens": share, "completion_tokens": 0, "total_tokens": share},
                 });
@@ -371,7 +348,7 @@ impl Batch {
         let mut saved = 0;
         let mut fresh = fresh.into_iter();
         let mut data = Vec::with_capacity(self.found.len());
-        for (index, found) in self.found.iter().enumerate() {
+        for found in &self.found {
             let embedding = match found {
                 Some(entry) => {
                     let Some((embedding, _, share)) = stored(entry) else {
@@ -383,11 +360,7 @@ impl Batch {
                 }
                 None => fresh.next().flatten().ok_or(GatewayError::Internal)?,
             };
-            data.push(Embedding {
-                object: "embedding",
-                index,
-                embedding,
-            });
+            data.push(embedding);
         }
         book_savings(state, log, &self.model, saved, 0);
         log.saved_tokens = saved;
@@ -405,16 +378,28 @@ fn fits(answer: &Answer, count: usize) -> bool {
             .all(|item| item.index < count && !std::mem::replace(&mut seen[item.index], true))
 }
 
-fn list(data: Vec<Embedding>, model: &str, tokens: u64) -> Bytes {
-    let list = List {
-        object: "list",
-        data,
-        model,
-        usage: ListUsage {
-            prompt_tokens: tokens,
-            total_tokens: tokens,
-        },
-    };
-    // Serialising strings, numbers and JSON that was already valid cannot fail.
-    Bytes::from(serde_json::to_vec(&list).unwrap_or_default())
+/// An embeddings list of `embeddings` (JSON texts, in the request's order), as the API writes
+/// it. Written out rather than serialised: each embedding is spliced in as it is, without
+/// being parsed again.
+fn list(embeddings: Vec<&str>, model: &str, tokens: u64) -> Bytes {
+    use std::fmt::Write as _;
+    let size: usize = embeddings.iter().map(|e| e.len() + 48).sum();
+    let mut out = String::with_capacity(size + model.len() + 96);
+    out.push_str(r#"{"object":"list","data":["#);
+    for (index, embedding) in embeddings.iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        let _ = write!(
+            out,
+            r#"{{"object":"embedding","index":{index},"embedding":{embedding}}}"#
+        );
+    }
+    // A string always serialises.
+    let model = serde_json::to_string(model).unwrap_or_else(|_| "\"\"".to_owned());
+    let _ = write!(
+        out,
+        r#"],"model":{model},"usage":{{"prompt_tokens":{tokens},"total_tokens":{tokens}}}}}"#
+    );
+    Bytes::from(out)
 }

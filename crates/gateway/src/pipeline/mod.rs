@@ -33,7 +33,7 @@ use reprise_providers::UpstreamError;
 
 use attempt::Delivered;
 
-pub use embeddings::embeddings;
+pub use embeddings::{EMBEDDING_JSON, embeddings};
 pub use forward::{ForwardRequest, forward};
 pub use record::{CacheStatus, Outcome, RequestLog};
 
