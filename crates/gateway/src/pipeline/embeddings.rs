@@ -24,8 +24,8 @@ use super::attempt::{self, Delivered};
 use super::cache::book_savings;
 use super::record::{CacheStatus, RequestLog};
 use super::{
-    CacheDirectives, admit, admit_upstream, fail, fail_attempts, json_response, served_by,
-    tenant_namespace,
+    CacheDirectives, admit_cacheable, admit_upstream, fail, fail_attempts, json_response,
+    served_by, tenant_namespace,
 };
 use crate::auth::Caller;
 use crate::cache::now_ms;
@@ -49,13 +49,10 @@ pub async fn embeddings(
         let err = GatewayError::invalid("'input' must not be null", Some("input"));
         return fail(log, err, &[]);
     }
-    let directives = match directives {
+    let directives = match admit_cacheable(state, &mut log, &caller, &request.model, directives) {
         Ok(d) => d,
         Err(err) => return fail(log, err, &[]),
     };
-    if let Err(err) = admit(state, &mut log, &caller, &request.model) {
-        return fail(log, err, &[]);
-    }
     let namespace = tenant_namespace(&caller, directives.namespace);
     let batch = Batch::look_up(state, &raw, namespace, directives.control, &log.request_id);
     if let Some(batch) = batch.as_ref().filter(|b| b.complete()) {

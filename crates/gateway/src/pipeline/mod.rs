@@ -70,16 +70,10 @@ pub async fn chat(
     if let Err(err) = validate_chat(&request) {
         return fail(log, err, &[]);
     }
-    let directives = match directives {
+    let directives = match admit_cacheable(state, &mut log, &caller, &request.model, directives) {
         Ok(d) => d,
         Err(err) => return fail(log, err, &[]),
     };
-
-    // Authenticated (by the route); the key's model list, then its requests per minute (cache
-    // hits count too).
-    if let Err(err) = admit(state, &mut log, &caller, &request.model) {
-        return fail(log, err, &[]);
-    }
 
     // Cache lookup: the exact tier, in the caller's namespace.
     let namespace = tenant_namespace(&caller, directives.namespace);
@@ -577,6 +571,20 @@ fn admit(
 
 /// The checks before an upstream call (cache hits skip them): the key's and its team's budgets,
 /// then its tokens per minute (estimated now, corrected when the request ends).
+/// A request the cache may answer: its directives (malformed ones are a 400), then
+/// [`admit`] (cache hits count against the key's requests per minute too).
+fn admit_cacheable(
+    state: &AppState,
+    log: &mut RequestLog,
+    caller: &Caller,
+    model: &str,
+    directives: Result<CacheDirectives, GatewayError>,
+) -> Result<CacheDirectives, GatewayError> {
+    let directives = directives?;
+    admit(state, log, caller, model)?;
+    Ok(directives)
+}
+
 fn admit_upstream(
     state: &AppState,
     log: &mut RequestLog,

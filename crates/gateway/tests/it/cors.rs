@@ -9,23 +9,30 @@ use crate::support::{Gateway, chat_body, client, error_of};
 
 const APP: &str = "https://app.example.com";
 
+/// A "simple" cross-origin request (text/plain: no preflight), as any page can send, from
+/// `origin` and asking for `host` (the gateway's address when `None`): refused with a 403.
+async fn refused_spending(gw: &Gateway, origin: &str, host: Option<&str>) -> serde_json::Value {
+    let mut request = client()
+        .post(gw.url("/v1/chat/completions"))
+        .header("origin", origin)
+        .header("content-type", "text/plain")
+        .body(chat_body("Spend my money").to_string());
+    if let Some(host) = host {
+        request = request.header("host", host);
+    }
+    let r = request.send().await.unwrap();
+    assert!(r.headers().contains_key("x-request-id"));
+    let error = error_of(r, 403).await;
+    assert_eq!(error["code"], "forbidden");
+    error
+}
+
 #[tokio::test]
 async fn a_page_of_another_origin_cannot_use_the_gateway() {
     let mock = MockUpstream::builder().record(true).start().await;
     let gw = Gateway::start(&mock).await;
 
-    // A "simple" cross-origin request (text/plain: no preflight), as any page can send.
-    let r = client()
-        .post(gw.url("/v1/chat/completions"))
-        .header("origin", "https://evil.example")
-        .header("content-type", "text/plain")
-        .body(chat_body("Spend my money").to_string())
-        .send()
-        .await
-        .unwrap();
-    assert!(r.headers().contains_key("x-request-id"));
-    let error = error_of(r, 403).await;
-    assert_eq!(error["code"], "forbidden");
+    let error = refused_spending(&gw, "https://evil.example", None).await;
     assert!(
         error["message"].as_str().unwrap().contains("cors_origins"),
         "{error}"
@@ -155,18 +162,7 @@ async fn a_page_rebound_to_the_gateway_address_is_refused() {
     let port = gw.addr.port();
     let evil = format!("evil.example:{port}");
 
-    let r = client()
-        .post(gw.url("/v1/chat/completions"))
-        .header("host", &evil)
-        .header("origin", format!("http://{evil}"))
-        .header("content-type", "text/plain")
-        .body(chat_body("Spend my money").to_string())
-        .send()
-        .await
-        .unwrap();
-    assert!(r.headers().contains_key("x-request-id"));
-    let error = error_of(r, 403).await;
-    assert_eq!(error["code"], "forbidden");
+    let error = refused_spending(&gw, &format!("http://{evil}"), Some(&evil)).await;
     let message = error["message"].as_str().unwrap();
     assert!(
         message.contains("allowed_hosts") && message.contains("\"evil.example\""),
