@@ -264,13 +264,12 @@ impl Provider {
     ) -> Result<Reply, UpstreamError> {
         match self {
             Provider::OpenAiCompatible(p) => p.embeddings(body, model, api_key).await,
-            Provider::Anthropic(_) | Provider::Gemini(_) => Err(UpstreamError::Unsupported {
+            Provider::Gemini(p) => p.embeddings(body, model, api_key).await,
+            Provider::Anthropic(_) => Err(UpstreamError::Unsupported {
                 param: "model".to_owned(),
-                message: format!(
-                    "The {} API has no OpenAI-compatible embeddings endpoint; route embeddings to an \
-                     OpenAI-compatible target.",
-                    self.kind()
-                ),
+                message: "Anthropic has no embeddings API; route embeddings to an \
+                          OpenAI-compatible or Gemini target."
+                    .to_owned(),
             }),
         }
     }

@@ -152,6 +152,27 @@ pub async fn anthropic(
     sse(frames(events), guard, cut, hold)
 }
 
+/// `:batchEmbedContents`: each request's text embedded by the mock's bag of words, cut to its
+/// `outputDimensionality`; every request must name the model of the path, as Gemini requires.
+fn gemini_embeddings(request: &Value, model: &str) -> Response {
+    let requests = request["requests"].as_array().cloned().unwrap_or_default();
+    let mut embeddings = Vec::with_capacity(requests.len());
+    for one in &requests {
+        let text = one["content"]["parts"][0]["text"].as_str();
+        let (Some(text), true) = (text, one["model"] == format!("models/{model}")) else {
+            let body = json!({"error": {"code": 400, "status": "INVALID_ARGUMENT",
+                "message": "mock: each request needs the path's model and a text part"}});
+            return (axum::http::StatusCode::BAD_REQUEST, Json(body)).into_response();
+        };
+        let mut values = crate::openai::bag_of_words(text);
+        if let Some(d) = one["outputDimensionality"].as_u64() {
+            values.truncate(d as usize);
+        }
+        embeddings.push(json!({"values": values}));
+    }
+    Json(json!({"embeddings": embeddings})).into_response()
+}
+
 /// `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent?alt=sse`.
 pub async fn gemini(
     State(shared): State<Arc<Shared>>,
@@ -169,6 +190,14 @@ pub async fn gemini(
         Ok(begun) => begun,
         Err(response) => return *response,
     };
+    if method == "batchEmbedContents" {
+        let Play { guard, .. } = match prelude(step, guard, gemini_error).await {
+            Ok(play) => play,
+            Err(response) => return response,
+        };
+        guard.finish();
+        return gemini_embeddings(&request, &model);
+    }
     // As Gemini does: the user speaks first.
     if request["contents"][0]["role"] != "user" {
         guard.finish();

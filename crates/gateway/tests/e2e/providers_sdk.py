@@ -3,7 +3,8 @@
 Driven by the Rust test `sdk::the_python_sdk_reaches_anthropic_and_gemini`, which scripts one
 mock upstream per provider (speaking that provider's wire format) in the order below, then runs
 this script with GATEWAY_BASE_URL set. Each model gets: a plain completion, a stream, a tool call
-and a streamed tool call, through chat completions and then through the Responses API.
+and a streamed tool call, through chat completions and then through the Responses API; then
+Gemini embeddings, base64 and floats.
 """
 
 import json
@@ -88,3 +89,15 @@ for model, provider in [("claude-sonnet-4-5", "anthropic"), ("gemini-2.5-flash",
     call = final.output[0]
     assert call.type == "function_call" and json.loads(call.arguments) == {"city": "Paris"}, final
     print(f"{provider.upper()}_RESPONSES_OK", flush=True)
+
+# Embeddings from Gemini: the SDK asks for base64 by default (translated from Gemini's floats to
+# little-endian 32-bit floats) and decodes it; asked for floats, it gets Gemini's own.
+packed = client.embeddings.create(model="gemini-embedding-001", input=["a cat", "a dog"], dimensions=8)
+floats = client.embeddings.create(model="gemini-embedding-001", input=["a cat", "a dog"], dimensions=8,
+                                  encoding_format="float")
+assert [d.index for d in packed.data] == [0, 1], packed
+for a, b in zip(packed.data, floats.data):
+    assert len(a.embedding) == 8 and len(b.embedding) == 8, (a, b)
+    assert all(abs(x - y) < 1e-6 for x, y in zip(a.embedding, b.embedding)), (a, b)
+assert packed.data[0].embedding != packed.data[1].embedding
+print("GEMINI_EMBEDDINGS_OK", flush=True)

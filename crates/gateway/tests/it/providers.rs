@@ -4,7 +4,7 @@
 use reprise_test_support::MockUpstream;
 use serde_json::{Value, json};
 
-use crate::support::{Gateway, UPSTREAM_KEY, chat_body, parse_sse, stream_body};
+use crate::support::{Gateway, UPSTREAM_KEY, chat_body, error_of, parse_sse, stream_body};
 
 const REPLY: &str = "Hello from the mock upstream.";
 
@@ -517,4 +517,58 @@ async fn azure_targets_call_the_deployment_with_an_api_key_header() {
     );
     assert_eq!(sent.headers["api-key"], UPSTREAM_KEY);
     assert!(sent.headers.get("authorization").is_none());
+}
+
+#[tokio::test]
+async fn gemini_embeds_through_batch_embed_contents() {
+    let mock = MockUpstream::start().await;
+    let gw = gemini_gateway(&mock, "").await;
+    let body = json!({"model": "gemini-embedding-001", "input": ["a cat", "a dog"],
+        "dimensions": 8, "user": "u-1"});
+    let r = gw.post("/v1/embeddings", &body).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-reprise-provider"], "gemini");
+    assert_eq!(r.headers()["x-reprise-cache"], "miss");
+    let list: Value = r.json().await.unwrap();
+    assert_eq!(list["model"], "gemini-embedding-001");
+    for (i, text) in ["a cat", "a dog"].iter().enumerate() {
+        let mut expected = reprise_test_support::bag_of_words(text);
+        expected.truncate(8);
+        assert_eq!(list["data"][i]["index"], i);
+        assert_eq!(list["data"][i]["embedding"], json!(expected));
+    }
+    // Gemini reports no tokens: estimated at four bytes of text a token.
+    assert_eq!(
+        list["usage"],
+        json!({"prompt_tokens": 4, "total_tokens": 4})
+    );
+    let sent = &mock.requests()[0];
+    assert_eq!(
+        sent.path,
+        "/v1beta/models/gemini-embedding-001:batchEmbedContents"
+    );
+    assert_eq!(sent.headers["x-goog-api-key"], UPSTREAM_KEY);
+    assert_eq!(
+        sent.body["requests"][1],
+        json!({"model": "models/gemini-embedding-001",
+            "content": {"parts": [{"text": "a dog"}]}, "outputDimensionality": 8})
+    );
+
+    // Cached input by input, as from any target.
+    let r = gw.post("/v1/embeddings", &body).await;
+    assert_eq!(r.headers()["x-reprise-cache"], "hit");
+    let again: Value = r.json().await.unwrap();
+    assert_eq!(again["data"], list["data"]);
+    assert_eq!(mock.requests().len(), 1);
+
+    // Token ids are no text: refused naming the field, nothing sent.
+    let r = gw
+        .post(
+            "/v1/embeddings",
+            &json!({"model": "gemini-embedding-001", "input": [[1, 2, 3]]}),
+        )
+        .await;
+    let error = error_of(r, 400).await;
+    assert_eq!(error["param"], "input");
+    assert_eq!(mock.requests().len(), 1);
 }

@@ -219,9 +219,10 @@ async fn the_python_sdk_reaches_anthropic_and_gemini() {
             "ANTHROPIC_OK",
             "ANTHROPIC_RESPONSES_OK",
             "GEMINI_OK",
-            "GEMINI_RESPONSES_OK"
+            "GEMINI_RESPONSES_OK",
+            "GEMINI_EMBEDDINGS_OK"
         ]
     );
     assert_eq!(anthropic.requests().len(), 8);
-    assert_eq!(gemini.requests().len(), 8);
+    assert_eq!(gemini.requests().len(), 10);
 }

@@ -2,6 +2,7 @@
 //! `:streamGenerateContent?alt=sse`, with the key in the `x-goog-api-key` header (never in the
 //! URL, so it cannot leak through a logged URL).
 
+pub(crate) mod embeddings;
 pub(crate) mod stream;
 pub(crate) mod translate;
 
@@ -39,21 +40,26 @@ impl Gemini {
 
     /// `{base}/models/{model}:{method}`; the model may come as `models/...`.
     fn url(&self, model: &str, stream: bool) -> Result<url::Url, UpstreamError> {
-        let model = model.strip_prefix("models/").unwrap_or(model);
         let method = if stream {
             "streamGenerateContent"
         } else {
             "generateContent"
         };
+        let mut url = self.method_url(model, method)?;
+        if stream {
+            url.query_pairs_mut().append_pair("alt", "sse");
+        }
+        Ok(url)
+    }
+
+    fn method_url(&self, model: &str, method: &str) -> Result<url::Url, UpstreamError> {
+        let model = model.strip_prefix("models/").unwrap_or(model);
         let mut url = self.base_url.clone();
         url.path_segments_mut()
             .map_err(|()| UpstreamError::Transport("bad Gemini base URL".to_owned()))?
             .pop_if_empty()
             .push("models")
             .push(&format!("{model}:{method}"));
-        if stream {
-            url.query_pairs_mut().append_pair("alt", "sse");
-        }
         Ok(url)
     }
 
@@ -85,6 +91,44 @@ impl Gemini {
             |body| translate::response(&body, &context),
             || Dialect::Gemini(stream::Translator::new(for_stream)),
         )
+    }
+
+    /// An OpenAI embeddings request, through `:batchEmbedContents` (see [`embeddings`]).
+    pub async fn embeddings(
+        &self,
+        body: Bytes,
+        model: Option<&str>,
+        api_key: Option<&crate::Secret>,
+    ) -> Result<Reply, UpstreamError> {
+        let request = crate::parse_request(&body)?;
+        let model = match model {
+            Some(m) => m,
+            None => request
+                .get("model")
+                .and_then(|m| m.as_str())
+                .unwrap_or_default(),
+        };
+        let (body, context) = embeddings::request(&request, model)?;
+        let url = self.method_url(model, "batchEmbedContents")?;
+        let body = Bytes::from(body.to_string());
+        let answer = self
+            .http
+            .post(&url, body, false, translate::error, api_key)
+            .await?;
+        match answer {
+            crate::transport::Answer::Whole {
+                status,
+                body,
+                first_byte,
+            } => Ok(Reply::Json {
+                status,
+                body: embeddings::response(&body, &context)?,
+                first_byte,
+            }),
+            crate::transport::Answer::Stream { .. } => Err(UpstreamError::Malformed(
+                "an event stream in answer to an embeddings request".to_owned(),
+            )),
+        }
     }
 
     pub async fn list_models(&self) -> Result<Vec<String>, UpstreamError> {
