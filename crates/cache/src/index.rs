@@ -39,12 +39,19 @@ impl Entry {
         now_ms < self.expires_ms
     }
 
-    /// Token counts of the stored answer, from its `usage`.
+    /// Token counts of the stored answer, from its `usage` (a chat completion's
+    /// `prompt_tokens` and `completion_tokens`, a response's `input_tokens` and `output_tokens`).
     pub fn tokens(&self) -> (u64, u64) {
         let usage = &self.completion["usage"];
+        let count = |chat: &str, responses: &str| {
+            usage[chat]
+                .as_u64()
+                .or_else(|| usage[responses].as_u64())
+                .unwrap_or(0)
+        };
         (
-            usage["prompt_tokens"].as_u64().unwrap_or(0),
-            usage["completion_tokens"].as_u64().unwrap_or(0),
+            count("prompt_tokens", "input_tokens"),
+            count("completion_tokens", "output_tokens"),
         )
     }
 }

@@ -15,6 +15,7 @@ pub mod index;
 pub mod keys;
 pub mod policy;
 pub mod replay;
+pub mod responses;
 pub mod semantic;
 
 pub use assemble::{Assembler, Storable, storable};

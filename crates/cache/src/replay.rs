@@ -240,7 +240,7 @@ impl Frames {
 }
 
 /// Splits text into pieces of about [`PIECE`] characters, on character boundaries.
-fn pieces(text: &str) -> Vec<&str> {
+pub(crate) fn pieces(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut count = 0;

@@ -252,7 +252,7 @@ impl Cache {
         })
     }
 
-    /// Keys and cacheability of a request; `None` when the cache is off.
+    /// Keys and cacheability of a chat completion request; `None` when the cache is off.
     pub fn prepare(
         &self,
         raw: &[u8],
@@ -260,11 +260,40 @@ impl Cache {
         directives: CacheControl,
         request_id: &str,
     ) -> Option<Lookup> {
+        self.prepare_with(raw, namespace, directives, request_id, |ns, r| {
+            Some(reprise_cache::keys::keys(ns, r))
+        })
+    }
+
+    /// Keys and cacheability of a Responses API request; `None` when the cache is off or the
+    /// request is one the cache never keeps (see `reprise_cache::responses`).
+    pub fn prepare_responses(
+        &self,
+        raw: &[u8],
+        namespace: String,
+        directives: CacheControl,
+        request_id: &str,
+    ) -> Option<Lookup> {
+        self.prepare_with(raw, namespace, directives, request_id, |ns, r| {
+            reprise_cache::responses::keys(ns, r)
+                .inspect_err(|reason| tracing::debug!(reason, "response not cacheable"))
+                .ok()
+        })
+    }
+
+    fn prepare_with(
+        &self,
+        raw: &[u8],
+        namespace: String,
+        directives: CacheControl,
+        request_id: &str,
+        keys: impl FnOnce(&str, &Value) -> Option<CacheKeys>,
+    ) -> Option<Lookup> {
         if !self.config.enabled {
             return None;
         }
         let request: Value = serde_json::from_slice(raw).ok()?;
-        let keys = reprise_cache::keys::keys(&namespace, &request);
+        let keys = keys(&namespace, &request)?;
         let cacheability = self
             .config
             .policy
@@ -397,18 +426,20 @@ impl Cache {
         })
     }
 
-    /// Stores an upstream answer if the rules allow: into the index at once (so the next request
-    /// hits), and into the store in the background. Returns why not, when not.
+    /// Stores an upstream answer if the rules allow (`storable`: the never-store rules of its
+    /// API): into the index at once (so the next request hits), and into the store in the
+    /// background. Returns why not, when not.
     pub fn write(
         &self,
         lookup: &Lookup,
         provider: &str,
         completion: Value,
+        storable: fn(&Value, &Value) -> reprise_cache::Storable,
     ) -> Result<(), (&'static str, Value)> {
         if !lookup.may_store() {
             return Err(("directives", completion));
         }
-        if let Err(reason) = reprise_cache::storable(&lookup.request, &completion) {
+        if let Err(reason) = storable(&lookup.request, &completion) {
             return Err((reason, completion));
         }
         let text = completion.to_string();

@@ -377,12 +377,13 @@ async fn completions(State(state): State<AppState>, request: Request) -> Respons
 }
 
 async fn responses(State(state): State<AppState>, request: Request) -> Response {
+    let directives = cache_directives(&state, request.headers());
     model_route::<ResponsesRequest, _, _>(
         state,
         request,
         "/v1/responses",
         |state, log, caller, body| async move {
-            pipeline::responses(&state, log, caller, body.value, body.raw).await
+            pipeline::responses(&state, log, caller, body.value, body.raw, directives).await
         },
     )
     .await

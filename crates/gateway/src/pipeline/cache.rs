@@ -56,9 +56,70 @@ pub async fn lookup(state: &AppState, lookup: &mut Lookup) -> Option<Hit> {
 /// Answers from a cache entry in the form the request asked for.
 pub fn respond_hit(
     state: &AppState,
-    mut log: RequestLog,
+    log: RequestLog,
     hit: Hit,
     request: &ChatCompletionRequest,
+) -> Response {
+    let entry = &hit.entry;
+    let response = if request.is_stream() {
+        let frames = replay::chunks(&entry.completion, request.include_usage())
+            .into_iter()
+            .map(|data| Bytes::from(format!("data: {data}\n\n")));
+        event_stream(frames)
+    } else {
+        json(replay::json_body(&entry.completion))
+    };
+    finish_hit(state, log, &hit, response)
+}
+
+/// Answers a Responses API request from a cache entry (a stored response): as a new response,
+/// or as the events of one.
+pub fn respond_hit_responses(
+    state: &AppState,
+    log: RequestLog,
+    hit: Hit,
+    stream: bool,
+) -> Response {
+    let now_secs = crate::cache::now_ms() / 1000;
+    let fresh = reprise_cache::responses::fresh(&hit.entry.completion, now_secs);
+    let response = if stream {
+        let frames = reprise_cache::responses::events(&fresh)
+            .into_iter()
+            .map(|(name, data)| Bytes::from(format!("event: {name}\ndata: {data}\n\n")));
+        event_stream(frames)
+    } else {
+        json(fresh.to_string().into_bytes())
+    };
+    finish_hit(state, log, &hit, response)
+}
+
+fn event_stream(frames: impl Iterator<Item = Bytes> + Send + 'static) -> Response {
+    let frames = frames.map(Ok::<_, Infallible>);
+    let mut r = Response::new(Body::from_stream(futures_util::stream::iter(frames)));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+fn json(body: Vec<u8>) -> Response {
+    let mut r = Response::new(Body::from(body));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// A hit's books (counters, savings, the log line) and headers.
+fn finish_hit(
+    state: &AppState,
+    mut log: RequestLog,
+    hit: &Hit,
+    mut response: Response,
 ) -> Response {
     let entry = &hit.entry;
     let counters = &state.cache().counters;
@@ -86,27 +147,6 @@ pub fn respond_hit(
     });
     log.status = 200;
     log.outcome = Outcome::Ok;
-    let mut response = if request.is_stream() {
-        let frames = replay::chunks(&entry.completion, request.include_usage())
-            .into_iter()
-            .map(|data| Ok::<_, Infallible>(Bytes::from(format!("data: {data}\n\n"))));
-        let mut r = Response::new(Body::from_stream(futures_util::stream::iter(frames)));
-        let h = r.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        r
-    } else {
-        let body = replay::json_body(&entry.completion);
-        let mut r = Response::new(Body::from(body));
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        r
-    };
     *response.status_mut() = StatusCode::OK;
     let h = response.headers_mut();
     h.insert("x-reprise-cache", HeaderValue::from_static("hit"));
@@ -158,6 +198,14 @@ pub fn book_savings(
     }
 }
 
+/// Stores a Responses API answer when its never-store rules allow it.
+pub fn store_response(state: &AppState, lookup: &Lookup, provider: &str, response: Value) {
+    let storable = reprise_cache::responses::storable;
+    if let Err((reason, _)) = state.cache().write(lookup, provider, response, storable) {
+        tracing::debug!(reason, "response not cached");
+    }
+}
+
 /// Stores an upstream answer when the never-store rules allow it; followers of `flight` then
 /// find it in the cache. An answer those rules keep out (cut by `max_tokens`, a refusal, empty)
 /// still answers them: they asked the very same request at the same time.
@@ -168,7 +216,9 @@ pub fn store(
     completion: Value,
     flight: Option<FlightGuard>,
 ) {
-    let Err((reason, completion)) = state.cache().write(lookup, provider, completion) else {
+    let storable = reprise_cache::storable;
+    let Err((reason, completion)) = state.cache().write(lookup, provider, completion, storable)
+    else {
         return;
     };
     tracing::debug!(reason, "answer not cached");

@@ -228,18 +228,40 @@ pub async fn chat(
 /// budgets, retries, failover, accounting and log line of a chat completion; forwarded as it
 /// came to OpenAI targets (a stream relayed event by event, names kept), translated through a
 /// chat completion for the others (`reprise_providers`), and passed on to the next target of
-/// the plan by one that cannot take it. Not cached: `x-reprise-cache: bypass`.
+/// the plan by one that cannot take it. Cached when it keeps nothing at the provider
+/// (`"store": false`; see `reprise_cache::responses`), as a chat completion is.
 pub async fn responses(
     state: &AppState,
     mut log: RequestLog,
     caller: Caller,
     request: ResponsesRequest,
     raw: Bytes,
+    directives: Result<CacheDirectives, GatewayError>,
 ) -> Response {
     if state.config().log_prompts {
         log.prompt = responses_prompt(&raw);
     }
     let stream = request.is_stream();
+    log.model = Some(request.model.clone());
+    log.stream = stream;
+    if request.model.trim().is_empty() {
+        let err = GatewayError::invalid("'model' must name a model", Some("model"));
+        return fail(log, err, &[]);
+    }
+    let directives = match admit_cacheable(state, &mut log, &caller, &request.model, directives) {
+        Ok(d) => d,
+        Err(err) => return fail(log, err, &[]),
+    };
+    let namespace = tenant_namespace(&caller, directives.namespace);
+    let mut lookup =
+        state
+            .cache()
+            .prepare_responses(&raw, namespace, directives.control, &log.request_id);
+    if let Some(lookup) = &mut lookup
+        && let Some(hit) = cache::lookup(state, lookup).await
+    {
+        return cache::respond_hit_responses(state, log, hit, stream);
+    }
     let forward = Uncached {
         api: attempt::Api::Responses,
         model: request.model,
@@ -247,7 +269,7 @@ pub async fn responses(
         max_tokens: request.max_output_tokens,
         strip_usage: false,
     };
-    uncached(state, log, caller, forward, raw).await
+    send(state, log, caller, forward, raw, lookup).await
 }
 
 /// `POST /v1/completions`, legacy text completions: as [`responses`], but forwarded only (to
@@ -293,7 +315,7 @@ struct Uncached {
     strip_usage: bool,
 }
 
-/// Routes, admits, attempts and relays an [`Uncached`] request (`x-reprise-cache: bypass`).
+/// Admits, routes, attempts and relays an [`Uncached`] request (`x-reprise-cache: bypass`).
 async fn uncached(
     state: &AppState,
     mut log: RequestLog,
@@ -310,10 +332,33 @@ async fn uncached(
     if let Err(err) = admit(state, &mut log, &caller, &request.model) {
         return fail(log, err, &[]);
     }
-    let mut headers = vec![(
-        "x-reprise-cache",
-        HeaderValue::from_static(CacheStatus::Bypass.as_str()),
-    )];
+    send(state, log, caller, request, raw, None).await
+}
+
+/// Routes, attempts and relays an admitted request the cache did not answer; with a `lookup`
+/// (a Responses API request the cache may keep: `x-reprise-cache: miss`), stores the answer.
+async fn send(
+    state: &AppState,
+    mut log: RequestLog,
+    caller: Caller,
+    request: Uncached,
+    raw: Bytes,
+    lookup: Option<crate::cache::Lookup>,
+) -> Response {
+    let cache = match &lookup {
+        Some(l) if l.cacheable() => CacheStatus::Miss,
+        _ => CacheStatus::Bypass,
+    };
+    if let Some(counter) = match (&lookup, cache) {
+        (None, _) => None,
+        (Some(_), CacheStatus::Miss) => Some(&state.cache().counters.misses),
+        (Some(_), _) => Some(&state.cache().counters.bypasses),
+    } {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    log.cache = cache;
+    let lookup = lookup.filter(|l| l.may_store());
+    let mut headers = vec![("x-reprise-cache", HeaderValue::from_static(cache.as_str()))];
     let routes = state.router().plan(&request.model, Instant::now());
     if routes.is_empty() {
         let err = GatewayError::ModelNotFound {
@@ -351,6 +396,11 @@ async fn uncached(
     match success.delivered {
         Delivered::Json { status, body } => {
             log.upstream = Some(upstream_started.elapsed());
+            if let Some(lookup) = &lookup
+                && let Ok(response) = serde_json::from_slice::<serde_json::Value>(&body)
+            {
+                cache::store_response(state, lookup, target, response);
+            }
             log.usage = match request.api {
                 attempt::Api::Responses => ResponsesUsageProbe::read(&body),
                 attempt::Api::Chat | attempt::Api::Completions => {
@@ -363,7 +413,11 @@ async fn uncached(
         }
         Delivered::Stream { held, events } => {
             let wire = match request.api {
-                attempt::Api::Responses => relay::Wire::Responses,
+                attempt::Api::Responses => relay::Wire::Responses {
+                    collector: lookup.map(|lookup| {
+                        Box::new(relay::ResponseCollector::new(state.clone(), lookup, target))
+                    }),
+                },
                 attempt::Api::Chat | attempt::Api::Completions => relay::Wire::Chat {
                     collector: None,
                     strip_usage: request.strip_usage,
@@ -432,7 +486,14 @@ pub async fn stored_response(
                     }
                     reprise_providers::Reply::Stream { events, .. } => {
                         let held = std::collections::VecDeque::new();
-                        relay::respond(log, held, events, sent, &headers, relay::Wire::Responses)
+                        relay::respond(
+                            log,
+                            held,
+                            events,
+                            sent,
+                            &headers,
+                            relay::Wire::Responses { collector: None },
+                        )
                     }
                 };
             }

@@ -33,6 +33,7 @@ struct Relay {
     pending: VecDeque<StreamEvent>,
     finished: bool,
     collector: Option<Collector>,
+    response_collector: Option<ResponseCollector>,
     /// Drop the usage chunk: the client did not ask for it.
     strip_usage: bool,
     /// A Responses API stream: its error event is that API's.
@@ -50,8 +51,39 @@ pub enum Wire {
         collector: Option<Box<Collector>>,
         strip_usage: bool,
     },
-    /// Responses API events, relayed as they are.
-    Responses,
+    /// Responses API events, relayed as they are; the final response collected for the cache
+    /// when `collector` is set.
+    Responses {
+        collector: Option<Box<ResponseCollector>>,
+    },
+}
+
+/// Keeps the response a Responses API stream ends with (its `response.completed` event carries
+/// it whole) for the cache.
+pub struct ResponseCollector {
+    state: AppState,
+    lookup: Lookup,
+    provider: String,
+}
+
+impl ResponseCollector {
+    pub fn new(state: AppState, lookup: Lookup, provider: &str) -> Self {
+        Self {
+            state,
+            lookup,
+            provider: provider.to_owned(),
+        }
+    }
+
+    fn complete(self, data: &str) {
+        match serde_json::from_str::<serde_json::Value>(data) {
+            Ok(mut event) => {
+                let response = event["response"].take();
+                super::cache::store_response(&self.state, &self.lookup, &self.provider, response);
+            }
+            Err(_) => tracing::debug!("stream not cached: its final event was unreadable"),
+        }
+    }
 }
 
 /// Collects a relayed stream for the cache; stores the assembled answer only when the stream
@@ -110,12 +142,12 @@ pub fn respond(
 ) -> Response {
     log.first_byte = Some(log.started.elapsed());
     log.status = 200;
-    let (collector, strip_usage, responses) = match wire {
+    let (collector, response_collector, strip_usage, responses) = match wire {
         Wire::Chat {
             collector,
             strip_usage,
-        } => (collector.map(|c| *c), strip_usage, false),
-        Wire::Responses => (None, false, true),
+        } => (collector.map(|c| *c), None, strip_usage, false),
+        Wire::Responses { collector } => (None, collector.map(|c| *c), false, true),
     };
     let relay = Relay {
         events,
@@ -125,6 +157,7 @@ pub fn respond(
         pending: held,
         finished: false,
         collector,
+        response_collector,
         strip_usage,
         responses,
         last_event: None,
@@ -206,6 +239,11 @@ async fn next_frame(mut relay: Relay) -> Option<(Result<Bytes, Infallible>, Rela
                     relay.log.error = Some(UpstreamError::InBand(String::new()).label());
                 } else {
                     relay.log.outcome = Outcome::Ok;
+                }
+                if let Some(collector) = relay.response_collector.take()
+                    && name == "response.completed"
+                {
+                    collector.complete(&data);
                 }
                 relay.log.upstream = Some(relay.upstream_started.elapsed());
                 relay.log.settle();

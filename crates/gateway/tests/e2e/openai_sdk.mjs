@@ -119,6 +119,15 @@ const final = await client.responses.stream({ model: "gpt-4.1-mini", input: "Say
 // The helper builds its final response from the events (it does not add `output_text`).
 assert.equal(final.status, "completed");
 assert.equal(final.output[0].content[0].text, "Hello from the mock upstream.");
+// Kept nowhere upstream ("store": false): the repeat comes from the cache, streamed through
+// the SDK's helper, which checks the replayed events as it builds the response.
+const unstored = { model: "gpt-4.1-mini", input: "Cache me", store: false };
+const original = await client.responses.create(unstored);
+const { response: hitResponse } = await client.responses.create(unstored).withResponse();
+assert.equal(hitResponse.headers.get("x-reprise-cache"), "hit");
+const fromCache = await client.responses.stream(unstored).finalResponse();
+assert.notEqual(fromCache.id, original.id);
+assert.equal(fromCache.output[0].content[0].text, original.output_text);
 say("RESPONSES_OK");
 
 // 7. Legacy text completions, plain and streamed.

@@ -111,6 +111,17 @@ except openai.NotFoundError:
     pass
 else:
     raise AssertionError("a deleted response was found")
+# A response kept nowhere upstream ("store": false) is cached: the repeat is a new response from
+# the cache, in either form; the SDK's stream helper checks the replayed events as it builds it.
+first = client.responses.create(model="gpt-4.1-mini", input="Cache me", store=False)
+raw = client.responses.with_raw_response.create(model="gpt-4.1-mini", input="Cache me", store=False)
+cached = raw.parse()
+assert raw.headers["x-reprise-cache"] == "hit", raw.headers
+assert cached.id != first.id and cached.output_text == first.output_text, cached
+with client.responses.stream(model="gpt-4.1-mini", input="Cache me", store=False) as stream:
+    deltas = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+    final = stream.get_final_response()
+assert deltas == first.output_text and final.output_text == first.output_text, final
 say("RESPONSES_OK")
 
 # 6. Legacy text completions, plain and streamed.

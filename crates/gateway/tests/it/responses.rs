@@ -526,3 +526,112 @@ async fn a_servers_own_404_is_not_taken_for_a_missing_responses_api() {
     let paths: Vec<String> = mock.requests().into_iter().map(|r| r.path).collect();
     assert_eq!(paths, ["/v1/responses"]);
 }
+
+fn unstored(text: &str, stream: bool) -> Value {
+    json!({"model": "gpt-4.1-mini", "instructions": "Be brief.", "input": text,
+        "store": false, "stream": stream})
+}
+
+fn cache_of(r: &reqwest::Response) -> (String, String) {
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    (header("x-reprise-cache"), header("x-reprise-cache-kind"))
+}
+
+#[tokio::test]
+async fn responses_that_keep_nothing_upstream_are_cached_in_both_forms() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::start(&mock).await;
+    let question = "How do I reverse a list in Python?";
+
+    let r = post(&gw, &unstored(question, false)).await;
+    assert_eq!(cache_of(&r).0, "miss");
+    let first: Value = r.json().await.unwrap();
+    assert_eq!(first["status"], "completed");
+
+    // The same request: a new response (fresh id), the same output, no upstream call.
+    let r = post(&gw, &unstored(question, false)).await;
+    assert_eq!(cache_of(&r), ("hit".into(), "exact".into()));
+    assert!(r.headers().contains_key("age"));
+    let again: Value = r.json().await.unwrap();
+    assert_ne!(again["id"], first["id"]);
+    assert!(again["id"].as_str().unwrap().starts_with("resp_"));
+    assert_eq!(again["output"], first["output"]);
+    assert_eq!(again["usage"], first["usage"]);
+
+    // A paraphrase: a semantic hit. Streamed: the API's events, ending with the response.
+    let r = post(&gw, &unstored("How can I reverse a list in Python?", true)).await;
+    assert_eq!(cache_of(&r), ("hit".into(), "semantic".into()));
+    assert!(r.headers().contains_key("x-reprise-cache-similarity"));
+    let events = named_events(&r.text().await.unwrap());
+    let names: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(names[0], "response.created");
+    assert_eq!(names.last(), Some(&"response.completed"));
+    let text: String = events
+        .iter()
+        .filter(|e| e.0 == "response.output_text.delta")
+        .map(|e| e.1["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, REPLY);
+    for (i, (name, data)) in events.iter().enumerate() {
+        assert_eq!(data["type"], name.as_str());
+        assert_eq!(data["sequence_number"], i);
+    }
+    assert_eq!(
+        events.last().unwrap().1["response"]["output"],
+        first["output"]
+    );
+    assert_eq!(mock.requests().len(), 1);
+
+    // A streamed miss is collected from its final event and answers the JSON form.
+    let other = "How do I sort a dictionary by value in Python?";
+    let r = post(&gw, &unstored(other, true)).await;
+    assert_eq!(cache_of(&r).0, "miss");
+    let relayed = named_events(&r.text().await.unwrap());
+    assert_eq!(relayed.last().unwrap().0, "response.completed");
+    let r = post(&gw, &unstored(other, false)).await;
+    assert_eq!(cache_of(&r).0, "hit");
+    assert_eq!(mock.requests().len(), 2);
+
+    let stats = gw.get_json("/admin/cache/stats").await;
+    assert_eq!(stats["exact_hits"], 2);
+    assert_eq!(stats["semantic_hits"], 1);
+}
+
+#[tokio::test]
+async fn responses_kept_upstream_or_continuing_one_are_never_cached() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::start(&mock).await;
+    let question = "How do I reverse a list in Python?";
+    let mut stored = unstored(question, false);
+    stored.as_object_mut().unwrap().remove("store");
+    let mut follow_up = unstored(question, false);
+    follow_up["previous_response_id"] = json!("resp_earlier");
+    let mut searching = unstored(question, false);
+    searching["tools"] = json!([{"type": "web_search"}]);
+    for body in [&stored, &stored, &searching, &searching] {
+        let r = post(&gw, body).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(cache_of(&r).0, "bypass", "{body}");
+    }
+    assert_eq!(mock.requests().len(), 4);
+    // Never served from the cache either, even when its question is there.
+    post(&gw, &unstored(question, false)).await;
+    let r = post(&gw, &follow_up).await;
+    assert_eq!(cache_of(&r).0, "bypass");
+    assert_eq!(mock.requests().len(), 6);
+    // Directives apply as for chat.
+    let r = client()
+        .post(gw.url("/v1/responses"))
+        .header("cache-control", "no-cache")
+        .json(&unstored(question, false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cache_of(&r).0, "miss");
+    assert_eq!(mock.requests().len(), 7);
+}
