@@ -105,6 +105,14 @@ pub struct Cache {
     tasks: TaskTracker,
 }
 
+/// The APIs whose answers the cache keeps as entries with a question (embeddings are kept input
+/// by input: see `pipeline::embeddings`).
+#[derive(Debug, Clone, Copy)]
+pub enum CachedApi {
+    Chat,
+    Responses,
+}
+
 /// What the cache makes of one request.
 #[derive(Debug)]
 pub struct Lookup {
@@ -252,32 +260,21 @@ impl Cache {
         })
     }
 
-    /// Keys and cacheability of a chat completion request; `None` when the cache is off.
+    /// Keys and cacheability of a request of `api`; `None` when the cache is off, or when it
+    /// is a Responses API request the cache never keeps (see `reprise_cache::responses`).
     pub fn prepare(
         &self,
+        api: CachedApi,
         raw: &[u8],
         namespace: String,
         directives: CacheControl,
         request_id: &str,
     ) -> Option<Lookup> {
-        self.prepare_with(raw, namespace, directives, request_id, |ns, r| {
-            Some(reprise_cache::keys::keys(ns, r))
-        })
-    }
-
-    /// Keys and cacheability of a Responses API request; `None` when the cache is off or the
-    /// request is one the cache never keeps (see `reprise_cache::responses`).
-    pub fn prepare_responses(
-        &self,
-        raw: &[u8],
-        namespace: String,
-        directives: CacheControl,
-        request_id: &str,
-    ) -> Option<Lookup> {
-        self.prepare_with(raw, namespace, directives, request_id, |ns, r| {
-            reprise_cache::responses::keys(ns, r)
+        self.prepare_with(raw, namespace, directives, request_id, |ns, r| match api {
+            CachedApi::Chat => Some(reprise_cache::keys::keys(ns, r)),
+            CachedApi::Responses => reprise_cache::responses::keys(ns, r)
                 .inspect_err(|reason| tracing::debug!(reason, "response not cacheable"))
-                .ok()
+                .ok(),
         })
     }
 

@@ -38,7 +38,7 @@ pub use forward::{ForwardRequest, forward};
 pub use record::{CacheStatus, Outcome, RequestLog};
 
 use crate::auth::Caller;
-use crate::cache::{Flight, Shared};
+use crate::cache::{CachedApi, Flight, Shared};
 use crate::limits;
 use crate::{AppState, GatewayError};
 
@@ -77,9 +77,13 @@ pub async fn chat(
 
     // Cache lookup: the exact tier, in the caller's namespace.
     let namespace = tenant_namespace(&caller, directives.namespace);
-    let mut lookup = state
-        .cache()
-        .prepare(&raw, namespace, directives.control, &log.request_id);
+    let mut lookup = state.cache().prepare(
+        CachedApi::Chat,
+        &raw,
+        namespace,
+        directives.control,
+        &log.request_id,
+    );
     let mut flight = None;
     let mut shared_failure = None;
     if let Some(lookup) = &mut lookup {
@@ -253,10 +257,13 @@ pub async fn responses(
         Err(err) => return fail(log, err, &[]),
     };
     let namespace = tenant_namespace(&caller, directives.namespace);
-    let mut lookup =
-        state
-            .cache()
-            .prepare_responses(&raw, namespace, directives.control, &log.request_id);
+    let mut lookup = state.cache().prepare(
+        CachedApi::Responses,
+        &raw,
+        namespace,
+        directives.control,
+        &log.request_id,
+    );
     if let Some(lookup) = &mut lookup
         && let Some(hit) = cache::lookup(state, lookup).await
     {

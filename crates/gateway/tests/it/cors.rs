@@ -9,6 +9,19 @@ use crate::support::{Gateway, chat_body, client, error_of};
 
 const APP: &str = "https://app.example.com";
 
+/// `GET` of each path with `header`: refused with a 403.
+async fn refused_reading(gw: &Gateway, paths: &[&str], header: (&str, &str)) {
+    for path in paths {
+        let r = client()
+            .get(gw.url(path))
+            .header(header.0, header.1)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(error_of(r, 403).await["code"], "forbidden", "{path}");
+    }
+}
+
 /// A "simple" cross-origin request (text/plain: no preflight), as any page can send, from
 /// `origin` and asking for `host` (the gateway's address when `None`): refused with a 403.
 async fn refused_spending(gw: &Gateway, origin: &str, host: Option<&str>) -> serde_json::Value {
@@ -37,15 +50,8 @@ async fn a_page_of_another_origin_cannot_use_the_gateway() {
         error["message"].as_str().unwrap().contains("cors_origins"),
         "{error}"
     );
-    for path in ["/admin/cache/stats", "/metrics", "/dashboard/data"] {
-        let r = client()
-            .get(gw.url(path))
-            .header("origin", "https://evil.example")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(error_of(r, 403).await["code"], "forbidden", "{path}");
-    }
+    let paths = ["/admin/cache/stats", "/metrics", "/dashboard/data"];
+    refused_reading(&gw, &paths, ("origin", "https://evil.example")).await;
     assert!(
         mock.requests().is_empty(),
         "a refused request went upstream"
@@ -169,20 +175,13 @@ async fn a_page_rebound_to_the_gateway_address_is_refused() {
         "{error}"
     );
     // Same-origin GETs carry no Origin at all: the admin routes are refused by their Host.
-    for path in [
+    let paths = [
         "/admin/cache/stats",
         "/admin/keys",
         "/metrics",
         "/dashboard/data",
-    ] {
-        let r = client()
-            .get(gw.url(path))
-            .header("host", &evil)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(error_of(r, 403).await["code"], "forbidden", "{path}");
-    }
+    ];
+    refused_reading(&gw, &paths, ("host", &evil)).await;
     assert!(
         mock.requests().is_empty(),
         "a refused request went upstream"
