@@ -264,10 +264,25 @@ pub async fn responses(
         directives.control,
         &log.request_id,
     );
-    if let Some(lookup) = &mut lookup
-        && let Some(hit) = cache::lookup(state, lookup).await
-    {
-        return cache::respond_hit_responses(state, log, hit, stream);
+    let mut flight = None;
+    if let Some(lookup) = &mut lookup {
+        if let Some(hit) = cache::lookup(state, lookup).await {
+            return cache::respond_hit_responses(state, log, hit, stream);
+        }
+        // An identical request already on its way upstream: wait for its answer to be stored.
+        // When it is not (a failure, an answer the cache does not keep), each waiter calls the
+        // upstream itself.
+        if lookup.may_serve() {
+            match state.cache().flight(lookup.keys.exact) {
+                Flight::Lead(guard) => flight = Some(guard),
+                Flight::Follow(mut done) => {
+                    let _ = done.changed().await;
+                    if let Some(hit) = cache::lookup(state, lookup).await {
+                        return cache::respond_hit_responses(state, log, hit, stream);
+                    }
+                }
+            }
+        }
     }
     let forward = Uncached {
         api: attempt::Api::Responses,
@@ -276,7 +291,7 @@ pub async fn responses(
         max_tokens: request.max_output_tokens,
         strip_usage: false,
     };
-    send(state, log, caller, forward, raw, lookup).await
+    send(state, log, caller, forward, raw, (lookup, flight)).await
 }
 
 /// `POST /v1/completions`, legacy text completions: as [`responses`], but forwarded only (to
@@ -339,18 +354,22 @@ async fn uncached(
     if let Err(err) = admit(state, &mut log, &caller, &request.model) {
         return fail(log, err, &[]);
     }
-    send(state, log, caller, request, raw, None).await
+    send(state, log, caller, request, raw, (None, None)).await
 }
 
 /// Routes, attempts and relays an admitted request the cache did not answer; with a `lookup`
-/// (a Responses API request the cache may keep: `x-reprise-cache: miss`), stores the answer.
+/// (a Responses API request the cache may keep: `x-reprise-cache: miss`), stores the answer,
+/// holding `flight` (identical requests wait for it) until then.
 async fn send(
     state: &AppState,
     mut log: RequestLog,
     caller: Caller,
     request: Uncached,
     raw: Bytes,
-    lookup: Option<crate::cache::Lookup>,
+    (lookup, flight): (
+        Option<crate::cache::Lookup>,
+        Option<crate::cache::FlightGuard>,
+    ),
 ) -> Response {
     let cache = match &lookup {
         Some(l) if l.cacheable() => CacheStatus::Miss,
@@ -408,6 +427,7 @@ async fn send(
             {
                 cache::store_response(state, lookup, target, response);
             }
+            drop(flight);
             log.usage = match request.api {
                 attempt::Api::Responses => ResponsesUsageProbe::read(&body),
                 attempt::Api::Chat | attempt::Api::Completions => {
@@ -422,7 +442,12 @@ async fn send(
             let wire = match request.api {
                 attempt::Api::Responses => relay::Wire::Responses {
                     collector: lookup.map(|lookup| {
-                        Box::new(relay::ResponseCollector::new(state.clone(), lookup, target))
+                        Box::new(relay::ResponseCollector::new(
+                            state.clone(),
+                            lookup,
+                            target,
+                            flight,
+                        ))
                     }),
                 },
                 attempt::Api::Chat | attempt::Api::Completions => relay::Wire::Chat {

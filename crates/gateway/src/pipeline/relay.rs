@@ -64,14 +64,22 @@ pub struct ResponseCollector {
     state: AppState,
     lookup: Lookup,
     provider: String,
+    /// Identical requests wait until this is dropped (stored, or the stream ended otherwise).
+    _flight: Option<FlightGuard>,
 }
 
 impl ResponseCollector {
-    pub fn new(state: AppState, lookup: Lookup, provider: &str) -> Self {
+    pub fn new(
+        state: AppState,
+        lookup: Lookup,
+        provider: &str,
+        flight: Option<FlightGuard>,
+    ) -> Self {
         Self {
             state,
             lookup,
             provider: provider.to_owned(),
+            _flight: flight,
         }
     }
 

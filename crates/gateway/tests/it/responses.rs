@@ -635,3 +635,39 @@ async fn responses_kept_upstream_or_continuing_one_are_never_cached() {
     assert_eq!(cache_of(&r).0, "miss");
     assert_eq!(mock.requests().len(), 7);
 }
+
+#[tokio::test]
+async fn identical_concurrent_responses_share_one_upstream_call() {
+    let mock = MockUpstream::start().await;
+    mock.delay_first_byte(std::time::Duration::from_millis(300));
+    let gw = Gateway::start(&mock).await;
+    let calls: Vec<_> = (0..20)
+        .map(|i| {
+            let url = gw.url("/v1/responses");
+            // Half of them streamed: a streamed leader's answer is stored from its last event.
+            let body = unstored("Share this answer", i % 2 == 0);
+            tokio::spawn(async move {
+                let r = client().post(url).json(&body).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                let cache = cache_of(&r).0;
+                let text = r.text().await.unwrap();
+                let response = if i % 2 == 0 {
+                    named_events(&text).pop().unwrap().1["response"].take()
+                } else {
+                    serde_json::from_str(&text).unwrap()
+                };
+                let answer = &response["output"][0]["content"][0]["text"];
+                (cache, answer == REPLY)
+            })
+        })
+        .collect();
+    let mut caches = Vec::new();
+    for call in calls {
+        let (cache, answered) = call.await.unwrap();
+        assert!(answered);
+        caches.push(cache);
+    }
+    let misses = caches.iter().filter(|c| *c == "miss").count();
+    assert_eq!(misses, 1, "{caches:?}");
+    assert_eq!(mock.requests().len(), 1);
+}
