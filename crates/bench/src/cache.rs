@@ -249,7 +249,8 @@ pub fn run(
             bucket_at(&inside, 0.50),
             bucket_at(&inside, 0.99)
         );
-        embeddings_phase(gw_addr, &mock_url, seconds).await
+        embeddings_phase(gw_addr, &mock_url, seconds).await?;
+        responses_phase(gw_addr, seconds).await
     });
     drop(gw);
     let _ = std::fs::remove_dir_all(&data_dir);
@@ -306,6 +307,44 @@ async fn embeddings_phase(gw_addr: SocketAddr, mock_url: &str, seconds: u64) -> 
     );
     crate::print_table_named(("static", static_all), ("cached batch", hit_all));
     crate::print_table_named(("mock upstream", upstream_all), ("cached batch", hit_all));
+    Ok(())
+}
+
+/// Phase 6: a Responses API exact hit (`"store": false`) against a chat completion's exact hit
+/// of the same question: what building a fresh response object costs over a chat completion.
+async fn responses_phase(gw_addr: SocketAddr, seconds: u64) -> anyhow::Result<()> {
+    let question = "How do I rotate the gateway's keys without downtime?";
+    let leak = |v: serde_json::Value| -> &'static str { Box::leak(v.to_string().into_boxed_str()) };
+    let chat = leak(serde_json::json!({"model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": question}]}));
+    let responses = leak(
+        serde_json::json!({"model": "gpt-4o-mini", "input": question,
+        "store": false}),
+    );
+    for (path, body) in [("/v1/chat/completions", chat), ("/v1/responses", responses)] {
+        crate::load::fetch(gw_addr, path, body).await?;
+        let probe = crate::load::fetch(gw_addr, path, body).await?;
+        anyhow::ensure!(
+            probe.0.as_deref() == Some("exact"),
+            "{path}: the repeated request was not a hit ({:?})",
+            probe.0
+        );
+    }
+    let chat_hit = Load::new(gw_addr, "/v1/chat/completions", chat);
+    let responses_hit = Load::new(gw_addr, "/v1/responses", responses);
+    let second = Duration::from_secs(1);
+    for l in [&chat_hit, &responses_hit] {
+        l.closed(8, second).await?;
+    }
+    let (mut c_all, mut r_all) = (crate::load::Report::empty()?, crate::load::Report::empty()?);
+    for _ in 0..seconds {
+        c_all.absorb(&chat_hit.closed(8, second).await?)?;
+        r_all.absorb(&responses_hit.closed(8, second).await?)?;
+    }
+    println!(
+        "\nResponses API exact hit vs chat completion exact hit (the same question); 8 connections, {seconds} alternating 1 s rounds"
+    );
+    crate::print_table_named(("chat hit", &c_all), ("responses hit", &r_all));
     Ok(())
 }
 
