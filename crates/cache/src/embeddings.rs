@@ -55,6 +55,18 @@ pub fn inputs(namespace: &str, request: &Value) -> Option<Inputs> {
     Some(Inputs { scope, keys, items })
 }
 
+impl Inputs {
+    /// The key of the whole request (its inputs in order, in their scope): identical requests
+    /// in flight share one upstream call under it.
+    pub fn batch_key(&self) -> Key {
+        let mut hasher = blake3::Hasher::new_derive_key("reprise 2026 embeddings batch key");
+        for key in &self.keys {
+            hasher.update(&key.0);
+        }
+        Key(*hasher.finalize().as_bytes())
+    }
+}
+
 fn is_input(item: &Value) -> bool {
     match item {
         Value::String(_) => true,
@@ -129,6 +141,12 @@ mod tests {
         let lists = inputs("ns", &json!({"model": "m", "input": [[1, 2, 3], [4]]})).unwrap();
         assert_eq!(lists.keys[0], tokens.keys[0]);
         assert_eq!(lists.items.len(), 2);
+        // The batch key tells batches apart by their inputs and their order.
+        let swapped = inputs("ns", &json!({"model": "m", "input": ["a cat", "a dog"]})).unwrap();
+        assert_ne!(swapped.batch_key(), batch.batch_key());
+        assert_ne!(one.batch_key(), one.keys[0]);
+        let again = inputs("ns", &json!({"model": "m", "input": ["a dog", "a cat"]})).unwrap();
+        assert_eq!(again.batch_key(), batch.batch_key());
     }
 
     #[test]

@@ -28,7 +28,7 @@ use super::{
     served_by, tenant_namespace,
 };
 use crate::auth::Caller;
-use crate::cache::now_ms;
+use crate::cache::{Flight, now_ms};
 use crate::{AppState, GatewayError};
 
 /// `POST /v1/embeddings`.
@@ -54,9 +54,30 @@ pub async fn embeddings(
         Err(err) => return fail(log, err, &[]),
     };
     let namespace = tenant_namespace(&caller, directives.namespace);
-    let batch = Batch::look_up(state, &raw, namespace, directives.control, &log.request_id);
+    let control = directives.control;
+    let look_up = || Batch::look_up(state, &raw, namespace.clone(), control, &log.request_id);
+    let mut batch = look_up();
     if let Some(batch) = batch.as_ref().filter(|b| b.complete()) {
         return batch.respond(state, log);
+    }
+    // An identical request already on its way upstream: wait for its embeddings to be stored,
+    // then look again. Held until this request's own are stored, if it leads.
+    let mut _flight = None;
+    if let Some(key) = batch
+        .as_ref()
+        .filter(|b| b.control.may_serve())
+        .map(|b| b.inputs.batch_key())
+    {
+        match state.cache().flight(key) {
+            Flight::Lead(guard) => _flight = Some(guard),
+            Flight::Follow(mut done) => {
+                let _ = done.changed().await;
+                batch = look_up();
+                if let Some(batch) = batch.as_ref().filter(|b| b.complete()) {
+                    return batch.respond(state, log);
+                }
+            }
+        }
     }
 
     let cache = if batch.is_some() {

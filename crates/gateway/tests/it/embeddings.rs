@@ -226,3 +226,31 @@ async fn embeddings_survive_a_restart() {
     second.terminate().await;
     assert_eq!(second.finish().await.0, Some(0));
 }
+
+#[tokio::test]
+async fn identical_concurrent_batches_share_one_upstream_call() {
+    let mock = MockUpstream::start().await;
+    mock.delay_first_byte(std::time::Duration::from_millis(300));
+    let gw = Gateway::start(&mock).await;
+    let body = inputs(json!(["alpha beta", "gamma delta"]));
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let (url, body) = (gw.url("/v1/embeddings"), body.clone());
+            tokio::spawn(async move {
+                let r = client().post(url).json(&body).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                let cache = r.headers()["x-reprise-cache"].to_str().unwrap().to_owned();
+                let list: Value = r.json().await.unwrap();
+                (cache, vectors(&list))
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for call in calls {
+        answers.push(call.await.unwrap());
+    }
+    let misses = answers.iter().filter(|(c, _)| c == "miss").count();
+    assert_eq!(misses, 1);
+    assert!(answers.iter().all(|(_, v)| v == &answers[0].1));
+    assert_eq!(mock.requests().len(), 1);
+}
