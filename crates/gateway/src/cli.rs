@@ -103,11 +103,14 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
-    /// Estimate what the cache would have served for a log of chat requests (one OpenAI request
+    /// Estimate what the cache would have served for a log of requests (one OpenAI request
     /// body a line), with the current settings and no upstream call.
     Replay {
         /// The request log (JSON lines).
         file: PathBuf,
+        /// The API of the logged requests.
+        #[arg(long, value_enum, default_value = "chat")]
+        api: crate::replay::ReplayApi,
     },
     /// Measure the semantic cache's quality on labelled question pairs (precision, recall,
     /// false hits; a threshold sweep; per-capability tables).
@@ -405,7 +408,7 @@ fn cache_command(action: CacheAction, gateway: Option<String>) -> anyhow::Result
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Replay { file } => {
+        Command::Replay { file, api } => {
             let result = Config::load(cli.config.as_deref(), &ProcessEnv, &Overrides::default())
                 .map_err(anyhow::Error::from)
                 .and_then(|config| {
@@ -423,6 +426,7 @@ pub fn main() -> ExitCode {
                     };
                     crate::replay::run(
                         &file,
+                        api,
                         &cache,
                         embedder
                             .as_ref()

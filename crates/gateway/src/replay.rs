@@ -1,6 +1,7 @@
-//! `reprise replay FILE.jsonl`: how a log of chat requests would have fared with the cache, with
-//! the current settings and no upstream call. Each line is one OpenAI chat completion request
-//! body; the cache starts empty and every miss is assumed to store its (storable) answer.
+//! `reprise replay FILE.jsonl`: how a log of requests would have fared with the cache, with the
+//! current settings and no upstream call. Each line is one OpenAI request body of one API (chat
+//! completions by default; `--api responses` or `--api embeddings`); the cache starts empty and
+//! every miss is assumed to store its (storable) answer.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -23,11 +24,26 @@ pub struct Tally {
     pub misses: u64,
     pub bypassed: u64,
     pub invalid: u64,
+    /// Embeddings: the inputs of the valid requests, and those the cache held.
+    pub inputs: u64,
+    pub inputs_cached: u64,
 }
 
-/// Replays `lines` (request bodies) through a simulated cache.
+/// The API of the replayed requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReplayApi {
+    /// `POST /v1/chat/completions` bodies.
+    Chat,
+    /// `POST /v1/responses` bodies (cached only with `"store": false`).
+    Responses,
+    /// `POST /v1/embeddings` bodies (cached input by input).
+    Embeddings,
+}
+
+/// Replays `lines` (request bodies of `api`) through a simulated cache.
 pub fn simulate<'a>(
     lines: impl Iterator<Item = &'a str>,
+    api: ReplayApi,
     config: &CacheConfig,
     embedder: Option<&dyn Embedder>,
     mut progress: impl FnMut(),
@@ -46,13 +62,41 @@ pub fn simulate<'a>(
             tally.invalid += 1;
             continue;
         };
-        if !request.get("model").is_some_and(Value::is_string)
-            || !request.get("messages").is_some_and(Value::is_array)
-        {
+        let body = match api {
+            ReplayApi::Chat => "messages",
+            ReplayApi::Responses | ReplayApi::Embeddings => "input",
+        };
+        if !request.get("model").is_some_and(Value::is_string) || request.get(body).is_none() {
             tally.invalid += 1;
             continue;
         }
-        let keys = reprise_cache::keys::keys("", &request);
+        let keys = match api {
+            ReplayApi::Chat => reprise_cache::keys::keys("", &request),
+            ReplayApi::Responses => match reprise_cache::responses::keys("", &request) {
+                Ok(keys) => keys,
+                Err(_) => {
+                    tally.bypassed += 1;
+                    continue;
+                }
+            },
+            ReplayApi::Embeddings => {
+                match reprise_cache::embeddings::inputs("", &request) {
+                    Some(inputs) => {
+                        let cached = inputs.keys.iter().filter(|k| exact.contains(*k)).count();
+                        tally.inputs += inputs.keys.len() as u64;
+                        tally.inputs_cached += cached as u64;
+                        if cached == inputs.keys.len() {
+                            tally.exact_hits += 1;
+                        } else {
+                            tally.misses += 1;
+                            exact.extend(inputs.keys);
+                        }
+                    }
+                    None => tally.bypassed += 1,
+                }
+                continue;
+            }
+        };
         let semantic = match config
             .policy
             .assess(&request, keys.final_user_text.as_deref())
@@ -90,9 +134,10 @@ pub fn simulate<'a>(
     tally
 }
 
-/// Runs the replay of `file` and prints the report.
+/// Runs the replay of `file` (requests of `api`) and prints the report.
 pub fn run(
     file: &Path,
+    api: ReplayApi,
     config: &CacheConfig,
     embedder: Option<&dyn Embedder>,
 ) -> anyhow::Result<()> {
@@ -108,9 +153,13 @@ pub fn run(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} requests ({per_sec})")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let tally = simulate(lines.iter().map(String::as_str), config, embedder, || {
-        bar.inc(1)
-    });
+    let tally = simulate(
+        lines.iter().map(String::as_str),
+        api,
+        config,
+        embedder,
+        || bar.inc(1),
+    );
     bar.finish_and_clear();
     let served = tally.exact_hits + tally.semantic_hits;
     let pct = |n: u64| 100.0 * n as f64 / tally.requests.max(1) as f64;
@@ -140,6 +189,14 @@ pub fn run(
         pct(tally.bypassed)
     );
     println!("  invalid lines  {:>8}", tally.invalid);
+    if api == ReplayApi::Embeddings {
+        println!(
+            "inputs: {} in the valid requests, {} ({:.1} %) in the cache when asked (only the others go upstream)",
+            tally.inputs,
+            tally.inputs_cached,
+            100.0 * tally.inputs_cached as f64 / tally.inputs.max(1) as f64
+        );
+    }
     println!(
         "served from the cache: {served} ({:.1} %) without an upstream call",
         pct(served)
@@ -169,7 +226,9 @@ mod tests {
             "",
         ];
         let mut ticks = 0;
-        let tally = simulate(lines.into_iter(), &config(), None, || ticks += 1);
+        let tally = simulate(lines.into_iter(), ReplayApi::Chat, &config(), None, || {
+            ticks += 1
+        });
         assert_eq!(ticks, 7);
         assert_eq!(
             tally,
@@ -180,6 +239,58 @@ mod tests {
                 misses: 2,
                 bypassed: 1,
                 invalid: 2,
+                ..Tally::default()
+            }
+        );
+    }
+
+    #[test]
+    fn responses_and_embeddings_are_replayed_by_their_own_rules() {
+        let responses = [
+            r#"{"model":"m","input":"What is Rust?","store":false}"#,
+            r#"{"model":"m","input":"What is Rust?","store":false,"stream":true}"#,
+            r#"{"model":"m","input":"What is Rust?"}"#,
+            r#"{"model":"m","messages":[]}"#,
+        ];
+        let tally = simulate(
+            responses.into_iter(),
+            ReplayApi::Responses,
+            &config(),
+            None,
+            || {},
+        );
+        assert_eq!(
+            (
+                tally.misses,
+                tally.exact_hits,
+                tally.bypassed,
+                tally.invalid
+            ),
+            (1, 1, 1, 1)
+        );
+        let embeddings = [
+            r#"{"model":"e","input":["a","b"]}"#,
+            r#"{"model":"e","input":["b","c","a"]}"#,
+            r#"{"model":"e","input":"c"}"#,
+            r#"{"model":"e","input":[{"x":1}]}"#,
+        ];
+        let tally = simulate(
+            embeddings.into_iter(),
+            ReplayApi::Embeddings,
+            &config(),
+            None,
+            || {},
+        );
+        assert_eq!(
+            tally,
+            Tally {
+                requests: 4,
+                exact_hits: 1,
+                misses: 2,
+                bypassed: 1,
+                inputs: 6,
+                inputs_cached: 3,
+                ..Tally::default()
             }
         );
     }

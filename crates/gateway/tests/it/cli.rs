@@ -197,6 +197,26 @@ async fn replay_estimates_each_tier_without_calling_upstream() {
     assert_eq!(count("semantic hits"), 1, "{text}");
     assert_eq!(count("misses"), 3, "{text}");
     assert!(text.contains("invalid lines         1"), "{text}");
+
+    // An embeddings log: inputs are cached one by one.
+    let embeddings = dir.path().join("embeddings.jsonl");
+    let line = |input: serde_json::Value| {
+        serde_json::json!({"model": "text-embedding-3-small", "input": input}).to_string()
+    };
+    let lines = [
+        line(serde_json::json!(["alpha", "beta"])),
+        line(serde_json::json!(["beta", "gamma"])),
+        line(serde_json::json!("alpha")),
+    ];
+    std::fs::write(&embeddings, lines.join("\n")).unwrap();
+    let args = ["replay", embeddings.to_str().unwrap(), "--api", "embeddings"];
+    let (code, out) = Process::spawn(&args, &[]).finish().await;
+    assert_eq!(code, Some(0), "{out:?}");
+    let text = out.join("\n");
+    assert!(
+        text.contains("inputs: 5 in the valid requests, 2 (40.0 %) in the cache"),
+        "{text}"
+    );
 }
 
 /// A tiny copy of the evaluation files' formats (the real ones live outside the repository).
