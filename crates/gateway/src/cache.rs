@@ -66,6 +66,9 @@ pub struct Counters {
     pub ambiguous: AtomicU64,
     /// Entries pushed out by the size bounds (not expiry).
     pub evictions: AtomicU64,
+    /// Embeddings inputs answered from the cache, and sent upstream.
+    pub embedding_inputs_cached: AtomicU64,
+    pub embedding_inputs_upstream: AtomicU64,
 }
 
 /// A snapshot of the cache, as `/admin/cache/stats` reports it.
@@ -88,6 +91,9 @@ pub struct Stats {
     /// Estimated from the price table (USD).
     pub usd_saved: f64,
     pub unpriced_hits: u64,
+    /// Embeddings inputs answered from the cache, and sent upstream (cached input by input).
+    pub embedding_inputs_cached: u64,
+    pub embedding_inputs_upstream: u64,
 }
 
 /// The cache as the pipeline uses it.
@@ -577,6 +583,8 @@ impl Cache {
             completion_tokens_saved: get(&c.completion_tokens_saved),
             usd_saved: get(&c.nano_usd_saved) as f64 / 1e9,
             unpriced_hits: get(&c.unpriced_hits),
+            embedding_inputs_cached: get(&c.embedding_inputs_cached),
+            embedding_inputs_upstream: get(&c.embedding_inputs_upstream),
         }
     }
 

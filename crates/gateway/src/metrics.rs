@@ -338,6 +338,22 @@ impl Metrics {
             "Cache lookups by result (a guard veto or an ambiguous match is also a miss)",
             lookups,
         );
+        let inputs = Family::<ResultLabels, Counter>::default();
+        for (result, counter) in [
+            ("cached", &counters.embedding_inputs_cached),
+            ("upstream", &counters.embedding_inputs_upstream),
+        ] {
+            inputs
+                .get_or_create(&ResultLabels {
+                    result: result.to_owned(),
+                })
+                .inc_by(counter.load(Ordering::Relaxed));
+        }
+        registry.register(
+            "cache_embedding_inputs",
+            "Embeddings inputs answered from the cache or sent upstream",
+            inputs,
+        );
         let evictions = Counter::<u64>::default();
         evictions.inc_by(counters.evictions.load(Ordering::Relaxed));
         registry.register(

@@ -94,7 +94,14 @@ pub async fn embeddings(
     log.cache = cache;
     let mut headers = vec![("x-reprise-cache", HeaderValue::from_static(cache.as_str()))];
     if let Some(batch) = &batch {
-        headers.push(("x-reprise-cache-hits", HeaderValue::from(batch.found())));
+        let found = batch.found();
+        headers.push(("x-reprise-cache-hits", HeaderValue::from(found)));
+        counters
+            .embedding_inputs_cached
+            .fetch_add(found as u64, Ordering::Relaxed);
+        counters
+            .embedding_inputs_upstream
+            .fetch_add((batch.found.len() - found) as u64, Ordering::Relaxed);
     }
     let routes = state.router().plan(&request.model, Instant::now());
     if routes.is_empty() {
@@ -258,6 +265,9 @@ impl Batch {
     fn respond(&self, state: &AppState, mut log: RequestLog) -> Response {
         let counters = &state.cache().counters;
         counters.exact_hits.fetch_add(1, Ordering::Relaxed);
+        counters
+            .embedding_inputs_cached
+            .fetch_add(self.found.len() as u64, Ordering::Relaxed);
         let entries: Vec<&Arc<Entry>> = self.found.iter().flatten().collect();
         let mut data: Vec<&str> = Vec::with_capacity(entries.len());
         let mut tokens = 0;

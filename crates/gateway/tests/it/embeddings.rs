@@ -92,6 +92,14 @@ async fn each_input_is_cached_and_only_new_ones_go_upstream() {
     assert_eq!(stats["misses"], 2);
     assert_eq!(stats["entries"], 3);
     assert_eq!(stats["prompt_tokens_saved"], 4 + 4 + 2);
+    // Inputs: 2 + 1 sent upstream; 2 + 2 + 1 answered from the cache.
+    assert_eq!(stats["embedding_inputs_upstream"], 3);
+    assert_eq!(stats["embedding_inputs_cached"], 5);
+    let metrics = gw.get_text("/metrics").await;
+    assert!(
+        metrics.contains("reprise_cache_embedding_inputs_total{result=\"cached\"} 5"),
+        "{metrics}"
+    );
     // Priced (text-embedding-3-small is in the shipped table): the savings are in dollars too.
     assert!(stats["usd_saved"].as_f64().unwrap() > 0.0, "{stats}");
 }
