@@ -1,11 +1,12 @@
 //! OpenAI's Responses API in the cache: which requests may be cached, their keys, which answers
 //! may be stored, and a stored response served again, as JSON or as the API's event stream.
 //!
-//! Only a request that keeps nothing at the provider is cached: `"store": false`, no earlier
-//! response or conversation it continues (`previous_response_id`, `conversation`), no stored
-//! prompt, not in the background. A stored response has an id the provider knows (it can be
-//! retrieved, continued, deleted there); an answer from the cache, under a fresh id, would be a
-//! response the provider has never heard of. Built-in tools (web search, file search, code
+//! Only a request that keeps nothing at the provider is cached: `"store": false` (or no target
+//! that could keep it: providers that answer through a chat completion keep nothing), no
+//! earlier response or conversation it continues (`previous_response_id`, `conversation`), no
+//! stored prompt, not in the background. A stored response has an id the provider knows (it
+//! can be retrieved, continued, deleted there); an answer from the cache, under a fresh id,
+//! would be a response the provider has never heard of. Built-in tools (web search, file search, code
 //! interpreter...) act on the world or on data that changes: only function tools are cached.
 //!
 //! The keys follow the chat completion's rules ([`crate::keys`]): the exact key hashes the
@@ -18,10 +19,15 @@ use serde_json::{Map, Value, json};
 
 use crate::keys::{CacheKeys, canonical_request, hash};
 
-/// Why a Responses API request is not cached, or its keys.
-pub fn keys(namespace: &str, request: &Value) -> Result<CacheKeys, &'static str> {
+/// Why a Responses API request is not cached, or its keys. `may_be_kept`: a target that could
+/// serve it keeps responses unless told `"store": false`.
+pub fn keys(
+    namespace: &str,
+    request: &Value,
+    may_be_kept: bool,
+) -> Result<CacheKeys, &'static str> {
     let object = request.as_object().ok_or("not_an_object")?;
-    if object.get("store") != Some(&Value::Bool(false)) {
+    if may_be_kept && object.get("store") != Some(&Value::Bool(false)) {
         return Err("stored");
     }
     for (field, reason) in [
@@ -267,18 +273,27 @@ fn merged(place: &Value, extra: Value) -> Value {
 mod tests {
     use super::*;
 
+    fn keys_kept(namespace: &str, request: &Value) -> Result<CacheKeys, &'static str> {
+        keys(namespace, request, true)
+    }
+
     fn request(input: Value) -> Value {
         json!({"model": "gpt-4.1", "store": false, "input": input, "instructions": "Be brief."})
     }
 
     #[test]
     fn only_requests_that_keep_nothing_upstream_are_cached() {
-        assert!(keys("ns", &request(json!("Hi"))).is_ok());
+        assert!(keys_kept("ns", &request(json!("Hi"))).is_ok());
         let mut stored = request(json!("Hi"));
         stored["store"] = json!(true);
-        assert_eq!(keys("ns", &stored), Err("stored"));
+        assert_eq!(keys_kept("ns", &stored), Err("stored"));
         stored.as_object_mut().unwrap().remove("store");
-        assert_eq!(keys("ns", &stored), Err("stored"));
+        assert_eq!(keys_kept("ns", &stored), Err("stored"));
+        // No target that could keep it: `store` does not matter.
+        assert_eq!(
+            keys("ns", &stored, false).unwrap(),
+            keys_kept("ns", &request(json!("Hi"))).unwrap()
+        );
         for (field, value, reason) in [
             ("previous_response_id", json!("resp_1"), "previous_response"),
             ("conversation", json!("conv_1"), "conversation"),
@@ -288,36 +303,36 @@ mod tests {
         ] {
             let mut r = request(json!("Hi"));
             r[field] = value;
-            assert_eq!(keys("ns", &r), Err(reason), "{field}");
+            assert_eq!(keys_kept("ns", &r), Err(reason), "{field}");
         }
         let mut r = request(json!("Hi"));
         r["tools"] = json!([{"type": "function", "name": "f", "parameters": {}}]);
-        assert!(keys("ns", &r).is_ok());
+        assert!(keys_kept("ns", &r).is_ok());
     }
 
     #[test]
     fn the_final_user_text_is_compared_and_the_rest_is_the_scope() {
-        let plain = keys("ns", &request(json!("What is Rust?"))).unwrap();
+        let plain = keys_kept("ns", &request(json!("What is Rust?"))).unwrap();
         assert_eq!(plain.final_user_text.as_deref(), Some("What is Rust?"));
-        let other = keys("ns", &request(json!("What is Go?"))).unwrap();
+        let other = keys_kept("ns", &request(json!("What is Go?"))).unwrap();
         assert_eq!(plain.scope, other.scope);
         assert_ne!(plain.exact, other.exact);
         // Request-only fields make no difference.
         let mut streamed = request(json!("What is Rust?"));
         streamed["stream"] = json!(true);
         streamed["metadata"] = json!({"trace": "1"});
-        assert_eq!(keys("ns", &streamed).unwrap(), plain);
+        assert_eq!(keys_kept("ns", &streamed).unwrap(), plain);
         // Another system prompt, another scope.
         let mut other_system = request(json!("What is Rust?"));
         other_system["instructions"] = json!("Be thorough.");
-        assert_ne!(keys("ns", &other_system).unwrap().scope, plain.scope);
+        assert_ne!(keys_kept("ns", &other_system).unwrap().scope, plain.scope);
 
         let turns = request(json!([
             {"role": "user", "content": "Hello"},
             {"role": "assistant", "content": "Hi!"},
             {"role": "user", "content": [{"type": "input_text", "text": "What is Rust?"}]},
         ]));
-        let k = keys("ns", &turns).unwrap();
+        let k = keys_kept("ns", &turns).unwrap();
         assert_eq!(k.final_user_text.as_deref(), Some("What is Rust?"));
         assert_ne!(k.scope, plain.scope);
         // An image in the final message: the exact tier only.
@@ -325,7 +340,7 @@ mod tests {
             {"type": "input_text", "text": "What is this?"},
             {"type": "input_image", "image_url": "https://example.com/a.png"},
         ]}]));
-        let k = keys("ns", &image).unwrap();
+        let k = keys_kept("ns", &image).unwrap();
         assert_eq!(k.final_user_text, None);
         assert_eq!(k.scope, k.exact);
         // Never a chat completion's keys.

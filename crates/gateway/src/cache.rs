@@ -116,7 +116,10 @@ pub struct Cache {
 #[derive(Debug, Clone, Copy)]
 pub enum CachedApi {
     Chat,
-    Responses,
+    /// `may_be_kept`: a target of the request's plan keeps responses unless told not to.
+    Responses {
+        may_be_kept: bool,
+    },
 }
 
 /// What the cache makes of one request.
@@ -278,9 +281,11 @@ impl Cache {
     ) -> Option<Lookup> {
         self.prepare_with(raw, namespace, directives, request_id, |ns, r| match api {
             CachedApi::Chat => Some(reprise_cache::keys::keys(ns, r)),
-            CachedApi::Responses => reprise_cache::responses::keys(ns, r)
-                .inspect_err(|reason| tracing::debug!(reason, "response not cacheable"))
-                .ok(),
+            CachedApi::Responses { may_be_kept } => {
+                reprise_cache::responses::keys(ns, r, may_be_kept)
+                    .inspect_err(|reason| tracing::debug!(reason, "response not cacheable"))
+                    .ok()
+            }
         })
     }
 

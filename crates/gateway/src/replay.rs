@@ -72,7 +72,7 @@ pub fn simulate<'a>(
         }
         let keys = match api {
             ReplayApi::Chat => reprise_cache::keys::keys("", &request),
-            ReplayApi::Responses => match reprise_cache::responses::keys("", &request) {
+            ReplayApi::Responses => match reprise_cache::responses::keys("", &request, true) {
                 Ok(keys) => keys,
                 Err(_) => {
                     tally.bypassed += 1;

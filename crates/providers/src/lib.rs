@@ -284,6 +284,13 @@ impl Provider {
     }
 
     /// The short name of the adapter kind, for logs and `/v1/models`.
+    /// Whether a Responses API request may be kept at this upstream (OpenAI's own API, which
+    /// stores responses unless told not to); the others answer it through a chat completion
+    /// and keep nothing.
+    pub fn keeps_responses(&self) -> bool {
+        matches!(self, Provider::OpenAiCompatible(p) if p.has_responses_api())
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Provider::OpenAiCompatible(p) => p.kind(),

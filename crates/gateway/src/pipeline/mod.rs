@@ -257,8 +257,14 @@ pub async fn responses(
         Err(err) => return fail(log, err, &[]),
     };
     let namespace = tenant_namespace(&caller, directives.namespace);
+    // Providers that answer through a chat completion keep nothing: there `store` is moot.
+    let may_be_kept = state
+        .router()
+        .plan(&request.model, Instant::now())
+        .iter()
+        .any(|route| route.target.provider.keeps_responses());
     let mut lookup = state.cache().prepare(
-        CachedApi::Responses,
+        CachedApi::Responses { may_be_kept },
         &raw,
         namespace,
         directives.control,

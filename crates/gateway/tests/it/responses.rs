@@ -671,3 +671,32 @@ async fn identical_concurrent_responses_share_one_upstream_call() {
     assert_eq!(misses, 1, "{caches:?}");
     assert_eq!(mock.requests().len(), 1);
 }
+
+#[tokio::test]
+async fn responses_from_providers_that_keep_nothing_are_cached_whatever_store_says() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::with_env(
+        "",
+        &[
+            ("ANTHROPIC_API_KEY", UPSTREAM_KEY),
+            ("ANTHROPIC_BASE_URL", &mock.anthropic_base_url()),
+            ("OPENAI_API_KEY", UPSTREAM_KEY),
+            ("OPENAI_BASE_URL", &mock.base_url()),
+        ],
+    )
+    .await;
+    // Claude answers through a chat completion and keeps nothing: `store` left at its default.
+    let claude = json!({"model": "claude-sonnet-4-5", "input": "How do I reverse a list?"});
+    let r = post(&gw, &claude).await;
+    assert_eq!(cache_of(&r).0, "miss");
+    let r = post(&gw, &claude).await;
+    assert_eq!(cache_of(&r), ("hit".into(), "exact".into()));
+    assert_eq!(r.headers()["x-reprise-provider"], "anthropic");
+    assert_eq!(mock.requests().len(), 1);
+    // OpenAI keeps responses unless told not to: the same request there is not cached.
+    let openai = json!({"model": "gpt-4.1-mini", "input": "How do I reverse a list?"});
+    for _ in 0..2 {
+        assert_eq!(cache_of(&post(&gw, &openai).await).0, "bypass");
+    }
+    assert_eq!(mock.requests().len(), 3);
+}
