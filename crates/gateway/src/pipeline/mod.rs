@@ -258,11 +258,12 @@ pub async fn responses(
     };
     let namespace = tenant_namespace(&caller, directives.namespace);
     // Providers that answer through a chat completion keep nothing: there `store` is moot.
-    let may_be_kept = state
-        .router()
-        .plan(&request.model, Instant::now())
-        .iter()
-        .any(|route| route.target.provider.keeps_responses());
+    let may_be_kept = state.cache().enabled()
+        && state
+            .router()
+            .plan(&request.model, Instant::now())
+            .iter()
+            .any(|route| route.target.provider.keeps_responses());
     let mut lookup = state.cache().prepare(
         CachedApi::Responses { may_be_kept },
         &raw,
