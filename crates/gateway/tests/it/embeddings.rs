@@ -262,3 +262,21 @@ async fn identical_concurrent_batches_share_one_upstream_call() {
     assert!(answers.iter().all(|(_, v)| v == &answers[0].1));
     assert_eq!(mock.requests().len(), 1);
 }
+
+#[tokio::test]
+async fn tenants_never_share_embeddings() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::with_config("[cache]\nnamespace_header = true\n", &mock).await;
+    let body = inputs(json!(["alpha beta"]));
+    let a = [("x-reprise-namespace", "team-a")];
+    let b = [("x-reprise-namespace", "team-b")];
+    assert_eq!(embed(&gw, &body, &a).await.0, "miss");
+    assert_eq!(embed(&gw, &body, &b).await.0, "miss");
+    assert_eq!(embed(&gw, &body, &a).await.0, "hit");
+    assert_eq!(
+        embed(&gw, &body, &[]).await.0,
+        "miss",
+        "no namespace is its own"
+    );
+    assert_eq!(mock.requests().len(), 3);
+}

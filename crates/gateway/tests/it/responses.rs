@@ -700,3 +700,21 @@ async fn responses_from_providers_that_keep_nothing_are_cached_whatever_store_sa
     }
     assert_eq!(mock.requests().len(), 3);
 }
+
+#[tokio::test]
+async fn tenants_never_share_responses() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::with_config("[cache]\nnamespace_header = true\n", &mock).await;
+    let body = unstored("How do I reverse a list in Python?", false);
+    let send = |team: &'static str| {
+        client()
+            .post(gw.url("/v1/responses"))
+            .header("x-reprise-namespace", team)
+            .json(&body)
+            .send()
+    };
+    assert_eq!(cache_of(&send("team-a").await.unwrap()).0, "miss");
+    assert_eq!(cache_of(&send("team-b").await.unwrap()).0, "miss");
+    assert_eq!(cache_of(&send("team-a").await.unwrap()).0, "hit");
+    assert_eq!(mock.requests().len(), 2);
+}
