@@ -168,6 +168,44 @@ pub fn fresh(stored: &Value, now_secs: u64) -> Value {
     response
 }
 
+/// [`fresh`] serialised, without copying the stored response: its fields are written in place,
+/// with the fresh `id` and `created_at` put where the stored ones were. Every JSON hit's body.
+pub fn json_body(stored: &Value, now_secs: u64) -> Vec<u8> {
+    match stored.as_object() {
+        Some(fields) if fields.contains_key("id") && fields.contains_key("created_at") => {
+            let fresh = FreshResponse {
+                fields,
+                id: format!("resp_{}", uuid::Uuid::now_v7().simple()),
+                created_at: now_secs,
+            };
+            serde_json::to_vec(&fresh).unwrap_or_default()
+        }
+        // Not a stored response's usual shape: the plain way.
+        _ => serde_json::to_vec(&fresh(stored, now_secs)).unwrap_or_default(),
+    }
+}
+
+struct FreshResponse<'a> {
+    fields: &'a Map<String, Value>,
+    id: String,
+    created_at: u64,
+}
+
+impl serde::Serialize for FreshResponse<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.fields.len()))?;
+        for (key, value) in self.fields {
+            match key.as_str() {
+                "id" => map.serialize_entry(key, &self.id)?,
+                "created_at" => map.serialize_entry(key, &self.created_at)?,
+                _ => map.serialize_entry(key, value)?,
+            }
+        }
+        map.end()
+    }
+}
+
 /// The events of `response` (a [`fresh`] one) as the API streams them: created and in
 /// progress with no output, each output item added, its content streamed (text in several
 /// deltas, a function call's arguments in one) and done, then completed. Each event's data
@@ -397,6 +435,13 @@ mod tests {
              "arguments": "{\"a\":1}", "status": "completed"},
         ]));
         let response = fresh(&stored, 42);
+        // The JSON body is the same response, written without a copy.
+        let body: Value = serde_json::from_slice(&json_body(&stored, 42)).unwrap();
+        assert!(body["id"].as_str().unwrap().starts_with("resp_"));
+        assert_ne!(body["id"], stored["id"]);
+        let mut same = body.clone();
+        same["id"] = response["id"].clone();
+        assert_eq!(same, response);
         assert_ne!(response["id"], stored["id"]);
         assert_eq!(response["created_at"], 42);
         let events = events(&response);

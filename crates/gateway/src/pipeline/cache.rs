@@ -81,14 +81,15 @@ pub fn respond_hit_responses(
     stream: bool,
 ) -> Response {
     let now_secs = crate::cache::now_ms() / 1000;
-    let fresh = reprise_cache::responses::fresh(&hit.entry.completion, now_secs);
+    let stored = &hit.entry.completion;
     let response = if stream {
+        let fresh = reprise_cache::responses::fresh(stored, now_secs);
         let frames = reprise_cache::responses::events(&fresh)
             .into_iter()
             .map(|(name, data)| Bytes::from(format!("event: {name}\ndata: {data}\n\n")));
         event_stream(frames)
     } else {
-        json(fresh.to_string().into_bytes())
+        json(reprise_cache::responses::json_body(stored, now_secs))
     };
     finish_hit(state, log, &hit, response)
 }
