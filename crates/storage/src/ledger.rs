@@ -80,10 +80,9 @@ impl Store {
                     saved_nano_usd)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?;
-            let mut used = tx.prepare_cached(
-                "UPDATE api_keys SET last_used_ms = MAX(COALESCE(last_used_ms, 0), ?2)
-                 WHERE id = ?1",
-            )?;
+            // Each key's last use: one update a key a batch, not one a request.
+            let mut last_used: std::collections::HashMap<&str, i64> =
+                std::collections::HashMap::new();
             for r in rows {
                 insert.execute(rusqlite::params![
                     r.ts_ms,
@@ -101,8 +100,16 @@ impl Store {
                     r.saved_nano_usd
                 ])?;
                 if let Some(key) = &r.key_id {
-                    used.execute(rusqlite::params![key, r.ts_ms])?;
+                    let at = last_used.entry(key).or_insert(r.ts_ms);
+                    *at = (*at).max(r.ts_ms);
                 }
+            }
+            let mut used = tx.prepare_cached(
+                "UPDATE api_keys SET last_used_ms = MAX(COALESCE(last_used_ms, 0), ?2)
+                 WHERE id = ?1",
+            )?;
+            for (key, at) in last_used {
+                used.execute(rusqlite::params![key, at])?;
             }
             let mut logged = tx.prepare_cached(
                 "INSERT INTO request_log (ts_ms, request_id, route, model, key_label, target,
@@ -253,6 +260,53 @@ mod tests {
             saved_tokens: if cache == "hit" { 15 } else { 0 },
             saved_nano_usd: (cache == "hit").then_some(7),
         }
+    }
+
+    #[test]
+    fn each_key_is_stamped_with_its_last_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for id in ["k1", "k2", "k3"] {
+            store
+                .insert_key(&crate::keys::KeyRow {
+                    id: id.to_owned(),
+                    label: id.to_owned(),
+                    prefix: "rp-".to_owned(),
+                    hash: format!("hash-{id}"),
+                    team: None,
+                    rpm: None,
+                    tpm: None,
+                    daily_usd: None,
+                    monthly_usd: None,
+                    models: None,
+                    expires_ms: None,
+                    created_ms: 1,
+                    last_used_ms: None,
+                    revoked_ms: None,
+                })
+                .unwrap();
+        }
+        store
+            .append_ledger(&[
+                row(Some("k1"), 30, None, "miss"),
+                row(Some("k1"), 10, None, "miss"),
+                row(Some("k2"), 20, None, "miss"),
+                row(None, 40, None, "miss"),
+            ])
+            .unwrap();
+        // A later batch never moves a stamp back.
+        store
+            .append_ledger(&[row(Some("k2"), 5, None, "miss")])
+            .unwrap();
+        let used: Vec<(String, Option<i64>)> = store
+            .keys()
+            .unwrap()
+            .into_iter()
+            .map(|k| (k.id, k.last_used_ms))
+            .collect();
+        assert!(used.contains(&("k1".to_owned(), Some(30))), "{used:?}");
+        assert!(used.contains(&("k2".to_owned(), Some(20))), "{used:?}");
+        assert!(used.contains(&("k3".to_owned(), None)), "{used:?}");
     }
 
     #[test]
