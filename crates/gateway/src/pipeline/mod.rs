@@ -449,7 +449,7 @@ async fn send(
             let wire = match request.api {
                 attempt::Api::Responses => relay::Wire::Responses {
                     collector: lookup.map(|lookup| {
-                        Box::new(relay::ResponseCollector::new(
+                        Box::new(relay::Collector::for_responses(
                             state.clone(),
                             lookup,
                             target,

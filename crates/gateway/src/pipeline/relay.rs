@@ -33,7 +33,6 @@ struct Relay {
     pending: VecDeque<StreamEvent>,
     finished: bool,
     collector: Option<Collector>,
-    response_collector: Option<ResponseCollector>,
     /// Drop the usage chunk: the client did not ask for it.
     strip_usage: bool,
     /// A Responses API stream: its error event is that API's.
@@ -53,22 +52,24 @@ pub enum Wire {
     },
     /// Responses API events, relayed as they are; the final response collected for the cache
     /// when `collector` is set.
-    Responses {
-        collector: Option<Box<ResponseCollector>>,
-    },
+    Responses { collector: Option<Box<Collector>> },
 }
 
-/// Keeps the response a Responses API stream ends with (its `response.completed` event carries
-/// it whole) for the cache.
-pub struct ResponseCollector {
+/// Collects a relayed stream for the cache and stores its answer only when the stream ended
+/// whole: a chat stream's chunks assembled, once `[DONE]` came; a Responses API stream's final
+/// response, which its `response.completed` event carries whole. Holds the stampede guard, so
+/// identical requests waiting on this one wake when it is stored (or abandoned).
+pub struct Collector {
     state: AppState,
     lookup: Lookup,
     provider: String,
-    /// Identical requests wait until this is dropped (stored, or the stream ended otherwise).
-    _flight: Option<FlightGuard>,
+    /// Chat chunks so far (`None` for a Responses API stream).
+    assembler: Option<Assembler>,
+    flight: Option<FlightGuard>,
 }
 
-impl ResponseCollector {
+impl Collector {
+    /// For a chat completion stream.
     pub fn new(
         state: AppState,
         lookup: Lookup,
@@ -79,11 +80,32 @@ impl ResponseCollector {
             state,
             lookup,
             provider: provider.to_owned(),
-            _flight: flight,
+            assembler: Some(Assembler::new()),
+            flight,
         }
     }
 
-    fn complete(self, data: &str) {
+    /// For a Responses API stream.
+    pub fn for_responses(
+        state: AppState,
+        lookup: Lookup,
+        provider: &str,
+        flight: Option<FlightGuard>,
+    ) -> Self {
+        Self {
+            assembler: None,
+            ..Self::new(state, lookup, provider, flight)
+        }
+    }
+
+    fn push(&mut self, chunk: &str) {
+        if let Some(assembler) = &mut self.assembler {
+            assembler.push(chunk);
+        }
+    }
+
+    /// The `response.completed` event's data: its response is stored.
+    fn complete_response(self, data: &str) {
         match serde_json::from_str::<serde_json::Value>(data) {
             Ok(mut event) => {
                 let response = event["response"].take();
@@ -92,37 +114,12 @@ impl ResponseCollector {
             Err(_) => tracing::debug!("stream not cached: its final event was unreadable"),
         }
     }
-}
-
-/// Collects a relayed stream for the cache; stores the assembled answer only when the stream
-/// ends with `[DONE]`. Holds the stampede guard, so identical requests waiting on this one wake
-/// when it is stored (or abandoned).
-pub struct Collector {
-    state: AppState,
-    lookup: Lookup,
-    provider: String,
-    assembler: Assembler,
-    flight: Option<FlightGuard>,
-}
-
-impl Collector {
-    pub fn new(
-        state: AppState,
-        lookup: Lookup,
-        provider: &str,
-        flight: Option<FlightGuard>,
-    ) -> Self {
-        Self {
-            state,
-            lookup,
-            provider: provider.to_owned(),
-            assembler: Assembler::new(),
-            flight,
-        }
-    }
 
     fn complete(self) {
-        match self.assembler.finish() {
+        let Some(assembler) = self.assembler else {
+            return;
+        };
+        match assembler.finish() {
             Some(completion) => {
                 super::cache::store(
                     &self.state,
@@ -150,12 +147,12 @@ pub fn respond(
 ) -> Response {
     log.first_byte = Some(log.started.elapsed());
     log.status = 200;
-    let (collector, response_collector, strip_usage, responses) = match wire {
+    let (collector, strip_usage, responses) = match wire {
         Wire::Chat {
             collector,
             strip_usage,
-        } => (collector.map(|c| *c), None, strip_usage, false),
-        Wire::Responses { collector } => (None, collector.map(|c| *c), false, true),
+        } => (collector.map(|c| *c), strip_usage, false),
+        Wire::Responses { collector } => (collector.map(|c| *c), false, true),
     };
     let relay = Relay {
         events,
@@ -165,7 +162,6 @@ pub fn respond(
         pending: held,
         finished: false,
         collector,
-        response_collector,
         strip_usage,
         responses,
         last_event: None,
@@ -212,7 +208,7 @@ async fn next_frame(mut relay: Relay) -> Option<(Result<Bytes, Infallible>, Rela
         {
             observe_usage(&mut relay.log, data);
             if let Some(collector) = &mut relay.collector {
-                collector.assembler.push(data);
+                collector.push(data);
             }
             continue;
         }
@@ -222,7 +218,7 @@ async fn next_frame(mut relay: Relay) -> Option<(Result<Bytes, Infallible>, Rela
         Ok(StreamEvent::Chunk(data)) => {
             observe_usage(&mut relay.log, &data);
             if let Some(collector) = &mut relay.collector {
-                collector.assembler.push(&data);
+                collector.push(&data);
             }
             Bytes::from(data_frame(&data))
         }
@@ -248,10 +244,10 @@ async fn next_frame(mut relay: Relay) -> Option<(Result<Bytes, Infallible>, Rela
                 } else {
                     relay.log.outcome = Outcome::Ok;
                 }
-                if let Some(collector) = relay.response_collector.take()
+                if let Some(collector) = relay.collector.take()
                     && name == "response.completed"
                 {
-                    collector.complete(&data);
+                    collector.complete_response(&data);
                 }
                 relay.log.upstream = Some(relay.upstream_started.elapsed());
                 relay.log.settle();
