@@ -209,7 +209,12 @@ async fn replay_estimates_each_tier_without_calling_upstream() {
         line(serde_json::json!("alpha")),
     ];
     std::fs::write(&embeddings, lines.join("\n")).unwrap();
-    let args = ["replay", embeddings.to_str().unwrap(), "--api", "embeddings"];
+    let args = [
+        "replay",
+        embeddings.to_str().unwrap(),
+        "--api",
+        "embeddings",
+    ];
     let (code, out) = Process::spawn(&args, &[]).finish().await;
     assert_eq!(code, Some(0), "{out:?}");
     let text = out.join("\n");
