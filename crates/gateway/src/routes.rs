@@ -94,13 +94,14 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// The gateway's response headers a browser page may read.
-const EXPOSED_HEADERS: [&str; 8] = [
+const EXPOSED_HEADERS: [&str; 9] = [
     "x-request-id",
     "x-reprise-provider",
     "x-reprise-attempts",
     "x-reprise-cache",
     "x-reprise-cache-kind",
     "x-reprise-cache-similarity",
+    "x-reprise-cache-hits",
     "age",
     "retry-after",
 ];

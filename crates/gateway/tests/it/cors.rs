@@ -123,7 +123,9 @@ async fn listed_origins_may_call_the_api_routes_with_preflights() {
         .unwrap()
         .to_owned();
     assert!(
-        exposed.contains("x-reprise-cache") && exposed.contains("x-request-id"),
+        exposed.contains("x-reprise-cache")
+            && exposed.contains("x-reprise-cache-hits")
+            && exposed.contains("x-request-id"),
         "{exposed}"
     );
     let r = client()
