@@ -561,6 +561,14 @@ async fn gemini_embeds_through_batch_embed_contents() {
     assert_eq!(again["data"], list["data"]);
     assert_eq!(mock.requests().len(), 1);
 
+    // Gemini's own option, as an extra field: sent with each text, and another cache entry.
+    let mut retrieval = body.clone();
+    retrieval["task_type"] = json!("RETRIEVAL_DOCUMENT");
+    let r = gw.post("/v1/embeddings", &retrieval).await;
+    assert_eq!(r.headers()["x-reprise-cache"], "miss");
+    let sent = &mock.requests()[1];
+    assert_eq!(sent.body["requests"][0]["taskType"], "RETRIEVAL_DOCUMENT");
+
     // Token ids are no text: refused naming the field, nothing sent.
     let r = gw
         .post(
@@ -570,5 +578,5 @@ async fn gemini_embeds_through_batch_embed_contents() {
         .await;
     let error = error_of(r, 400).await;
     assert_eq!(error["param"], "input");
-    assert_eq!(mock.requests().len(), 1);
+    assert_eq!(mock.requests().len(), 2);
 }

@@ -3,6 +3,10 @@
 //! `dimensions` its `outputDimensionality`; the answer's vectors come back as an OpenAI list,
 //! floats as Gemini wrote them, or base64 of little-endian 32-bit floats when asked for.
 //!
+//! Gemini's own options, which OpenAI's API has no field for, are taken as extra fields:
+//! `task_type` (`RETRIEVAL_QUERY`, `RETRIEVAL_DOCUMENT`, `SEMANTIC_SIMILARITY`...: what the
+//! vectors are for, which changes them) and `title` (of a `RETRIEVAL_DOCUMENT`).
+//!
 //! Gemini's embeddings API reports no token counts, so `usage` is an estimate: a token for
 //! every four bytes of text, at least one an input.
 
@@ -28,7 +32,8 @@ pub(crate) struct Context {
 pub(crate) fn request(req: &Object, model: &str) -> Result<(Value, Context), UpstreamError> {
     for (field, value) in req {
         match field.as_str() {
-            "model" | "input" | "user" | "dimensions" | "encoding_format" => {}
+            "model" | "input" | "user" | "dimensions" | "encoding_format" | "task_type"
+            | "title" => {}
             _ if value.is_null() => {}
             other => return Err(unsupported(PROVIDER, other, "this embeddings parameter")),
         }
@@ -72,6 +77,16 @@ pub(crate) fn request(req: &Object, model: &str) -> Result<(Value, Context), Ups
                 invalid("dimensions", "'dimensions' must be a positive integer.")
             })?),
         };
+    let text_field = |name: &str| match req.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(v)) if !v.is_empty() => Ok(Some(v.clone())),
+        Some(_) => Err(invalid(
+            name,
+            &format!("'{name}' must be a non-empty string."),
+        )),
+    };
+    let task_type = text_field("task_type")?;
+    let title = text_field("title")?;
     let model = model.strip_prefix("models/").unwrap_or(model);
     let requests: Vec<Value> = texts
         .iter()
@@ -82,6 +97,12 @@ pub(crate) fn request(req: &Object, model: &str) -> Result<(Value, Context), Ups
             });
             if let Some(d) = dimensions {
                 one["outputDimensionality"] = json!(d);
+            }
+            if let Some(task) = &task_type {
+                one["taskType"] = json!(task);
+            }
+            if let Some(title) = &title {
+                one["title"] = json!(title);
             }
             one
         })
@@ -202,6 +223,29 @@ mod tests {
         assert_eq!(
             list["usage"],
             json!({"prompt_tokens": 4, "total_tokens": 4})
+        );
+    }
+
+    #[test]
+    fn geminis_own_options_go_with_each_request() {
+        let (body, _) = request(
+            &object(
+                json!({"model": "m", "input": ["a", "b"], "task_type": "RETRIEVAL_DOCUMENT",
+                "title": "Handbook"}),
+            ),
+            "m",
+        )
+        .unwrap();
+        for one in body["requests"].as_array().unwrap() {
+            assert_eq!(one["taskType"], "RETRIEVAL_DOCUMENT");
+            assert_eq!(one["title"], "Handbook");
+        }
+        let refused = request(
+            &object(json!({"model": "m", "input": "a", "task_type": 3})),
+            "m",
+        );
+        assert!(
+            matches!(refused, Err(UpstreamError::Unsupported { ref param, .. }) if param == "task_type")
         );
     }
 
