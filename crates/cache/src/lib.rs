@@ -4,7 +4,9 @@
 //!
 //! It owns canonical request keys ([`keys`]), the cacheability policy and request directives
 //! ([`policy`]), stream assembly and the never-store rules ([`assemble`]), replay of a stored
-//! answer ([`replay`]) and the in-memory index of entries ([`index`]). It knows nothing of HTTP
+//! answer ([`replay`]) and the in-memory index of entries ([`index`]); the Responses API's keys,
+//! never-store rules and replay as events ([`responses`]); embeddings inputs' keys
+//! ([`embeddings`]). It knows nothing of HTTP
 //! or of the database: the gateway's pipeline calls it, and `reprise-storage` keeps the entries.
 
 pub mod assemble;
