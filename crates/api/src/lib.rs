@@ -19,7 +19,7 @@ pub use chat::{
     Role, StreamOptions, Usage, UsageProbe,
 };
 pub use completions::CompletionsRequest;
-pub use embeddings::EmbeddingsRequest;
+pub use embeddings::{EmbeddingsRequest, embeddings_list};
 pub use error::{ErrorBody, ErrorObject};
 pub use models::{Model, ModelList};
 pub use responses::{ResponsesRequest, ResponsesUsage, ResponsesUsageProbe};

@@ -223,7 +223,7 @@ pub fn events(response: &Value) -> Vec<(&'static str, String)> {
     head["usage"] = Value::Null;
     emit("response.created", json!({"response": head.clone()}));
     emit("response.in_progress", json!({"response": head}));
-    let items = response["output"].as_array().cloned().unwrap_or_default();
+    let items = response["output"].as_array().map_or(&[][..], Vec::as_slice);
     for (output_index, item) in items.iter().enumerate() {
         let id = item["id"].clone();
         let mut opening = item.clone();
@@ -235,7 +235,7 @@ pub fn events(response: &Value) -> Vec<(&'static str, String)> {
                     "response.output_item.added",
                     json!({"output_index": output_index, "item": opening}),
                 );
-                let parts = item["content"].as_array().cloned().unwrap_or_default();
+                let parts = item["content"].as_array().map_or(&[][..], Vec::as_slice);
                 for (content_index, part) in parts.iter().enumerate() {
                     let place = json!({"item_id": id, "output_index": output_index,
                         "content_index": content_index});

@@ -415,8 +415,7 @@ impl Cache {
         if !lookup.may_serve() {
             return None;
         }
-        let max_age = lookup.directives.max_age.map(|d| d.as_secs());
-        self.index.get(&lookup.keys.exact, now_ms(), max_age)
+        self.get_key(&lookup.keys.exact, lookup.directives.max_age)
     }
 
     /// Joins the in-flight call for the same exact key, or becomes its leader.
@@ -545,10 +544,6 @@ impl Cache {
         bytes: usize,
         now: u64,
     ) -> Entry {
-        let ttl = lookup
-            .directives
-            .ttl
-            .unwrap_or(self.config.policy.default_ttl);
         Entry {
             exact: lookup.keys.exact,
             scope: lookup.keys.scope,
@@ -565,7 +560,7 @@ impl Cache {
             completion,
             bytes: bytes as u64,
             created_ms: now,
-            expires_ms: now.saturating_add(ttl_ms(ttl)),
+            expires_ms: self.expiry(lookup.directives.ttl, now),
             hits: AtomicU64::new(0),
         }
     }

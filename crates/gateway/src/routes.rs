@@ -169,10 +169,10 @@ async fn origin_guard(
             )
         } else {
             format!(
-                "This gateway listens on loopback and answers only to IP addresses and \
-                 localhost, not to {name:?} (a web page could reach it through a name of its \
-                 own): list the name in allowed_hosts (REPRISE_ALLOWED_HOSTS) if a proxy or a \
-                 name of yours leads here."
+                "This gateway answers only to IP addresses, localhost and the names in \
+                 allowed_hosts (REPRISE_ALLOWED_HOSTS), not to {name:?} (a web page could \
+                 reach it through a name of its own): list the name if a proxy or a name of \
+                 yours leads here."
             )
         };
         return pipeline::fail(log, GatewayError::Forbidden { message }, &[]);

@@ -247,7 +247,7 @@ impl Provider {
             _ => Err(UpstreamError::Unsupported {
                 param: "url".to_owned(),
                 message: format!(
-                    "An {} target does not take /{} for this request.",
+                    "This {} target does not take /{} for this request.",
                     self.kind(),
                     call.path
                 ),
@@ -283,7 +283,6 @@ impl Provider {
         }
     }
 
-    /// The short name of the adapter kind, for logs and `/v1/models`.
     /// Whether a Responses API request may be kept at this upstream (OpenAI's own API, which
     /// stores responses unless told not to); the others answer it through a chat completion
     /// and keep nothing.
@@ -291,6 +290,7 @@ impl Provider {
         matches!(self, Provider::OpenAiCompatible(p) if p.has_responses_api())
     }
 
+    /// The short name of the adapter kind, for logs and `/v1/models`.
     pub fn kind(&self) -> &'static str {
         match self {
             Provider::OpenAiCompatible(p) => p.kind(),

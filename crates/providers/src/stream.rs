@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use eventsource_stream::{Event, EventStreamError, Eventsource};
 use futures_util::{Stream, StreamExt};
 
-use crate::transport::{Body, BoxError};
+use crate::transport::{BoxError, RawBody};
 use crate::{UpstreamError, anthropic, gemini};
 
 /// One event of an OpenAI-shaped stream.
@@ -142,7 +142,7 @@ pub struct EventStream {
 }
 
 impl EventStream {
-    pub(crate) fn new(body: Body, idle: Duration, dialect: Dialect) -> Self {
+    pub(crate) fn new(body: RawBody, idle: Duration, dialect: Dialect) -> Self {
         let activity = Arc::new(Activity {
             opened: Instant::now(),
             last: AtomicU64::new(0),
@@ -257,7 +257,7 @@ mod tests {
     use super::*;
 
     /// A body that sends each piece after its delay.
-    fn paced(pieces: Vec<(u64, &'static str)>) -> Body {
+    fn paced(pieces: Vec<(u64, &'static str)>) -> RawBody {
         let frames = futures_util::stream::iter(pieces).then(|(ms, piece)| async move {
             tokio::time::sleep(Duration::from_millis(ms)).await;
             Ok::<_, BoxError>(Frame::data(Bytes::from_static(piece.as_bytes())))

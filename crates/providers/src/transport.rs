@@ -28,7 +28,6 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// An upstream response body, whichever client read it, read lazily frame by frame.
 pub type RawBody = BoxBody<Bytes, BoxError>;
-pub(crate) type Body = RawBody;
 
 /// How long an idle pooled connection is kept.
 const POOL_IDLE: Duration = Duration::from_secs(90);
@@ -71,7 +70,7 @@ pub(crate) enum Answer {
     },
     Stream {
         status: StatusCode,
-        body: Body,
+        body: RawBody,
         first_byte: Duration,
     },
 }
@@ -312,7 +311,7 @@ impl Http {
         headers: HeaderMap,
         body: Bytes,
         limit: Duration,
-    ) -> Result<http::Response<Body>, UpstreamError> {
+    ) -> Result<http::Response<RawBody>, UpstreamError> {
         let call = async {
             match &self.client {
                 Client::Direct(pool) => {
@@ -361,7 +360,7 @@ impl Http {
     /// Reads a whole body within what is left of the total timeout.
     async fn read_body(
         &self,
-        response: http::Response<Body>,
+        response: http::Response<RawBody>,
         started: Instant,
     ) -> Result<Bytes, UpstreamError> {
         let left = self.timeouts.total.saturating_sub(started.elapsed());
@@ -375,7 +374,7 @@ impl Http {
     /// A non-2xx answer as an error: status, `Retry-After`, and the body in the OpenAI shape.
     async fn status_error(
         &self,
-        response: http::Response<Body>,
+        response: http::Response<RawBody>,
         errors: ErrorShape,
     ) -> UpstreamError {
         let status = response.status();
@@ -389,7 +388,7 @@ impl Http {
     }
 
     /// Reads at most [`MAX_ERROR_BODY`] of an error body; a body that cannot be read is empty.
-    async fn read_error_body(&self, response: http::Response<Body>) -> Bytes {
+    async fn read_error_body(&self, response: http::Response<RawBody>) -> Bytes {
         let mut body = Vec::new();
         let mut frames = response.into_body();
         let read = async {

@@ -155,9 +155,11 @@ pub async fn anthropic(
 /// `:batchEmbedContents`: each request's text embedded by the mock's bag of words, cut to its
 /// `outputDimensionality`; every request must name the model of the path, as Gemini requires.
 fn gemini_embeddings(request: &Value, model: &str) -> Response {
-    let requests = request["requests"].as_array().cloned().unwrap_or_default();
+    let requests = request["requests"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
     let mut embeddings = Vec::with_capacity(requests.len());
-    for one in &requests {
+    for one in requests {
         let text = one["content"]["parts"][0]["text"].as_str();
         let (Some(text), true) = (text, one["model"] == format!("models/{model}")) else {
             let body = json!({"error": {"code": 400, "status": "INVALID_ARGUMENT",

@@ -169,6 +169,18 @@ impl AllowedHosts {
     }
 }
 
+/// A comma-separated list in environment variable `name` (blanks around items and empty items
+/// ignored), when it is set.
+fn list_var(env: &dyn Env, name: &str) -> Option<Vec<String>> {
+    env.var(name).map(|v| {
+        v.split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_owned)
+            .collect()
+    })
+}
+
 /// Validates `allowed_hosts`: `["*"]`, or host names without scheme or port, each optionally
 /// starting with `*.`.
 fn validate_hosts(hosts: Option<Vec<String>>) -> Result<AllowedHosts, ConfigError> {
@@ -204,13 +216,7 @@ fn validate_hosts(hosts: Option<Vec<String>>) -> Result<AllowedHosts, ConfigErro
         }
     }
     Ok(AllowedHosts::List(
-        hosts
-            .iter()
-            .map(|h| match h.strip_prefix('*') {
-                Some(suffix) => format!("*{}", suffix.to_ascii_lowercase()),
-                None => h.to_ascii_lowercase(),
-            })
-            .collect(),
+        hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
     ))
 }
 
@@ -588,25 +594,12 @@ impl Config {
                 Some(v) => parse_bool("log_prompts", &v)?,
                 None => raw.log_prompts.unwrap_or(false),
             },
-            cors: validate_cors(match env.var("REPRISE_CORS_ORIGINS") {
-                Some(v) => v
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|o| !o.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
-                None => raw.cors_origins.unwrap_or_default(),
-            })?,
-            hosts: validate_hosts(match env.var("REPRISE_ALLOWED_HOSTS") {
-                Some(v) => Some(
-                    v.split(',')
-                        .map(str::trim)
-                        .filter(|h| !h.is_empty())
-                        .map(str::to_owned)
-                        .collect(),
-                ),
-                None => raw.allowed_hosts,
-            })?,
+            cors: validate_cors(
+                list_var(env, "REPRISE_CORS_ORIGINS")
+                    .or(raw.cors_origins)
+                    .unwrap_or_default(),
+            )?,
+            hosts: validate_hosts(list_var(env, "REPRISE_ALLOWED_HOSTS").or(raw.allowed_hosts))?,
         })
     }
 }

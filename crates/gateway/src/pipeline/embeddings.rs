@@ -406,28 +406,12 @@ fn fits(answer: &Answer, count: usize) -> bool {
             .all(|item| item.index < count && !std::mem::replace(&mut seen[item.index], true))
 }
 
-/// An embeddings list of `embeddings` (JSON texts, in the request's order), as the API writes
-/// it. Written out rather than serialised: each embedding is spliced in as it is, without
-/// being parsed again.
+/// The list of `embeddings` (JSON texts, in the request's order: see
+/// [`reprise_api::embeddings_list`]).
 fn list(embeddings: Vec<&str>, model: &str, tokens: u64) -> Bytes {
-    use std::fmt::Write as _;
-    let size: usize = embeddings.iter().map(|e| e.len() + 48).sum();
-    let mut out = String::with_capacity(size + model.len() + 96);
-    out.push_str(r#"{"object":"list","data":["#);
-    for (index, embedding) in embeddings.iter().enumerate() {
-        if index > 0 {
-            out.push(',');
-        }
-        let _ = write!(
-            out,
-            r#"{{"object":"embedding","index":{index},"embedding":{embedding}}}"#
-        );
-    }
-    // A string always serialises.
-    let model = serde_json::to_string(model).unwrap_or_else(|_| "\"\"".to_owned());
-    let _ = write!(
-        out,
-        r#"],"model":{model},"usage":{{"prompt_tokens":{tokens},"total_tokens":{tokens}}}}}"#
-    );
-    Bytes::from(out)
+    Bytes::from(reprise_api::embeddings_list(
+        embeddings.into_iter(),
+        model,
+        tokens,
+    ))
 }

@@ -382,11 +382,13 @@ async fn send(
         Some(l) if l.cacheable() => CacheStatus::Miss,
         _ => CacheStatus::Bypass,
     };
-    if let Some(counter) = match (&lookup, cache) {
-        (None, _) => None,
-        (Some(_), CacheStatus::Miss) => Some(&state.cache().counters.misses),
-        (Some(_), _) => Some(&state.cache().counters.bypasses),
-    } {
+    // Counted only for a request the cache was asked about (text completions never are).
+    if lookup.is_some() {
+        let counters = &state.cache().counters;
+        let counter = match cache {
+            CacheStatus::Miss => &counters.misses,
+            _ => &counters.bypasses,
+        };
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     log.cache = cache;
@@ -669,8 +671,6 @@ fn admit(
     state.limiter().admit_request(key, Instant::now())
 }
 
-/// The checks before an upstream call (cache hits skip them): the key's and its team's budgets,
-/// then its tokens per minute (estimated now, corrected when the request ends).
 /// A request the cache may answer: its directives (malformed ones are a 400), then
 /// [`admit`] (cache hits count against the key's requests per minute too).
 fn admit_cacheable(
@@ -685,6 +685,8 @@ fn admit_cacheable(
     Ok(directives)
 }
 
+/// The checks before an upstream call (cache hits skip them): the key's and its team's budgets,
+/// then its tokens per minute (estimated now, corrected when the request ends).
 fn admit_upstream(
     state: &AppState,
     log: &mut RequestLog,

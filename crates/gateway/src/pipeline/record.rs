@@ -150,7 +150,6 @@ impl RequestLog {
     /// The request in the metrics.
     fn measure(&self, cost_nano: Option<i64>, usage: Option<reprise_api::Usage>) {
         let usage = usage.unwrap_or_default();
-        let hit = self.cache == CacheStatus::Hit;
         let rejection = self.error.filter(|_| self.rejected);
         self.state.metrics().record(&crate::metrics::Finished {
             route: self.route,
@@ -165,16 +164,9 @@ impl RequestLog {
             prompt_tokens: usage.prompt_tokens,
             completion_tokens: usage.completion_tokens,
             cost_usd: cost_nano.map(|n| n as f64 / 1e9),
-            saved: (hit || self.saved_tokens > 0).then(|| {
-                (
-                    if hit {
-                        usage.prompt_tokens + usage.completion_tokens
-                    } else {
-                        self.saved_tokens
-                    },
-                    self.saved_nano_usd.map(|n| n as f64 / 1e9),
-                )
-            }),
+            saved: self
+                .saved(&usage)
+                .map(|(tokens, nano)| (tokens, nano.map(|n| n as f64 / 1e9))),
             attempts: self.attempts.iter().map(|a| a.target.as_str()).collect(),
             rejection,
         });
@@ -255,7 +247,7 @@ impl RequestLog {
                 prompt: self.prompt.take(),
             });
         }
-        let tokens = i64::try_from(usage.prompt_tokens + usage.completion_tokens).unwrap_or(0);
+        let saved = self.saved(&usage);
         self.state.ledger().record(LedgerRow {
             ts_ms: now,
             request_id: self.request_id.clone(),
@@ -268,17 +260,21 @@ impl RequestLog {
             cached_tokens: i64::try_from(cached).unwrap_or(i64::MAX),
             cost_nano_usd: cost,
             cache: self.cache.as_str().to_owned(),
-            saved_tokens: if hit {
-                tokens
-            } else {
-                i64::try_from(self.saved_tokens).unwrap_or(i64::MAX)
-            },
-            saved_nano_usd: if hit || self.saved_tokens > 0 {
-                self.saved_nano_usd
-            } else {
-                None
-            },
+            saved_tokens: saved.map_or(0, |(tokens, _)| i64::try_from(tokens).unwrap_or(i64::MAX)),
+            saved_nano_usd: saved.and_then(|(_, nano)| nano),
         });
+    }
+
+    /// What the cache saved this request, tokens and nano-USD (`None`: nothing): on a hit, its
+    /// whole `usage`; on an embeddings batch that went upstream with only some of its inputs,
+    /// the others'.
+    fn saved(&self, usage: &reprise_api::Usage) -> Option<(u64, Option<i64>)> {
+        let tokens = if self.cache == CacheStatus::Hit {
+            usage.prompt_tokens + usage.completion_tokens
+        } else {
+            self.saved_tokens
+        };
+        (self.cache == CacheStatus::Hit || tokens > 0).then_some((tokens, self.saved_nano_usd))
     }
 }
 

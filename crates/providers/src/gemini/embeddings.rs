@@ -141,40 +141,32 @@ pub(crate) fn response(body: &[u8], context: &Context) -> Result<bytes::Bytes, U
             context.inputs
         )));
     }
-    // Written out rather than built as a JSON tree, so floats go out as Gemini wrote them,
-    // digit for digit.
-    use std::fmt::Write as _;
-    let mut out = String::from(r#"{"object":"list","data":["#);
-    for (index, e) in batch.embeddings.iter().enumerate() {
-        let embedding = if context.base64 {
+    // Floats go out as Gemini wrote them, digit for digit.
+    let embeddings = batch
+        .embeddings
+        .iter()
+        .map(|e| {
+            if !context.base64 {
+                return Ok(e.values.get().to_owned());
+            }
             let floats: Vec<f32> = serde_json::from_str(e.values.get()).map_err(|err| {
                 UpstreamError::Malformed(format!("unreadable Gemini embedding: {err}"))
             })?;
             let bytes: Vec<u8> = floats.iter().flat_map(|x| x.to_le_bytes()).collect();
             use base64::Engine as _;
             // Base64 needs no escaping inside a JSON string.
-            format!(
+            Ok(format!(
                 "\"{}\"",
                 base64::engine::general_purpose::STANDARD.encode(bytes)
-            )
-        } else {
-            e.values.get().to_owned()
-        };
-        if index > 0 {
-            out.push(',');
-        }
-        let _ = write!(
-            out,
-            r#"{{"object":"embedding","index":{index},"embedding":{embedding}}}"#
-        );
-    }
-    let tokens = context.estimated_tokens;
-    let _ = write!(
-        out,
-        r#"],"model":{},"usage":{{"prompt_tokens":{tokens},"total_tokens":{tokens}}}}}"#,
-        Value::String(context.model.clone())
+            ))
+        })
+        .collect::<Result<Vec<String>, UpstreamError>>()?;
+    let list = reprise_api::embeddings_list(
+        embeddings.iter().map(String::as_str),
+        &context.model,
+        context.estimated_tokens,
     );
-    Ok(bytes::Bytes::from(out))
+    Ok(bytes::Bytes::from(list))
 }
 
 #[cfg(test)]
