@@ -107,6 +107,13 @@ async fn the_guard_vetoes_near_misses_that_change_the_answer() {
             "Can I feed my cat chocolate?",
         ),
         ("What does os.path.join do?", "What does os.path.split do?"),
+        // The guard reads English only; these two were served one another's answer before it
+        // left other languages to the exact tier.
+        (
+            "¿Cuántos días tiene una semana?",
+            "¿Cuántos días tiene un mes?",
+        ),
+        ("प्रधानमंत्री कौन है?", "राष्ट्रपति कौन है?"),
     ];
     for (first, second) in pairs {
         assert_eq!(
