@@ -54,27 +54,23 @@ static NUMBER_OF: LazyLock<FxHashMap<&'static str, &'static str>> =
 static MARKER_OF: LazyLock<FxHashMap<&'static str, &'static str>> =
     LazyLock::new(|| MARKER_ALIAS.iter().copied().collect());
 
-/// English function words: the guard's own and NLTK's list.
-static ENGLISH_FUNCTION: Words = LazyLock::new(|| {
-    STOPWORDS
-        .iter()
-        .chain(stop_words::get("en"))
-        .copied()
-        .collect()
-});
-
-/// The function words of the languages written in Latin letters that NLTK lists, less those
-/// that are English ones too ("a", "me", "on"): what a question in another language is made of.
-static FOREIGN_FUNCTION: Words = LazyLock::new(|| {
-    [
+/// Function words, each mapped to whether it is English: the guard's own list and NLTK's
+/// English one (`true`), then the lists NLTK has for languages written in Latin letters, less the
+/// words English shares with them ("a", "me", "on"). One lookup a word tells the two apart.
+static FUNCTION_WORD: LazyLock<FxHashMap<&'static str, bool>> = LazyLock::new(|| {
+    let english = STOPWORDS.iter().chain(stop_words::get("en"));
+    let other = [
         "es", "fr", "de", "pt", "it", "nl", "sv", "da", "no", "fi", "ro", "tr", "hu", "id", "sl",
         "az",
     ]
     .iter()
-    .flat_map(|language| stop_words::get(language))
-    .copied()
-    .filter(|w| !ENGLISH_FUNCTION.contains(w))
-    .collect()
+    .flat_map(|language| stop_words::get(language));
+    let mut words: FxHashMap<&'static str, bool> = FxHashMap::default();
+    words.extend(english.map(|w| (*w, true)));
+    for w in other {
+        words.entry(*w).or_insert(false);
+    }
+    words
 });
 
 /// Whether `text` is written in another language than English: mostly in another script than
@@ -84,29 +80,30 @@ static FOREIGN_FUNCTION: Words = LazyLock::new(|| {
 /// a word of another script ("What does εἶμεν mean?"); those are only ever served by the exact
 /// tier.
 fn foreign(text: &str, lower: &str) -> bool {
-    let (mut letters, mut other_script) = (0usize, 0usize);
-    for c in text.chars().filter(|c| c.is_alphabetic()) {
-        letters += 1;
-        let latin = c.is_ascii_alphabetic()
-            || ('\u{00C0}'..='\u{024F}').contains(&c)
-            || ('\u{1E00}'..='\u{1EFF}').contains(&c);
-        other_script += usize::from(!latin);
-    }
-    if other_script * 4 > letters {
-        return true;
+    let ascii = text.is_ascii();
+    if !ascii {
+        let (mut letters, mut other_script) = (0usize, 0usize);
+        for c in text.chars().filter(|c| c.is_alphabetic()) {
+            letters += 1;
+            let latin = c.is_ascii_alphabetic()
+                || ('\u{00C0}'..='\u{024F}').contains(&c)
+                || ('\u{1E00}'..='\u{1EFF}').contains(&c);
+            other_script += usize::from(!latin);
+        }
+        if other_script * 4 > letters {
+            return true;
+        }
     }
     let (mut english, mut other) = (0usize, 0usize);
     for raw in lower.split_whitespace() {
         let word = raw.trim_matches(|c: char| !c.is_alphanumeric());
-        if word.is_empty() {
-            continue;
-        }
-        if ENGLISH_FUNCTION.contains(word) {
-            english += 1;
-        } else if FOREIGN_FUNCTION.contains(word)
-            || word.chars().any(|c| c.is_alphabetic() && !c.is_ascii())
-        {
-            other += 1;
+        match FUNCTION_WORD.get(word) {
+            Some(true) => english += 1,
+            Some(false) => other += 1,
+            None if !ascii && word.chars().any(|c| c.is_alphabetic() && !c.is_ascii()) => {
+                other += 1;
+            }
+            None => {}
         }
     }
     other >= 2 && other > english
