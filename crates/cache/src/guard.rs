@@ -17,6 +17,7 @@
 //! | what is asked | a place, a time, a reason, a person or a quantity for another (QQP: "Where should I promote..." / "How can I promote...") |
 //! | third-person pronouns | Coref: "he would reject her" vs "she would reject him" |
 //! | who does what to whom | SRL: asymmetric relations, wrong passive swaps |
+//! | direction and order | "Fahrenheit to Celsius" / "Celsius to Fahrenheit", "5 minus 3" / "3 minus 5" |
 //! | content words | Vocabulary: a changed or added content word in the same template |
 //! | language | every rule reads English: a question in another language is left to the exact tier |
 //!
@@ -73,6 +74,20 @@ static FUNCTION_WORD: LazyLock<FxHashMap<&'static str, bool>> = LazyLock::new(||
     words
 });
 
+/// The (source, destination) pairs of one sentence: "from S ... to D" (either order) pairs S with
+/// each destination; otherwise a destination's source is the content word before its "to".
+fn directions(
+    source: Option<u64>,
+    destinations: &mut Vec<(Option<u64>, u64)>,
+) -> impl Iterator<Item = (u64, u64)> {
+    destinations
+        .drain(..)
+        .filter_map(move |(before, to)| Some((source.or(before)?, to)))
+        .filter(|(from, to)| from != to)
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
 /// Whether `text` is written in another language than English: mostly in another script than
 /// the Latin one, or with at least two words that are another language's function words or
 /// carry accented letters, and more of them than English function words. Of the 82,552
@@ -122,6 +137,9 @@ pub enum Veto {
     Pronouns,
     Roles,
     Content,
+    /// The same two things in the other direction: "Fahrenheit to Celsius" / "Celsius to
+    /// Fahrenheit", "from MySQL to PostgreSQL" / "from PostgreSQL to MySQL".
+    Direction,
     /// Either question is not in English, the only language the guard reads.
     Language,
 }
@@ -139,6 +157,7 @@ impl Veto {
             Veto::Pronouns => "pronouns",
             Veto::Roles => "roles",
             Veto::Content => "content",
+            Veto::Direction => "direction",
             Veto::Language => "language",
         }
     }
@@ -206,6 +225,15 @@ pub fn check_analysed(a: &Analysis, b: &Analysis, closeness: Closeness) -> Resul
     }
     if a.markers != b.markers {
         return Err(Veto::Markers);
+    }
+    // The same numbers in another order ("5 minus 3" / "3 minus 5", "2 to the power of 10" /
+    // "10 to the power of 2") ask another question, unless the question offers a choice
+    // between them.
+    if a.number_order != b.number_order && !(a.choice || b.choice) {
+        return Err(Veto::Numbers);
+    }
+    if !(a.symmetric || b.symmetric) && a.reverses(b) {
+        return Err(Veto::Direction);
     }
     if a.asks != b.asks {
         return Err(Veto::Asks);
@@ -402,6 +430,11 @@ pub struct Analysis {
     asks: Option<Asks>,
     /// Written in another language than English (see [`foreign`]).
     foreign: bool,
+    /// The numbers in the order written, hashed.
+    number_order: Box<[u64]>,
+    /// What goes where: (source, destination) content words of "X to Y", "X into Y" and
+    /// "from X ... to Y", hashed.
+    directions: Box<[(u64, u64)]>,
 }
 
 /// What a question asks for, where its opening word says so. "What", "how", "which" and yes/no
@@ -475,6 +508,8 @@ struct Draft {
     comparative: bool,
     asks: Option<Asks>,
     foreign: bool,
+    number_order: Vec<u64>,
+    directions: Vec<(u64, u64)>,
 }
 
 impl Draft {
@@ -506,6 +541,8 @@ impl Draft {
             comparative: self.comparative,
             asks: self.asks,
             foreign: self.foreign,
+            number_order: self.number_order.into_boxed_slice(),
+            directions: self.directions.into_boxed_slice(),
         }
     }
 }
@@ -527,6 +564,14 @@ impl Analysis {
         let mut opening: Option<Asks> = None;
         // Whether the previous word was part of a name.
         let mut in_name = false;
+        // Reading directions, within one sentence: the last content word, the source named
+        // after "from", and the content word before each "to" or "into" whose destination is
+        // still to come (`None` inside: no content word before it, as in "How to...").
+        let mut last_content: Option<u64> = None;
+        let mut after_from = false;
+        let mut source: Option<u64> = None;
+        let mut toward: Option<Option<u64>> = None;
+        let mut destinations: Vec<(Option<u64>, u64)> = Vec::new();
         let mut raws = text.split_whitespace().peekable();
         while let Some(raw) = raws.next() {
             // "over 50k" is "more than 50k"; "under 18" is "less than 18".
@@ -609,6 +654,10 @@ impl Analysis {
                     let n = NUMBER_OF
                         .get(n.as_str())
                         .map_or(n, |&digits| digits.to_owned());
+                    // Quantities only: "S3" and "gpt-4" are names, which a rephrasing may move.
+                    if n.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '.') {
+                        a.number_order.push(token_hash(&n));
+                    }
                     *a.numbers.entry(n).or_default() += 1;
                     sentence_start = false;
                     continue;
@@ -697,6 +746,11 @@ impl Analysis {
                     *a.markers.entry(marker.to_owned()).or_default() += 1;
                     continue;
                 }
+                match lower.as_str() {
+                    "to" | "into" | "onto" | "towards" | "toward" => toward = Some(last_content),
+                    "from" => after_from = true,
+                    _ => {}
+                }
                 if STOPWORD.contains(lower.as_str()) || NEGATION.contains(lower.as_str()) {
                     continue;
                 }
@@ -707,11 +761,22 @@ impl Analysis {
                 if a.first_content.is_none() {
                     a.first_content = Some(stem.clone());
                 }
+                let hashed = token_hash(&stem);
+                if std::mem::take(&mut after_from) {
+                    source = Some(hashed);
+                }
+                if let Some(before) = toward.take() {
+                    destinations.push((before, hashed));
+                }
+                last_content = Some(hashed);
                 a.content.insert(stem);
                 a.words.push(lower);
             }
             if ends_sentence {
                 sentence_start = true;
+                a.directions
+                    .extend(directions(source.take(), &mut destinations));
+                (last_content, after_from, toward) = (None, false, None);
             }
             // A comma or other punctuation between two names separates them (the words of
             // one token, "REUSE_DATASET_IF_EXISTS", are one name).
@@ -719,11 +784,19 @@ impl Analysis {
                 in_name = false;
             }
         }
+        a.directions.extend(directions(source, &mut destinations));
         // Only a question asks: "When setting the format, ..." opens a statement.
         if !text.contains('?') {
             a.asks = None;
         }
         a.freeze()
+    }
+
+    /// Whether the other text names one of this text's directions the other way round.
+    fn reverses(&self, other: &Analysis) -> bool {
+        self.directions
+            .iter()
+            .any(|&(from, to)| other.directions.contains(&(to, from)))
     }
 
     /// Every identifier or path of this text appears in the other (case aside: product names
@@ -1512,6 +1585,73 @@ mod tests {
                 "You can clone the repository using Git LFS and the git clone command.",
                 "Git LFS and the git clone command can be used to clone the repository.",
             ),
+        ] {
+            assert_eq!(vetoes(a, b), None, "{a} / {b}");
+        }
+    }
+
+    #[test]
+    fn the_same_things_in_the_other_direction_or_order_ask_something_else() {
+        // The embedding gives each pair 1.0: the same words.
+        for (a, b, veto) in [
+            (
+                "How do I convert Fahrenheit to Celsius?",
+                "How do I convert Celsius to Fahrenheit?",
+                Veto::Direction,
+            ),
+            (
+                "Convert 5 km to miles",
+                "Convert 5 miles to km",
+                Veto::Direction,
+            ),
+            (
+                "How do I migrate from MySQL to PostgreSQL?",
+                "How do I migrate from PostgreSQL to MySQL?",
+                Veto::Direction,
+            ),
+            (
+                "How do I cast an int to a string in Java?",
+                "How do I cast a string to an int in Java?",
+                Veto::Direction,
+            ),
+            (
+                "How to copy files from local to remote with scp?",
+                "How to copy files from remote to local with scp?",
+                Veto::Direction,
+            ),
+            (
+                "Translate this into French from German.",
+                "Translate this into German from French.",
+                Veto::Direction,
+            ),
+            ("What is 5 minus 3?", "What is 3 minus 5?", Veto::Numbers),
+            (
+                "What is 2 to the power of 10?",
+                "What is 10 to the power of 2?",
+                Veto::Numbers,
+            ),
+        ] {
+            assert_eq!(vetoes(a, b), Some(veto), "{a} / {b}");
+            assert_eq!(vetoes(b, a), Some(veto), "{b} / {a}");
+        }
+        // The same direction written another way, a symmetric relation, a choice, and
+        // identifiers with digits moved by a rephrasing.
+        for (a, b) in [
+            (
+                "How do I go to Paris from London?",
+                "How do I go from London to Paris?",
+            ),
+            (
+                "How do I convert Fahrenheit to Celsius?",
+                "How can I convert to Celsius from Fahrenheit?",
+            ),
+            (
+                "Is a tomato similar to a potato?",
+                "Is a potato similar to a tomato?",
+            ),
+            ("Compare Python to Java", "Compare Java to Python"),
+            ("Which is bigger, 5 or 3?", "Which is bigger, 3 or 5?"),
+            ("How do I use S3 with s3fs?", "With s3fs, how do I use S3?"),
         ] {
             assert_eq!(vetoes(a, b), None, "{a} / {b}");
         }

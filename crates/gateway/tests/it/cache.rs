@@ -107,6 +107,12 @@ async fn the_guard_vetoes_near_misses_that_change_the_answer() {
             "Can I feed my cat chocolate?",
         ),
         ("What does os.path.join do?", "What does os.path.split do?"),
+        // The same words, so the embedding gives 1.0: only the direction tells them apart.
+        (
+            "How do I convert Fahrenheit to Celsius?",
+            "How do I convert Celsius to Fahrenheit?",
+        ),
+        ("What is 5 minus 3?", "What is 3 minus 5?"),
         // The guard reads English only; these two were served one another's answer before it
         // left other languages to the exact tier.
         (
