@@ -250,7 +250,7 @@ pub fn run(
             bucket_at(&inside, 0.99)
         );
         embeddings_phase(gw_addr, &mock_url, seconds).await?;
-        responses_phase(gw_addr, seconds).await
+        hit_forms_phase(gw_addr, seconds).await
     });
     drop(gw);
     let _ = std::fs::remove_dir_all(&data_dir);
@@ -311,8 +311,10 @@ async fn embeddings_phase(gw_addr: SocketAddr, mock_url: &str, seconds: u64) -> 
 }
 
 /// Phase 6: a Responses API exact hit (`"store": false`) against a chat completion's exact hit
-/// of the same question: what building a fresh response object costs over a chat completion.
-async fn responses_phase(gw_addr: SocketAddr, seconds: u64) -> anyhow::Result<()> {
+/// of the same question: what building a fresh response object costs over a chat completion;
+/// then the chat hit replayed as a stream of chunks (with the usage chunk) against the same hit
+/// as JSON: what serving a hit in the form a streaming client asked for costs.
+async fn hit_forms_phase(gw_addr: SocketAddr, seconds: u64) -> anyhow::Result<()> {
     let question = "How do I rotate the gateway's keys without downtime?";
     let leak = |v: serde_json::Value| -> &'static str { Box::leak(v.to_string().into_boxed_str()) };
     let chat = leak(serde_json::json!({"model": "gpt-4o-mini",
@@ -321,7 +323,14 @@ async fn responses_phase(gw_addr: SocketAddr, seconds: u64) -> anyhow::Result<()
         serde_json::json!({"model": "gpt-4o-mini", "input": question,
         "store": false}),
     );
-    for (path, body) in [("/v1/chat/completions", chat), ("/v1/responses", responses)] {
+    let streamed = leak(serde_json::json!({"model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": question}],
+        "stream": true, "stream_options": {"include_usage": true}}));
+    for (path, body) in [
+        ("/v1/chat/completions", chat),
+        ("/v1/responses", responses),
+        ("/v1/chat/completions", streamed),
+    ] {
         crate::load::fetch(gw_addr, path, body).await?;
         let probe = crate::load::fetch(gw_addr, path, body).await?;
         anyhow::ensure!(
@@ -330,21 +339,57 @@ async fn responses_phase(gw_addr: SocketAddr, seconds: u64) -> anyhow::Result<()
             probe.0
         );
     }
+    let (_, replayed) = crate::load::fetch(gw_addr, "/v1/chat/completions", streamed).await?;
+    let replayed = String::from_utf8_lossy(&replayed);
+    let events = replayed.matches("data: ").count();
+    anyhow::ensure!(
+        events >= 3 && replayed.ends_with("data: [DONE]\n\n"),
+        "the streamed hit was not a whole stream: {replayed}"
+    );
     let chat_hit = Load::new(gw_addr, "/v1/chat/completions", chat);
-    let responses_hit = Load::new(gw_addr, "/v1/responses", responses);
+    compare(
+        seconds,
+        "Responses API exact hit vs chat completion exact hit (the same question)",
+        ("chat hit", &chat_hit),
+        (
+            "responses hit",
+            &Load::new(gw_addr, "/v1/responses", responses),
+        ),
+    )
+    .await?;
+    compare(
+        seconds,
+        &format!(
+            "chat completion exact hit replayed as a stream ({events} events, usage chunk) vs as JSON (the same entry)"
+        ),
+        ("JSON hit", &chat_hit),
+        (
+            "streamed hit",
+            &Load::new(gw_addr, "/v1/chat/completions", streamed),
+        ),
+    )
+    .await
+}
+
+/// Loads `a` and `b` in alternating one-second rounds (8 connections) and prints both under
+/// `caption`.
+async fn compare(
+    seconds: u64,
+    caption: &str,
+    a: (&str, &Load),
+    b: (&str, &Load),
+) -> anyhow::Result<()> {
     let second = Duration::from_secs(1);
-    for l in [&chat_hit, &responses_hit] {
+    for l in [a.1, b.1] {
         l.closed(8, second).await?;
     }
-    let (mut c_all, mut r_all) = (crate::load::Report::empty()?, crate::load::Report::empty()?);
+    let (mut a_all, mut b_all) = (crate::load::Report::empty()?, crate::load::Report::empty()?);
     for _ in 0..seconds {
-        c_all.absorb(&chat_hit.closed(8, second).await?)?;
-        r_all.absorb(&responses_hit.closed(8, second).await?)?;
+        a_all.absorb(&a.1.closed(8, second).await?)?;
+        b_all.absorb(&b.1.closed(8, second).await?)?;
     }
-    println!(
-        "\nResponses API exact hit vs chat completion exact hit (the same question); 8 connections, {seconds} alternating 1 s rounds"
-    );
-    crate::print_table_named(("chat hit", &c_all), ("responses hit", &r_all));
+    println!("\n{caption}; 8 connections, {seconds} alternating 1 s rounds");
+    crate::print_table_named((a.0, &a_all), (b.0, &b_all));
     Ok(())
 }
 

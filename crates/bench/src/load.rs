@@ -26,6 +26,8 @@ pub struct Load {
 /// The outcome of one run.
 pub struct Report {
     histogram: Histogram<u64>,
+    /// Time to the first byte of each answer's body (for a stream: its first event).
+    first_byte: Histogram<u64>,
     pub errors: u64,
     elapsed: Duration,
 }
@@ -34,6 +36,7 @@ impl Report {
     fn new() -> anyhow::Result<Self> {
         Ok(Self {
             histogram: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+            first_byte: Histogram::new_with_bounds(1, 60_000_000, 3)?,
             errors: 0,
             elapsed: Duration::ZERO,
         })
@@ -41,6 +44,7 @@ impl Report {
 
     fn merge(&mut self, other: &Report) -> anyhow::Result<()> {
         self.histogram.add(&other.histogram)?;
+        self.first_byte.add(&other.first_byte)?;
         self.errors += other.errors;
         Ok(())
     }
@@ -68,6 +72,11 @@ impl Report {
     pub fn percentile_ms(&self, p: f64) -> f64 {
         self.histogram.value_at_percentile(p) as f64 / 1000.0
     }
+
+    /// Time to the first byte of the body at percentile `p`, in milliseconds.
+    pub fn first_byte_ms(&self, p: f64) -> f64 {
+        self.first_byte.value_at_percentile(p) as f64 / 1000.0
+    }
 }
 
 type Sender = http1::SendRequest<Full<Bytes>>;
@@ -91,7 +100,9 @@ impl Load {
         Ok(sender)
     }
 
-    async fn send(&self, sender: &mut Sender) -> anyhow::Result<()> {
+    /// Sends the request and reads the whole answer; returns when its body's first byte came,
+    /// measured from `scheduled`.
+    async fn send(&self, sender: &mut Sender, scheduled: Instant) -> anyhow::Result<Duration> {
         sender.ready().await?;
         let request = hyper::Request::post(self.path)
             .header("host", self.addr.to_string())
@@ -99,9 +110,16 @@ impl Load {
             .body(Full::new(self.body.clone()))?;
         let response = sender.send_request(request).await?;
         let ok = response.status().is_success();
-        response.into_body().collect().await?;
+        let mut body = response.into_body();
+        let mut first_byte = None;
+        while let Some(frame) = body.frame().await {
+            let frame = frame?;
+            if first_byte.is_none() && frame.data_ref().is_some_and(|d| !d.is_empty()) {
+                first_byte = Some(scheduled.elapsed());
+            }
+        }
         anyhow::ensure!(ok, "non-2xx answer");
-        Ok(())
+        Ok(first_byte.unwrap_or_else(|| scheduled.elapsed()))
     }
 
     /// `connections` workers, each sending back to back, for `duration`.
@@ -192,10 +210,12 @@ impl Load {
                 }
             };
             sent += 1;
-            match self.send(&mut sender).await {
-                Ok(()) => {
+            match self.send(&mut sender, scheduled).await {
+                Ok(first_byte) => {
                     let micros = scheduled.elapsed().as_micros().max(1) as u64;
                     report.histogram.saturating_record(micros);
+                    let micros = first_byte.as_micros().max(1) as u64;
+                    report.first_byte.saturating_record(micros);
                 }
                 Err(_) => {
                     report.errors += 1;

@@ -8,7 +8,9 @@
 //! Phases: closed loop (N connections, each sending as fast as answers come) for throughput and
 //! latency under saturation, over HTTP/2 and HTTP/1.1 upstream connections; the same against a
 //! bare proxy on the same libraries (the floor any proxy pays on this machine, `bare`); the cost of
-//! translating to Anthropic's and Gemini's formats; open loop at a fixed rate for the latency the gateway adds at a
+//! translating to Anthropic's and Gemini's formats; the Responses API and a forwarded route;
+//! streamed completions (whole streams and time to the first event, saturated and at a fixed
+//! rate); open loop at a fixed rate for the latency the gateway adds at a
 //! realistic load (latency counted from each request's scheduled send time, so a stall is not
 //! hidden by coordinated omission); and the gateway's resident memory after 1,000 and after
 //! 100,000 proxied requests.
@@ -262,7 +264,7 @@ fn proxy(
     let through_bare = Load::new(bare_addr, "/v1/chat/completions", body);
 
     println!(
-        "reprise proxy benchmark: {} cores, non-streamed chat completions, cache off",
+        "reprise proxy benchmark: {} cores, chat completions (streamed in their own phases), cache off",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     runtime.block_on(async {
@@ -400,6 +402,50 @@ fn proxy(
         })
         .await?;
         print_closed(cpu, &d, &g);
+
+        // Streamed chat completions: the gateway relays each event as it arrives and reads
+        // the usage chunk for its books.
+        let stream_body = r#"{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"What is the capital of France?"}],"temperature":0,"stream":true,"stream_options":{"include_usage":true}}"#;
+        let direct_stream = Load::new(mock_addr, "/v1/chat/completions", stream_body);
+        let through_stream = Load::new(gw_addr, "/v1/chat/completions", stream_body);
+        let (_, relayed) = load::fetch(gw_addr, "/v1/chat/completions", stream_body).await?;
+        let relayed = String::from_utf8_lossy(&relayed);
+        anyhow::ensure!(
+            relayed.matches("data: ").count() >= 5 && relayed.ends_with("data: [DONE]\n\n"),
+            "the gateway did not relay a whole stream: {relayed}"
+        );
+        through_stream.closed(connections, second).await?;
+        println!(
+            "\nstreamed chat completions (\"stream\": true, usage chunk; {} events an answer): closed loop, {connections} connections, {rounds} alternating 1 s rounds each; upstream over HTTP/2 (h2c)",
+            relayed.matches("data: ").count()
+        );
+        let (d, g, cpu) = interleave(rounds, &direct_stream, &through_stream, pids, |l| {
+            l.closed(connections, second)
+        })
+        .await?;
+        print_closed(cpu, &d, &g);
+        println!(
+            "time to the first event: direct p50 {:.3} ms, p99 {:.3} ms; via reprise p50 {:.3} ms, p99 {:.3} ms",
+            d.first_byte_ms(50.0),
+            d.first_byte_ms(99.0),
+            g.first_byte_ms(50.0),
+            g.first_byte_ms(99.0)
+        );
+        println!(
+            "\nstreamed at a fixed {rate} requests/s, {rounds} alternating 1 s rounds each"
+        );
+        let (d, g, _) = interleave(rounds, &direct_stream, &through_stream, pids, |l| {
+            l.fixed_rate(rate, second)
+        })
+        .await?;
+        print_table(&d, &g);
+        println!(
+            "added by the gateway: whole stream p50 {:+.3} ms, p99 {:+.3} ms; first event p50 {:+.3} ms, p99 {:+.3} ms",
+            g.percentile_ms(50.0) - d.percentile_ms(50.0),
+            g.percentile_ms(99.0) - d.percentile_ms(99.0),
+            g.first_byte_ms(50.0) - d.first_byte_ms(50.0),
+            g.first_byte_ms(99.0) - d.first_byte_ms(99.0)
+        );
 
         println!("\nfixed rate: {rate} requests/s, {rounds} alternating 1 s rounds each");
         let (d, g, _) = interleave(rounds, &direct, &through, pids, |l| {

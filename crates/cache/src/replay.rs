@@ -166,7 +166,8 @@ pub fn chunks(stored: &Value, include_usage: bool) -> Vec<String> {
 /// `prompt_filter_results`, a provider's own), which go out once, with the first chunk: where
 /// the assembler of a streamed miss found them.
 struct Frames {
-    head: Map<String, Value>,
+    /// The fields every chunk carries, serialised once: an object without its closing brace.
+    head: String,
     once: Option<Map<String, Value>>,
 }
 
@@ -189,18 +190,30 @@ impl Frames {
                 }
             }
         }
+        let mut head = Value::Object(head).to_string();
+        head.pop();
         Frames {
             head,
             once: Some(once),
         }
     }
 
-    /// A chunk carrying `fields` (its choices, or its usage).
+    /// A chunk carrying `fields` (its choices, or its usage): the head's fields, then these
+    /// (no key is in both: the head's are never a chunk's own).
     fn chunk(&mut self, fields: Map<String, Value>) -> String {
-        let mut c = self.head.clone();
-        c.extend(self.once.take().unwrap_or_default());
-        c.extend(fields);
-        Value::Object(c).to_string()
+        let mut own = self.once.take().unwrap_or_default();
+        own.extend(fields);
+        let own = Value::Object(own).to_string();
+        let mut chunk = String::with_capacity(self.head.len() + own.len() + 1);
+        chunk.push_str(&self.head);
+        match own.strip_prefix('{') {
+            Some("}") | None => chunk.push('}'),
+            Some(rest) => {
+                chunk.push(',');
+                chunk.push_str(rest);
+            }
+        }
+        chunk
     }
 
     /// A chunk of choice `index` with this delta.
@@ -299,9 +312,15 @@ mod tests {
         assert_eq!(events.last().unwrap(), "[DONE]");
         assert!(events.len() > 8, "several chunks: {}", events.len());
         let mut a = Assembler::new();
+        let first: Value = serde_json::from_str(&events[0]).unwrap();
+        assert!(first["id"].as_str().unwrap().starts_with("chatcmpl-"));
+        assert_ne!(first["id"], s["id"]);
         for e in &events[..events.len() - 1] {
             let v: Value = serde_json::from_str(e).unwrap();
+            // Every chunk carries the stream's one fresh identity and the model.
             assert_eq!(v["object"], "chat.completion.chunk");
+            assert_eq!((&v["id"], &v["created"]), (&first["id"], &first["created"]));
+            assert_eq!(v["model"], "m");
             a.push(e);
         }
         let back = a.finish().unwrap();

@@ -62,10 +62,13 @@ pub fn respond_hit(
 ) -> Response {
     let entry = &hit.entry;
     let response = if request.is_stream() {
-        let frames = replay::chunks(&entry.completion, request.include_usage())
-            .into_iter()
-            .map(|data| Bytes::from(format!("data: {data}\n\n")));
-        event_stream(frames)
+        let mut events = String::new();
+        for data in replay::chunks(&entry.completion, request.include_usage()) {
+            events.push_str("data: ");
+            events.push_str(&data);
+            events.push_str("\n\n");
+        }
+        event_stream(events)
     } else {
         json(replay::json_body(&entry.completion))
     };
@@ -84,19 +87,29 @@ pub fn respond_hit_responses(
     let stored = &hit.entry.completion;
     let response = if stream {
         let fresh = reprise_cache::responses::fresh(stored, now_secs);
-        let frames = reprise_cache::responses::events(&fresh)
-            .into_iter()
-            .map(|(name, data)| Bytes::from(format!("event: {name}\ndata: {data}\n\n")));
-        event_stream(frames)
+        let mut events = String::new();
+        for (name, data) in reprise_cache::responses::events(&fresh) {
+            events.push_str("event: ");
+            events.push_str(name);
+            events.push_str("\ndata: ");
+            events.push_str(&data);
+            events.push_str("\n\n");
+        }
+        event_stream(events)
     } else {
         json(reprise_cache::responses::json_body(stored, now_secs))
     };
     finish_hit(state, log, &hit, response)
 }
 
-fn event_stream(frames: impl Iterator<Item = Bytes> + Send + 'static) -> Response {
-    let frames = frames.map(Ok::<_, Infallible>);
-    let mut r = Response::new(Body::from_stream(futures_util::stream::iter(frames)));
+/// A replayed stream: every event is known at once, so they go out together, as one frame of a
+/// chunked body (written with one system call, where a frame an event cost the hit about twice a
+/// JSON hit's CPU), still an event stream of several events to the client.
+fn event_stream(events: String) -> Response {
+    let frame = Ok::<_, Infallible>(Bytes::from(events));
+    let mut r = Response::new(Body::from_stream(futures_util::stream::once(
+        std::future::ready(frame),
+    )));
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
