@@ -9,6 +9,7 @@
 //! | check | failure class |
 //! |---|---|
 //! | numbers and quantities | NER: changed numbers, dates, times |
+//! | operators | "5 - 3" / "5 * 3", "a == b" / "a != b", "x += 1" / "x -= 1" |
 //! | quoted strings | exact strings the answer depends on |
 //! | code identifiers and paths | `os.path.join` vs `os.path.split` |
 //! | named entities | NER: changed names, places; Coref: a name for a pronoun |
@@ -142,6 +143,8 @@ pub enum Veto {
     Direction,
     /// Either question is not in English, the only language the guard reads.
     Language,
+    /// Other operators between the same operands: "5 - 3" / "5 * 3", "a == b" / "a != b".
+    Operators,
 }
 
 impl Veto {
@@ -159,6 +162,7 @@ impl Veto {
             Veto::Content => "content",
             Veto::Direction => "direction",
             Veto::Language => "language",
+            Veto::Operators => "operators",
         }
     }
 }
@@ -206,6 +210,9 @@ pub fn check_analysed(a: &Analysis, b: &Analysis, closeness: Closeness) -> Resul
     }
     if a.numbers != b.numbers {
         return Err(Veto::Numbers);
+    }
+    if a.operators != b.operators {
+        return Err(Veto::Operators);
     }
     if a.quoted != b.quoted {
         return Err(Veto::Quoted);
@@ -432,6 +439,9 @@ pub struct Analysis {
     foreign: bool,
     /// The numbers in the order written, hashed.
     number_order: Box<[u64]>,
+    /// The operators between operands, in the order written, one space between (see
+    /// [`operators`]).
+    operators: Box<str>,
     /// What goes where: (source, destination) content words of "X to Y", "X into Y" and
     /// "from X ... to Y", hashed.
     directions: Box<[(u64, u64)]>,
@@ -509,6 +519,7 @@ struct Draft {
     asks: Option<Asks>,
     foreign: bool,
     number_order: Vec<u64>,
+    operators: String,
     directions: Vec<(u64, u64)>,
 }
 
@@ -542,6 +553,7 @@ impl Draft {
             asks: self.asks,
             foreign: self.foreign,
             number_order: self.number_order.into_boxed_slice(),
+            operators: self.operators.into_boxed_str(),
             directions: self.directions.into_boxed_slice(),
         }
     }
@@ -553,6 +565,7 @@ impl Analysis {
         let raw_lower = text.to_lowercase();
         let mut a = Draft {
             quoted: quoted_strings(text),
+            operators: operators(text),
             foreign: foreign(text, &raw_lower),
             raw_lower,
             ..Draft::default()
@@ -977,6 +990,147 @@ fn contains_word(text: &str, word: &str) -> bool {
     })
 }
 
+/// Characters operators are written with.
+fn is_operator_char(c: char) -> bool {
+    matches!(
+        c,
+        '+' | '-' | '*' | '/' | '%' | '^' | '=' | '!' | '<' | '>' | '&' | '|'
+    )
+}
+
+/// Operators that are operators wherever they stand, even with no operand beside them ("the
+/// difference between == and ===", "what does && do").
+#[rustfmt::skip]
+const OPERATORS: &[&str] = &[
+    "==", "!=", "<=", ">=", "===", "!==", "&&", "||", "+=", "-=", "*=", "/=", "%=", "^=", "|=",
+    "&=", "->", "=>", "<<", ">>",
+];
+
+/// What stands beside an operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operand {
+    /// A number, or a term that starts with one ("2x", "3.5").
+    Number,
+    /// One letter, or a name with a digit in it ("x", "b", "x1").
+    Variable,
+    /// A bracket that closes an operand before it or opens one after it.
+    Bracket,
+    /// A word: the symbol is punctuation, not an operator.
+    Word,
+    Nothing,
+}
+
+impl Operand {
+    fn of(term: &str) -> Self {
+        let term = term.trim_matches('.');
+        match term.chars().next() {
+            None => Operand::Nothing,
+            Some(c) if c.is_ascii_digit() => Operand::Number,
+            Some(c) if c.is_alphabetic() && term.chars().count() == 1 => Operand::Variable,
+            Some(_) if term.chars().any(|c| c.is_ascii_digit()) => Operand::Variable,
+            Some(_) => Operand::Word,
+        }
+    }
+
+    fn is_operand(self) -> bool {
+        matches!(self, Operand::Number | Operand::Variable | Operand::Bracket)
+    }
+}
+
+fn is_term_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_' || c == '.'
+}
+
+/// The operand before position `at` of `chars` (spaces skipped), and whether it touches it.
+fn operand_before(chars: &[char], at: usize) -> (Operand, bool) {
+    let end = chars[..at]
+        .iter()
+        .rposition(|c| !c.is_whitespace())
+        .map_or(0, |i| i + 1);
+    let tight = end == at && at > 0;
+    match end.checked_sub(1).map(|i| chars[i]) {
+        Some(')' | ']') => (Operand::Bracket, tight),
+        _ => {
+            let start = chars[..end]
+                .iter()
+                .rposition(|&c| !is_term_char(c))
+                .map_or(0, |i| i + 1);
+            (
+                Operand::of(&chars[start..end].iter().collect::<String>()),
+                tight,
+            )
+        }
+    }
+}
+
+/// The operand from position `at` of `chars` on (spaces skipped), and whether it touches it.
+fn operand_after(chars: &[char], at: usize) -> (Operand, bool) {
+    let start = chars[at..]
+        .iter()
+        .position(|c| !c.is_whitespace())
+        .map_or(chars.len(), |i| at + i);
+    let tight = start == at && at < chars.len();
+    match chars.get(start) {
+        Some('(' | '[') => (Operand::Bracket, tight),
+        _ => {
+            let end = chars[start..]
+                .iter()
+                .position(|&c| !is_term_char(c))
+                .map_or(chars.len(), |i| start + i);
+            (
+                Operand::of(&chars[start..end].iter().collect::<String>()),
+                tight,
+            )
+        }
+    }
+}
+
+/// The operators of `text` in the order written, one space between: a run of operator
+/// characters counts when it is one of [`OPERATORS`] or stands beside a number, a variable or
+/// a bracket ("5 - 3", "x^2", "a * b", "f(x) + 1", "C++"). Not counted: a hyphen or slash joining
+/// words ("two-factor", "3-year-old", "and/or", "GPT-4"), a dash between words, a percent sign
+/// after a number ("10%": a quantity, which the numbers rule reads), an exclamation mark after a
+/// word, a flag ("--hard", read as code), Markdown's emphasis and bullets.
+fn operators(text: &str) -> String {
+    let mut out = String::new();
+    if !text.contains(is_operator_char) {
+        return out;
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if !is_operator_char(chars[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len() && is_operator_char(chars[i]) {
+            i += 1;
+        }
+        let run: String = chars[start..i].iter().collect();
+        let (left, left_tight) = operand_before(&chars, start);
+        let (right, right_tight) = operand_after(&chars, i);
+        let counts = if OPERATORS.contains(&run.as_str()) {
+            true
+        } else if run == "%" && left == Operand::Number && left_tight {
+            false
+        } else if (run == "-" || run == "/") && left_tight && right_tight {
+            // Joining two terms: an operator only between operands ("x-1", "12/4", "2024-01"),
+            // a hyphen or a slash when either is a word.
+            left.is_operand() && right.is_operand()
+        } else {
+            left.is_operand() || right.is_operand()
+        };
+        if counts {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(&run);
+        }
+    }
+    out
+}
+
 /// The text with typographic apostrophes and quotes (’ ‘ ʼ, “ ” „) written as plain ones, so
 /// that "doesn’t" is a negation like "doesn't" and “::” the quoted string "::".
 fn plain_quotes(text: &str) -> Cow<'_, str> {
@@ -1126,17 +1280,20 @@ fn quoted_strings(text: &str) -> BTreeSet<String> {
             rest = after[end..].trim_start_matches(quote);
         }
     }
-    // Single quotes only when they open after a space and close before a space or punctuation.
+    // Single quotes only when they open after a space and close before a space or punctuation;
+    // an apostrophe inside a word ("'He don't like apples.'") does not close the quote.
     let bytes: Vec<char> = text.chars().collect();
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == '\''
             && (i == 0 || bytes[i - 1].is_whitespace())
-            && let Some(len) = bytes[i + 1..].iter().position(|&c| c == '\'')
+            && let Some(len) = bytes[i + 1..].iter().enumerate().position(|(j, &c)| {
+                let at = i + 1 + j;
+                c == '\'' && (at + 1 >= bytes.len() || !bytes[at + 1].is_alphanumeric())
+            })
         {
             let end = i + 1 + len;
-            let closes = end + 1 >= bytes.len() || !bytes[end + 1].is_alphanumeric();
-            if closes && len > 0 {
+            if len > 0 {
                 out.insert(
                     bytes[i + 1..end]
                         .iter()
@@ -1655,6 +1812,61 @@ mod tests {
         ] {
             assert_eq!(vetoes(a, b), None, "{a} / {b}");
         }
+    }
+
+    #[test]
+    fn operators_between_the_same_operands_ask_something_else() {
+        // Symbols are not words: the embedding barely sees them.
+        for (a, b) in [
+            ("What is 5 - 3?", "What is 5 * 3?"),
+            ("What is 12 / 4?", "What is 12 + 4?"),
+            (
+                "In C, what does a == b return?",
+                "In C, what does a != b return?",
+            ),
+            ("What does x += 1 do?", "What does x -= 1 do?"),
+            (
+                "In bash, what does cmd1 && cmd2 do?",
+                "In bash, what does cmd1 || cmd2 do?",
+            ),
+            (
+                "Is x <= 10 true when x is 10?",
+                "Is x < 10 true when x is 10?",
+            ),
+            ("What does a << 2 give?", "What does a >> 2 give?"),
+        ] {
+            assert_eq!(vetoes(a, b), Some(Veto::Operators), "{a} / {b}");
+            assert_eq!(vetoes(b, a), Some(Veto::Operators), "{b} / {a}");
+        }
+        // Hyphens in words and names, a slash between words, a percentage, and the same
+        // expression written with other spacing are no operators.
+        for (a, b) in [
+            (
+                "What is two-factor authentication?",
+                "Explain two-factor authentication.",
+            ),
+            ("What is GPT-4?", "Tell me what GPT-4 is."),
+            ("What is 10% of 50?", "Tell me what 10% of 50 is."),
+            ("What is 5-3?", "What is 5 - 3?"),
+            ("What is TCP/IP?", "Explain TCP/IP."),
+            (
+                "Should I write and/or in a contract?",
+                "In a contract, should I write and/or?",
+            ),
+        ] {
+            assert_eq!(vetoes(a, b), None, "{a} / {b}");
+        }
+    }
+
+    #[test]
+    fn an_apostrophe_inside_a_word_does_not_close_a_quote() {
+        assert_eq!(
+            vetoes(
+                "Is 'He don't like apples.' correct?",
+                "Is 'He doesn't like apples.' correct?"
+            ),
+            Some(Veto::Quoted)
+        );
     }
 
     #[test]

@@ -113,6 +113,12 @@ async fn the_guard_vetoes_near_misses_that_change_the_answer() {
             "How do I convert Celsius to Fahrenheit?",
         ),
         ("What is 5 minus 3?", "What is 3 minus 5?"),
+        // Symbols the embedding barely sees (similarities 0.987 and 0.979).
+        (
+            "What does a == b do in Python?",
+            "What does a != b do in Python?",
+        ),
+        ("What does x += 1 do?", "What does x -= 1 do?"),
         // The guard reads English only; these two were served one another's answer before it
         // left other languages to the exact tier.
         (
