@@ -177,10 +177,21 @@ pub fn run(
         spawn_and_find(cmd, |l| l.strip_prefix("listening on ").map(str::to_owned))?;
     let data_dir = std::env::temp_dir().join(format!("reprise-bench-cache-{}", std::process::id()));
     std::fs::create_dir_all(&data_dir)?;
+    // Room for the filled scope and the later phases' entries: at the default bound (100,000
+    // entries) the default fill leaves none, and what the later phases store is evicted first.
+    let config = data_dir.join("bench-cache.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[targets]]\nname = \"openai\"\nbase_url = \"{mock_url}\"\napi_key_env = \"OPENAI_API_KEY\"\n\n[cache]\nmax_entries = {}\nmax_bytes = {}\n",
+            entries + 100_000,
+            64u64 << 30
+        ),
+    )?;
     let mut cmd = Command::new(gateway);
-    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
         .env("OPENAI_API_KEY", "sk-bench")
-        .env("OPENAI_BASE_URL", &mock_url)
         .env("REPRISE_DATA_DIR", &data_dir)
         .env("REPRISE_MODEL_DIR", model_dir)
         .env("REPRISE_LOG_FORMAT", "json");

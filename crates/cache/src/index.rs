@@ -5,9 +5,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use serde_json::Value;
-
 use crate::Key;
+use crate::stored::Stored;
 
 /// One cached answer.
 #[derive(Debug)]
@@ -20,8 +19,9 @@ pub struct Entry {
     pub provider: String,
     /// The final user message it answers, when the semantic tier may compare against it.
     pub prompt: Option<String>,
-    /// The stored `chat.completion` (served with a fresh id and creation time).
-    pub completion: Value,
+    /// The stored answer (a `chat.completion`, a response or an input's embedding; served with
+    /// a fresh id and creation time).
+    pub completion: Stored,
     /// Its serialised size, what the byte bound counts.
     pub bytes: u64,
     /// Unix milliseconds.
@@ -42,17 +42,7 @@ impl Entry {
     /// Token counts of the stored answer, from its `usage` (a chat completion's
     /// `prompt_tokens` and `completion_tokens`, a response's `input_tokens` and `output_tokens`).
     pub fn tokens(&self) -> (u64, u64) {
-        let usage = &self.completion["usage"];
-        let count = |chat: &str, responses: &str| {
-            usage[chat]
-                .as_u64()
-                .or_else(|| usage[responses].as_u64())
-                .unwrap_or(0)
-        };
-        (
-            count("prompt_tokens", "input_tokens"),
-            count("completion_tokens", "output_tokens"),
-        )
+        self.completion.tokens()
     }
 }
 
@@ -228,7 +218,8 @@ mod tests {
     }
 
     fn entry(n: u8, created_ms: u64, ttl_ms: u64, tokens: u64) -> Arc<Entry> {
-        let completion = json!({"usage": {"prompt_tokens": tokens, "completion_tokens": 0}});
+        let completion =
+            Stored::compact(&json!({"usage": {"prompt_tokens": tokens, "completion_tokens": 0}}));
         Arc::new(Entry {
             exact: Key([n; 32]),
             scope: Key([0; 32]),

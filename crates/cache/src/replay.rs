@@ -4,6 +4,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::Stored;
+
 /// A fresh completion id, like OpenAI's `chatcmpl-...`.
 pub fn fresh_id() -> String {
     format!("chatcmpl-{}", uuid::Uuid::now_v7().simple())
@@ -27,10 +29,26 @@ pub fn json(stored: &Value) -> Value {
     out
 }
 
+/// [`json()`] serialised: the stored completion's text with the fresh `id` and `created` (and
+/// `object`) spliced in where the stored ones were, nothing else parsed or written again. This
+/// is every JSON hit's body.
+pub fn json_body(stored: &Stored) -> Vec<u8> {
+    let id = format!("\"{}\"", fresh_id());
+    let created = now_secs().to_string();
+    let fields = [
+        ("id", id.as_str()),
+        ("created", &created),
+        ("object", "\"chat.completion\""),
+    ];
+    match stored.with_fresh(&fields) {
+        Some(body) => body,
+        None => value_body(&stored.value()),
+    }
+}
+
 /// [`json()`] serialised, without copying the stored completion: its fields are written in place,
-/// with the fresh `id` and `created` (and `object`) put where the stored ones were. This is every
-/// JSON hit's body.
-pub fn json_body(stored: &Value) -> Vec<u8> {
+/// with the fresh `id` and `created` (and `object`) put where the stored ones were.
+fn value_body(stored: &Value) -> Vec<u8> {
     const FRESH: [&str; 3] = ["created", "id", "object"];
     match stored.as_object() {
         Some(fields) if FRESH.iter().all(|k| fields.contains_key(*k)) => {
@@ -478,7 +496,7 @@ mod tests {
                          "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}
         });
-        let served: Value = serde_json::from_slice(&json_body(&stored)).unwrap();
+        let served: Value = serde_json::from_slice(&json_body(&Stored::compact(&stored))).unwrap();
         let reference = json(&stored);
         assert_ne!(served["id"], "chatcmpl-old");
         assert!(served["id"].as_str().unwrap().starts_with("chatcmpl-"));
@@ -492,7 +510,8 @@ mod tests {
         };
         assert_eq!(strip(served), strip(reference));
         // An unusual shape still gets the fresh fields.
-        let bare: Value = serde_json::from_slice(&json_body(&json!({"choices": []}))).unwrap();
+        let bare = json_body(&Stored::compact(&json!({"choices": []})));
+        let bare: Value = serde_json::from_slice(&bare).unwrap();
         assert_eq!(bare["object"], "chat.completion");
         assert!(bare["id"].as_str().unwrap().starts_with("chatcmpl-"));
     }

@@ -168,9 +168,20 @@ pub fn fresh(stored: &Value, now_secs: u64) -> Value {
     response
 }
 
+/// [`fresh`] serialised: the stored response's text with the fresh `id` and `created_at` spliced
+/// in where the stored ones were. Every JSON hit's body.
+pub fn json_body(stored: &crate::Stored, now_secs: u64) -> Vec<u8> {
+    let id = format!("\"resp_{}\"", uuid::Uuid::now_v7().simple());
+    let created_at = now_secs.to_string();
+    match stored.with_fresh(&[("id", &id), ("created_at", &created_at)]) {
+        Some(body) => body,
+        None => value_body(&stored.value(), now_secs),
+    }
+}
+
 /// [`fresh`] serialised, without copying the stored response: its fields are written in place,
-/// with the fresh `id` and `created_at` put where the stored ones were. Every JSON hit's body.
-pub fn json_body(stored: &Value, now_secs: u64) -> Vec<u8> {
+/// with the fresh `id` and `created_at` put where the stored ones were.
+fn value_body(stored: &Value, now_secs: u64) -> Vec<u8> {
     match stored.as_object() {
         Some(fields) if fields.contains_key("id") && fields.contains_key("created_at") => {
             let fresh = FreshResponse {
@@ -436,7 +447,8 @@ mod tests {
         ]));
         let response = fresh(&stored, 42);
         // The JSON body is the same response, written without a copy.
-        let body: Value = serde_json::from_slice(&json_body(&stored, 42)).unwrap();
+        let body = json_body(&crate::Stored::compact(&stored), 42);
+        let body: Value = serde_json::from_slice(&body).unwrap();
         assert!(body["id"].as_str().unwrap().starts_with("resp_"));
         assert_ne!(body["id"], stored["id"]);
         let mut same = body.clone();

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reprise_cache::semantic::{Refusal, ScopeIndex};
-use reprise_cache::{CacheControl, CacheKeys, Cacheability, Entry, ExactIndex, Key};
+use reprise_cache::{CacheControl, CacheKeys, Cacheability, Entry, ExactIndex, Key, Stored};
 use reprise_storage::{CacheRow, Store};
 use serde_json::Value;
 use tokio::sync::watch;
@@ -232,7 +232,7 @@ impl Cache {
                 model: row.model,
                 provider: row.provider,
                 prompt: row.prompt,
-                completion,
+                completion: held(completion),
                 bytes: row.bytes.max(0) as u64,
                 created_ms: row.created_ms.max(0) as u64,
                 expires_ms: row.expires_ms.max(0) as u64,
@@ -449,9 +449,9 @@ impl Cache {
         if let Err(reason) = storable(&lookup.request, &completion) {
             return Err((reason, completion));
         }
-        let text = completion.to_string();
         let now = now_ms();
-        let entry = Arc::new(self.entry(lookup, provider, completion, text.len(), now));
+        let entry = Arc::new(self.entry(lookup, provider, Stored::compact(&completion), now));
+        let text = entry.completion.text().into_owned();
         if let (Some(embedding), Some(question)) = (&lookup.embedding, &entry.prompt)
             && let Err(err) = self
                 .semantic
@@ -529,21 +529,15 @@ impl Cache {
     /// `pipeline::embeddings`), counting its size.
     pub fn write_exact(&self, mut entry: Entry, request_id: &str) {
         entry.prompt = None;
-        let text = entry.completion.to_string();
+        let text = entry.completion.text().into_owned();
         entry.bytes = text.len() as u64;
         let now = now_ms();
         self.put(Arc::new(entry), text, now, request_id);
     }
 
     /// The entry an answer makes, stored or not (see [`FlightGuard::answer`]).
-    pub fn entry(
-        &self,
-        lookup: &Lookup,
-        provider: &str,
-        completion: Value,
-        bytes: usize,
-        now: u64,
-    ) -> Entry {
+    pub fn entry(&self, lookup: &Lookup, provider: &str, completion: Stored, now: u64) -> Entry {
+        let bytes = completion.text().len();
         Entry {
             exact: lookup.keys.exact,
             scope: lookup.keys.scope,
@@ -614,6 +608,16 @@ impl Cache {
             self.store.delete_cache_entries(&keys)?;
         }
         Ok(removed.len())
+    }
+}
+
+/// A stored answer as the index holds it: an input's embedding parsed (its text is spliced into
+/// answers as it is held), anything else as compact text.
+fn held(completion: Value) -> Stored {
+    if completion.get(crate::pipeline::EMBEDDING_JSON).is_some() {
+        Stored::parsed(completion)
+    } else {
+        Stored::compact(&completion)
     }
 }
 

@@ -8,7 +8,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use reprise_api::{ChatCompletionRequest, Usage};
-use reprise_cache::{Entry, replay};
+use reprise_cache::{Entry, Stored, replay};
 use serde_json::Value;
 
 use super::record::{CacheStatus, Outcome, RequestLog};
@@ -63,7 +63,7 @@ pub fn respond_hit(
     let entry = &hit.entry;
     let response = if request.is_stream() {
         let mut events = String::new();
-        for data in replay::chunks(&entry.completion, request.include_usage()) {
+        for data in replay::chunks(&entry.completion.value(), request.include_usage()) {
             events.push_str("data: ");
             events.push_str(&data);
             events.push_str("\n\n");
@@ -86,7 +86,7 @@ pub fn respond_hit_responses(
     let now_secs = crate::cache::now_ms() / 1000;
     let stored = &hit.entry.completion;
     let response = if stream {
-        let fresh = reprise_cache::responses::fresh(stored, now_secs);
+        let fresh = reprise_cache::responses::fresh(&stored.value(), now_secs);
         let mut events = String::new();
         for (name, data) in reprise_cache::responses::events(&fresh) {
             events.push_str("event: ");
@@ -241,10 +241,9 @@ pub fn store(
         && finished
         && matches!(reason, "finish_reason" | "refusal" | "empty")
     {
-        let bytes = completion.to_string().len();
         let entry = state
             .cache()
-            .entry(lookup, provider, completion, bytes, now_ms());
+            .entry(lookup, provider, Stored::compact(&completion), now_ms());
         flight.answer(Arc::new(entry));
     }
 }

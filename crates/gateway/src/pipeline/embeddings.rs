@@ -15,7 +15,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use reprise_api::{EmbeddingsRequest, Usage, UsageProbe};
 use reprise_cache::embeddings::{Inputs, apportion};
-use reprise_cache::{CacheControl, Entry};
+use reprise_cache::{CacheControl, Entry, Stored};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
@@ -184,8 +184,9 @@ struct Item<'a> {
 /// or was checked when loaded from the store), the model the upstream named and the input's
 /// share of the batch's tokens.
 fn stored(entry: &Entry) -> Option<(&str, &str, u64)> {
-    let embedding = entry.completion[EMBEDDING_JSON].as_str()?;
-    let model = entry.completion["model"].as_str().unwrap_or(&entry.model);
+    let stored = entry.completion.as_parsed()?;
+    let embedding = stored[EMBEDDING_JSON].as_str()?;
+    let model = stored["model"].as_str().unwrap_or(&entry.model);
     Some((embedding, model, entry.tokens().0))
 }
 
@@ -360,7 +361,7 @@ impl Batch {
                     model: self.model.clone(),
                     provider: target.to_owned(),
                     prompt: None,
-                    completion,
+                    completion: Stored::parsed(completion),
                     bytes: 0,
                     created_ms: now,
                     expires_ms: cache.expiry(self.control.ttl, now),
