@@ -119,6 +119,11 @@ async fn the_guard_vetoes_near_misses_that_change_the_answer() {
             "What does a != b do in Python?",
         ),
         ("What does x += 1 do?", "What does x -= 1 do?"),
+        // The opposite operation in other words (0.82: served before the guard read opposites).
+        (
+            "How do I encrypt a file with openssl on Linux?",
+            "What is the way to decrypt a file using openssl in Linux?",
+        ),
         // The guard reads English only; these two were served one another's answer before it
         // left other languages to the exact tier.
         (
