@@ -48,6 +48,7 @@ static STOPWORD: Words = LazyLock::new(|| STOPWORDS.iter().copied().collect());
 static MARKER: Words = LazyLock::new(|| MARKERS.iter().copied().collect());
 static NEGATION: Words = LazyLock::new(|| NEGATIONS.iter().copied().collect());
 static PRONOUN: Words = LazyLock::new(|| PRONOUNS.iter().copied().collect());
+static TOOL_NAME: Words = LazyLock::new(|| TOOL_NAMES.iter().copied().collect());
 static SYMMETRIC_WORD: Words = LazyLock::new(|| SYMMETRIC.iter().copied().collect());
 static NUMBER_WORD: Words = LazyLock::new(|| NUMBER_WORDS.iter().copied().collect());
 static IRREGULAR_BASE: LazyLock<FxHashMap<&'static str, &'static str>> =
@@ -401,6 +402,23 @@ const NUMBER_VALUES: &[(&str, &str)] = &[
     ("trillion", "1000000000000"), ("dozen", "12"),
 ];
 
+/// Names of languages, tools and platforms that people type in lower case ("how do i read a file
+/// in rust" / "...in golang"): names wherever they stand. Those that are also common words
+/// ("go", "react", "express", "spring", "node", "swift", "excel") are left to capitals.
+#[rustfmt::skip]
+const TOOL_NAMES: &[&str] = &[
+    "python", "java", "javascript", "typescript", "rust", "golang", "kotlin", "ruby", "php",
+    "perl", "haskell", "scala", "elixir", "erlang", "clojure", "lua", "julia", "matlab",
+    "fortran", "cobol", "bash", "zsh", "powershell", "sql", "mysql", "postgresql", "postgres",
+    "sqlite", "mongodb", "redis", "cassandra", "elasticsearch", "kafka", "rabbitmq", "angular",
+    "vue", "svelte", "django", "flask", "fastapi", "rails", "laravel", "nextjs", "nodejs",
+    "deno", "npm", "yarn", "pip", "conda", "docker", "kubernetes", "terraform", "ansible",
+    "git", "github", "gitlab", "aws", "azure", "gcp", "linux", "ubuntu", "debian", "fedora",
+    "centos", "windows", "macos", "ios", "android", "numpy", "pandas", "pytorch", "tensorflow",
+    "keras", "jquery", "html", "css", "json", "yaml", "xml", "csv", "vim", "emacs", "vscode",
+    "firefox", "nginx", "iphone", "ipad",
+];
+
 /// Words for opposite operations, directions and extremes: a question with a word of one side
 /// and none of the other asks something else than one with the other side only. A paraphrase
 /// keeps its side ("remove" / "delete"); antonyms by prefix ("install" / "uninstall",
@@ -460,19 +478,28 @@ const OPPOSITES: &[(&[&str], &[&str])] = &[
     (&["hot", "warm"], &["cold"]),
     (&["high"], &["low"]),
     (&["man", "men", "male", "boy", "boys"], &["woman", "women", "female", "girl", "girls"]),
+    (&["all", "every", "always"], &["some", "sometimes"]),
 ];
 
-/// Each stem of [`OPPOSITES`]: its pair times two, plus one for the second side.
-static OPPOSITE: LazyLock<FxHashMap<String, u32>> = LazyLock::new(|| {
-    let mut map = FxHashMap::default();
-    for (pair, (one, other)) in (0u32..).zip(OPPOSITES) {
-        for (side, words) in [(0, one), (1, other)] {
-            for word in *words {
-                map.insert(stem(word), pair * 2 + side);
-            }
-        }
-    }
-    map
+/// The words of [`OPPOSITES`] with their sides (the pair times two, plus one for the second).
+fn opposite_sides() -> impl Iterator<Item = (&'static str, u32)> {
+    (0u32..).zip(OPPOSITES).flat_map(|(pair, (one, other))| {
+        let one = one.iter().map(move |w| (*w, pair * 2));
+        let other = other.iter().map(move |w| (*w, pair * 2 + 1));
+        one.chain(other)
+    })
+}
+
+/// Each stem of [`OPPOSITES`] (read on content words: "pulls") with its side.
+static OPPOSITE: LazyLock<FxHashMap<String, u32>> =
+    LazyLock::new(|| opposite_sides().map(|(w, side)| (stem(w), side)).collect());
+
+/// Each word of [`OPPOSITES`] as written, hashed like a token (read on every word, function
+/// words too: "all" / "some").
+static OPPOSITE_TOKEN: LazyLock<FxHashMap<u64, u32>> = LazyLock::new(|| {
+    opposite_sides()
+        .map(|(w, side)| (token_hash(w), side))
+        .collect()
 });
 
 #[rustfmt::skip]
@@ -610,6 +637,20 @@ struct Draft {
 
 impl Draft {
     fn freeze(self) -> Analysis {
+        // Content words by their stems ("pulls"), and every word as written.
+        let mut opposites: Vec<u32> = self
+            .content
+            .iter()
+            .filter_map(|w| OPPOSITE.get(w.as_str()).copied())
+            .chain(
+                self.tokens
+                    .iter()
+                    .filter_map(|t| OPPOSITE_TOKEN.get(t).copied()),
+            )
+            .collect();
+        opposites.sort_unstable();
+        opposites.dedup();
+        let opposites = opposites.into_boxed_slice();
         Analysis {
             words: boxed(self.words),
             tokens: self.tokens.into_boxed_slice(),
@@ -639,16 +680,7 @@ impl Draft {
             number_order: self.number_order.into_boxed_slice(),
             operators: self.operators.into_boxed_str(),
             directions: self.directions.into_boxed_slice(),
-            opposites: {
-                let mut sides: Vec<u32> = self
-                    .content
-                    .iter()
-                    .filter_map(|w| OPPOSITE.get(w.as_str()).copied())
-                    .collect();
-                sides.sort_unstable();
-                sides.dedup();
-                sides.into_boxed_slice()
-            },
+            opposites,
             content: self.content.into(),
         }
     }
@@ -776,6 +808,9 @@ impl Analysis {
                 // and "PyTorch" or "JAX" keep their inner capitals wherever they stand.
                 let plain_initial =
                     sentence_start && word.chars().skip(1).all(|c| !c.is_uppercase());
+                if TOOL_NAME.contains(lower.as_str()) {
+                    a.entities.insert(lower.clone());
+                }
                 if capitalised && !plain_initial && lower != "i" {
                     a.entities.insert(possessive_stem(&lower).to_owned());
                     match a.names.last_mut() {
@@ -1998,6 +2033,11 @@ mod tests {
                 "What is the maximum value of an int in Java?",
                 "What is the minimum value of an int in Java?",
             ),
+            // Function words too.
+            (
+                "How do I delete all rows in a table in SQL?",
+                "What is the way to delete some rows from a SQL table?",
+            ),
         ] {
             assert_eq!(vetoes(a, b), Some(Veto::Opposite), "{a} / {b}");
             assert_eq!(vetoes(b, a), Some(Veto::Opposite), "{b} / {a}");
@@ -2018,6 +2058,37 @@ mod tests {
             ),
         ] {
             assert_ne!(vetoes(a, b), Some(Veto::Opposite), "{a} / {b}");
+        }
+    }
+
+    #[test]
+    fn tools_named_in_lower_case_are_names() {
+        assert_eq!(
+            vetoes(
+                "how to read a file line by line in rust",
+                "what's the way to read a file line by line in golang"
+            ),
+            Some(Veto::Entities)
+        );
+        assert_eq!(
+            vetoes(
+                "how do i reverse a string in python?",
+                "what is the way to reverse a string using java?"
+            ),
+            Some(Veto::Entities)
+        );
+        // The same name in capitals, or first in the sentence, is the same name.
+        for (a, b) in [
+            (
+                "how do i reverse a string in python?",
+                "How do I reverse a string in Python?",
+            ),
+            (
+                "Python: how do I reverse a string?",
+                "how do i reverse a string in python",
+            ),
+        ] {
+            assert_eq!(vetoes(a, b), None, "{a} / {b}");
         }
     }
 
