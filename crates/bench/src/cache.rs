@@ -123,6 +123,9 @@ pub fn run(
         reprise_cache::semantic::GUARDED_CANDIDATES
     );
 
+    // 2a. Storing an answer into a full cache (every store evicts) vs into one with room.
+    eviction_phase(entries.max(1_000))?;
+
     // 2. Looking up one scope of the index: the graph the gateway uses past
     // EXACT_SCAN_LIMIT entries, against an exact scan of the same vectors.
     let vocabulary = vocabulary(model_dir)?;
@@ -270,6 +273,87 @@ pub fn run(
 
 /// Phase 5: an embeddings batch whose inputs are all in the cache, against a static response of the
 /// same size and against the mock upstream embedding the same batch.
+/// A stored entry for the eviction phase: a typical chat completion of about 600 bytes, some
+/// with hits, so that choosing the least valuable has an order to find.
+fn bench_entry(i: usize, now_ms: u64, answer: &serde_json::Value) -> reprise_cache::Entry {
+    let completion = reprise_cache::Stored::compact(answer);
+    let bytes = completion.text().len() as u64;
+    let mut exact = [0u8; 32];
+    exact[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    reprise_cache::Entry {
+        exact: Key(exact),
+        scope: Key([1; 32]),
+        namespace: String::new(),
+        model: "gpt-4o-mini".into(),
+        provider: "openai".into(),
+        prompt: Some(question(i)),
+        completion,
+        bytes,
+        created_ms: now_ms + i as u64,
+        expires_ms: now_ms + 86_400_000,
+        hits: std::sync::atomic::AtomicU64::new(u64::from(i.is_multiple_of(7)) * (i % 5) as u64),
+    }
+}
+
+/// Inserting into the exact index when it is at its entry bound (each insert evicts what the
+/// bound pushes out) against inserting into the same index with room, `entries` held.
+fn eviction_phase(entries: usize) -> anyhow::Result<()> {
+    use reprise_cache::{Bounds, ExactIndex};
+    use std::sync::Arc;
+    let completion = serde_json::json!({
+        "id": "chatcmpl-0123456789", "object": "chat.completion", "created": 1_700_000_000u64,
+        "model": "gpt-4o-mini-2024-07-18",
+        "choices": [{"index": 0, "message": {"role": "assistant", "refusal": null,
+            "content": "Use sorted(xs) in Python: it returns a new sorted list and leaves the original one unchanged. For a list of records, pass key=lambda r: r.name, and reverse=True for descending order."},
+            "logprobs": null, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 24, "completion_tokens": 41, "total_tokens": 65},
+        "system_fingerprint": "fp_0123456789"});
+    let inserts = (entries / 20).max(200);
+    let now = 1_700_000_000_000u64;
+    let mut rows = Vec::new();
+    for (label, max_entries) in [("with room", entries + inserts), ("full", entries)] {
+        let index = ExactIndex::new(Bounds {
+            max_entries,
+            max_bytes: u64::MAX,
+        });
+        for i in 0..entries {
+            index.insert(Arc::new(bench_entry(i, now, &completion)), now);
+        }
+        let mut h = histogram()?;
+        let mut evicted = 0usize;
+        for i in entries..entries + inserts {
+            let entry = Arc::new(bench_entry(i, now, &completion));
+            let t = Instant::now();
+            evicted += std::hint::black_box(index.insert(entry, now)).len();
+            h.record(t.elapsed().as_nanos().max(1) as u64)?;
+        }
+        let mean = h.mean();
+        rows.push((label, h, mean, evicted, index.len()));
+    }
+    println!(
+        "\nstoring an answer: {inserts} inserts into the exact index holding {entries} entries, with room vs at its entry bound"
+    );
+    println!(
+        "{:<12} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9}",
+        "", "mean µs", "p50 µs", "p99 µs", "max µs", "evicted", "held"
+    );
+    for (label, h, mean, evicted, held) in &rows {
+        println!(
+            "{label:<12} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {evicted:>9} {held:>9}",
+            mean / 1e3,
+            pct(h, 50.0) / 1e3,
+            pct(h, 99.0) / 1e3,
+            h.max() as f64 / 1e3
+        );
+    }
+    println!(
+        "ratio full / with room: {:.2} (mean), {:.2} (p99)",
+        rows[1].2 / rows[0].2,
+        pct(&rows[1].1, 99.0) / pct(&rows[0].1, 99.0)
+    );
+    Ok(())
+}
+
 async fn embeddings_phase(gw_addr: SocketAddr, mock_url: &str, seconds: u64) -> anyhow::Result<()> {
     let inputs: Vec<String> = (0..16)
         .map(|i| {

@@ -2,7 +2,7 @@
 //! same entries durably; the index is reloaded from it on start.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::Key;
@@ -53,6 +53,22 @@ pub struct Bounds {
     pub max_bytes: u64,
 }
 
+impl Bounds {
+    fn exceeded(&self, entries: usize, bytes: u64) -> bool {
+        entries > self.max_entries || bytes > self.max_bytes
+    }
+
+    /// What eviction brings a full index down to: a hundredth below each bound (the bound
+    /// itself when that is less than one entry), so that a full cache chooses what to evict
+    /// once per batch, not for every insert.
+    pub fn low_water(&self) -> (usize, u64) {
+        (
+            self.max_entries - self.max_entries / 100,
+            self.max_bytes - self.max_bytes / 100,
+        )
+    }
+}
+
 impl Default for Bounds {
     fn default() -> Self {
         Self {
@@ -73,6 +89,8 @@ struct Inner {
 pub struct ExactIndex {
     inner: RwLock<Inner>,
     bounds: Bounds,
+    /// Set while an insert chooses what to evict.
+    evicting: AtomicBool,
 }
 
 impl ExactIndex {
@@ -80,6 +98,7 @@ impl ExactIndex {
         Self {
             inner: RwLock::default(),
             bounds,
+            evicting: AtomicBool::new(false),
         }
     }
 
@@ -106,20 +125,43 @@ impl ExactIndex {
         self.read().entries.contains_key(key)
     }
 
-    /// Adds (or replaces) an entry, then evicts until within bounds. Returns the entries
-    /// evicted (expired first, then the least valuable), for the store and the semantic index to
-    /// drop too.
+    /// Adds (or replaces) an entry, then, when that takes the index over a bound, evicts the
+    /// least valuable entries (expired first; then fewest hits, fewest tokens saved per hit,
+    /// oldest) down to [`Bounds::low_water`]. Returns the entries evicted, for the store and
+    /// the semantic index to drop too.
+    ///
+    /// Choosing what to evict reads every entry, so it is done for a batch at a time (a
+    /// hundredth of the bound) rather than for each insert into a full cache, and under the
+    /// shared lock, so that lookups go on meanwhile; one caller at a time does it.
     pub fn insert(&self, entry: Arc<Entry>, now_ms: u64) -> Vec<Arc<Entry>> {
-        let mut inner = self.write();
-        inner.bytes += entry.bytes;
-        if let Some(old) = inner.entries.insert(entry.exact, entry) {
-            inner.bytes -= old.bytes;
+        {
+            let mut inner = self.write();
+            inner.bytes += entry.bytes;
+            if let Some(old) = inner.entries.insert(entry.exact, entry) {
+                inner.bytes -= old.bytes;
+            }
+            if !self.bounds.exceeded(inner.entries.len(), inner.bytes) {
+                return Vec::new();
+            }
         }
-        let mut evicted = Vec::new();
-        if inner.entries.len() > self.bounds.max_entries || inner.bytes > self.bounds.max_bytes {
-            // Expired entries go first; then the least valuable: fewest hits, fewest tokens
-            // saved per hit, oldest.
-            let mut candidates: Vec<(bool, u64, u64, u64, Key)> = inner
+        if self
+            .evicting
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            // Another insert is choosing a batch; this entry is over the bound until then.
+            return Vec::new();
+        }
+        let evicted = self.evict(now_ms);
+        self.evicting.store(false, Ordering::Release);
+        evicted
+    }
+
+    fn evict(&self, now_ms: u64) -> Vec<Arc<Entry>> {
+        let (low_entries, low_bytes) = self.bounds.low_water();
+        let (mut candidates, over_entries, over_bytes, mean_bytes) = {
+            let inner = self.read();
+            let candidates: Vec<(bool, u64, u64, u64, Key)> = inner
                 .entries
                 .values()
                 .map(|e| {
@@ -133,17 +175,37 @@ impl ExactIndex {
                     )
                 })
                 .collect();
-            candidates.sort_unstable();
-            for (_, _, _, _, key) in candidates {
-                if inner.entries.len() <= self.bounds.max_entries
-                    && inner.bytes <= self.bounds.max_bytes
-                {
-                    break;
-                }
-                if let Some(e) = inner.entries.remove(&key) {
-                    inner.bytes -= e.bytes;
-                    evicted.push(e);
-                }
+            let held = inner.entries.len().max(1) as u64;
+            (
+                candidates,
+                inner.entries.len().saturating_sub(low_entries),
+                inner.bytes.saturating_sub(low_bytes),
+                (inner.bytes / held).max(1),
+            )
+        };
+        // The batch is most likely the first `batch` candidates in order of value: put those
+        // in order and the rest after them unsorted, sorted only if the batch falls short
+        // (larger entries than the mean over the byte bound, or entries inserted meanwhile).
+        let batch = over_entries
+            .max(over_bytes.div_ceil(mean_bytes) as usize)
+            .clamp(1, candidates.len().max(1));
+        if batch < candidates.len() {
+            candidates.select_nth_unstable(batch - 1);
+        }
+        let split = batch.min(candidates.len());
+        candidates[..split].sort_unstable();
+        let mut inner = self.write();
+        let mut evicted = Vec::with_capacity(batch);
+        for i in 0..candidates.len() {
+            if inner.entries.len() <= low_entries && inner.bytes <= low_bytes {
+                break;
+            }
+            if i == split {
+                candidates[split..].sort_unstable();
+            }
+            if let Some(e) = inner.entries.remove(&candidates[i].4) {
+                inner.bytes -= e.bytes;
+                evicted.push(e);
             }
         }
         evicted
@@ -272,5 +334,95 @@ mod tests {
         );
         assert_eq!(index.len(), 3);
         assert_eq!(index.bytes(), 300);
+    }
+
+    fn numbered(i: u32, created_ms: u64, bytes: u64, tokens: u64) -> Arc<Entry> {
+        let mut key = [0u8; 32];
+        key[..4].copy_from_slice(&i.to_le_bytes());
+        let entry = entry(0, created_ms, 1_000_000, tokens);
+        Arc::new(Entry {
+            exact: Key(key),
+            bytes,
+            completion: Stored::compact(
+                &json!({"usage": {"prompt_tokens": tokens, "completion_tokens": 0}}),
+            ),
+            ..Arc::into_inner(entry).expect("one owner")
+        })
+    }
+
+    #[test]
+    fn a_full_index_evicts_a_batch_of_the_least_valuable_then_has_room_again() {
+        let index = ExactIndex::new(Bounds {
+            max_entries: 1_000,
+            max_bytes: u64::MAX,
+        });
+        // Entries 0..1000; the even ones were hit, so the odd ones go first, oldest first.
+        for i in 0..1_000 {
+            index.insert(numbered(i, u64::from(i), 10, 5), 0);
+        }
+        for i in (0..1_000).step_by(2) {
+            index.get(&numbered(i, 0, 0, 0).exact, 0, None);
+        }
+        let evicted = index.insert(numbered(1_000, 1_000, 10, 5), 0);
+        // Down to a hundredth below the bound: 990 held, 11 evicted.
+        assert_eq!(index.len(), 990);
+        let expected: Vec<Key> = (0..11)
+            .map(|i| numbered(2 * i + 1, 0, 0, 0).exact)
+            .collect();
+        assert_eq!(keys(evicted), expected);
+        assert_eq!(index.bytes(), 9_900);
+        // Room for ten more without choosing again.
+        for i in 1_001..1_011 {
+            assert!(index.insert(numbered(i, u64::from(i), 10, 5), 0).is_empty());
+        }
+        assert_eq!(index.insert(numbered(1_011, 1_011, 10, 5), 0).len(), 11);
+    }
+
+    #[test]
+    fn the_byte_bound_evicts_until_within_it_whatever_the_entries_sizes() {
+        let index = ExactIndex::new(Bounds {
+            max_entries: usize::MAX,
+            max_bytes: 10_000,
+        });
+        // Small entries, the oldest cheapest; then one large entry pushes the index over.
+        for i in 0..100 {
+            index.insert(numbered(i, u64::from(i), 90, 1), 0);
+        }
+        let evicted = index.insert(numbered(100, 100, 5_000, 1), 0);
+        // 14,000 bytes held; 9,900 is the low-water mark: 46 small entries go, oldest first.
+        assert_eq!(evicted.len(), 46);
+        assert!(
+            keys(evicted)
+                .iter()
+                .zip(0..)
+                .all(|(k, i)| *k == numbered(i, 0, 0, 0).exact)
+        );
+        assert_eq!(index.bytes(), 9_860);
+    }
+
+    #[test]
+    fn concurrent_inserts_keep_the_books_and_the_bound() {
+        let index = Arc::new(ExactIndex::new(Bounds {
+            max_entries: 500,
+            max_bytes: u64::MAX,
+        }));
+        let threads: Vec<_> = (0..4u32)
+            .map(|t| {
+                let index = Arc::clone(&index);
+                std::thread::spawn(move || {
+                    for i in 0..2_000 {
+                        let n = t * 10_000 + i;
+                        index.insert(numbered(n, u64::from(n), 7, 3), u64::from(n));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("an inserting thread panicked");
+        }
+        // One more insert once no other is choosing: within the bound, bytes counted right.
+        index.insert(numbered(99_999, 99_999, 7, 3), 99_999);
+        assert!(index.len() <= 500, "{} held", index.len());
+        assert_eq!(index.bytes(), 7 * index.len() as u64);
     }
 }

@@ -1027,6 +1027,52 @@ async fn expired_entries_are_swept_from_memory() {
 }
 
 #[tokio::test]
+async fn a_full_cache_evicts_the_least_valuable_entry_from_both_tiers() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::with_config("[cache]\nmax_entries = 3\n", &mock).await;
+    let questions = [
+        "How do I reverse a list in Python?",
+        "What is the boiling point of water at sea level?",
+        "How do I read a file line by line in Rust?",
+    ];
+    for q in questions {
+        assert_eq!(cache_header(&send(&gw, &chat_body(q), &[]).await), "miss");
+    }
+    // The first and the last are asked again: the second is the least valuable.
+    for q in [questions[0], questions[2]] {
+        assert_eq!(cache_header(&send(&gw, &chat_body(q), &[]).await), "hit");
+    }
+    let fourth = chat_body("Who wrote the novel Moby-Dick?");
+    assert_eq!(cache_header(&send(&gw, &fourth, &[]).await), "miss");
+    let stats: Value = gw.get_json("/admin/cache/stats").await;
+    assert_eq!(
+        (
+            stats["entries"].as_u64(),
+            stats["semantic_entries"].as_u64()
+        ),
+        (Some(3), Some(3))
+    );
+    let metrics = gw.get_text("/metrics").await;
+    assert!(
+        metrics.contains("reprise_cache_evictions_total 1"),
+        "{metrics}"
+    );
+    // Gone from the semantic tier too: its paraphrase goes upstream.
+    let before = mock.requests().len();
+    let r = send(
+        &gw,
+        &chat_body("What's the boiling point of water at sea level?"),
+        &[],
+    )
+    .await;
+    assert_eq!(cache_header(&r), "miss");
+    assert_eq!(mock.requests().len(), before + 1);
+    for q in [questions[0], questions[2]] {
+        assert_eq!(cache_header(&send(&gw, &chat_body(q), &[]).await), "hit");
+    }
+}
+
+#[tokio::test]
 async fn savings_use_the_configured_prices_and_flag_unknown_models() {
     let mock = MockUpstream::start().await;
     let toml = "[prices.\"gpt-4o-mini\"]\ninput = 1000000\noutput = 2000000\n";
