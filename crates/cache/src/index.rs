@@ -203,7 +203,16 @@ impl ExactIndex {
             if i == split {
                 candidates[split..].sort_unstable();
             }
-            if let Some(e) = inner.entries.remove(&candidates[i].4) {
+            let (_, _, _, created_ms, key) = candidates[i];
+            // Stored again since it was read: the new entry is not the one chosen.
+            if inner
+                .entries
+                .get(&key)
+                .is_none_or(|e| e.created_ms != created_ms)
+            {
+                continue;
+            }
+            if let Some(e) = inner.entries.remove(&key) {
                 inner.bytes -= e.bytes;
                 evicted.push(e);
             }
@@ -237,17 +246,26 @@ impl ExactIndex {
         Some(removed)
     }
 
-    /// Removes expired entries; returns them.
+    /// Removes expired entries; returns them. They are found under the shared lock (lookups
+    /// go on while every entry is read), then removed under the exclusive one.
     pub fn expire(&self, now_ms: u64) -> Vec<Arc<Entry>> {
-        let mut inner = self.write();
-        let keys: Vec<Key> = inner
+        let keys: Vec<Key> = self
+            .read()
             .entries
             .values()
             .filter(|e| !e.is_fresh(now_ms))
             .map(|e| e.exact)
             .collect();
+        if keys.is_empty() {
+            return Vec::new();
+        }
+        let mut inner = self.write();
         let mut expired = Vec::with_capacity(keys.len());
         for key in &keys {
+            // Stored again meanwhile: the new entry stays.
+            if inner.entries.get(key).is_some_and(|e| e.is_fresh(now_ms)) {
+                continue;
+            }
             if let Some(e) = inner.entries.remove(key) {
                 inner.bytes -= e.bytes;
                 expired.push(e);
