@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use crate::Key;
-use crate::embed::cosine;
+use crate::embed::{Embedder, cosine};
 use crate::guard::{self, Closeness, Veto};
 
 /// The similarity at or above which a guarded candidate is served, for the default model
@@ -195,6 +195,40 @@ impl Scope {
         Ok(())
     }
 
+    /// Builds the graph of a scope filled in bulk, once it is past [`EXACT_SCAN_LIMIT`], adding
+    /// its vectors on `threads` threads at once (the graph takes concurrent inserts).
+    fn build_graph(&mut self, threads: usize) -> Result<(), IndexError> {
+        let n = self.keys.len();
+        if n <= EXACT_SCAN_LIMIT || self.graph.is_some() {
+            return Ok(());
+        }
+        let graph = new_graph(self.dim, 2 * n)?;
+        let (dim, flat) = (self.dim, &self.flat);
+        let failed = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads)
+                .map(|t| {
+                    let graph = &graph;
+                    s.spawn(move || {
+                        (t..n)
+                            .step_by(threads)
+                            .try_for_each(|i| graph.add(i as u64, &flat[i * dim..(i + 1) * dim]))
+                            .err()
+                            .map(|e| e.to_string())
+                    })
+                })
+                .collect();
+            workers.into_iter().find_map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Some("a graph builder panicked".into()))
+            })
+        });
+        if let Some(err) = failed {
+            return Err(IndexError(err));
+        }
+        self.graph = Some(Graph(graph));
+        Ok(())
+    }
+
     fn remove(&mut self, key: &Key) -> Result<(), IndexError> {
         let Some(i) = self.position.remove(key) else {
             return Ok(());
@@ -256,6 +290,26 @@ impl Scope {
         above.sort_by(|a, b| b.1.total_cmp(&a.1));
         above
     }
+}
+
+/// `f` applied to every item, on `threads` threads (contiguous chunks), in order.
+fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let chunk = items.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let f = &f;
+        let workers: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| s.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }
 
 /// Dot product in eight independent lanes, which the compiler turns into SIMD (a plain
@@ -435,6 +489,86 @@ impl ScopeIndex {
         Some(f(&s, &guard::Analysis::of(text), &candidates))
     }
 
+    /// Adds many questions at once (the stored entries, on start): each is embedded with
+    /// `embedder` and read by the guard, and each scope's graph is built, on `threads` threads,
+    /// away from the live index, which goes on serving meanwhile; then the built scopes join it.
+    /// A scope that gained entries in the meantime keeps them. Returns how many were added;
+    /// a question whose vector has another size than its scope's is left out.
+    pub fn load(
+        &self,
+        questions: Vec<(Key, Key, String)>,
+        embedder: &dyn Embedder,
+        threads: usize,
+    ) -> Result<usize, IndexError> {
+        let threads = threads.max(1);
+        let read: Vec<(Vec<f32>, guard::Analysis)> = parallel_map(&questions, threads, |q| {
+            (embedder.embed(&q.2), guard::Analysis::of(&q.2))
+        });
+        type Read = (Key, Vec<f32>, guard::Analysis);
+        let mut by_scope: HashMap<Key, Vec<Read>> = HashMap::new();
+        for ((scope, key, _), (embedding, analysis)) in questions.iter().zip(read) {
+            by_scope
+                .entry(*scope)
+                .or_default()
+                .push((*key, embedding, analysis));
+        }
+        let mut added = 0;
+        for (scope_key, members) in by_scope {
+            let mut built = Scope::default();
+            for (key, embedding, analysis) in members {
+                if built.keys.is_empty() {
+                    built.dim = embedding.len();
+                }
+                if embedding.len() != built.dim || built.position.contains_key(&key) {
+                    continue;
+                }
+                built.position.insert(key, built.keys.len());
+                built.keys.push(key);
+                built.flat.extend_from_slice(&embedding);
+                built.analyses.push(analysis);
+            }
+            built.build_graph(threads)?;
+            added += built.keys.len();
+            self.join(scope_key, built)?;
+        }
+        Ok(added)
+    }
+
+    /// Puts a scope built by [`ScopeIndex::load`] in place, with the entries its live
+    /// counterpart gained meanwhile.
+    fn join(&self, scope_key: Key, mut built: Scope) -> Result<(), IndexError> {
+        let mut scopes = self.scopes.write().unwrap_or_else(|p| p.into_inner());
+        let Some(live) = scopes.get(&scope_key) else {
+            scopes.insert(scope_key, Arc::new(RwLock::new(built)));
+            return Ok(());
+        };
+        let mut live = live.write().unwrap_or_else(|p| p.into_inner());
+        if live.dim != built.dim && !live.keys.is_empty() {
+            // A model change between runs cannot happen within one; keep what serves now.
+            return Err(IndexError(format!(
+                "stored questions of {} dimensions for a scope of {}",
+                built.dim, live.dim
+            )));
+        }
+        let Scope {
+            dim,
+            flat,
+            keys,
+            analyses,
+            ..
+        } = std::mem::take(&mut *live);
+        let moved = || {
+            for ((i, key), analysis) in keys.iter().enumerate().zip(analyses) {
+                built.remove(key)?;
+                built.push(*key, &flat[i * dim..(i + 1) * dim], analysis)?;
+            }
+            Ok(())
+        };
+        let result = moved();
+        *live = built;
+        result
+    }
+
     /// How many questions the index holds.
     pub fn len(&self) -> usize {
         let scopes = self.scopes.read().unwrap_or_else(|p| p.into_inner());
@@ -580,6 +714,86 @@ mod tests {
         let mut k = [0u8; 32];
         k[..8].copy_from_slice(&(i as u64).to_le_bytes());
         Key(k)
+    }
+
+    /// Embeds "question N" as the random unit vector of seed N (the size of "wide" texts is
+    /// one more), so that bulk loads can be checked against [`random_unit`].
+    #[derive(Debug)]
+    struct Numbered(usize);
+
+    impl crate::embed::Embedder for Numbered {
+        fn embed(&self, text: &str) -> Vec<f32> {
+            let n: u64 = text
+                .trim_start_matches("question ")
+                .trim_start_matches("wide ")
+                .parse()
+                .unwrap();
+            let wide = usize::from(text.starts_with("wide"));
+            random_unit(n, self.0 + wide)
+        }
+        fn dim(&self) -> usize {
+            self.0
+        }
+        fn name(&self) -> &str {
+            "numbered"
+        }
+    }
+
+    #[test]
+    fn a_bulk_load_builds_scopes_that_find_what_single_inserts_do_and_keeps_live_entries() {
+        let (index, dim) = (ScopeIndex::default(), 64);
+        let (large, small) = (Key([1; 32]), Key([2; 32]));
+        let n = EXACT_SCAN_LIMIT * 2;
+        // Entries stored while the load runs: one new, one the load also brings (it stays once).
+        index
+            .insert(
+                large,
+                key(n),
+                &random_unit(n as u64, dim),
+                &format!("question {n}"),
+            )
+            .unwrap();
+        index
+            .insert(large, key(0), &random_unit(0, dim), "question 0")
+            .unwrap();
+        let mut questions: Vec<(Key, Key, String)> = (0..n)
+            .map(|i| (large, key(i), format!("question {i}")))
+            .chain((0..10).map(|i| (small, key(i), format!("question {i}"))))
+            .collect();
+        // A vector of another size than its scope's is left out.
+        questions.push((small, key(99), "wide 99".to_owned()));
+        assert_eq!(index.load(questions, &Numbered(dim), 2).unwrap(), n + 10);
+        assert_eq!(index.len(), n + 1 + 10);
+        {
+            let scopes = index.scopes.read().unwrap();
+            assert!(scopes[&large].read().unwrap().graph.is_some());
+            assert!(scopes[&small].read().unwrap().graph.is_none());
+        }
+        let best = |scope: &Key, i: usize| {
+            index
+                .find(
+                    scope,
+                    &format!("question {i}"),
+                    &random_unit(i as u64, dim),
+                    0.99,
+                )
+                .first()
+                .map(|h| h.0)
+        };
+        let found = (0..=n).filter(|&i| best(&large, i) == Some(key(i))).count();
+        assert!(
+            found * 100 >= (n + 1) * 99,
+            "graph recall {found}/{}",
+            n + 1
+        );
+        assert!((0..10).all(|i| best(&small, i) == Some(key(i))));
+        // The loaded scopes are live ones: removal and insertion go on as usual.
+        index.remove(&small, &key(3)).unwrap();
+        assert_eq!(best(&small, 3), None);
+        index
+            .insert(small, key(3), &random_unit(3, dim), "question 3")
+            .unwrap();
+        assert_eq!(best(&small, 3), Some(key(3)));
     }
 
     #[test]

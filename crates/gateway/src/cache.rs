@@ -4,10 +4,11 @@
 //! the request's directives.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use reprise_cache::embed::Embedder;
 use reprise_cache::semantic::{Refusal, ScopeIndex};
 use reprise_cache::{CacheControl, CacheKeys, Cacheability, Entry, ExactIndex, Key, Stored};
 use reprise_storage::{CacheRow, Store};
@@ -101,11 +102,13 @@ pub struct Stats {
 pub struct Cache {
     pub counters: Counters,
     config: CacheConfig,
-    index: ExactIndex,
-    semantic: ScopeIndex,
+    index: Arc<ExactIndex>,
+    semantic: Arc<ScopeIndex>,
     model: Option<SemanticModel>,
-    /// Stored questions still to be embedded by a remote model (see [`Cache::warm`]).
+    /// Stored questions not yet in the semantic tier (see [`Cache::warm`]).
     pending: Mutex<Vec<(Key, Key, String)>>,
+    /// Set until the embedded model's semantic tier holds the stored questions (`/readyz`).
+    loading: Arc<AtomicBool>,
     in_flight: Flights,
     store: Store,
     tasks: TaskTracker,
@@ -198,7 +201,6 @@ impl Cache {
         model: Option<SemanticModel>,
     ) -> anyhow::Result<Self> {
         let index = ExactIndex::new(config.bounds);
-        let semantic = ScopeIndex::default();
         let now = now_ms();
         let mut loaded = 0usize;
         let mut evicted = Vec::new();
@@ -214,16 +216,9 @@ impl Cache {
                 tracing::warn!(key = %row.exact_key, "skipping an unreadable cache entry");
                 continue;
             };
-            match (&model, &row.prompt) {
-                (Some(SemanticModel::Local(embedder)), Some(text)) => {
-                    if let Err(err) = semantic.insert(scope, exact, &embedder.embed(text), text) {
-                        tracing::warn!(error = %err, "a cache entry left out of the semantic tier");
-                    }
-                }
-                (Some(SemanticModel::Remote(_)), Some(text)) => {
-                    pending.push((scope, exact, text.clone()))
-                }
-                _ => {}
+            // The semantic tier is filled after start-up (see [`Cache::warm`]).
+            if let (Some(_), Some(text)) = (&model, &row.prompt) {
+                pending.push((scope, exact, text.clone()));
             }
             let entry = Entry {
                 exact,
@@ -242,9 +237,6 @@ impl Cache {
             loaded += 1;
         }
         if !evicted.is_empty() {
-            for e in &evicted {
-                forget(&semantic, e);
-            }
             let keys: Vec<String> = evicted.iter().map(|e| e.exact.to_hex()).collect();
             store.delete_cache_entries(&keys)?;
         }
@@ -259,8 +251,11 @@ impl Cache {
         Ok(Self {
             counters: Counters::default(),
             config,
-            index,
-            semantic,
+            index: Arc::new(index),
+            semantic: Arc::default(),
+            loading: Arc::new(AtomicBool::new(
+                matches!(model, Some(SemanticModel::Local(_))) && !pending.is_empty(),
+            )),
             model,
             pending: Mutex::new(pending),
             in_flight: Arc::default(),
@@ -342,11 +337,20 @@ impl Cache {
         }
     }
 
-    /// Embeds the stored questions a remote model has not seen yet (left by [`Cache::open`]) and
-    /// adds them to the semantic tier; until then they are served by the exact tier only.
+    /// Adds the stored questions (left by [`Cache::open`]) to the semantic tier; until then
+    /// they are served by the exact tier only. The embedded model's tier is built on a thread
+    /// of its own, on every core (see [`ScopeIndex::load`]), while the gateway serves; with a
+    /// remote model, they are embedded through it batch by batch.
     pub async fn warm(&self) {
         let Some(model) = &self.model else { return };
         let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        let model = match model {
+            SemanticModel::Local(embedder) => {
+                self.load_in_background(pending, Arc::clone(embedder));
+                return;
+            }
+            SemanticModel::Remote(_) => model,
+        };
         let mut added = 0usize;
         for batch in pending.chunks(crate::embedding::BATCH) {
             let texts: Vec<&str> = batch.iter().map(|(_, _, t)| t.as_str()).collect();
@@ -373,6 +377,61 @@ impl Cache {
         if added > 0 {
             tracing::info!(entries = added, "semantic tier warmed from the store");
         }
+    }
+
+    /// [`Cache::warm`] for the embedded model. The thread is not waited for at shutdown: it
+    /// only builds memory the process is about to let go.
+    fn load_in_background(
+        &self,
+        mut pending: Vec<(Key, Key, String)>,
+        embedder: Arc<dyn Embedder>,
+    ) {
+        if pending.is_empty() {
+            self.loading.store(false, Ordering::Release);
+            return;
+        }
+        let (index, semantic, loading) = (
+            Arc::clone(&self.index),
+            Arc::clone(&self.semantic),
+            Arc::clone(&self.loading),
+        );
+        let load = move || {
+            let started = std::time::Instant::now();
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            // An entry evicted or purged since start-up stays out, before and after.
+            pending.retain(|(_, exact, _)| index.contains(exact));
+            let keys: Vec<(Key, Key)> = pending.iter().map(|(s, k, _)| (*s, *k)).collect();
+            match semantic.load(pending, embedder.as_ref(), threads) {
+                Ok(added) => tracing::info!(
+                    entries = added,
+                    ms = started.elapsed().as_millis() as u64,
+                    "semantic tier loaded"
+                ),
+                Err(err) => {
+                    tracing::error!(error = %err, "stored questions left out of the semantic tier")
+                }
+            }
+            for (scope, exact) in keys {
+                if !index.contains(&exact)
+                    && let Err(err) = semantic.remove(&scope, &exact)
+                {
+                    tracing::warn!(error = %err, "could not remove a cache entry from the semantic tier");
+                }
+            }
+            loading.store(false, Ordering::Release);
+        };
+        if let Err(err) = std::thread::Builder::new()
+            .name("reprise-cache-load".into())
+            .spawn(load)
+        {
+            tracing::error!(error = %err, "stored questions left out of the semantic tier");
+            self.loading.store(false, Ordering::Release);
+        }
+    }
+
+    /// Whether the embedded model's semantic tier is still being filled from the store.
+    pub fn loading(&self) -> bool {
+        self.loading.load(Ordering::Acquire)
     }
 
     /// The semantic-tier entry that may answer `lookup`, with its similarity.

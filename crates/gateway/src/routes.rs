@@ -535,8 +535,16 @@ async fn healthz() -> Response {
     axum::Json(serde_json::json!({"status": "ok"})).into_response()
 }
 
-/// Readiness: configuration loaded (it is, or we would not be serving) and the store answers.
+/// Readiness: configuration loaded (it is, or we would not be serving), the store answers, and
+/// the semantic tier holds the stored questions (filled after start-up; requests are served
+/// meanwhile, with the exact tier only).
 async fn readyz(State(state): State<AppState>) -> Response {
+    if state.cache().loading() {
+        return GatewayError::NotReady {
+            reason: "the cache is loading its stored questions".to_owned(),
+        }
+        .into_response();
+    }
     let store = state.store().clone();
     match tokio::task::spawn_blocking(move || store.ping()).await {
         Ok(Ok(())) => axum::Json(serde_json::json!({"status": "ready"})).into_response(),
