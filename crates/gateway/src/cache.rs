@@ -543,16 +543,23 @@ impl Cache {
         self.counters
             .evictions
             .fetch_add(pushed_out.len() as u64, Ordering::Relaxed);
-        let evicted: Vec<String> = pushed_out
-            .iter()
-            .map(|e| {
-                forget(&self.semantic, e);
-                e.exact.to_hex()
-            })
-            .collect();
         let store = self.store.clone();
+        let (index, semantic) = (Arc::clone(&self.index), Arc::clone(&self.semantic));
         let request_id = request_id.to_owned();
+        // Off the request's path: a full cache evicts a batch (a thousand entries at the default
+        // bound). Until an evicted question leaves the semantic tier, a lookup that finds it
+        // finds no entry for it and passes it by.
         self.tasks.spawn_blocking(move || {
+            let evicted: Vec<String> = pushed_out
+                .iter()
+                .map(|e| {
+                    // Unless it was stored again meanwhile, with its question.
+                    if !index.contains(&e.exact) {
+                        forget(&semantic, e);
+                    }
+                    e.exact.to_hex()
+                })
+                .collect();
             match store.put_cache_entry(&row) {
                 // Logged once durable: a crash after this line cannot lose the entry.
                 Ok(()) => tracing::info!(%request_id, key = %row.exact_key, "cache entry stored"),
