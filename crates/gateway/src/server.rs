@@ -261,12 +261,13 @@ async fn sweep_expired(state: AppState) {
             Ok(Err(err)) => tracing::error!(error = %err, "could not remove expired cache entries"),
             Err(err) => tracing::error!(error = %err, "the expiry sweep failed"),
         }
-        // The request log (and the prompts in it) past its retention.
+        // The request log (and the prompts in it) past its retention or its bound.
         let days = i64::from(state.config().log_retention_days);
+        let max_rows = state.config().log_max_rows;
         let store = state.store().clone();
         let before = crate::state::unix_ms() - days * 86_400_000;
         if let Ok(Err(err)) =
-            tokio::task::spawn_blocking(move || store.expire_request_log(before)).await
+            tokio::task::spawn_blocking(move || store.expire_request_log(before, max_rows)).await
         {
             tracing::error!(error = %err, "could not expire the request log");
         }

@@ -2,6 +2,9 @@
 
 use crate::{Store, StoreError};
 
+/// Request-log rows deleted under one hold of the store's lock.
+pub const LOG_DELETE_BATCH: usize = 10_000;
+
 /// One request's usage, cost and savings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerRow {
@@ -187,10 +190,48 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Deletes request-log rows older than `before_ms` (the retention).
-    pub fn expire_request_log(&self, before_ms: i64) -> Result<usize, StoreError> {
-        let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
-        Ok(conn.execute("DELETE FROM request_log WHERE ts_ms < ?1", [before_ms])?)
+    /// Deletes request-log rows older than `before_ms` (the retention), and the oldest rows
+    /// beyond the newest `max_rows`. Returns how many went. Rows go in batches of
+    /// [`LOG_DELETE_BATCH`], the store's lock released between them, so that a large backlog
+    /// (a shorter retention or a lower bound than the last run's) does not hold up the cache's
+    /// writes.
+    pub fn expire_request_log(&self, before_ms: i64, max_rows: u64) -> Result<usize, StoreError> {
+        let max_rows = i64::try_from(max_rows).unwrap_or(i64::MAX);
+        let batch = i64::try_from(LOG_DELETE_BATCH).unwrap_or(i64::MAX);
+        let mut deleted = 0;
+        // Past the retention (by the time index)...
+        loop {
+            let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+            let n = conn.execute(
+                "DELETE FROM request_log WHERE id IN
+                    (SELECT id FROM request_log WHERE ts_ms < ?1 LIMIT ?2)",
+                rusqlite::params![before_ms, batch],
+            )?;
+            deleted += n;
+            if n < LOG_DELETE_BATCH {
+                break;
+            }
+        }
+        // ...then beyond the bound: rows are numbered in the order they were written, so the
+        // oldest are those numbered up to the newest's number less the bound.
+        loop {
+            let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+            let newest: Option<i64> =
+                conn.query_row("SELECT MAX(id) FROM request_log", [], |r| r.get(0))?;
+            let Some(last) = newest.map(|newest| newest.saturating_sub(max_rows)) else {
+                break;
+            };
+            let n = conn.execute(
+                "DELETE FROM request_log WHERE id IN
+                    (SELECT id FROM request_log WHERE id <= ?1 ORDER BY id LIMIT ?2)",
+                rusqlite::params![last, batch],
+            )?;
+            deleted += n;
+            if n < LOG_DELETE_BATCH {
+                break;
+            }
+        }
+        Ok(deleted)
     }
 
     /// Spend (nano-USD) since `since_ms`, by key and by team.
@@ -260,6 +301,63 @@ mod tests {
             saved_tokens: if cache == "hit" { 15 } else { 0 },
             saved_nano_usd: (cache == "hit").then_some(7),
         }
+    }
+
+    fn logged(ts_ms: i64, n: usize) -> RequestRow {
+        RequestRow {
+            ts_ms,
+            request_id: format!("req-{n}"),
+            route: "chat".into(),
+            model: Some("gpt-4o".into()),
+            key_label: None,
+            target: Some("openai".into()),
+            status: 200,
+            cache: "miss".into(),
+            latency_ms: 1.0,
+            prompt_tokens: 1,
+            completion_tokens: 1,
+            cost_nano_usd: None,
+            prompt: None,
+        }
+    }
+
+    fn logged_ids(store: &Store) -> Vec<String> {
+        let conn = store.conn.lock().unwrap();
+        let mut stmt = conn
+            .prepare("SELECT request_id FROM request_log ORDER BY id")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_request_log_keeps_its_retention_and_its_bound_in_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // More rows than two batches: 100 old ones (ts 0..100), then new ones (ts 1000..).
+        let total = 2 * LOG_DELETE_BATCH + 500;
+        let rows: Vec<RequestRow> = (0..total)
+            .map(|n| logged(if n < 100 { n as i64 } else { 1_000 + n as i64 }, n))
+            .collect();
+        store.append(&[], &rows).unwrap();
+        // Nothing past either: nothing goes.
+        assert_eq!(store.expire_request_log(0, u64::MAX).unwrap(), 0);
+        // The retention takes the 100 old ones...
+        assert_eq!(store.expire_request_log(1_000, u64::MAX).unwrap(), 100);
+        // ...the bound the oldest of the rest, over more than one batch, newest kept.
+        assert_eq!(
+            store.expire_request_log(1_000, 300).unwrap(),
+            total - 100 - 300
+        );
+        let kept = logged_ids(&store);
+        let expected: Vec<String> = (total - 300..total).map(|n| format!("req-{n}")).collect();
+        assert_eq!(kept, expected);
+        // Rows written later are numbered after them: the bound keeps taking the oldest.
+        store.append(&[], &[logged(5_000_000, total)]).unwrap();
+        assert_eq!(store.expire_request_log(1_000, 300).unwrap(), 1);
+        assert_eq!(logged_ids(&store)[0], format!("req-{}", total - 299));
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// the 60 s idle timeouts of common reverse proxies and load balancers.
 pub const DEFAULT_STREAM_KEEPALIVE: Duration = Duration::from_secs(15);
 pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+/// The most rows the request log keeps by default (a few hundred MB of the store at most).
+pub const DEFAULT_LOG_MAX_ROWS: u64 = 1_000_000;
 
 /// A configuration problem: the dotted path of the offending key and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -123,6 +125,8 @@ pub struct Config {
     pub encryption_key: Option<Secret>,
     /// Days the request log is kept in the store (0: not kept).
     pub log_retention_days: u32,
+    /// The most rows the request log keeps, whatever their age (the oldest go first).
+    pub log_max_rows: u64,
     /// Keep each request's final user message in the request log.
     pub log_prompts: bool,
     /// Browser origins allowed to call the API routes from their pages (CORS).
@@ -590,6 +594,16 @@ impl Config {
             admin_token: env.var("REPRISE_ADMIN_TOKEN").map(Secret::new),
             encryption_key: env.var("REPRISE_ENCRYPTION_KEY").map(Secret::new),
             log_retention_days: raw.log_retention_days.unwrap_or(30),
+            log_max_rows: match raw.log_max_rows {
+                Some(0) => {
+                    return Err(ConfigError::new(
+                        "log_max_rows",
+                        "must be at least 1 (log_retention_days = 0 keeps no request log)",
+                    ));
+                }
+                Some(n) => n,
+                None => DEFAULT_LOG_MAX_ROWS,
+            },
             log_prompts: match env.var("REPRISE_LOG_PROMPTS") {
                 Some(v) => parse_bool("log_prompts", &v)?,
                 None => raw.log_prompts.unwrap_or(false),
@@ -985,6 +999,7 @@ mod tests {
                 "allow_unauthenticated",
             ),
             ("max_body_bytes = 0", &[], "max_body_bytes"),
+            ("log_max_rows = 0", &[], "log_max_rows"),
             (
                 "[[targets]]\nname = \"az\"\nprovider = \"azure\"",
                 &[],

@@ -35,6 +35,8 @@ pub struct RawConfig {
     pub passthrough_shared_cache: Option<bool>,
     /// Days the request log is kept in the store (0: not kept).
     pub log_retention_days: Option<u32>,
+    /// The most rows the request log keeps.
+    pub log_max_rows: Option<u64>,
     /// Keep each request's final user message in the request log (for top misses).
     pub log_prompts: Option<bool>,
     /// Browser origins allowed to call the API routes (CORS), or `["*"]`.

@@ -64,6 +64,8 @@ struct KeyUsage {
 #[derive(Debug, Serialize)]
 struct Recent {
     time: String,
+    /// As in the request's log line and `x-request-id` header.
+    request_id: String,
     model: Option<String>,
     key: Option<String>,
     target: Option<String>,
@@ -147,6 +149,7 @@ fn collect(state: &AppState) -> anyhow::Result<Data> {
         .into_iter()
         .map(|r| Recent {
             time: crate::reports::timestamp(r.ts_ms),
+            request_id: r.request_id,
             model: r.model,
             key: r.key_label,
             target: r.target,

@@ -1,10 +1,12 @@
 //! The dashboard: the page (self-contained), its data after known traffic, its SVG charts, the
 //! request log behind it (prompts only when enabled), and the admin token from a browser.
 
+use std::time::Duration;
+
 use reprise_test_support::MockUpstream;
 use serde_json::{Value, json};
 
-use crate::support::{Gateway, chat_body, client};
+use crate::support::{Gateway, PATIENCE, chat_body, client};
 
 async fn ask(gw: &Gateway, q: &str, no_cache: bool) -> reqwest::Response {
     let mut r = client()
@@ -134,6 +136,49 @@ async fn prompts_are_not_kept_unless_enabled_and_retention_zero_keeps_nothing() 
     ask(&gw, "Another question", false).await;
     let data: Value = gw.get_json("/dashboard/data").await;
     assert!(data["recent"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_request_log_keeps_at_most_its_bound_of_rows_the_newest() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::with_config(
+        "log_max_rows = 2\n[cache]\nsweep_interval_secs = 1\n",
+        &mock,
+    )
+    .await;
+    let mut ids = Vec::new();
+    for q in [
+        "First question",
+        "Second question",
+        "Third question",
+        "Fourth question",
+    ] {
+        let r = ask(&gw, q, false).await;
+        assert_eq!(r.status(), 200);
+        ids.push(r.headers()["x-request-id"].to_str().unwrap().to_owned());
+    }
+    // Rows are written once a second and trimmed at each sweep: wait for both.
+    let trimmed = async {
+        loop {
+            let data: Value = gw.get_json("/dashboard/data").await;
+            let mut recent: Vec<String> = data["recent"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["request_id"].as_str().unwrap().to_owned())
+                .collect();
+            recent.sort();
+            let mut newest = ids[2..].to_vec();
+            newest.sort();
+            if recent == newest {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, trimmed)
+        .await
+        .expect("the request log was not trimmed to its two newest rows");
 }
 
 /// The database files' bytes as text.
