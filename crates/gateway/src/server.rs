@@ -271,6 +271,16 @@ async fn sweep_expired(state: AppState) {
         {
             tracing::error!(error = %err, "could not expire the request log");
         }
+        // The ledger's days past its detail, summed by day (spend and reports unchanged).
+        let store = state.store().clone();
+        let now = crate::state::unix_ms();
+        let today = now - now.rem_euclid(86_400_000);
+        let before = today - i64::from(state.config().ledger_detail_days) * 86_400_000;
+        match tokio::task::spawn_blocking(move || store.roll_up_ledger(before)).await {
+            Ok(Ok(0)) | Err(_) => {}
+            Ok(Ok(n)) => tracing::info!(rows = n, "ledger rows summed into daily totals"),
+            Ok(Err(err)) => tracing::error!(error = %err, "could not sum the ledger's older days"),
+        }
     }
 }
 

@@ -234,13 +234,21 @@ impl Store {
         Ok(deleted)
     }
 
-    /// Spend (nano-USD) since `since_ms`, by key and by team.
+    /// Spend (nano-USD) since `since_ms`, by key and by team. `since_ms` is the start of a UTC
+    /// day (a day's or a month's spend): days rolled up (see [`Store::roll_up_ledger`]) count
+    /// from their totals.
     pub fn spend_since(&self, since_ms: i64) -> Result<(Spent, Spent), StoreError> {
         let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
         let sum = |column: &str| -> Result<Vec<(String, i64)>, StoreError> {
             let mut stmt = conn.prepare(&format!(
-                "SELECT {column}, COALESCE(SUM(cost_nano_usd), 0) FROM ledger
-                 WHERE ts_ms >= ?1 AND {column} IS NOT NULL GROUP BY {column}"
+                "SELECT holder, SUM(spent) FROM (
+                    SELECT {column} AS holder, COALESCE(SUM(cost_nano_usd), 0) AS spent
+                    FROM ledger WHERE ts_ms >= ?1 AND {column} IS NOT NULL GROUP BY {column}
+                    UNION ALL
+                    SELECT {column}, SUM(cost_nano_usd) FROM ledger_daily
+                    WHERE day >= date(?1 / 1000, 'unixepoch') AND {column} <> ''
+                    GROUP BY {column})
+                 GROUP BY holder ORDER BY holder"
             ))?;
             let rows = stmt.query_map([since_ms], |r| Ok((r.get(0)?, r.get(1)?)))?;
             Ok(rows.collect::<Result<_, _>>()?)
@@ -248,17 +256,34 @@ impl Store {
         Ok((sum("key_id")?, sum("team")?))
     }
 
-    /// Usage by UTC day, key and model since `since_ms`, optionally for one key.
+    /// Usage by UTC day, key and model since `since_ms` (the start of a UTC day), optionally
+    /// for one key: the ledger's rows and its rolled-up days together.
     pub fn usage(&self, since_ms: i64, key_id: Option<&str>) -> Result<Vec<UsageRow>, StoreError> {
         let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
         let mut stmt = conn.prepare(
-            "SELECT date(ts_ms / 1000, 'unixepoch') AS day, key_id, model, COUNT(*),
-                SUM(CASE WHEN cache = 'hit' THEN 1 ELSE 0 END),
-                SUM(prompt_tokens), SUM(completion_tokens), COALESCE(SUM(cost_nano_usd), 0),
-                SUM(CASE WHEN cost_nano_usd IS NULL AND cache <> 'hit' THEN 1 ELSE 0 END),
-                SUM(saved_tokens), COALESCE(SUM(saved_nano_usd), 0)
-             FROM ledger
-             WHERE ts_ms >= ?1 AND (?2 IS NULL OR key_id = ?2)
+            "SELECT day, NULLIF(key_id, ''), model, SUM(requests), SUM(cache_hits),
+                SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_nano_usd),
+                SUM(unpriced_requests), SUM(saved_tokens), SUM(saved_nano_usd)
+             FROM (
+                SELECT date(ts_ms / 1000, 'unixepoch') AS day, COALESCE(key_id, '') AS key_id,
+                    model, COUNT(*) AS requests,
+                    SUM(CASE WHEN cache = 'hit' THEN 1 ELSE 0 END) AS cache_hits,
+                    SUM(prompt_tokens) AS prompt_tokens,
+                    SUM(completion_tokens) AS completion_tokens,
+                    COALESCE(SUM(cost_nano_usd), 0) AS cost_nano_usd,
+                    SUM(CASE WHEN cost_nano_usd IS NULL AND cache <> 'hit' THEN 1 ELSE 0 END)
+                        AS unpriced_requests,
+                    SUM(saved_tokens) AS saved_tokens,
+                    COALESCE(SUM(saved_nano_usd), 0) AS saved_nano_usd
+                FROM ledger
+                WHERE ts_ms >= ?1 AND (?2 IS NULL OR key_id = ?2)
+                GROUP BY day, key_id, model
+                UNION ALL
+                SELECT day, key_id, model, requests, cache_hits, prompt_tokens,
+                    completion_tokens, cost_nano_usd, unpriced_requests, saved_tokens,
+                    saved_nano_usd
+                FROM ledger_daily
+                WHERE day >= date(?1 / 1000, 'unixepoch') AND (?2 IS NULL OR key_id = ?2))
              GROUP BY day, key_id, model
              ORDER BY day, key_id, model",
         )?;
@@ -279,7 +304,60 @@ impl Store {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+
+    /// Sums the ledger's rows older than `before_ms` (the start of a UTC day) into daily totals
+    /// by key, team and model, and deletes them: what spend, budgets and usage reports read of
+    /// those days is unchanged, and the ledger no longer grows with every request for ever. One
+    /// day at a time, each in one transaction (a crash leaves a day either rolled up or not).
+    /// Returns the rows rolled up.
+    pub fn roll_up_ledger(&self, before_ms: i64) -> Result<usize, StoreError> {
+        let mut rolled = 0;
+        loop {
+            let mut conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+            let oldest: Option<i64> = conn.query_row(
+                "SELECT MIN(ts_ms) FROM ledger WHERE ts_ms < ?1",
+                [before_ms],
+                |r| r.get(0),
+            )?;
+            let Some(oldest) = oldest else {
+                return Ok(rolled);
+            };
+            let day_end = (oldest.div_euclid(DAY_MS) + 1) * DAY_MS;
+            let end = day_end.min(before_ms);
+            let tx = conn.transaction()?;
+            tx.execute(
+                "INSERT INTO ledger_daily (day, key_id, team, model, requests, cache_hits,
+                    prompt_tokens, completion_tokens, cost_nano_usd, unpriced_requests,
+                    saved_tokens, saved_nano_usd)
+                 SELECT date(ts_ms / 1000, 'unixepoch'), COALESCE(key_id, ''),
+                    COALESCE(team, ''), model, COUNT(*),
+                    SUM(CASE WHEN cache = 'hit' THEN 1 ELSE 0 END), SUM(prompt_tokens),
+                    SUM(completion_tokens), COALESCE(SUM(cost_nano_usd), 0),
+                    SUM(CASE WHEN cost_nano_usd IS NULL AND cache <> 'hit' THEN 1 ELSE 0 END),
+                    SUM(saved_tokens), COALESCE(SUM(saved_nano_usd), 0)
+                 FROM ledger WHERE ts_ms >= ?1 AND ts_ms < ?2
+                 GROUP BY 1, 2, 3, 4
+                 ON CONFLICT (day, key_id, team, model) DO UPDATE SET
+                    requests = requests + excluded.requests,
+                    cache_hits = cache_hits + excluded.cache_hits,
+                    prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+                    completion_tokens = completion_tokens + excluded.completion_tokens,
+                    cost_nano_usd = cost_nano_usd + excluded.cost_nano_usd,
+                    unpriced_requests = unpriced_requests + excluded.unpriced_requests,
+                    saved_tokens = saved_tokens + excluded.saved_tokens,
+                    saved_nano_usd = saved_nano_usd + excluded.saved_nano_usd",
+                [oldest, end],
+            )?;
+            rolled += tx.execute(
+                "DELETE FROM ledger WHERE ts_ms >= ?1 AND ts_ms < ?2",
+                [oldest, end],
+            )?;
+            tx.commit()?;
+        }
+    }
 }
+
+const DAY_MS: i64 = 86_400_000;
 
 #[cfg(test)]
 mod tests {
@@ -358,6 +436,62 @@ mod tests {
         store.append(&[], &[logged(5_000_000, total)]).unwrap();
         assert_eq!(store.expire_request_log(1_000, 300).unwrap(), 1);
         assert_eq!(logged_ids(&store)[0], format!("req-{}", total - 299));
+    }
+
+    #[test]
+    fn rolled_up_days_report_the_same_spend_and_usage_and_leave_the_ledger() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let day = |d: i64, ms: i64| d * DAY_MS + ms;
+        let mut rows = Vec::new();
+        // Three days of traffic: two keys (one in a team), one keyless, hits, unpriced.
+        for d in 0..3 {
+            for i in 0..5 {
+                let mut r = row(Some("k1"), day(d, i * 1000), Some(100 + i), "miss");
+                r.team = Some("research".into());
+                rows.push(r);
+                rows.push(row(Some("k2"), day(d, i * 1000 + 1), None, "miss"));
+                rows.push(row(None, day(d, i * 1000 + 2), Some(7), "hit"));
+            }
+            let mut other = row(Some("k2"), day(d, 50_000), Some(3), "miss");
+            other.model = "gpt-4o-mini".into();
+            rows.push(other);
+        }
+        store.append_ledger(&rows).unwrap();
+        let report = |since: i64| {
+            (
+                store.spend_since(since).unwrap(),
+                store.usage(since, None).unwrap(),
+                store.usage(since, Some("k2")).unwrap(),
+            )
+        };
+        let before: Vec<_> = [0, day(1, 0), day(2, 0)].map(report).into();
+        // The first two days rolled up: the figures are the same from every day on.
+        assert_eq!(store.roll_up_ledger(day(2, 0)).unwrap(), 2 * 16);
+        let after: Vec<_> = [0, day(1, 0), day(2, 0)].map(report).into();
+        assert_eq!(before, after);
+        assert_eq!(before[0].0.1, vec![("research".to_owned(), 3 * 510)]);
+        let conn = store.conn.lock().unwrap();
+        let left: i64 = conn
+            .query_row("SELECT COUNT(*) FROM ledger", [], |r| r.get(0))
+            .unwrap();
+        drop(conn);
+        assert_eq!(left, 16, "only the last day's rows");
+        // Rows written late for a rolled-up day join its totals at the next roll-up.
+        store
+            .append_ledger(&[row(Some("k1"), day(0, 99), Some(1_000), "miss")])
+            .unwrap();
+        assert_eq!(store.roll_up_ledger(day(2, 0)).unwrap(), 1);
+        let (keys, _) = store.spend_since(0).unwrap();
+        assert_eq!(
+            keys,
+            vec![("k1".to_owned(), 3 * 510 + 1_000), ("k2".to_owned(), 9)]
+        );
+        assert_eq!(
+            store.roll_up_ledger(day(2, 0)).unwrap(),
+            0,
+            "nothing left to roll"
+        );
     }
 
     #[test]

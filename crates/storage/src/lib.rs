@@ -106,6 +106,23 @@ const MIGRATIONS: &[&str] = &[
         prompt TEXT
     );
     CREATE INDEX request_log_ts ON request_log (ts_ms);",
+    // 7: the ledger's older days summed by UTC day, key, team and model (see
+    // `Store::roll_up_ledger`); no key or no team is ''.
+    "CREATE TABLE ledger_daily (
+        day TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        team TEXT NOT NULL,
+        model TEXT NOT NULL,
+        requests BIGINT NOT NULL,
+        cache_hits BIGINT NOT NULL,
+        prompt_tokens BIGINT NOT NULL,
+        completion_tokens BIGINT NOT NULL,
+        cost_nano_usd BIGINT NOT NULL,
+        unpriced_requests BIGINT NOT NULL,
+        saved_tokens BIGINT NOT NULL,
+        saved_nano_usd BIGINT NOT NULL,
+        PRIMARY KEY (day, key_id, team, model)
+    );",
 ];
 
 /// A cache entry as the store keeps it.

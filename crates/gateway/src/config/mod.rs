@@ -28,6 +28,8 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// the 60 s idle timeouts of common reverse proxies and load balancers.
 pub const DEFAULT_STREAM_KEEPALIVE: Duration = Duration::from_secs(15);
 pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+/// Days of the ledger kept a row a request by default (this month's and most of the last's).
+pub const DEFAULT_LEDGER_DETAIL_DAYS: u32 = 35;
 /// The most rows the request log keeps by default (a few hundred MB of the store at most).
 pub const DEFAULT_LOG_MAX_ROWS: u64 = 1_000_000;
 
@@ -127,6 +129,8 @@ pub struct Config {
     pub log_retention_days: u32,
     /// The most rows the request log keeps, whatever their age (the oldest go first).
     pub log_max_rows: u64,
+    /// Days the ledger keeps one row a request; older days are kept as daily totals.
+    pub ledger_detail_days: u32,
     /// Keep each request's final user message in the request log.
     pub log_prompts: bool,
     /// Browser origins allowed to call the API routes from their pages (CORS).
@@ -594,6 +598,7 @@ impl Config {
             admin_token: env.var("REPRISE_ADMIN_TOKEN").map(Secret::new),
             encryption_key: env.var("REPRISE_ENCRYPTION_KEY").map(Secret::new),
             log_retention_days: raw.log_retention_days.unwrap_or(30),
+            ledger_detail_days: raw.ledger_detail_days.unwrap_or(DEFAULT_LEDGER_DETAIL_DAYS),
             log_max_rows: match raw.log_max_rows {
                 Some(0) => {
                     return Err(ConfigError::new(

@@ -37,6 +37,8 @@ pub struct RawConfig {
     pub log_retention_days: Option<u32>,
     /// The most rows the request log keeps.
     pub log_max_rows: Option<u64>,
+    /// Days the ledger keeps one row a request before summing them by day.
+    pub ledger_detail_days: Option<u32>,
     /// Keep each request's final user message in the request log (for top misses).
     pub log_prompts: Option<bool>,
     /// Browser origins allowed to call the API routes (CORS), or `["*"]`.

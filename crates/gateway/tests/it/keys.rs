@@ -702,3 +702,106 @@ async fn no_credential_in_any_log_line_or_response_body() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_ledgers_older_days_are_summed_by_day_and_report_the_same() {
+    let mock = MockUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let day_ms = 86_400_000i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let three_days_ago = now - now.rem_euclid(day_ms) - 3 * day_ms;
+    {
+        // Six requests three days ago, as an earlier run of the gateway left them.
+        let store = reprise_storage::Store::open(dir.path()).unwrap();
+        let rows: Vec<reprise_storage::LedgerRow> = (0..6)
+            .map(|i| reprise_storage::LedgerRow {
+                ts_ms: three_days_ago + i * 1000,
+                request_id: format!("old-{i}"),
+                key_id: None,
+                team: None,
+                model: "gpt-4o-mini".into(),
+                target: Some("openai".into()),
+                prompt_tokens: 10,
+                completion_tokens: 5,
+                cached_tokens: 0,
+                cost_nano_usd: Some(1_500),
+                cache: if i % 3 == 0 { "hit" } else { "miss" }.into(),
+                saved_tokens: 0,
+                saved_nano_usd: None,
+            })
+            .collect();
+        store.append_ledger(&rows).unwrap();
+    }
+    let config = dir.path().join("reprise.toml");
+    std::fs::write(
+        &config,
+        "ledger_detail_days = 1\n[cache]\nsweep_interval_secs = 1\n",
+    )
+    .unwrap();
+    let base_url = mock.base_url();
+    let mut p = Process::spawn_in(
+        dir,
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[
+            ("OPENAI_API_KEY", UPSTREAM_KEY),
+            ("OPENAI_BASE_URL", base_url.as_str()),
+            ("REPRISE_CONFIG", config.to_str().unwrap()),
+        ],
+    );
+    let addr = p.listening().await;
+    let usage = || async {
+        let since = utc_date(three_days_ago);
+        client()
+            .get(format!("http://{addr}/admin/usage?since={since}"))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let before = usage().await;
+    assert_eq!(before["requests"], 6);
+    let summed = async {
+        loop {
+            let line = p
+                .output()
+                .iter()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|v| v["message"] == "ledger rows summed into daily totals");
+            match line {
+                Some(line) => return line,
+                None => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    };
+    let line = tokio::time::timeout(PATIENCE, summed)
+        .await
+        .expect("the ledger's old day was not summed");
+    assert_eq!(line["rows"], 6);
+    let after = usage().await;
+    assert_eq!(before["lines"], after["lines"]);
+    assert_eq!(
+        (
+            &after["requests"],
+            &after["cache_hits"],
+            &after["prompt_tokens"],
+            &after["completion_tokens"]
+        ),
+        (&json!(6), &json!(2), &json!(60), &json!(30))
+    );
+    let lines = after["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 1, "{after}");
+    assert_eq!(lines[0]["day"], utc_date(three_days_ago).as_str());
+    p.terminate().await;
+    assert_eq!(p.finish().await.0, Some(0));
+}
+
+/// `YYYY-MM-DD` of a Unix time in milliseconds (UTC).
+fn utc_date(ms: i64) -> String {
+    let at = std::time::UNIX_EPOCH + Duration::from_millis(ms as u64);
+    humantime::format_rfc3339(at).to_string()[..10].to_owned()
+}
