@@ -92,7 +92,7 @@ const PIECE: usize = 24;
 
 /// The stored completion as the `data:` payloads of a stream, `[DONE]` last.
 pub fn chunks(stored: &Value, include_usage: bool) -> Vec<String> {
-    let mut frames = Frames::of(stored);
+    let mut frames = Frames::of(stored, include_usage);
     let mut out = Vec::new();
     let choices = stored
         .get("choices")
@@ -187,10 +187,12 @@ struct Frames {
     /// The fields every chunk carries, serialised once: an object without its closing brace.
     head: String,
     once: Option<Map<String, Value>>,
+    /// Chunks of choices carry `"usage": null` (as OpenAI's do when the usage chunk follows).
+    null_usage: bool,
 }
 
 impl Frames {
-    fn of(stored: &Value) -> Self {
+    fn of(stored: &Value, null_usage: bool) -> Self {
         const EVERY_CHUNK: [&str; 3] = ["model", "system_fingerprint", "service_tier"];
         let mut head = Map::new();
         head.insert("id".into(), Value::from(fresh_id()));
@@ -213,6 +215,7 @@ impl Frames {
         Frames {
             head,
             once: Some(once),
+            null_usage,
         }
     }
 
@@ -258,6 +261,9 @@ impl Frames {
         choice.insert("finish_reason".into(), finish);
         let mut chunk = Map::new();
         chunk.insert("choices".into(), Value::Array(vec![Value::Object(choice)]));
+        if self.null_usage {
+            chunk.insert("usage".into(), Value::Null);
+        }
         self.chunk(chunk)
     }
 
@@ -339,6 +345,10 @@ mod tests {
             assert_eq!(v["object"], "chat.completion.chunk");
             assert_eq!((&v["id"], &v["created"]), (&first["id"], &first["created"]));
             assert_eq!(v["model"], "m");
+            // As OpenAI's: `"usage": null` on every chunk but the usage chunk.
+            let last = e == &events[events.len() - 2];
+            assert!(v.as_object().unwrap().contains_key("usage"), "{e}");
+            assert_eq!(v["usage"].is_null(), !last, "{e}");
             a.push(e);
         }
         let back = a.finish().unwrap();

@@ -544,12 +544,17 @@ async fn chat(
         .into_response();
     }
 
+    // As OpenAI's: with `include_usage`, every chunk but the last carries `"usage": null`.
     let chunk = |delta: Value, finish: Value| {
-        json!({
+        let mut chunk = json!({
             "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
             "system_fingerprint": "fp_mock",
             "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]
-        })
+        });
+        if include_usage {
+            chunk["usage"] = Value::Null;
+        }
+        chunk
     };
     let mut events: Vec<String> =
         vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null).to_string()];

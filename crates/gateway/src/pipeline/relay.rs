@@ -220,7 +220,15 @@ async fn next_frame(mut relay: Relay) -> Option<(Result<Bytes, Infallible>, Rela
             if let Some(collector) = &mut relay.collector {
                 collector.push(&data);
             }
-            Bytes::from(data_frame(&data))
+            // A client that did not ask for usage gets chunks without it, as from OpenAI.
+            match relay
+                .strip_usage
+                .then(|| without_null_usage(&data))
+                .flatten()
+            {
+                Some(stripped) => Bytes::from(data_frame(&stripped)),
+                None => Bytes::from(data_frame(&data)),
+            }
         }
         Ok(StreamEvent::Done) => {
             relay.finished = true;
@@ -287,6 +295,34 @@ fn data_frame(data: &str) -> String {
     frame
 }
 
+/// Whether a chunk has a `usage` that is not `null`. With `stream_options.include_usage` every
+/// OpenAI chunk carries `"usage":null` but the last: reading each with a JSON parser to find
+/// that out was two parses an event. The text `"usage":` (quote, name, quote, colon) can only
+/// be a key: inside a JSON string its quotes would be escaped.
+fn carries_usage(data: &str) -> bool {
+    data.match_indices("\"usage\"").any(|(at, key)| {
+        let rest = data[at + key.len()..].trim_start();
+        rest.strip_prefix(':')
+            .is_some_and(|value| !value.trim_start().starts_with("null"))
+    })
+}
+
+/// A chunk's text without the `"usage":null` OpenAI ends every chunk with when the usage chunk
+/// was asked for; `None` when it does not end so. Only the outer object's last key can be
+/// followed by the text's final brace alone.
+fn without_null_usage(data: &str) -> Option<String> {
+    let inner = data.trim_end().strip_suffix('}')?.trim_end();
+    let before = inner
+        .strip_suffix("null")?
+        .trim_end()
+        .strip_suffix(':')?
+        .trim_end()
+        .strip_suffix("\"usage\"")?
+        .trim_end()
+        .strip_suffix(',')?;
+    Some(format!("{before}}}"))
+}
+
 /// The final usage chunk: `usage` and no choices.
 fn is_usage_only(data: &str) -> bool {
     #[derive(serde::Deserialize)]
@@ -295,14 +331,14 @@ fn is_usage_only(data: &str) -> bool {
         choices: Vec<serde::de::IgnoredAny>,
         usage: Option<serde::de::IgnoredAny>,
     }
-    data.contains("\"usage\"")
+    carries_usage(data)
         && serde_json::from_str::<Probe>(data)
             .is_ok_and(|p| p.choices.is_empty() && p.usage.is_some())
 }
 
 /// Reads `usage` from the chunks that carry it (the final one with `include_usage`).
 fn observe_usage(log: &mut RequestLog, data: &str) {
-    if data.contains("\"usage\"")
+    if carries_usage(data)
         && let Ok(UsageProbe { usage: Some(usage) }) = serde_json::from_str(data)
     {
         log.usage = Some(usage);
@@ -361,6 +397,50 @@ fn cut_reason(err: &UpstreamError) -> (&'static str, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_usage_that_is_not_null_is_read() {
+        let usage = r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}}"#;
+        assert!(carries_usage(usage));
+        assert!(carries_usage(r#"{"usage" : {"prompt_tokens":1}}"#));
+        for data in [
+            r#"{"choices":[{"delta":{"content":"hi"}}],"usage":null}"#,
+            r#"{"choices":[{"delta":{"content":"hi"}}],"usage" : null}"#,
+            r#"{"choices":[{"delta":{"content":"the \"usage\": {1} of it"}}]}"#,
+            r#"{"choices":[{"delta":{"content":"usage"}}]}"#,
+        ] {
+            assert!(!carries_usage(data), "{data}");
+        }
+        // A null one, then the real one (nested or later): found.
+        assert!(carries_usage(
+            r#"{"usage":null,"x":{"usage":{"total_tokens":3}}}"#
+        ));
+        assert!(is_usage_only(usage));
+        assert!(!is_usage_only(
+            r#"{"choices":[{"delta":{"content":"hi"}}],"usage":null}"#
+        ));
+    }
+
+    #[test]
+    fn a_null_usage_is_taken_off_the_end_of_a_chunk_only() {
+        assert_eq!(
+            without_null_usage(r#"{"id":"c","choices":[{"index":0}],"usage":null}"#).as_deref(),
+            Some(r#"{"id":"c","choices":[{"index":0}]}"#)
+        );
+        assert_eq!(
+            without_null_usage("{\"id\": \"c\", \"usage\" : null }\n").as_deref(),
+            Some(r#"{"id": "c"}"#)
+        );
+        for kept in [
+            r#"{"id":"c","choices":[]}"#,
+            r#"{"id":"c","usage":{"total_tokens":3}}"#,
+            r#"{"id":"c","x":{"usage":null}}"#,
+            r#"{"usage":null}"#,
+            r#"{"id":"c","note":"usage":null}"#,
+        ] {
+            assert_eq!(without_null_usage(kept), None, "{kept}");
+        }
+    }
 
     #[test]
     fn the_gateways_error_event_follows_the_last_events_number() {
