@@ -816,23 +816,7 @@ async fn entries_survive_a_restart() {
     tokio::time::timeout(PATIENCE, ready)
         .await
         .expect("never ready");
-    let logged = async {
-        loop {
-            let line = second
-                .output()
-                .iter()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .find(|v| v["message"] == "semantic tier loaded");
-            match line {
-                Some(line) => return line,
-                None => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        }
-    };
-    let loaded = tokio::time::timeout(PATIENCE, logged)
-        .await
-        .expect("no 'semantic tier loaded' line");
-    assert_eq!(loaded["entries"], 1);
+    assert_eq!(second.logged("semantic tier loaded").await["entries"], 1);
     let r = ask(url, "How can I reverse a list in Python?").await;
     assert_eq!(r.headers()["x-reprise-cache-kind"], "semantic");
     assert_eq!(mock.requests().len(), 1);

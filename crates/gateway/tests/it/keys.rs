@@ -765,22 +765,7 @@ async fn the_ledgers_older_days_are_summed_by_day_and_report_the_same() {
     };
     let before = usage().await;
     assert_eq!(before["requests"], 6);
-    let summed = async {
-        loop {
-            let line = p
-                .output()
-                .iter()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .find(|v| v["message"] == "ledger rows summed into daily totals");
-            match line {
-                Some(line) => return line,
-                None => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-    };
-    let line = tokio::time::timeout(PATIENCE, summed)
-        .await
-        .expect("the ledger's old day was not summed");
+    let line = p.logged("ledger rows summed into daily totals").await;
     assert_eq!(line["rows"], 6);
     let after = usage().await;
     assert_eq!(before["lines"], after["lines"]);

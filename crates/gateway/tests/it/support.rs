@@ -334,6 +334,26 @@ impl Process {
         self.output.lock().unwrap().clone()
     }
 
+    /// The first JSON log line whose message is `message`, once the process has printed it.
+    pub async fn logged(&self, message: &str) -> serde_json::Value {
+        let find = async {
+            loop {
+                let line = self
+                    .output()
+                    .iter()
+                    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                    .find(|v| v["message"] == message);
+                match line {
+                    Some(line) => return line,
+                    None => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+                }
+            }
+        };
+        tokio::time::timeout(PATIENCE, find)
+            .await
+            .unwrap_or_else(|_| panic!("no {message:?} line in {:?}", self.output()))
+    }
+
     /// Sends SIGTERM.
     pub async fn terminate(&self) {
         self.signal("-TERM").await;
