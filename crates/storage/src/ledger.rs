@@ -308,8 +308,8 @@ impl Store {
     /// Sums the ledger's rows older than `before_ms` (the start of a UTC day) into daily totals
     /// by key, team and model, and deletes them: what spend, budgets and usage reports read of
     /// those days is unchanged, and the ledger no longer grows with every request for ever. One
-    /// day at a time, each in one transaction (a crash leaves a day either rolled up or not).
-    /// Returns the rows rolled up.
+    /// hour's rows at a time, each in one transaction (a crash leaves an hour either added to
+    /// its day's totals or still in the ledger). Returns the rows rolled up.
     pub fn roll_up_ledger(&self, before_ms: i64) -> Result<usize, StoreError> {
         let mut rolled = 0;
         loop {
@@ -322,8 +322,10 @@ impl Store {
             let Some(oldest) = oldest else {
                 return Ok(rolled);
             };
-            let day_end = (oldest.div_euclid(DAY_MS) + 1) * DAY_MS;
-            let end = day_end.min(before_ms);
+            // An hour of rows at a time (added to its day's totals), so that a busy hour holds
+            // the store for as little as it can.
+            let hour_end = (oldest.div_euclid(HOUR_MS) + 1) * HOUR_MS;
+            let end = hour_end.min(before_ms);
             let tx = conn.transaction()?;
             tx.execute(
                 "INSERT INTO ledger_daily (day, key_id, team, model, requests, cache_hits,
@@ -357,7 +359,9 @@ impl Store {
     }
 }
 
-const DAY_MS: i64 = 86_400_000;
+const HOUR_MS: i64 = 3_600_000;
+#[cfg(test)]
+const DAY_MS: i64 = 24 * HOUR_MS;
 
 #[cfg(test)]
 mod tests {
@@ -453,7 +457,7 @@ mod tests {
                 rows.push(row(Some("k2"), day(d, i * 1000 + 1), None, "miss"));
                 rows.push(row(None, day(d, i * 1000 + 2), Some(7), "hit"));
             }
-            let mut other = row(Some("k2"), day(d, 50_000), Some(3), "miss");
+            let mut other = row(Some("k2"), day(d, 5 * HOUR_MS), Some(3), "miss");
             other.model = "gpt-4o-mini".into();
             rows.push(other);
         }
