@@ -304,7 +304,7 @@ const STOPWORDS: &[&str] = &[
     "genuinely", "somehow", "ever", "think", "thinks", "thinking", "thought", "want", "wants",
     "wanted", "wanting", "need", "needs", "needed", "needing", "wish", "wishes", "wished",
     "wishing", "knows", "knowing", "knew", "known", "gets", "getting", "got", "gotten", "tells",
-    "telling", "told", "lets", "letting",
+    "telling", "told", "lets", "letting", "between", "among",
 ];
 
 /// Verbs that follow an interrogative "when", "where" or "why" (not a conditional "when").
@@ -1336,6 +1336,7 @@ fn stem(word: &str) -> String {
             break;
         }
     }
+    derive(&mut w);
     if w.len() > 2 && w.ends_with('e') {
         w.pop();
     }
@@ -1345,6 +1346,105 @@ fn stem(word: &str) -> String {
     }
     american(&mut w);
     w
+}
+
+/// A noun made from a verb as the verb's stem, so that a question reworded around the noun
+/// keeps its content words: "difference" / "differ", "installation" / "install", "deletion" /
+/// "delete", "configuration" / "configure", "management" / "manage", "performance" / "perform".
+/// Only where what is left is a word's length, and not for nouns whose verb means another thing
+/// ("importance" / "import", "apartment" / "apart", "statement" / "state").
+fn derive(w: &mut String) {
+    const NOT: &[&str] = &[
+        "importance",
+        "apartment",
+        "department",
+        "statement",
+        "government",
+        "substance",
+        "conference",
+        "sentence",
+        "station",
+        "nation",
+        "question",
+        "mention",
+        "position",
+        "section",
+        "fashion",
+        "passion",
+        "mission",
+        "version",
+        "session",
+        "opinion",
+        "region",
+        "religion",
+        "million",
+        "billion",
+        "onion",
+        "union",
+        "lion",
+        "vision",
+        "edition",
+        "condition",
+        "tradition",
+        "ambition",
+        "nutrition",
+        "portion",
+        "motion",
+        "emotion",
+        "lotion",
+        "potion",
+        "caution",
+        "option",
+        "function",
+        "fraction",
+        "action",
+        "fiction",
+        "collection",
+        "direction",
+        "election",
+        "protection",
+        "infection",
+        "attention",
+        "comment",
+        "moment",
+        "element",
+        "segment",
+        "payment",
+        "document",
+        "instance",
+        "distance",
+        "balance",
+        "finance",
+        "evidence",
+        "audience",
+        "science",
+        "silence",
+        "sequence",
+        "license",
+        "licence",
+        "experience",
+    ];
+    if NOT.contains(&w.as_str()) {
+        return;
+    }
+    for (suffix, min) in [
+        ("ation", 4),
+        ("tion", 4),
+        ("sion", 4),
+        ("ment", 5),
+        ("ence", 5),
+        ("ance", 5),
+    ] {
+        if w.len() >= suffix.len() + min && w.ends_with(suffix) {
+            let keep = match suffix {
+                // "connection" / "connect", "discussion" / "discuss".
+                "tion" | "sion" => w.len() - 3,
+                _ => w.len() - suffix.len(),
+            };
+            w.truncate(keep);
+            return;
+        }
+    }
 }
 
 /// British spellings as the American ones, on a stem: "colour" / "color", "theatre" / "theater",
@@ -1558,6 +1658,47 @@ mod tests {
                 Closeness::Close
             ),
             Ok(())
+        );
+    }
+
+    #[test]
+    fn a_noun_made_from_a_verb_is_the_verb_and_between_is_no_content() {
+        // Reworded around the noun, the same question.
+        for (a, b) in [
+            (
+                "How do I configure nginx?",
+                "What is the configuration of nginx?",
+            ),
+            ("How do I install numpy?", "numpy installation"),
+            (
+                "How do I delete a branch in git?",
+                "Deletion of a branch in git",
+            ),
+            (
+                "How does a list differ from a tuple?",
+                "What is the difference between a list and a tuple?",
+            ),
+        ] {
+            assert_eq!(check(a, b, Closeness::Similar), Ok(()), "{a} / {b}");
+        }
+        // So another object in a question reworded around the same comparison is a change of
+        // content words in one frame, not a rewording: "list" / "dictionary".
+        assert_eq!(
+            check(
+                "What is the difference between a list and a tuple in python?",
+                "In python, how does a tuple differ from a dictionary?",
+                Closeness::Similar
+            ),
+            Err(Veto::Content)
+        );
+        // Nouns whose verb means another thing stay themselves.
+        assert_eq!(
+            check(
+                "What is the importance of unit tests?",
+                "How do I import unit tests?",
+                Closeness::Similar
+            ),
+            Err(Veto::Content)
         );
     }
 
