@@ -361,9 +361,6 @@ mod tests {
         Arc::new(Entry {
             exact: Key(key),
             bytes,
-            completion: Stored::compact(
-                &json!({"usage": {"prompt_tokens": tokens, "completion_tokens": 0}}),
-            ),
             ..Arc::into_inner(entry).expect("one owner")
         })
     }

@@ -188,11 +188,16 @@ impl Scope {
                 graph.add(at as u64, embedding).map_err(graph_error)?;
             }
         }
-        self.flat.extend_from_slice(embedding);
-        self.position.insert(key, at);
-        self.keys.push(key);
-        self.analyses.push(analysis);
+        self.append(key, embedding, analysis);
         Ok(())
+    }
+
+    /// Adds an entry to the dense columns (not to the graph).
+    fn append(&mut self, key: Key, embedding: &[f32], analysis: guard::Analysis) {
+        self.position.insert(key, self.keys.len());
+        self.keys.push(key);
+        self.flat.extend_from_slice(embedding);
+        self.analyses.push(analysis);
     }
 
     /// Builds the graph of a scope filled in bulk, once it is past [`EXACT_SCAN_LIMIT`], adding
@@ -493,7 +498,9 @@ impl ScopeIndex {
     /// `embedder` and read by the guard, and each scope's graph is built, on `threads` threads,
     /// away from the live index, which goes on serving meanwhile; then the built scopes join it.
     /// A scope that gained entries in the meantime keeps them. Returns how many were added;
-    /// a question whose vector has another size than its scope's is left out.
+    /// a question whose vector has another size than its scope's is left out, and a scope whose
+    /// graph cannot be built is left out (the first such error is returned once the others are
+    /// in).
     pub fn load(
         &self,
         questions: Vec<(Key, Key, String)>,
@@ -512,7 +519,7 @@ impl ScopeIndex {
                 .or_default()
                 .push((*key, embedding, analysis));
         }
-        let mut added = 0;
+        let (mut added, mut failed) = (0, None);
         for (scope_key, members) in by_scope {
             let mut built = Scope::default();
             for (key, embedding, analysis) in members {
@@ -522,16 +529,22 @@ impl ScopeIndex {
                 if embedding.len() != built.dim || built.position.contains_key(&key) {
                     continue;
                 }
-                built.position.insert(key, built.keys.len());
-                built.keys.push(key);
-                built.flat.extend_from_slice(&embedding);
-                built.analyses.push(analysis);
+                built.append(key, &embedding, analysis);
             }
-            built.build_graph(threads)?;
-            added += built.keys.len();
-            self.join(scope_key, built)?;
+            // A scope that fails is left out; the others are still loaded.
+            let n = built.keys.len();
+            match built
+                .build_graph(threads)
+                .and_then(|()| self.join(scope_key, built))
+            {
+                Ok(()) => added += n,
+                Err(err) => failed = failed.or(Some(err)),
+            }
         }
-        Ok(added)
+        match failed {
+            Some(err) => Err(err),
+            None => Ok(added),
+        }
     }
 
     /// Puts a scope built by [`ScopeIndex::load`] in place, with the entries its live

@@ -344,13 +344,10 @@ impl Cache {
     pub async fn warm(&self) {
         let Some(model) = &self.model else { return };
         let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
-        let model = match model {
-            SemanticModel::Local(embedder) => {
-                self.load_in_background(pending, Arc::clone(embedder));
-                return;
-            }
-            SemanticModel::Remote(_) => model,
-        };
+        if let SemanticModel::Local(embedder) = model {
+            self.load_in_background(pending, Arc::clone(embedder));
+            return;
+        }
         let mut added = 0usize;
         for batch in pending.chunks(crate::embedding::BATCH) {
             let texts: Vec<&str> = batch.iter().map(|(_, _, t)| t.as_str()).collect();

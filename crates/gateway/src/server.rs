@@ -273,8 +273,7 @@ async fn sweep_expired(state: AppState) {
         }
         // The ledger's days past its detail, summed by day (spend and reports unchanged).
         let store = state.store().clone();
-        let now = crate::state::unix_ms();
-        let today = now - now.rem_euclid(86_400_000);
+        let today = crate::limits::Calendar::at(crate::state::unix_ms()).day_start_ms;
         let before = today - i64::from(state.config().ledger_detail_days) * 86_400_000;
         match tokio::task::spawn_blocking(move || store.roll_up_ledger(before)).await {
             Ok(Ok(0)) | Err(_) => {}

@@ -260,21 +260,13 @@ impl Store {
     /// for one key: the ledger's rows and its rolled-up days together.
     pub fn usage(&self, since_ms: i64, key_id: Option<&str>) -> Result<Vec<UsageRow>, StoreError> {
         let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare(&format!(
             "SELECT day, NULLIF(key_id, ''), model, SUM(requests), SUM(cache_hits),
                 SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_nano_usd),
                 SUM(unpriced_requests), SUM(saved_tokens), SUM(saved_nano_usd)
              FROM (
                 SELECT date(ts_ms / 1000, 'unixepoch') AS day, COALESCE(key_id, '') AS key_id,
-                    model, COUNT(*) AS requests,
-                    SUM(CASE WHEN cache = 'hit' THEN 1 ELSE 0 END) AS cache_hits,
-                    SUM(prompt_tokens) AS prompt_tokens,
-                    SUM(completion_tokens) AS completion_tokens,
-                    COALESCE(SUM(cost_nano_usd), 0) AS cost_nano_usd,
-                    SUM(CASE WHEN cost_nano_usd IS NULL AND cache <> 'hit' THEN 1 ELSE 0 END)
-                        AS unpriced_requests,
-                    SUM(saved_tokens) AS saved_tokens,
-                    COALESCE(SUM(saved_nano_usd), 0) AS saved_nano_usd
+                    model, {LEDGER_SUMS}
                 FROM ledger
                 WHERE ts_ms >= ?1 AND (?2 IS NULL OR key_id = ?2)
                 GROUP BY day, key_id, model
@@ -286,7 +278,7 @@ impl Store {
                 WHERE day >= date(?1 / 1000, 'unixepoch') AND (?2 IS NULL OR key_id = ?2))
              GROUP BY day, key_id, model
              ORDER BY day, key_id, model",
-        )?;
+        ))?;
         let rows = stmt.query_map(rusqlite::params![since_ms, key_id], |r| {
             Ok(UsageRow {
                 day: r.get(0)?,
@@ -328,15 +320,12 @@ impl Store {
             let end = hour_end.min(before_ms);
             let tx = conn.transaction()?;
             tx.execute(
-                "INSERT INTO ledger_daily (day, key_id, team, model, requests, cache_hits,
+                &format!(
+                    "INSERT INTO ledger_daily (day, key_id, team, model, requests, cache_hits,
                     prompt_tokens, completion_tokens, cost_nano_usd, unpriced_requests,
                     saved_tokens, saved_nano_usd)
                  SELECT date(ts_ms / 1000, 'unixepoch'), COALESCE(key_id, ''),
-                    COALESCE(team, ''), model, COUNT(*),
-                    SUM(CASE WHEN cache = 'hit' THEN 1 ELSE 0 END), SUM(prompt_tokens),
-                    SUM(completion_tokens), COALESCE(SUM(cost_nano_usd), 0),
-                    SUM(CASE WHEN cost_nano_usd IS NULL AND cache <> 'hit' THEN 1 ELSE 0 END),
-                    SUM(saved_tokens), COALESCE(SUM(saved_nano_usd), 0)
+                    COALESCE(team, ''), model, {LEDGER_SUMS}
                  FROM ledger WHERE ts_ms >= ?1 AND ts_ms < ?2
                  GROUP BY 1, 2, 3, 4
                  ON CONFLICT (day, key_id, team, model) DO UPDATE SET
@@ -347,7 +336,8 @@ impl Store {
                     cost_nano_usd = cost_nano_usd + excluded.cost_nano_usd,
                     unpriced_requests = unpriced_requests + excluded.unpriced_requests,
                     saved_tokens = saved_tokens + excluded.saved_tokens,
-                    saved_nano_usd = saved_nano_usd + excluded.saved_nano_usd",
+                    saved_nano_usd = saved_nano_usd + excluded.saved_nano_usd"
+                ),
                 [oldest, end],
             )?;
             rolled += tx.execute(
@@ -358,6 +348,16 @@ impl Store {
         }
     }
 }
+
+/// What a group of ledger rows sums to, in `ledger_daily`'s column order from `requests` on:
+/// the usage report reads it of the rows, the roll-up stores it.
+const LEDGER_SUMS: &str = "COUNT(*) AS requests,
+    SUM(CASE WHEN cache = 'hit' THEN 1 ELSE 0 END) AS cache_hits,
+    SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens,
+    COALESCE(SUM(cost_nano_usd), 0) AS cost_nano_usd,
+    SUM(CASE WHEN cost_nano_usd IS NULL AND cache <> 'hit' THEN 1 ELSE 0 END)
+        AS unpriced_requests,
+    SUM(saved_tokens) AS saved_tokens, COALESCE(SUM(saved_nano_usd), 0) AS saved_nano_usd";
 
 const HOUR_MS: i64 = 3_600_000;
 #[cfg(test)]
