@@ -115,9 +115,13 @@ fn graph_error(e: impl std::fmt::Display) -> IndexError {
 fn new_graph(dim: usize, capacity: usize) -> Result<usearch::Index, IndexError> {
     let options = usearch::IndexOptions {
         dimensions: dim,
-        // Embeddings are unit vectors; the graph only ranks (exact scores come from the f32
-        // copies), so 8-bit cosine is enough.
-        metric: usearch::MetricKind::Cos,
+        // Embeddings are unit vectors (the gateway normalises remote ones), so the inner
+        // product ranks as the cosine does, and the graph only ranks (exact scores come from
+        // the f32 copies): 8-bit inner products are enough. They cost less than 8-bit cosines,
+        // which also compute both norms each time: in a one-off trial (100k questions of random
+        // words, 8-bit, SIMD) inserts took about a third less time and searches 15 to 35 %
+        // less, finding the nearest question as often.
+        metric: usearch::MetricKind::IP,
         quantization: usearch::ScalarKind::I8,
         // Search breadth 24 rather than 40: in a one-off trial on QQP's 73k questions (a
         // stand-alone usearch program, 8-bit, SIMD) it found the nearest question about as
