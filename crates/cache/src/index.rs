@@ -125,6 +125,14 @@ impl ExactIndex {
         self.read().entries.contains_key(key)
     }
 
+    /// Whether this very entry is held under its key (not removed, nor replaced by another).
+    pub fn holds(&self, entry: &Arc<Entry>) -> bool {
+        self.read()
+            .entries
+            .get(&entry.exact)
+            .is_some_and(|held| Arc::ptr_eq(held, entry))
+    }
+
     /// Adds (or replaces) an entry, then, when that takes the index over a bound, evicts the
     /// least valuable entries (expired first; then fewest hits, fewest tokens saved per hit,
     /// oldest) down to [`Bounds::low_water`]. Returns the entries evicted, for the store and

@@ -111,6 +111,9 @@ pub struct Cache {
     loading: Arc<AtomicBool>,
     in_flight: Flights,
     store: Store,
+    /// Held by every write of cache rows, with the look at the index that decides it (see
+    /// [`persist`]).
+    writes: Arc<Mutex<()>>,
     tasks: TaskTracker,
 }
 
@@ -260,6 +263,7 @@ impl Cache {
             pending: Mutex::new(pending),
             in_flight: Arc::default(),
             store,
+            writes: Arc::default(),
             tasks,
         })
     }
@@ -523,52 +527,33 @@ impl Cache {
     /// once, evicting what the bounds push out, and into the store in the background.
     /// `text` is its completion serialised.
     fn put(&self, entry: Arc<Entry>, text: String, now: u64, request_id: &str) {
-        let row = CacheRow {
-            exact_key: entry.exact.to_hex(),
-            scope_key: entry.scope.to_hex(),
-            namespace: entry.namespace.clone(),
-            model: entry.model.clone(),
-            provider: entry.provider.clone(),
-            completion: text,
-            bytes: entry.bytes as i64,
-            created_ms: entry.created_ms as i64,
-            expires_ms: entry.expires_ms as i64,
-            hits: 0,
-            prompt: entry.prompt.clone(),
-        };
-        let pushed_out = self.index.insert(entry, now);
+        let row = row(&entry, text);
+        let pushed_out = self.index.insert(Arc::clone(&entry), now);
         self.counters
             .evictions
             .fetch_add(pushed_out.len() as u64, Ordering::Relaxed);
-        let store = self.store.clone();
+        let (store, writes) = (self.store.clone(), Arc::clone(&self.writes));
         let (index, semantic) = (Arc::clone(&self.index), Arc::clone(&self.semantic));
         let request_id = request_id.to_owned();
         // Off the request's path: a full cache evicts a batch (a thousand entries at the default
         // bound). Until an evicted question leaves the semantic tier, a lookup that finds it
         // finds no entry for it and passes it by.
         self.tasks.spawn_blocking(move || {
-            let evicted: Vec<String> = pushed_out
-                .iter()
-                .map(|e| {
-                    // Unless it was stored again meanwhile, with its question.
-                    if !index.contains(&e.exact) {
-                        forget(&semantic, e);
-                    }
-                    e.exact.to_hex()
-                })
-                .collect();
-            match store.put_cache_entry(&row) {
-                // Logged once durable: a crash after this line cannot lose the entry.
-                Ok(()) => tracing::info!(%request_id, key = %row.exact_key, "cache entry stored"),
-                Err(err) => {
-                    tracing::error!(%request_id, error = %err, "could not persist a cache entry")
+            for e in &pushed_out {
+                // Unless it was stored again meanwhile, with its question.
+                if !index.contains(&e.exact) {
+                    forget(&semantic, e);
                 }
             }
-            if !evicted.is_empty()
-                && let Err(err) = store.delete_cache_entries(&evicted)
-            {
-                tracing::error!(error = %err, "could not delete evicted cache entries");
-            }
+            persist(
+                &store,
+                &index,
+                &writes,
+                &row,
+                &entry,
+                &pushed_out,
+                &request_id,
+            );
         });
     }
 
@@ -668,9 +653,67 @@ impl Cache {
         }
         if !removed.is_empty() {
             let keys: Vec<String> = removed.iter().map(|e| e.exact.to_hex()).collect();
+            let _writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
             self.store.delete_cache_entries(&keys)?;
         }
         Ok(removed.len())
+    }
+}
+
+/// An entry's row in the store, `text` its completion serialised.
+fn row(entry: &Entry, text: String) -> CacheRow {
+    CacheRow {
+        exact_key: entry.exact.to_hex(),
+        scope_key: entry.scope.to_hex(),
+        namespace: entry.namespace.clone(),
+        model: entry.model.clone(),
+        provider: entry.provider.clone(),
+        completion: text,
+        bytes: entry.bytes as i64,
+        created_ms: entry.created_ms as i64,
+        expires_ms: entry.expires_ms as i64,
+        hits: 0,
+        prompt: entry.prompt.clone(),
+    }
+}
+
+/// Brings the store in line with the exact index after one insert: the new entry's row is
+/// written if the index still holds that very entry (not purged, expired or evicted meanwhile,
+/// nor replaced by a newer answer, whose own call writes that one), and each entry the insert
+/// pushed out is deleted unless its key was stored again since.
+///
+/// These calls run on the blocking pool in no particular order. Each decides and writes under
+/// `writes` (as purges and sweeps delete under it), so the last one to touch a key sees the
+/// index's final word on it: an eviction that runs late does not delete an entry stored again,
+/// and a store that runs late does not write back an entry purged or evicted.
+fn persist(
+    store: &Store,
+    index: &ExactIndex,
+    writes: &Mutex<()>,
+    row: &CacheRow,
+    entry: &Arc<Entry>,
+    pushed_out: &[Arc<Entry>],
+    request_id: &str,
+) {
+    let _writes = writes.lock().unwrap_or_else(|p| p.into_inner());
+    if index.holds(entry) {
+        match store.put_cache_entry(row) {
+            // Logged once durable: a crash after this line cannot lose the entry.
+            Ok(()) => tracing::info!(%request_id, key = %row.exact_key, "cache entry stored"),
+            Err(err) => {
+                tracing::error!(%request_id, error = %err, "could not persist a cache entry")
+            }
+        }
+    }
+    let evicted: Vec<String> = pushed_out
+        .iter()
+        .filter(|e| !index.contains(&e.exact))
+        .map(|e| e.exact.to_hex())
+        .collect();
+    if !evicted.is_empty()
+        && let Err(err) = store.delete_cache_entries(&evicted)
+    {
+        tracing::error!(error = %err, "could not delete evicted cache entries");
     }
 }
 
@@ -712,9 +755,106 @@ fn forget(semantic: &ScopeIndex, entry: &Entry) {
 
 #[cfg(test)]
 mod tests {
+    use reprise_cache::Bounds;
     use serde_json::json;
 
-    use super::readable;
+    use super::*;
+
+    /// An answer stored under key `n` at `created_ms` for an hour.
+    fn entry(n: u8, created_ms: u64) -> Arc<Entry> {
+        Arc::new(Entry {
+            exact: Key([n; 32]),
+            scope: Key([0; 32]),
+            namespace: String::new(),
+            model: "m".into(),
+            provider: "openai".into(),
+            prompt: Some(format!("question {n}")),
+            completion: Stored::compact(&json!({"choices": []})),
+            bytes: 100,
+            created_ms,
+            expires_ms: created_ms + 3_600_000,
+            hits: AtomicU64::new(0),
+        })
+    }
+
+    /// Persists `entry`'s insert, as its background write does.
+    fn persist_insert(
+        store: &Store,
+        index: &ExactIndex,
+        entry: &Arc<Entry>,
+        pushed_out: &[Arc<Entry>],
+    ) {
+        let row = row(entry, entry.completion.text().into_owned());
+        persist(
+            store,
+            index,
+            &Mutex::new(()),
+            &row,
+            entry,
+            pushed_out,
+            "test",
+        );
+    }
+
+    /// (key, created_ms) of every row in the store.
+    fn stored(store: &Store) -> Vec<(String, i64)> {
+        let mut rows: Vec<_> = store
+            .load_cache_entries(0)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.exact_key, r.created_ms))
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    #[test]
+    fn the_store_ends_up_holding_what_the_index_holds_whatever_order_writes_run_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let index = ExactIndex::new(Bounds {
+            max_entries: 1,
+            max_bytes: u64::MAX,
+        });
+        // X is stored, pushed out by Y, then stored again (pushing Y out).
+        let x = entry(1, 1_000);
+        assert!(index.insert(Arc::clone(&x), 1_000).is_empty());
+        let y = entry(2, 2_000);
+        let y_out = index.insert(Arc::clone(&y), 2_000);
+        assert_eq!(y_out.len(), 1);
+        assert!(Arc::ptr_eq(&y_out[0], &x));
+        let x_again = entry(1, 3_000);
+        let x_again_out = index.insert(Arc::clone(&x_again), 3_000);
+        assert!(Arc::ptr_eq(&x_again_out[0], &y));
+        // Their background writes run last first: Y's eviction of X must not delete X stored
+        // again, nor the first X's late write replace the second's, nor Y come back.
+        persist_insert(&store, &index, &x_again, &x_again_out);
+        persist_insert(&store, &index, &y, &y_out);
+        persist_insert(&store, &index, &x, &[]);
+        assert_eq!(stored(&store), vec![(x.exact.to_hex(), 3_000)]);
+
+        // Run in order, they end the same way.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        persist_insert(&store, &index, &x, &[]);
+        persist_insert(&store, &index, &y, &y_out);
+        persist_insert(&store, &index, &x_again, &x_again_out);
+        assert_eq!(stored(&store), vec![(x.exact.to_hex(), 3_000)]);
+    }
+
+    #[test]
+    fn an_entry_purged_before_its_write_runs_is_not_written_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let index = ExactIndex::new(Bounds::default());
+        let (kept, purged) = (entry(1, 1_000), entry(2, 1_000));
+        index.insert(Arc::clone(&kept), 1_000);
+        index.insert(Arc::clone(&purged), 1_000);
+        assert!(index.remove(&purged.exact).is_some());
+        persist_insert(&store, &index, &kept, &[]);
+        persist_insert(&store, &index, &purged, &[]);
+        assert_eq!(stored(&store), vec![(kept.exact.to_hex(), 1_000)]);
+    }
 
     #[test]
     fn a_stored_embedding_must_be_json_to_be_served() {
