@@ -3,7 +3,10 @@
 //! the answer.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+
+use rustc_hash::FxHashMap;
 
 use crate::Key;
 use crate::embed::{Embedder, cosine};
@@ -153,17 +156,24 @@ fn search_breadth(n: usize) -> usize {
     BASE + (40.0 * (n as f64 / 100_000.0).log10()).round() as usize
 }
 
-/// Sets `graph`'s search breadth for its size (see [`search_breadth`]). Only with no search
-/// under way (the scope's lock held for writing): the breadth is a plain field of the graph.
-fn fit_breadth(graph: &usearch::Index) {
-    let breadth = search_breadth(graph.size());
+/// Sets `graph`'s search breadth for a scope of `n` questions (see [`search_breadth`]). Only
+/// with no search under way (the scope's lock held for writing): the breadth is a plain field of
+/// the graph.
+fn fit_breadth(graph: &usearch::Index, n: usize) {
+    let breadth = search_breadth(n);
     if graph.expansion_search() != breadth {
         graph.change_expansion_search(breadth);
     }
 }
 
+/// The next label a vector takes in a graph. Labels are unique in the process and never reused,
+/// so a label handed out before its vector reaches the graph (see [`Scope::push`]) names no other
+/// entry when it gets there, even in a scope rebuilt meanwhile (see [`ScopeIndex::load`]).
+static NEXT_LABEL: AtomicU64 = AtomicU64::new(0);
+
 /// The questions of one scope. Keys, texts and vectors are kept dense (position `i` in each is
-/// one entry); removal moves the last entry into the hole.
+/// one entry); removal moves the last entry into the hole. The graph names entries by label,
+/// which stays with an entry as it moves.
 #[derive(Debug, Default)]
 struct Scope {
     dim: usize,
@@ -175,16 +185,25 @@ struct Scope {
     /// Each question as the guard reads it, analysed once when stored: a lookup guards up to
     /// [`GUARDED_CANDIDATES`] of them, and re-reading each text was most of a hit's guard cost.
     analyses: Vec<guard::Analysis>,
+    /// Each entry's label in the graph (see [`NEXT_LABEL`]).
+    labels: Vec<u64>,
     position: HashMap<Key, usize>,
+    /// The position of each label's entry.
+    by_label: FxHashMap<u64, usize>,
 }
 
 impl Scope {
+    /// Adds an entry. A small scope is scanned exactly, so that is all; the entry that takes it
+    /// past [`EXACT_SCAN_LIMIT`] builds the graph of every vector. Past that, returns the label
+    /// under which its vector is still to be added to the graph ([`Scope::add_to_graph`]),
+    /// which the caller does with the scope shared rather than exclusive (the graph takes adds
+    /// alongside searches), so lookups go on meanwhile.
     fn push(
         &mut self,
         key: Key,
         embedding: &[f32],
         analysis: guard::Analysis,
-    ) -> Result<(), IndexError> {
+    ) -> Result<Option<u64>, IndexError> {
         if self.keys.is_empty() {
             self.dim = embedding.len();
         } else if embedding.len() != self.dim {
@@ -194,37 +213,79 @@ impl Scope {
                 self.dim
             )));
         }
-        let at = self.keys.len();
-        match &self.graph {
-            None if at < EXACT_SCAN_LIMIT => {}
-            None => {
-                let graph = new_graph(self.dim, 2 * (at + 1))?;
-                for (i, v) in self.flat.chunks_exact(self.dim).enumerate() {
-                    graph.add(i as u64, v).map_err(graph_error)?;
+        let label = self.append(key, embedding, analysis);
+        let n = self.keys.len();
+        let made = match &self.graph {
+            None if n <= EXACT_SCAN_LIMIT => return Ok(None),
+            None => new_graph(self.dim, 2 * n).and_then(|graph| {
+                for (v, &label) in self.flat.chunks_exact(self.dim).zip(&self.labels) {
+                    graph.add(label, v).map_err(graph_error)?;
                 }
-                graph.add(at as u64, embedding).map_err(graph_error)?;
-                self.graph = Some(Graph(graph));
+                Ok(Some(graph))
+            }),
+            // Room for every entry, those whose vectors are still on their way in included.
+            Some(Graph(graph)) if n >= graph.capacity() => graph
+                .reserve_capacity_and_threads(2 * n, GRAPH_THREADS)
+                .map_err(graph_error)
+                .map(|()| None),
+            Some(_) => Ok(None),
+        };
+        match made {
+            Err(err) => {
+                // Left out of the semantic tier altogether, as the caller is told.
+                self.remove(&key)?;
+                Err(err)
             }
-            Some(Graph(graph)) => {
-                if graph.size() >= graph.capacity() {
-                    graph
-                        .reserve_capacity_and_threads(2 * graph.capacity().max(1), GRAPH_THREADS)
-                        .map_err(graph_error)?;
+            Ok(Some(graph)) => {
+                fit_breadth(&graph, n);
+                self.graph = Some(Graph(graph));
+                Ok(None)
+            }
+            Ok(None) => {
+                let graph = self.graph.as_ref().map(|Graph(g)| g);
+                if let Some(graph) = graph {
+                    fit_breadth(graph, n);
                 }
-                graph.add(at as u64, embedding).map_err(graph_error)?;
-                fit_breadth(graph);
+                Ok(graph.map(|_| label))
             }
         }
-        self.append(key, embedding, analysis);
-        Ok(())
     }
 
-    /// Adds an entry to the dense columns (not to the graph).
-    fn append(&mut self, key: Key, embedding: &[f32], analysis: guard::Analysis) {
+    /// Adds the vector of the entry [`Scope::push`] gave `label` to the graph, unless that entry
+    /// was removed meanwhile. Needs the scope only shared: the graph takes adds alongside
+    /// searches (removals, which it does not, need the scope exclusive).
+    fn add_to_graph(&self, label: u64, embedding: &[f32]) -> Result<(), IndexError> {
+        match &self.graph {
+            Some(Graph(graph)) if self.by_label.contains_key(&label) => {
+                graph.add(label, embedding).map_err(graph_error)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// [`Scope::push`], its vector added to the graph at once (the scope held exclusively).
+    fn push_now(
+        &mut self,
+        key: Key,
+        embedding: &[f32],
+        analysis: guard::Analysis,
+    ) -> Result<(), IndexError> {
+        match self.push(key, embedding, analysis)? {
+            Some(label) => self.add_to_graph(label, embedding),
+            None => Ok(()),
+        }
+    }
+
+    /// Adds an entry to the dense columns (not to the graph); returns its label.
+    fn append(&mut self, key: Key, embedding: &[f32], analysis: guard::Analysis) -> u64 {
+        let label = NEXT_LABEL.fetch_add(1, Ordering::Relaxed);
         self.position.insert(key, self.keys.len());
+        self.by_label.insert(label, self.keys.len());
         self.keys.push(key);
+        self.labels.push(label);
         self.flat.extend_from_slice(embedding);
         self.analyses.push(analysis);
+        label
     }
 
     /// Builds the graph of a scope filled in bulk, once it is past [`EXACT_SCAN_LIMIT`], adding
@@ -235,7 +296,7 @@ impl Scope {
             return Ok(());
         }
         let graph = new_graph(self.dim, 2 * n)?;
-        let (dim, flat) = (self.dim, &self.flat);
+        let (dim, flat, labels) = (self.dim, &self.flat, &self.labels);
         let failed = std::thread::scope(|s| {
             let workers: Vec<_> = (0..threads)
                 .map(|t| {
@@ -243,7 +304,7 @@ impl Scope {
                     s.spawn(move || {
                         (t..n)
                             .step_by(threads)
-                            .try_for_each(|i| graph.add(i as u64, &flat[i * dim..(i + 1) * dim]))
+                            .try_for_each(|i| graph.add(labels[i], &flat[i * dim..(i + 1) * dim]))
                             .err()
                             .map(|e| e.to_string())
                     })
@@ -257,7 +318,7 @@ impl Scope {
         if let Some(err) = failed {
             return Err(IndexError(err));
         }
-        fit_breadth(&graph);
+        fit_breadth(&graph, n);
         self.graph = Some(Graph(graph));
         Ok(())
     }
@@ -268,21 +329,20 @@ impl Scope {
         };
         self.keys.swap_remove(i);
         self.analyses.swap_remove(i);
+        let label = self.labels.swap_remove(i);
+        self.by_label.remove(&label);
         let last = self.keys.len();
         if i != last {
             let (head, tail) = self.flat.split_at_mut(last * self.dim);
             head[i * self.dim..(i + 1) * self.dim].copy_from_slice(&tail[..self.dim]);
+            self.position.insert(self.keys[i], i);
+            self.by_label.insert(self.labels[i], i);
         }
         self.flat.truncate(last * self.dim);
         if let Some(Graph(graph)) = &self.graph {
-            graph.remove(i as u64).map_err(graph_error)?;
-            if i != last {
-                graph.rename(last as u64, i as u64).map_err(graph_error)?;
-            }
-            fit_breadth(graph);
-        }
-        if i != last {
-            self.position.insert(self.keys[i], i);
+            // A label whose vector has not reached the graph yet is not in it: nothing to do.
+            graph.remove(label).map_err(graph_error)?;
+            fit_breadth(graph, last);
         }
         Ok(())
     }
@@ -309,8 +369,7 @@ impl Scope {
                 Ok(found) => found
                     .keys
                     .iter()
-                    .map(|&k| k as usize)
-                    .filter(|&i| i < self.keys.len())
+                    .filter_map(|label| self.by_label.get(label).copied())
                     .map(|i| (i, exact(i)))
                     .filter(|(_, sim)| *sim >= threshold)
                     .collect(),
@@ -371,8 +430,9 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// [`EXACT_SCAN_LIMIT`] and the README's cache benchmarks).
 #[derive(Debug, Default)]
 pub struct ScopeIndex {
-    /// Each scope behind its own lock, so a slow graph insert in one scope does not hold up
-    /// lookups in the others.
+    /// Each scope behind its own lock. An insert holds it exclusively only to append to the
+    /// scope's columns (microseconds); its vector goes into the graph, most of its time, with
+    /// the lock shared, so lookups of the scope go on meanwhile.
     scopes: RwLock<HashMap<Key, Arc<RwLock<Scope>>>>,
 }
 
@@ -392,9 +452,19 @@ impl ScopeIndex {
             let mut scopes = self.scopes.write().unwrap_or_else(|p| p.into_inner());
             scopes.entry(scope).or_default().clone()
         };
-        let mut s = scope.write().unwrap_or_else(|p| p.into_inner());
-        s.remove(&key)?;
-        s.push(key, embedding, analysis)
+        let pending = {
+            let mut s = scope.write().unwrap_or_else(|p| p.into_inner());
+            s.remove(&key)?;
+            s.push(key, embedding, analysis)?
+        };
+        // Into the graph (most of an insert's time at 100k entries) with lookups going on.
+        match pending {
+            Some(label) => scope
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .add_to_graph(label, embedding),
+            None => Ok(()),
+        }
     }
 
     pub fn remove(&self, scope: &Key, key: &Key) -> Result<(), IndexError> {
@@ -602,7 +672,7 @@ impl ScopeIndex {
         let moved = || {
             for ((i, key), analysis) in keys.iter().enumerate().zip(analyses) {
                 built.remove(key)?;
-                built.push(*key, &flat[i * dim..(i + 1) * dim], analysis)?;
+                built.push_now(*key, &flat[i * dim..(i + 1) * dim], analysis)?;
             }
             Ok(())
         };
@@ -905,6 +975,126 @@ mod tests {
             index
                 .insert(scope, key(n), &random_unit(1, dim + 1), "x")
                 .is_err()
+        );
+    }
+
+    /// The vectors a scope's graph holds.
+    fn graph_size(index: &ScopeIndex, scope: &Key) -> usize {
+        let scopes = index.scopes.read().unwrap();
+        let s = scopes[scope].read().unwrap();
+        s.graph.as_ref().map_or(0, |Graph(g)| g.size())
+    }
+
+    #[test]
+    fn a_vector_whose_entry_was_removed_before_it_reached_the_graph_stays_out() {
+        let (index, scope, dim) = (ScopeIndex::default(), Key([1; 32]), 32);
+        let n = EXACT_SCAN_LIMIT + 10;
+        for i in 0..n {
+            let text = format!("question {i}");
+            index
+                .insert(scope, key(i), &random_unit(i as u64, dim), &text)
+                .unwrap();
+        }
+        assert_eq!(graph_size(&index, &scope), n);
+        let scopes = index.scopes.read().unwrap();
+        let mut s = scopes[&scope].write().unwrap();
+        // Stored, then removed (an eviction, or the same key stored again) before its vector
+        // is added: the late add must not bring back a vector nothing points to.
+        let v = random_unit(n as u64, dim);
+        let label = s
+            .push(key(n), &v, guard::Analysis::of("question x"))
+            .unwrap()
+            .expect("past the exact-scan limit, the vector is left for the graph");
+        s.remove(&key(n)).unwrap();
+        s.add_to_graph(label, &v).unwrap();
+        assert_eq!(s.keys.len(), n);
+        let Some(Graph(graph)) = &s.graph else {
+            panic!("the scope has its graph")
+        };
+        assert_eq!(graph.size(), n);
+        // An entry that moved while its vector was on its way keeps its label.
+        let label = s
+            .push(key(n + 1), &v, guard::Analysis::of("question y"))
+            .unwrap()
+            .unwrap();
+        s.remove(&key(0)).unwrap();
+        s.add_to_graph(label, &v).unwrap();
+        let Some(Graph(graph)) = &s.graph else {
+            panic!("the scope has its graph")
+        };
+        assert_eq!(graph.size(), n);
+        let found = s.nearest(&v, 0.99, 1);
+        assert_eq!(found.len(), 1);
+        assert_eq!(s.keys[found[0].0], key(n + 1));
+    }
+
+    #[test]
+    fn lookups_and_stores_of_one_graph_scope_run_side_by_side() {
+        let (index, scope, dim) = (ScopeIndex::default(), Key([1; 32]), 32);
+        let base = EXACT_SCAN_LIMIT * 2;
+        for i in 0..base {
+            let text = format!("question {i}");
+            index
+                .insert(scope, key(i), &random_unit(i as u64, dim), &text)
+                .unwrap();
+        }
+        let (writers, each) = (3, 600);
+        let found = std::thread::scope(|t| {
+            for w in 0..writers {
+                let index = &index;
+                t.spawn(move || {
+                    for i in base + w * each..base + (w + 1) * each {
+                        let text = format!("question {i}");
+                        index
+                            .insert(scope, key(i), &random_unit(i as u64, dim), &text)
+                            .unwrap();
+                        // Some stored again at once, as a repeated miss does.
+                        if i % 7 == 0 {
+                            index
+                                .insert(scope, key(i), &random_unit(i as u64, dim), &text)
+                                .unwrap();
+                        }
+                        if i % 11 == 0 {
+                            index.remove(&scope, &key(i)).unwrap();
+                        }
+                    }
+                });
+            }
+            let reader = t.spawn(|| {
+                (0..base)
+                    .filter(|&i| {
+                        let q = random_unit(i as u64, dim);
+                        let text = format!("question {i}");
+                        index.find(&scope, &text, &q, 0.99).first().map(|h| h.0) == Some(key(i))
+                    })
+                    .count()
+            });
+            reader.join().unwrap()
+        });
+        assert!(
+            found * 100 >= base * 98,
+            "found {found}/{base} while storing"
+        );
+        let kept: Vec<usize> = (0..base + writers * each)
+            .filter(|i| *i < base || i % 11 != 0)
+            .collect();
+        assert_eq!(index.len(), kept.len());
+        assert_eq!(graph_size(&index, &scope), kept.len());
+        let best = |i: usize| {
+            let text = format!("question {i}");
+            let q = random_unit(i as u64, dim);
+            index.find(&scope, &text, &q, 0.99).first().map(|h| h.0)
+        };
+        let found = kept.iter().filter(|&&i| best(i) == Some(key(i))).count();
+        assert!(
+            found * 100 >= kept.len() * 98,
+            "found {found}/{}",
+            kept.len()
+        );
+        assert!(
+            (base..base + writers * each)
+                .filter(|i| i % 11 == 0)
+                .all(|i| best(i).is_none())
         );
     }
 }
