@@ -446,6 +446,22 @@ impl ScopeIndex {
         embedding: &[f32],
         text: &str,
     ) -> Result<(), IndexError> {
+        self.insert_if(scope, key, embedding, text, || true)
+            .map(|_| ())
+    }
+
+    /// [`ScopeIndex::insert`] if `wanted()`, asked with the scope locked: a caller keeping the
+    /// tier in line with another index (see [`ScopeIndex::remove_unless`]) asks it whether the
+    /// entry is still there, and no removal of the scope can come between its answer and the
+    /// insert. Returns whether it was wanted.
+    pub fn insert_if(
+        &self,
+        scope: Key,
+        key: Key,
+        embedding: &[f32],
+        text: &str,
+        wanted: impl FnOnce() -> bool,
+    ) -> Result<bool, IndexError> {
         // Analysed before taking any lock.
         let analysis = guard::Analysis::of(text);
         let scope = {
@@ -454,23 +470,44 @@ impl ScopeIndex {
         };
         let pending = {
             let mut s = scope.write().unwrap_or_else(|p| p.into_inner());
+            if !wanted() {
+                // (A scope created for it stays, empty, until a key of it is removed.)
+                return Ok(false);
+            }
             s.remove(&key)?;
             s.push(key, embedding, analysis)?
         };
         // Into the graph (most of an insert's time at 100k entries) with lookups going on.
-        match pending {
-            Some(label) => scope
+        if let Some(label) = pending {
+            scope
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
-                .add_to_graph(label, embedding),
-            None => Ok(()),
+                .add_to_graph(label, embedding)?;
         }
+        Ok(true)
     }
 
     pub fn remove(&self, scope: &Key, key: &Key) -> Result<(), IndexError> {
+        self.remove_unless(scope, key, || false)
+    }
+
+    /// [`ScopeIndex::remove`] unless `kept()`, asked with the scope locked: a caller whose
+    /// entries live in another index too asks it whether the key was stored again since it
+    /// left. As long as that caller adds to the other index before this one (and asks
+    /// [`ScopeIndex::insert_if`] whether the entry is still there), the last of its inserts and
+    /// removals of a key sees the other index's final word on it, whatever order they run in.
+    pub fn remove_unless(
+        &self,
+        scope: &Key,
+        key: &Key,
+        kept: impl FnOnce() -> bool,
+    ) -> Result<(), IndexError> {
         let mut scopes = self.scopes.write().unwrap_or_else(|p| p.into_inner());
         if let Some(shared) = scopes.get(scope) {
             let mut s = shared.write().unwrap_or_else(|p| p.into_inner());
+            if kept() {
+                return Ok(());
+            }
             let removed = s.remove(key);
             // An empty scope is dropped unless another call holds it (an insert may be about
             // to fill it; no new holder can appear while the map is locked for writing).
@@ -976,6 +1013,41 @@ mod tests {
                 .insert(scope, key(n), &random_unit(1, dim + 1), "x")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn conditional_inserts_and_removals_ask_with_the_scope_locked() {
+        let (index, scope) = (ScopeIndex::default(), Key([1; 32]));
+        let v = unit(&[1.0, 0.0, 0.0]);
+        let found = |index: &ScopeIndex| index.find(&scope, "question one", &v, 0.9).len();
+        // Not wanted (the entry left the other index before its turn): nothing added.
+        let asked = std::cell::Cell::new(false);
+        let wanted = || {
+            // Asked while the scope is locked for writing: a lookup cannot get in.
+            let scopes = index.scopes.read().unwrap();
+            assert!(scopes[&scope].try_read().is_err());
+            asked.set(true);
+            false
+        };
+        assert!(
+            !index
+                .insert_if(scope, key(1), &v, "question one", wanted)
+                .unwrap()
+        );
+        assert!(asked.get());
+        assert_eq!(found(&index), 0);
+        assert!(
+            index
+                .insert_if(scope, key(1), &v, "question one", || true)
+                .unwrap()
+        );
+        assert_eq!(found(&index), 1);
+        // Stored again since it left the other index: kept.
+        index.remove_unless(&scope, &key(1), || true).unwrap();
+        assert_eq!(found(&index), 1);
+        index.remove_unless(&scope, &key(1), || false).unwrap();
+        assert_eq!(found(&index), 0);
+        assert!(index.is_empty());
     }
 
     /// The vectors a scope's graph holds.

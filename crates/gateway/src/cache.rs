@@ -363,12 +363,12 @@ impl Cache {
                 }
             };
             for ((scope, exact, text), vector) in batch.iter().zip(vectors) {
-                // An entry evicted or purged meanwhile stays out.
-                if !self.index.contains(exact) {
-                    continue;
-                }
-                match self.semantic.insert(*scope, *exact, &vector, text) {
-                    Ok(()) => added += 1,
+                // An entry evicted or purged meanwhile stays out (see `forget`).
+                match self
+                    .semantic
+                    .insert_if(*scope, *exact, &vector, text, || self.index.contains(exact))
+                {
+                    Ok(inserted) => added += usize::from(inserted),
                     Err(err) => {
                         tracing::warn!(error = %err, "a cache entry left out of the semantic tier")
                     }
@@ -512,20 +512,24 @@ impl Cache {
         let now = now_ms();
         let entry = Arc::new(self.entry(lookup, provider, Stored::compact(&completion), now));
         let text = entry.completion.text().into_owned();
+        self.put(Arc::clone(&entry), text, now, &lookup.request_id);
+        // The semantic tier after the exact index, and only while the exact index still holds
+        // the entry (see `forget`): an eviction running meanwhile cannot leave it in one tier only.
         if let (Some(embedding), Some(question)) = (&lookup.embedding, &entry.prompt)
-            && let Err(err) = self
-                .semantic
-                .insert(entry.scope, entry.exact, embedding, question)
+            && let Err(err) =
+                self.semantic
+                    .insert_if(entry.scope, entry.exact, embedding, question, || {
+                        self.index.holds(&entry)
+                    })
         {
             tracing::warn!(error = %err, "a cache entry left out of the semantic tier");
         }
-        self.put(entry, text, now, &lookup.request_id);
         Ok(())
     }
 
-    /// Puts an entry (already in the semantic tier if it belongs there) into the exact index at
-    /// once, evicting what the bounds push out, and into the store in the background.
-    /// `text` is its completion serialised.
+    /// Puts an entry into the exact index at once, evicting what the bounds push out, and into
+    /// the store in the background (the caller adds it to the semantic tier after). `text` is
+    /// its completion serialised.
     fn put(&self, entry: Arc<Entry>, text: String, now: u64, request_id: &str) {
         let row = row(&entry, text);
         let pushed_out = self.index.insert(Arc::clone(&entry), now);
@@ -540,10 +544,7 @@ impl Cache {
         // finds no entry for it and passes it by.
         self.tasks.spawn_blocking(move || {
             for e in &pushed_out {
-                // Unless it was stored again meanwhile, with its question.
-                if !index.contains(&e.exact) {
-                    forget(&semantic, e);
-                }
+                forget(&semantic, &index, e);
             }
             persist(
                 &store,
@@ -649,7 +650,7 @@ impl Cache {
     /// Takes entries already out of the exact index out of the semantic tier and the store.
     fn drop_entries(&self, removed: &[Arc<Entry>]) -> anyhow::Result<usize> {
         for e in removed {
-            forget(&self.semantic, e);
+            forget(&self.semantic, &self.index, e);
         }
         if !removed.is_empty() {
             let keys: Vec<String> = removed.iter().map(|e| e.exact.to_hex()).collect();
@@ -746,9 +747,15 @@ fn parse_key(hex: &str) -> Option<Key> {
     blake3::Hash::from_hex(hex).ok().map(|h| Key(*h.as_bytes()))
 }
 
-/// Takes an evicted or purged entry out of the semantic tier.
-fn forget(semantic: &ScopeIndex, entry: &Entry) {
-    if let Err(err) = semantic.remove(&entry.scope, &entry.exact) {
+/// Takes an entry out of the semantic tier once it has left the exact index (evicted, purged,
+/// expired), unless its key was stored again since. Stores add to the exact index first, then
+/// to the semantic tier while the exact index holds the entry; both checks are made with the
+/// scope locked, so whatever order a key's stores and removals run in, the last sees the exact
+/// index's final word and the two tiers agree.
+fn forget(semantic: &ScopeIndex, index: &ExactIndex, entry: &Entry) {
+    if let Err(err) =
+        semantic.remove_unless(&entry.scope, &entry.exact, || index.contains(&entry.exact))
+    {
         tracing::warn!(error = %err, "could not remove a cache entry from the semantic tier");
     }
 }
