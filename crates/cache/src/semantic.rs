@@ -464,14 +464,20 @@ impl ScopeIndex {
     ) -> Result<bool, IndexError> {
         // Analysed before taking any lock.
         let analysis = guard::Analysis::of(text);
-        let scope = {
+        let (scope_key, scope) = {
             let mut scopes = self.scopes.write().unwrap_or_else(|p| p.into_inner());
-            scopes.entry(scope).or_default().clone()
+            (scope, scopes.entry(scope).or_default().clone())
         };
         let pending = {
             let mut s = scope.write().unwrap_or_else(|p| p.into_inner());
             if !wanted() {
-                // (A scope created for it stays, empty, until a key of it is removed.)
+                let empty = s.keys.is_empty();
+                drop(s);
+                drop(scope);
+                // A scope made for this question alone goes again.
+                if empty {
+                    self.drop_if_idle(&scope_key);
+                }
                 return Ok(false);
             }
             s.remove(&key)?;
@@ -489,6 +495,22 @@ impl ScopeIndex {
 
     pub fn remove(&self, scope: &Key, key: &Key) -> Result<(), IndexError> {
         self.remove_unless(scope, key, || false)
+    }
+
+    /// Drops `scope` from the map if it holds no question and no call holds it.
+    fn drop_if_idle(&self, scope: &Key) {
+        let mut scopes = self.scopes.write().unwrap_or_else(|p| p.into_inner());
+        let idle = scopes.get(scope).is_some_and(|shared| {
+            Arc::strong_count(shared) == 1
+                && shared
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .keys
+                    .is_empty()
+        });
+        if idle {
+            scopes.remove(scope);
+        }
     }
 
     /// [`ScopeIndex::remove`] unless `kept()`, asked with the scope locked: a caller whose
@@ -1036,6 +1058,10 @@ mod tests {
         );
         assert!(asked.get());
         assert_eq!(found(&index), 0);
+        assert!(
+            index.scopes.read().unwrap().is_empty(),
+            "the scope made for the refused question is gone"
+        );
         assert!(
             index
                 .insert_if(scope, key(1), &v, "question one", || true)
