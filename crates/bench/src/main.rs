@@ -82,7 +82,7 @@ enum Bench {
         /// The labelled data (for the real-question row of the index phase: QQP's questions).
         #[arg(long, default_value = "../shared/data")]
         data: PathBuf,
-        /// Scope sizes for the index lookup phase (1M takes about a quarter of an hour).
+        /// Scope sizes for the index lookup phase (1M takes about 25 minutes on a 2-core machine).
         #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
         index_sizes: Vec<usize>,
     },

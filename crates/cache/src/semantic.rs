@@ -215,40 +215,29 @@ impl Scope {
         }
         let label = self.append(key, embedding, analysis);
         let n = self.keys.len();
-        let made = match &self.graph {
-            None if n <= EXACT_SCAN_LIMIT => return Ok(None),
-            None => new_graph(self.dim, 2 * n).and_then(|graph| {
-                for (v, &label) in self.flat.chunks_exact(self.dim).zip(&self.labels) {
-                    graph.add(label, v).map_err(graph_error)?;
-                }
-                Ok(Some(graph))
-            }),
+        // Whether the vector is still to be added: not when the graph is built with it.
+        let pending = match &self.graph {
+            None => self.build_graph(1).map(|()| false),
             // Room for every entry, those whose vectors are still on their way in included.
             Some(Graph(graph)) if n >= graph.capacity() => graph
                 .reserve_capacity_and_threads(2 * n, GRAPH_THREADS)
                 .map_err(graph_error)
-                .map(|()| None),
-            Some(_) => Ok(None),
+                .map(|()| true),
+            Some(_) => Ok(true),
         };
-        match made {
+        let pending = match pending {
+            Ok(pending) => pending,
             Err(err) => {
                 // Left out of the semantic tier altogether, as the caller is told.
                 self.remove(&key)?;
-                Err(err)
+                return Err(err);
             }
-            Ok(Some(graph)) => {
-                fit_breadth(&graph, n);
-                self.graph = Some(Graph(graph));
-                Ok(None)
-            }
-            Ok(None) => {
-                let graph = self.graph.as_ref().map(|Graph(g)| g);
-                if let Some(graph) = graph {
-                    fit_breadth(graph, n);
-                }
-                Ok(graph.map(|_| label))
-            }
-        }
+        };
+        let Some(Graph(graph)) = &self.graph else {
+            return Ok(None);
+        };
+        fit_breadth(graph, n);
+        Ok(pending.then_some(label))
     }
 
     /// Adds the vector of the entry [`Scope::push`] gave `label` to the graph, unless that entry
@@ -288,8 +277,9 @@ impl Scope {
         label
     }
 
-    /// Builds the graph of a scope filled in bulk, once it is past [`EXACT_SCAN_LIMIT`], adding
-    /// its vectors on `threads` threads at once (the graph takes concurrent inserts).
+    /// Builds the graph of a scope past [`EXACT_SCAN_LIMIT`] that has none (filled in bulk, or
+    /// just grown past it), adding its vectors on `threads` threads at once (the graph takes
+    /// concurrent inserts).
     fn build_graph(&mut self, threads: usize) -> Result<(), IndexError> {
         let n = self.keys.len();
         if n <= EXACT_SCAN_LIMIT || self.graph.is_some() {
