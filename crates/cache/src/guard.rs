@@ -58,24 +58,37 @@ static NUMBER_OF: LazyLock<FxHashMap<&'static str, &'static str>> =
 static MARKER_OF: LazyLock<FxHashMap<&'static str, &'static str>> =
     LazyLock::new(|| MARKER_ALIAS.iter().copied().collect());
 
-/// Function words, each mapped to whether it is English: the guard's own list and NLTK's
-/// English one (`true`), then the lists NLTK has for languages written in Latin letters, less the
-/// words English shares with them ("a", "me", "on"). One lookup a word tells the two apart.
-static FUNCTION_WORD: LazyLock<FxHashMap<&'static str, bool>> = LazyLock::new(|| {
-    let english = STOPWORDS.iter().chain(stop_words::get("en"));
-    let other = [
-        "es", "fr", "de", "pt", "it", "nl", "sv", "da", "no", "fi", "ro", "tr", "hu", "id", "sl",
-        "az",
-    ]
-    .iter()
-    .flat_map(|language| stop_words::get(language));
-    let mut words: FxHashMap<&'static str, bool> = FxHashMap::default();
-    words.extend(english.map(|w| (*w, true)));
-    for w in other {
-        words.entry(*w).or_insert(false);
+/// The languages written in Latin letters whose function words (NLTK's lists) mark a text as
+/// not English.
+const OTHER_LANGUAGES: [&str; 16] = [
+    "es", "fr", "de", "pt", "it", "nl", "sv", "da", "no", "fi", "ro", "tr", "hu", "id", "sl", "az",
+];
+
+/// Function words, each mapped to the languages it is one of, as bits: [`ENGLISH`] for the
+/// guard's own list and NLTK's English one, else bit `i` for [`OTHER_LANGUAGES`]`[i]`. A word
+/// English shares with another language ("a", "me", "on") is English only. One lookup a word
+/// tells them apart.
+static FUNCTION_WORD: LazyLock<FxHashMap<&'static str, u32>> = LazyLock::new(|| {
+    let mut words: FxHashMap<&'static str, u32> = FxHashMap::default();
+    words.extend(
+        STOPWORDS
+            .iter()
+            .chain(stop_words::get("en"))
+            .map(|w| (*w, ENGLISH)),
+    );
+    for (i, language) in OTHER_LANGUAGES.iter().enumerate() {
+        for w in stop_words::get(language) {
+            let languages = words.entry(*w).or_insert(0);
+            if *languages != ENGLISH {
+                *languages |= 1 << i;
+            }
+        }
     }
     words
 });
+
+/// The bit of [`FUNCTION_WORD`] that marks an English function word.
+const ENGLISH: u32 = 1 << 31;
 
 /// The (source, destination) pairs of one sentence: "from S ... to D" (either order) pairs S with
 /// each destination; otherwise a destination's source is the content word before its "to".
@@ -112,18 +125,28 @@ fn foreign(text: &str, lower: &str) -> bool {
             return true;
         }
     }
-    let (mut english, mut other) = (0usize, 0usize);
+    // Function words of each other language, and words with accented letters (any of them).
+    let (mut english, mut accented) = (0usize, 0usize);
+    let mut other = [0usize; OTHER_LANGUAGES.len()];
     for raw in lower.split_whitespace() {
         let word = raw.trim_matches(|c: char| !c.is_alphanumeric());
         match FUNCTION_WORD.get(word) {
-            Some(true) => english += 1,
-            Some(false) => other += 1,
+            Some(&ENGLISH) => english += 1,
+            Some(&languages) => {
+                for (i, count) in other.iter_mut().enumerate() {
+                    *count += usize::from(languages & (1 << i) != 0);
+                }
+            }
             None if !ascii && word.chars().any(|c| c.is_alphabetic() && !c.is_ascii()) => {
-                other += 1;
+                accented += 1;
             }
             None => {}
         }
     }
+    // One language's words: English words that happen to be function words of three different
+    // languages ("When did World War II end?": German "war", Romanian "ii", Danish "end") are
+    // no foreign text.
+    let other = other.into_iter().max().unwrap_or(0) + accented;
     other >= 2 && other > english
 }
 
@@ -691,6 +714,7 @@ impl Draft {
 impl Analysis {
     pub fn of(text: &str) -> Self {
         let text = &*plain_quotes(text);
+        let text = without_pleasantries(text);
         let raw_lower = text.to_lowercase();
         let mut a = Draft {
             quoted: quoted_strings(text),
@@ -732,13 +756,15 @@ impl Analysis {
                 a.code.insert(token.to_owned());
                 a.code_lower.insert(token.to_lowercase());
             }
-            for word in split_words(token) {
+            for word in split_words(token).flat_map(uncontracted) {
                 let continues_name = std::mem::take(&mut in_name);
                 let lower = word.to_lowercase();
                 let (lower, negated) = match lower.strip_suffix("n't") {
                     Some(stem) => (expand_contraction(stem).to_owned(), true),
                     None => (lower, false),
                 };
+                // "World War II" is "World War 2".
+                let lower = roman_numeral(word).map_or(lower, |n| n.to_string());
                 // "No, ..." / "Yes, ..." opening a sentence answer a question; they negate
                 // nothing in it.
                 let particle = sentence_start && lower == "no" && raw.ends_with(',');
@@ -930,8 +956,9 @@ impl Analysis {
             }
         }
         a.directions.extend(directions(source, &mut destinations));
-        // Only a question asks: "When setting the format, ..." opens a statement.
-        if !text.contains('?') {
+        // Only a question asks: "How many examples are kept depends on `n`." is a statement.
+        // A query typed without its question mark ("Where is the Eiffel Tower") still asks.
+        if !text.contains('?') && text.trim_end().ends_with(['.', '!', ':', ';']) {
             a.asks = None;
         }
         a.freeze()
@@ -1294,6 +1321,75 @@ fn plain_quotes(text: &str) -> Cow<'_, str> {
     )
 }
 
+/// `text` without a greeting set off before it ("Hi, ...", "Hey there! ...") or thanks after
+/// it ("... Thanks!", "... Thank you in advance."): they ask nothing.
+fn without_pleasantries(text: &str) -> &str {
+    const GREETINGS: [&str; 9] = [
+        "hi there",
+        "hello there",
+        "hey there",
+        "good morning",
+        "good afternoon",
+        "good evening",
+        "hi",
+        "hello",
+        "hey",
+    ];
+    const THANKS: [&str; 7] = [
+        "thanks in advance",
+        "thank you in advance",
+        "thanks a lot",
+        "thank you very much",
+        "thank you",
+        "thanks",
+        "thx",
+    ];
+    let mut rest = text.trim();
+    for greeting in GREETINGS {
+        let Some(head) = rest.get(..greeting.len()) else {
+            continue;
+        };
+        let tail = &rest[greeting.len()..];
+        if head.eq_ignore_ascii_case(greeting) && tail.starts_with([',', '!', '.']) {
+            let tail = tail.trim_start_matches([',', '!', '.']).trim_start();
+            if !tail.is_empty() {
+                rest = tail;
+            }
+            break;
+        }
+    }
+    let body = rest.trim_end_matches(['.', '!', ' ']);
+    for thanks in THANKS {
+        let Some(at) = body.len().checked_sub(thanks.len()) else {
+            continue;
+        };
+        let (Some(head), Some(tail)) = (body.get(..at), body.get(at..)) else {
+            continue;
+        };
+        let head = head.trim_end();
+        if tail.eq_ignore_ascii_case(thanks) && head.ends_with(['?', '.', '!']) {
+            rest = head;
+            break;
+        }
+    }
+    rest
+}
+
+/// The value of a Roman numeral in capitals from II to XXXIX ("World War II", "Henry VIII"),
+/// written the usual way. Only I, V and X: "CD", "MD" or "DC" are names more often than
+/// numbers, and "I", "V" and "X" alone are a pronoun or letters.
+fn roman_numeral(word: &str) -> Option<u32> {
+    const TENS: [&str; 4] = ["", "X", "XX", "XXX"];
+    const ONES: [&str; 10] = ["", "I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX"];
+    if word.len() < 2 || !word.bytes().all(|b| matches!(b, b'I' | b'V' | b'X')) {
+        return None;
+    }
+    (2..40u32).find(|&n| {
+        let (tens, ones) = (TENS[(n / 10) as usize], ONES[(n % 10) as usize]);
+        word.len() == tens.len() + ones.len() && word.starts_with(tens) && word.ends_with(ones)
+    })
+}
+
 /// `can't` → `can`, `won't` → `will`, `isn't` → `is`.
 fn expand_contraction(stem: &str) -> &str {
     match stem {
@@ -1302,6 +1398,125 @@ fn expand_contraction(stem: &str) -> &str {
         "sha" => "shall",
         other => other,
     }
+}
+
+/// A contraction of an auxiliary or a pronoun, as its two words: "What's" → "What", "is";
+/// "I'm" → "I", "am"; "they're", "I've", "we'll", "I'd", "let's". Any other word as it is. "'s"
+/// after a name is a possessive ("John's"), left to [`possessive_stem`], and "n't" is read
+/// where negations are counted.
+fn uncontracted(word: &str) -> impl Iterator<Item = &str> {
+    let (first, second) = match contraction(word) {
+        Some((stem, full)) => (stem, Some(full)),
+        None => (word, None),
+    };
+    std::iter::once(first).chain(second)
+}
+
+fn contraction(word: &str) -> Option<(&str, &'static str)> {
+    let (stem, suffix) = word.rsplit_once('\'')?;
+    let lower_stem = stem.to_ascii_lowercase();
+    let full = match suffix.to_ascii_lowercase().as_str() {
+        "m" if lower_stem == "i" => "am",
+        "re" if matches!(
+            lower_stem.as_str(),
+            "you"
+                | "we"
+                | "they"
+                | "who"
+                | "what"
+                | "where"
+                | "how"
+                | "why"
+                | "when"
+                | "there"
+                | "here"
+        ) =>
+        {
+            "are"
+        }
+        "ve" if matches!(
+            lower_stem.as_str(),
+            "i" | "you"
+                | "we"
+                | "they"
+                | "who"
+                | "what"
+                | "could"
+                | "should"
+                | "would"
+                | "might"
+                | "must"
+        ) =>
+        {
+            "have"
+        }
+        "ll" if matches!(
+            lower_stem.as_str(),
+            "i" | "you"
+                | "he"
+                | "she"
+                | "it"
+                | "we"
+                | "they"
+                | "that"
+                | "there"
+                | "this"
+                | "who"
+                | "what"
+                | "where"
+                | "how"
+                | "when"
+        ) =>
+        {
+            "will"
+        }
+        "d" if matches!(
+            lower_stem.as_str(),
+            "i" | "you"
+                | "he"
+                | "she"
+                | "it"
+                | "we"
+                | "they"
+                | "that"
+                | "there"
+                | "who"
+                | "what"
+                | "where"
+                | "how"
+                | "why"
+        ) =>
+        {
+            "would"
+        }
+        "s" if lower_stem == "let" => "us",
+        "s" if matches!(
+            lower_stem.as_str(),
+            "it" | "that"
+                | "this"
+                | "what"
+                | "where"
+                | "who"
+                | "how"
+                | "when"
+                | "why"
+                | "there"
+                | "here"
+                | "he"
+                | "she"
+                | "everything"
+                | "nothing"
+                | "something"
+                | "everyone"
+                | "someone"
+                | "nobody"
+        ) =>
+        {
+            "is"
+        }
+        _ => return None,
+    };
+    Some((stem, full))
 }
 
 fn possessive_stem(word: &str) -> &str {
@@ -1599,6 +1814,166 @@ mod tests {
             ),
             Ok(())
         );
+    }
+
+    #[test]
+    fn a_contraction_is_its_two_words() {
+        // "What's" was one content word that "What is" lacks, and "Who's" / "Where's" opened no
+        // question: every such pair was refused.
+        for (a, b) in [
+            (
+                "What is the capital of France?",
+                "What's the capital of France?",
+            ),
+            ("Where is the Eiffel Tower?", "Where's the Eiffel Tower?"),
+            (
+                "Who is the president of France?",
+                "Who’s the president of France?",
+            ),
+            (
+                "How is the weather in Paris?",
+                "How's the weather in Paris?",
+            ),
+            (
+                "I am learning Rust, what book should I read?",
+                "I'm learning Rust, what book should I read?",
+            ),
+            (
+                "They are late, what should I do?",
+                "They're late, what should I do?",
+            ),
+            (
+                "I have lost my keys, what should I do?",
+                "I've lost my keys, what should I do?",
+            ),
+            (
+                "What will happen if I delete the file?",
+                "What'll happen if I delete the file?",
+            ),
+            (
+                "I would like to know how to bake bread",
+                "I'd like to know how to bake bread",
+            ),
+            (
+                "Let us write a haiku about autumn",
+                "Let's write a haiku about autumn",
+            ),
+            ("He is a doctor, is he rich?", "He's a doctor, is he rich?"),
+        ] {
+            assert_eq!(check(a, b, Closeness::Similar), Ok(()), "{a} / {b}");
+        }
+        // What the contraction leaves is read as before: another name, number or person.
+        for (a, b, veto) in [
+            (
+                "What's the capital of France?",
+                "What's the capital of Spain?",
+                Veto::Entities,
+            ),
+            ("What's 2+2?", "What's 2+3?", Veto::Numbers),
+            (
+                "He's a doctor, is he rich?",
+                "She's a doctor, is she rich?",
+                Veto::Pronouns,
+            ),
+            (
+                "Where's the station?",
+                "Why's the station closed?",
+                Veto::Asks,
+            ),
+        ] {
+            assert_eq!(check(a, b, Closeness::Close), Err(veto), "{a} / {b}");
+        }
+        // A name's "'s" stays a possessive.
+        assert_eq!(
+            check(
+                "What is John's favourite colour?",
+                "What is the favourite colour of John?",
+                Closeness::Similar
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check(
+                "What is John's favourite colour?",
+                "What is Mary's favourite colour?",
+                Closeness::Close
+            ),
+            Err(Veto::Entities)
+        );
+    }
+
+    #[test]
+    fn how_a_question_is_typed_does_not_change_it() {
+        for (a, b) in [
+            // No question mark: still a question, asking for a place or a quantity.
+            ("Where is the Eiffel Tower?", "Where is the Eiffel Tower"),
+            (
+                "How many legs does a spider have?",
+                "how many legs does a spider have",
+            ),
+            // A greeting before it, thanks after it.
+            (
+                "How do I reverse a list in Python?",
+                "hey, how do I reverse a list in python?",
+            ),
+            (
+                "How do I reverse a list in Python?",
+                "Hi there! How do I reverse a list in Python? Thanks in advance.",
+            ),
+            (
+                "How do I reverse a list in Python?",
+                "How do I reverse a list in Python? Thank you!",
+            ),
+            // A Roman numeral is its number.
+            ("When did World War 2 end?", "When did World War II end?"),
+            (
+                "What is the plot of Final Fantasy VII?",
+                "What is the plot of Final Fantasy 7?",
+            ),
+        ] {
+            assert_eq!(check(a, b, Closeness::Similar), Ok(()), "{a} / {b}");
+        }
+        for (a, b, veto) in [
+            // Another number, in either writing.
+            (
+                "When did World War I end?",
+                "When did World War II end?",
+                Veto::Numbers,
+            ),
+            ("Who was Henry VIII?", "Who was Henry VII?", Veto::Numbers),
+            ("Who was Henry VIII?", "Who was Henry 7?", Veto::Numbers),
+            // A question typed without its mark still asks what it asks.
+            (
+                "Where should I promote my business online",
+                "How can I promote my business online?",
+                Veto::Asks,
+            ),
+            // Greetings and thanks are only set aside around a question, not inside one.
+            (
+                "How do I say hello in French?",
+                "How do I say thanks in French?",
+                Veto::Content,
+            ),
+        ] {
+            assert_eq!(check(a, b, Closeness::Close), Err(veto), "{a} / {b}");
+        }
+        // English words that are also function words of other languages (German "war",
+        // Romanian "ii", Danish "end") do not make a question foreign; another language does.
+        assert_eq!(
+            check(
+                "When did World War II end?",
+                "When did World War II end?",
+                Closeness::Close
+            ),
+            Ok(())
+        );
+        for q in [
+            "Was ist die Hauptstadt von Frankreich?",
+            "Quelle est la capitale de la France?",
+            "¿Cuántos días tiene una semana?",
+        ] {
+            assert_eq!(check(q, q, Closeness::Close), Err(Veto::Language), "{q}");
+        }
     }
 
     #[test]
