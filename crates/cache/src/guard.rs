@@ -327,7 +327,7 @@ const STOPWORDS: &[&str] = &[
     "genuinely", "somehow", "ever", "think", "thinks", "thinking", "thought", "want", "wants",
     "wanted", "wanting", "need", "needs", "needed", "needing", "wish", "wishes", "wished",
     "wishing", "knows", "knowing", "knew", "known", "gets", "getting", "got", "gotten", "tells",
-    "telling", "told", "lets", "letting", "between", "among",
+    "telling", "told", "lets", "letting", "between", "among", "vs", "versus",
 ];
 
 /// Verbs that follow an interrogative "when", "where" or "why" (not a conditional "when").
@@ -906,6 +906,16 @@ impl Analysis {
                         ["way", "ways", "method", "methods"]
                             .iter()
                             .any(|w| next.eq_ignore_ascii_case(w))
+                    })
+                {
+                    continue;
+                }
+                // A request to the assistant, "show me how to...", "give me a...", "help me
+                // write...", asks what the rest asks.
+                if matches!(lower.as_str(), "show" | "give" | "help" | "teach")
+                    && raws.peek().is_some_and(|next| {
+                        let next = next.trim_end_matches(|c: char| !c.is_alphanumeric());
+                        next.eq_ignore_ascii_case("me") || next.eq_ignore_ascii_case("us")
                     })
                 {
                     continue;
@@ -1924,6 +1934,16 @@ mod tests {
                 "How do I reverse a list in Python?",
                 "How do I reverse a list in Python? Thank you!",
             ),
+            // A request to the assistant around the question; "vs" as "and".
+            (
+                "How do I reverse a string in Python?",
+                "Show me how to reverse a string in Python.",
+            ),
+            ("Help me write a cover letter", "Write a cover letter"),
+            (
+                "Explain the difference between a process and a thread.",
+                "Process vs thread: what's the difference?",
+            ),
             // A Roman numeral is its number.
             ("When did World War 2 end?", "When did World War II end?"),
             (
@@ -1947,6 +1967,17 @@ mod tests {
                 "Where should I promote my business online",
                 "How can I promote my business online?",
                 Veto::Asks,
+            ),
+            // "Show" is a content word unless it asks the assistant ("show me").
+            (
+                "How do I show hidden files on Mac?",
+                "How do I hide files on Mac?",
+                Veto::Content,
+            ),
+            (
+                "Show me a picture of a cat",
+                "Show me a picture of a dog",
+                Veto::Content,
             ),
             // Greetings and thanks are only set aside around a question, not inside one.
             (
