@@ -241,7 +241,11 @@ pub fn check_analysed(a: &Analysis, b: &Analysis, closeness: Closeness) -> Resul
     if a.numbers != b.numbers {
         return Err(Veto::Numbers);
     }
-    if a.operators != b.operators {
+    // The same operators in another order compare the same things in a symmetric question
+    // ("the difference between == and ===" / "...between === and ==").
+    if a.operators != b.operators
+        && !((a.symmetric || b.symmetric) && same_words(&a.operators, &b.operators))
+    {
         return Err(Veto::Operators);
     }
     if a.quoted != b.quoted {
@@ -756,7 +760,11 @@ impl Analysis {
                 a.code.insert(token.to_owned());
                 a.code_lower.insert(token.to_lowercase());
             }
-            for word in split_words(token).flat_map(uncontracted) {
+            for word in split_words(token)
+                .flat_map(uncontracted)
+                .flat_map(with_unit)
+            {
+                let word = &*undotted(word);
                 let continues_name = std::mem::take(&mut in_name);
                 let lower = word.to_lowercase();
                 let (lower, negated) = match lower.strip_suffix("n't") {
@@ -827,6 +835,11 @@ impl Analysis {
                         a.number_order.push(token_hash(&n));
                     }
                     *a.numbers.entry(n).or_default() += 1;
+                    // "10%" is "10 percent".
+                    if raw.contains('%') {
+                        a.content.insert(stem("percent"));
+                        a.words.push("percent".to_owned());
+                    }
                     sentence_start = false;
                     continue;
                 }
@@ -1312,6 +1325,14 @@ fn operators(text: &str) -> String {
     out
 }
 
+/// Whether two space-separated lists hold the same words, in any order.
+fn same_words(a: &str, b: &str) -> bool {
+    let (mut a, mut b): (Vec<&str>, Vec<&str>) = (a.split(' ').collect(), b.split(' ').collect());
+    a.sort_unstable();
+    b.sort_unstable();
+    a == b
+}
+
 /// The text with typographic apostrophes and quotes (’ ‘ ʼ, “ ” „) written as plain ones, so
 /// that "doesn’t" is a negation like "doesn't" and “::” the quoted string "::".
 fn plain_quotes(text: &str) -> Cow<'_, str> {
@@ -1407,6 +1428,50 @@ fn expand_contraction(stem: &str) -> &str {
         "ca" => "can",
         "sha" => "shall",
         other => other,
+    }
+}
+
+/// Units written after a number ("5km", "16GB", "100ms", "5pm"), read as the number and the
+/// unit as if spaced ("5 km"). Only these: "3d", "4k", "5g" or "1990s" are names or decades.
+#[rustfmt::skip]
+const UNITS: &[&str] = &[
+    "km", "cm", "mm", "nm", "kg", "mg", "mcg", "lb", "lbs", "oz", "ft", "mi", "ml", "kb", "mb",
+    "gb", "tb", "kib", "mib", "gib", "tib", "kbps", "mbps", "gbps", "ms", "ns", "sec", "secs",
+    "min", "mins", "hr", "hrs", "yr", "yrs", "pm", "hz", "khz", "mhz", "ghz", "px", "fps", "dpi",
+    "rpm", "mph", "kph", "kmh", "kw", "kwh", "mw", "mah", "kcal", "cal",
+];
+
+/// A number with its unit written on ("5km"), as two words ("5", "km"); any other word as it
+/// is.
+fn with_unit(word: &str) -> impl Iterator<Item = &str> {
+    let digits = word
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(word.len());
+    let (number, unit) = word.split_at(digits);
+    let split = number.starts_with(|c: char| c.is_ascii_digit())
+        && !unit.is_empty()
+        && UNITS.iter().any(|u| unit.eq_ignore_ascii_case(u));
+    let (first, second) = if split {
+        (number, Some(unit))
+    } else {
+        (word, None)
+    };
+    std::iter::once(first).chain(second)
+}
+
+/// An abbreviation of single letters with dots ("U.S", "U.K", "e.g": the final dot is gone by
+/// now) written without them ("US"), so that it meets the same abbreviation typed plain; any
+/// other word as it is.
+fn undotted(word: &str) -> Cow<'_, str> {
+    let letters = word.split('.').count();
+    if letters >= 2
+        && word
+            .split('.')
+            .all(|part| part.len() == 1 && part.chars().all(|c| c.is_ascii_alphabetic()))
+    {
+        Cow::Owned(word.replace('.', ""))
+    } else {
+        Cow::Borrowed(word)
     }
 }
 
@@ -1650,6 +1715,10 @@ fn is_code(token: &str) -> bool {
         r.starts_with(|c: char| c.is_ascii_digit())
             && r.chars().all(|c| c.is_ascii_digit() || c == '.')
     }) {
+        return false;
+    }
+    // "U.S." and "e.g." are abbreviations (see [`undotted`]).
+    if matches!(undotted(inner.trim_end_matches('.')), Cow::Owned(_)) {
         return false;
     }
     let camel = inner
@@ -1944,6 +2013,22 @@ mod tests {
                 "Explain the difference between a process and a thread.",
                 "Process vs thread: what's the difference?",
             ),
+            // Abbreviations with or without dots, units written on or spaced, "%" or "percent".
+            (
+                "What is the population of the U.S.?",
+                "What is the population of the US?",
+            ),
+            ("Convert 5km to miles", "Convert 5 km to miles"),
+            (
+                "Is 16GB of RAM enough for gaming?",
+                "Is 16 GB RAM enough for gaming?",
+            ),
+            ("What is 10% of 250?", "What is 10 percent of 250?"),
+            // The same operators in another order, in a symmetric question.
+            (
+                "What is the difference between == and === in JavaScript?",
+                "What's the difference between === and == in JavaScript?",
+            ),
             // A Roman numeral is its number.
             ("When did World War 2 end?", "When did World War II end?"),
             (
@@ -1967,6 +2052,38 @@ mod tests {
                 "Where should I promote my business online",
                 "How can I promote my business online?",
                 Veto::Asks,
+            ),
+            (
+                "What's the GDP of the U.K.?",
+                "What is the GDP of the U.S.?",
+                Veto::Entities,
+            ),
+            (
+                "Is 16GB of RAM enough for gaming?",
+                "Is 32GB of RAM enough for gaming?",
+                Veto::Numbers,
+            ),
+            // A decade, a name with a number in it: no unit to split off.
+            (
+                "What happened in the 1990s?",
+                "What happened in 1990?",
+                Veto::Numbers,
+            ),
+            (
+                "What is a 3D printer?",
+                "What is a 3 printer?",
+                Veto::Numbers,
+            ),
+            ("What is 10% of 250?", "What is 10 of 250?", Veto::Content),
+            (
+                "What does a == b do in Python?",
+                "What does a != b do in Python?",
+                Veto::Operators,
+            ),
+            (
+                "Why is 5 - 3 not equal to 3 - 5?",
+                "Why is 5 - 3 not equal to 3 + 5?",
+                Veto::Operators,
             ),
             // "Show" is a content word unless it asks the assistant ("show me").
             (
