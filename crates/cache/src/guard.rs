@@ -1480,11 +1480,60 @@ fn undotted(word: &str) -> Cow<'_, str> {
 /// after a name is a possessive ("John's"), left to [`possessive_stem`], and "n't" is read
 /// where negations are counted.
 fn uncontracted(word: &str) -> impl Iterator<Item = &str> {
-    let (first, second) = match contraction(word) {
-        Some((stem, full)) => (stem, Some(full)),
-        None => (word, None),
+    let (first, second) = match (unmarked_contraction(word), contraction(word)) {
+        (Some((first, second)), _) => (first, second),
+        (None, Some((stem, full))) => (stem, Some(full)),
+        (None, None) => (word, None),
     };
     std::iter::once(first).chain(second)
+}
+
+/// A contraction typed without its apostrophe, as chat is typed ("dont", "whats", "im"), as
+/// the contraction ("don't", read where negations are counted) or its two words. Not where the
+/// bare word is a word too ("cant" and "wont" excepted: rare as nouns in a question; "ill",
+/// "id", "well", "were", "shell" stay themselves), nor in capitals ("IM" is an acronym).
+fn unmarked_contraction(word: &str) -> Option<(&'static str, Option<&'static str>)> {
+    let mut buffer = [0u8; 8];
+    let bytes = word.as_bytes();
+    if !(2..=buffer.len()).contains(&bytes.len())
+        || !bytes.iter().all(u8::is_ascii_alphabetic)
+        || bytes[1..].iter().all(u8::is_ascii_uppercase)
+    {
+        return None;
+    }
+    let lower = &mut buffer[..bytes.len()];
+    lower.copy_from_slice(bytes);
+    lower.make_ascii_lowercase();
+    let two = |a, b| Some((a, Some(b)));
+    match &*lower {
+        b"dont" => Some(("don't", None)),
+        b"doesnt" => Some(("doesn't", None)),
+        b"didnt" => Some(("didn't", None)),
+        b"isnt" => Some(("isn't", None)),
+        b"arent" => Some(("aren't", None)),
+        b"wasnt" => Some(("wasn't", None)),
+        b"werent" => Some(("weren't", None)),
+        b"cant" => Some(("can't", None)),
+        b"cannot" => Some(("can't", None)),
+        b"wont" => Some(("won't", None)),
+        b"shouldnt" => Some(("shouldn't", None)),
+        b"couldnt" => Some(("couldn't", None)),
+        b"wouldnt" => Some(("wouldn't", None)),
+        b"havent" => Some(("haven't", None)),
+        b"hasnt" => Some(("hasn't", None)),
+        b"hadnt" => Some(("hadn't", None)),
+        b"im" => two("i", "am"),
+        b"ive" => two("i", "have"),
+        b"youre" => two("you", "are"),
+        b"theyre" => two("they", "are"),
+        b"whats" => two("what", "is"),
+        b"hows" => two("how", "is"),
+        b"wheres" => two("where", "is"),
+        b"whos" => two("who", "is"),
+        b"thats" => two("that", "is"),
+        b"theres" => two("there", "is"),
+        _ => None,
+    }
 }
 
 fn contraction(word: &str) -> Option<(&str, &'static str)> {
@@ -1938,6 +1987,17 @@ mod tests {
                 "Let's write a haiku about autumn",
             ),
             ("He is a doctor, is he rich?", "He's a doctor, is he rich?"),
+            // Typed without the apostrophe, as chat is.
+            (
+                "whats the capital of france",
+                "What's the capital of France?",
+            ),
+            ("Why doesnt my code work?", "Why doesn't my code work?"),
+            ("hows the weather in paris", "How is the weather in Paris?"),
+            (
+                "im learning rust, what book should i read",
+                "I'm learning Rust, what book should I read?",
+            ),
         ] {
             assert_eq!(check(a, b, Closeness::Similar), Ok(()), "{a} / {b}");
         }
@@ -1958,6 +2018,17 @@ mod tests {
                 "Where's the station?",
                 "Why's the station closed?",
                 Veto::Asks,
+            ),
+            // "doesnt" is still a negation; "IM" in capitals an acronym.
+            (
+                "Why doesnt my code work?",
+                "Why does my code work?",
+                Veto::Negation,
+            ),
+            (
+                "What is an IM client?",
+                "What is an I am client?",
+                Veto::Entities,
             ),
         ] {
             assert_eq!(check(a, b, Closeness::Close), Err(veto), "{a} / {b}");
