@@ -1480,60 +1480,41 @@ fn undotted(word: &str) -> Cow<'_, str> {
 /// after a name is a possessive ("John's"), left to [`possessive_stem`], and "n't" is read
 /// where negations are counted.
 fn uncontracted(word: &str) -> impl Iterator<Item = &str> {
-    let (first, second) = match (unmarked_contraction(word), contraction(word)) {
-        (Some((first, second)), _) => (first, second),
-        (None, Some((stem, full))) => (stem, Some(full)),
-        (None, None) => (word, None),
+    let word = unmarked_contraction(word).unwrap_or(word);
+    let (first, second) = match contraction(word) {
+        Some((stem, full)) => (stem, Some(full)),
+        None => (word, None),
     };
     std::iter::once(first).chain(second)
 }
 
-/// A contraction typed without its apostrophe, as chat is typed ("dont", "whats", "im"), as
-/// the contraction ("don't", read where negations are counted) or its two words. Not where the
-/// bare word is a word too ("cant" and "wont" excepted: rare as nouns in a question; "ill",
-/// "id", "well", "were", "shell" stay themselves), nor in capitals ("IM" is an acronym).
-fn unmarked_contraction(word: &str) -> Option<(&'static str, Option<&'static str>)> {
-    let mut buffer = [0u8; 8];
-    let bytes = word.as_bytes();
-    if !(2..=buffer.len()).contains(&bytes.len())
-        || !bytes.iter().all(u8::is_ascii_alphabetic)
-        || bytes[1..].iter().all(u8::is_ascii_uppercase)
+/// Contractions as chat types them without the apostrophe ("dont", "whats", "im"). Not those
+/// whose bare form is a word too ("ill", "id", "well", "were", "shell"; "cant" and "wont" are
+/// rare as nouns in a question).
+#[rustfmt::skip]
+const UNMARKED: &[&str] = &[
+    "don't", "doesn't", "didn't", "isn't", "aren't", "wasn't", "weren't", "can't", "won't",
+    "shouldn't", "couldn't", "wouldn't", "haven't", "hasn't", "hadn't", "i'm", "i've", "you're",
+    "they're", "what's", "how's", "where's", "who's", "that's", "there's",
+];
+
+/// The contraction (from [`UNMARKED`]) that `word` is with its apostrophe left out, read then
+/// as any contraction is ("don't" where negations are counted, "what's" as two words). Not in
+/// capitals: "IM" is an acronym.
+fn unmarked_contraction(word: &str) -> Option<&'static str> {
+    if word.len() < 2
+        || !word.bytes().all(|b| b.is_ascii_alphabetic())
+        || word.bytes().skip(1).all(|b| b.is_ascii_uppercase())
     {
         return None;
     }
-    let lower = &mut buffer[..bytes.len()];
-    lower.copy_from_slice(bytes);
-    lower.make_ascii_lowercase();
-    let two = |a, b| Some((a, Some(b)));
-    match &*lower {
-        b"dont" => Some(("don't", None)),
-        b"doesnt" => Some(("doesn't", None)),
-        b"didnt" => Some(("didn't", None)),
-        b"isnt" => Some(("isn't", None)),
-        b"arent" => Some(("aren't", None)),
-        b"wasnt" => Some(("wasn't", None)),
-        b"werent" => Some(("weren't", None)),
-        b"cant" => Some(("can't", None)),
-        b"cannot" => Some(("can't", None)),
-        b"wont" => Some(("won't", None)),
-        b"shouldnt" => Some(("shouldn't", None)),
-        b"couldnt" => Some(("couldn't", None)),
-        b"wouldnt" => Some(("wouldn't", None)),
-        b"havent" => Some(("haven't", None)),
-        b"hasnt" => Some(("hasn't", None)),
-        b"hadnt" => Some(("hadn't", None)),
-        b"im" => two("i", "am"),
-        b"ive" => two("i", "have"),
-        b"youre" => two("you", "are"),
-        b"theyre" => two("they", "are"),
-        b"whats" => two("what", "is"),
-        b"hows" => two("how", "is"),
-        b"wheres" => two("where", "is"),
-        b"whos" => two("who", "is"),
-        b"thats" => two("that", "is"),
-        b"theres" => two("there", "is"),
-        _ => None,
-    }
+    UNMARKED.iter().copied().find(|form| {
+        form.split_once('\'').is_some_and(|(head, tail)| {
+            word.len() == head.len() + tail.len()
+                && word[..head.len()].eq_ignore_ascii_case(head)
+                && word[head.len()..].eq_ignore_ascii_case(tail)
+        })
+    })
 }
 
 /// Contractions read as two words: the suffix after the apostrophe, the word it stands for, and
