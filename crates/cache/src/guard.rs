@@ -331,7 +331,8 @@ const STOPWORDS: &[&str] = &[
     "genuinely", "somehow", "ever", "think", "thinks", "thinking", "thought", "want", "wants",
     "wanted", "wanting", "need", "needs", "needed", "needing", "wish", "wishes", "wished",
     "wishing", "knows", "knowing", "knew", "known", "gets", "getting", "got", "gotten", "tells",
-    "telling", "told", "lets", "letting", "between", "among", "vs", "versus",
+    "telling", "told", "lets", "letting", "between", "among", "vs", "versus", "wonder",
+    "wondering", "wondered",
 ];
 
 /// Verbs that follow an interrogative "when", "where" or "why" (not a conditional "when").
@@ -718,7 +719,7 @@ impl Draft {
 impl Analysis {
     pub fn of(text: &str) -> Self {
         let text = &*plain_quotes(text);
-        let text = without_pleasantries(text);
+        let text = question(text);
         let raw_lower = text.to_lowercase();
         let mut a = Draft {
             quoted: quoted_strings(text),
@@ -1352,10 +1353,15 @@ fn plain_quotes(text: &str) -> Cow<'_, str> {
     )
 }
 
-/// `text` without a greeting set off before it ("Hi, ...", "Hey there! ...") or thanks after
-/// it ("... Thanks!", "... Thank you in advance."): they ask nothing.
-fn without_pleasantries(text: &str) -> &str {
-    const GREETINGS: [&str; 9] = [
+/// The question in a message: `text` without a greeting or an opening aside set off before it
+/// ("Hi, ...", "Hey there! ...", "Quick question: ...") or thanks and appeals after it ("...
+/// Thanks!", "... Thank you in advance.", "... Any help is appreciated."). They ask nothing;
+/// the guard reads this part only, and the embedding sees only it (a static embedding averages
+/// every word, so "Hi there! ... Thanks in advance." around a question scored 0.78 against
+/// the bare question, a miss). Inside a question they stay ("How do I say thank you in
+/// French?").
+pub fn question(text: &str) -> &str {
+    const OPENERS: [&str; 12] = [
         "hi there",
         "hello there",
         "hey there",
@@ -1365,8 +1371,11 @@ fn without_pleasantries(text: &str) -> &str {
         "hi",
         "hello",
         "hey",
+        "a quick question",
+        "quick question",
+        "question",
     ];
-    const THANKS: [&str; 7] = [
+    const CLOSERS: [&str; 16] = [
         "thanks in advance",
         "thank you in advance",
         "thanks a lot",
@@ -1374,34 +1383,48 @@ fn without_pleasantries(text: &str) -> &str {
         "thank you",
         "thanks",
         "thx",
+        "cheers",
+        "any help is appreciated",
+        "any help would be appreciated",
+        "any help appreciated",
+        "any help is much appreciated",
+        "i appreciate it",
+        "appreciate it",
+        "please help",
+        "please",
     ];
     let mut rest = text.trim();
-    for greeting in GREETINGS {
-        let Some(head) = rest.get(..greeting.len()) else {
+    for opener in OPENERS {
+        let Some(head) = rest.get(..opener.len()) else {
             continue;
         };
-        let tail = &rest[greeting.len()..];
-        if head.eq_ignore_ascii_case(greeting) && tail.starts_with([',', '!', '.']) {
-            let tail = tail.trim_start_matches([',', '!', '.']).trim_start();
+        let tail = &rest[opener.len()..];
+        // Not "-": "hi-res".
+        if head.eq_ignore_ascii_case(opener) && tail.starts_with([',', '!', '.', ':']) {
+            let tail = tail.trim_start_matches([',', '!', '.', ':']).trim_start();
             if !tail.is_empty() {
                 rest = tail;
             }
             break;
         }
     }
-    let body = rest.trim_end_matches(['.', '!', ' ']);
-    for thanks in THANKS {
-        let Some(at) = body.len().checked_sub(thanks.len()) else {
-            continue;
-        };
-        let (Some(head), Some(tail)) = (body.get(..at), body.get(at..)) else {
-            continue;
-        };
-        let head = head.trim_end();
-        if tail.eq_ignore_ascii_case(thanks) && head.ends_with(['?', '.', '!']) {
-            rest = head;
-            break;
+    // "... Any help is appreciated. Thanks!": one closer after another.
+    'closers: for _ in 0..3 {
+        let body = rest.trim_end_matches(['.', '!', ' ']);
+        for closer in CLOSERS {
+            let Some(at) = body.len().checked_sub(closer.len()) else {
+                continue;
+            };
+            let (Some(head), Some(tail)) = (body.get(..at), body.get(at..)) else {
+                continue;
+            };
+            let head = head.trim_end();
+            if tail.eq_ignore_ascii_case(closer) && head.ends_with(['?', '.', '!']) {
+                rest = head;
+                continue 'closers;
+            }
         }
+        break;
     }
     rest
 }
@@ -1974,6 +1997,42 @@ mod tests {
     }
 
     #[test]
+    fn the_question_is_the_text_without_what_is_said_around_it() {
+        for (text, asked) in [
+            (
+                "Hi there! How do I reverse a list in Python? Thanks in advance.",
+                "How do I reverse a list in Python?",
+            ),
+            (
+                "Quick question: how do I undo a commit? Any help is appreciated. Thanks!",
+                "how do I undo a commit?",
+            ),
+            ("hey, what is rust", "what is rust"),
+            ("Good morning. Where is Lyon? Cheers", "Where is Lyon?"),
+            (
+                "What does 'please' mean? Please.",
+                "What does 'please' mean?",
+            ),
+            // Said inside the question, or nothing else there: it stays.
+            (
+                "How do I say thank you in French?",
+                "How do I say thank you in French?",
+            ),
+            ("Why do people say thanks?", "Why do people say thanks?"),
+            ("Hi!", "Hi!"),
+            ("Thanks!", "Thanks!"),
+            ("Hello world in Rust?", "Hello world in Rust?"),
+            ("hi-res images, where?", "hi-res images, where?"),
+            (
+                "Thanks to whom was it built? thanks",
+                "Thanks to whom was it built?",
+            ),
+        ] {
+            assert_eq!(super::question(text), asked, "{text}");
+        }
+    }
+
+    #[test]
     fn how_a_question_is_typed_does_not_change_it() {
         all_pass(&[
             // No question mark: still a question, asking for a place or a quantity.
@@ -1994,6 +2053,14 @@ mod tests {
             (
                 "How do I reverse a list in Python?",
                 "How do I reverse a list in Python? Thank you!",
+            ),
+            (
+                "How do I reverse a list in Python?",
+                "Quick question: how do I reverse a list in Python? Any help appreciated.",
+            ),
+            (
+                "How do I reverse a list in Python?",
+                "I was wondering how to reverse a list in Python.",
             ),
             // A request to the assistant around the question; "vs" as "and".
             (

@@ -657,7 +657,10 @@ impl ScopeIndex {
     ) -> Result<usize, IndexError> {
         let threads = threads.max(1);
         let read: Vec<(Vec<f32>, guard::Analysis)> = parallel_map(&questions, threads, |q| {
-            (embedder.embed(&q.2), guard::Analysis::of(&q.2))
+            (
+                embedder.embed(guard::question(&q.2)),
+                guard::Analysis::of(&q.2),
+            )
         });
         type Read = (Key, Vec<f32>, guard::Analysis);
         let mut by_scope: HashMap<Key, Vec<Read>> = HashMap::new();

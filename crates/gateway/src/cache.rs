@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reprise_cache::embed::Embedder;
+use reprise_cache::guard;
 use reprise_cache::semantic::{Refusal, ScopeIndex};
 use reprise_cache::{CacheControl, CacheKeys, Cacheability, Entry, ExactIndex, Key, Stored};
 use reprise_storage::{CacheRow, Store};
@@ -331,7 +332,7 @@ impl Cache {
         ) else {
             return;
         };
-        match model.embed(&[text.as_str()]).await {
+        match model.embed(&[guard::question(text)]).await {
             Ok(mut vectors) => lookup.embedding = vectors.pop(),
             Err(err) => tracing::warn!(
                 request_id = %lookup.request_id,
@@ -354,7 +355,7 @@ impl Cache {
         }
         let mut added = 0usize;
         for batch in pending.chunks(crate::embedding::BATCH) {
-            let texts: Vec<&str> = batch.iter().map(|(_, _, t)| t.as_str()).collect();
+            let texts: Vec<&str> = batch.iter().map(|(_, _, t)| guard::question(t)).collect();
             let vectors = match model.embed(&texts).await {
                 Ok(v) => v,
                 Err(err) => {

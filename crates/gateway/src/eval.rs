@@ -133,8 +133,8 @@ fn score(embedder: &dyn Embedder, pairs: &[Pair]) -> Vec<Scored> {
     pairs
         .iter()
         .map(|p| {
-            let a = embedder.embed(&p.text_a);
-            let b = embedder.embed(&p.text_b);
+            let a = embedder.embed(guard::question(&p.text_a));
+            let b = embedder.embed(guard::question(&p.text_b));
             Scored {
                 label: p.label == 1,
                 similarity: cosine(&b, &a),
@@ -260,7 +260,10 @@ fn retrieval(
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let pairs: Vec<MockPair> = serde_json::from_str(&text)?;
-    let origins: Vec<Vec<f32>> = pairs.iter().map(|p| embedder.embed(&p.origin)).collect();
+    let origins: Vec<Vec<f32>> = pairs
+        .iter()
+        .map(|p| embedder.embed(guard::question(&p.origin)))
+        .collect();
     println!(
         "\ngptcache-mock.json: retrieval protocol ({} entries, {} questions)",
         pairs.len(),
@@ -270,7 +273,10 @@ fn retrieval(
         "{:>9}  {:>8} {:>8} {:>8} {:>8}  {:>9} {:>7}",
         "threshold", "hits", "correct", "false", "misses", "precision", "recall"
     );
-    let asked: Vec<Vec<f32>> = pairs.iter().map(|p| embedder.embed(&p.similar)).collect();
+    let asked: Vec<Vec<f32>> = pairs
+        .iter()
+        .map(|p| embedder.embed(guard::question(&p.similar)))
+        .collect();
     // The gateway's own index: every origin in one scope. As in the gateway, where the exact
     // key is the request's, an origin that occurs twice (35 do) is one entry, under the key of
     // its first occurrence, and its answer answers both.

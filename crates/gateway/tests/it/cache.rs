@@ -87,6 +87,42 @@ async fn a_paraphrase_is_a_semantic_hit() {
     assert_eq!(mock.requests().len(), 1);
 }
 
+/// What is said around a question (a greeting, thanks, an appeal for help) is neither compared
+/// nor embedded: the same question with or without it is the same question, both ways.
+#[tokio::test]
+async fn a_greeting_or_thanks_around_a_question_does_not_change_it() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::start(&mock).await;
+    let pairs = [
+        (
+            "Hi there! How do I reverse a list in Python? Thanks in advance.",
+            "How do I reverse a list in Python?",
+        ),
+        (
+            "What is the capital of France?",
+            "Hello! What is the capital of France? Any help is appreciated. Thanks!",
+        ),
+    ];
+    for (stored, asked) in pairs {
+        assert_eq!(cache_header(&gw.chat(&chat_body(stored)).await), "miss");
+        let r = gw.chat(&chat_body(asked)).await;
+        assert_eq!(r.headers()["x-reprise-cache"], "hit", "{asked}");
+        assert_eq!(r.headers()["x-reprise-cache-kind"], "semantic");
+        let similarity: f32 = r.headers()["x-reprise-cache-similarity"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(similarity > 0.99, "{asked}: {similarity}");
+    }
+    // Thanks inside the question is part of it.
+    let r = gw
+        .chat(&chat_body("How do I say thank you in French?"))
+        .await;
+    assert_eq!(cache_header(&r), "miss");
+    assert_eq!(mock.requests().len(), 3);
+}
+
 #[tokio::test]
 async fn the_guard_vetoes_near_misses_that_change_the_answer() {
     let mock = MockUpstream::start().await;
@@ -795,14 +831,17 @@ async fn entries_survive_a_restart() {
             .await
             .unwrap()
     };
+    // Stored with a greeting and thanks, which the index rebuilt on start leaves out of the
+    // embedding as the live index does (with them, the bare question scores 0.78, a miss).
+    let stored = "Hi there! How do I reverse a list in Python? Thanks in advance.";
     let (mut first, url) = Process::serve(&mock, None).await;
-    let r = ask(url, "How do I reverse a list in Python?").await;
+    let r = ask(url, stored).await;
     assert_eq!(cache_header(&r), "miss");
     first.terminate().await;
     assert_eq!(first.finish().await.0, Some(0));
 
     let (mut second, url) = Process::serve(&mock, Some(first.into_data_dir())).await;
-    let r = ask(url.clone(), "How do I reverse a list in Python?").await;
+    let r = ask(url.clone(), stored).await;
     assert_eq!(cache_header(&r), "hit");
     assert_eq!(r.headers()["x-reprise-cache-kind"], "exact");
     assert_eq!(r.headers()["x-reprise-provider"], "openai");
@@ -817,8 +856,10 @@ async fn entries_survive_a_restart() {
         .await
         .expect("never ready");
     assert_eq!(second.logged("semantic tier loaded").await["entries"], 1);
-    let r = ask(url, "How can I reverse a list in Python?").await;
+    let r = ask(url, "How do I reverse a list in Python?").await;
     assert_eq!(r.headers()["x-reprise-cache-kind"], "semantic");
+    let similarity = r.headers()["x-reprise-cache-similarity"].to_str().unwrap();
+    assert!(similarity.parse::<f32>().unwrap() > 0.99, "{similarity}");
     assert_eq!(mock.requests().len(), 1);
     second.terminate().await;
     assert_eq!(second.finish().await.0, Some(0));
