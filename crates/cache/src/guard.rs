@@ -308,6 +308,7 @@ pub fn check_analysed(a: &Analysis, b: &Analysis, closeness: Closeness) -> Resul
         && (a.role_sensitive() || b.role_sensitive())
         && !(a.symmetric || b.symmetric || a.choice || b.choice)
         && a.agent() != b.agent()
+        && !(a.possession.is_some() && a.possession == b.possession)
     {
         return Err(Veto::Roles);
     }
@@ -332,7 +333,7 @@ const STOPWORDS: &[&str] = &[
     "wanted", "wanting", "need", "needs", "needed", "needing", "wish", "wishes", "wished",
     "wishing", "knows", "knowing", "knew", "known", "gets", "getting", "got", "gotten", "tells",
     "telling", "told", "lets", "letting", "between", "among", "vs", "versus", "wonder",
-    "wondering", "wondered",
+    "wondering", "wondered", "u", "pls", "plz", "located", "situated",
 ];
 
 /// Verbs that follow an interrogative "when", "where" or "why" (not a conditional "when").
@@ -415,7 +416,30 @@ const NUMBER_WORDS: &[&str] = &[
     "nineteen", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
     "hundred", "thousand", "million", "billion", "trillion", "half", "third", "quarter", "dozen",
     "second", "fourth", "fifth", "tenth", "hundredth", "twice", "hundreds", "thousands",
-    "millions", "billions", "dozens",
+    "millions", "billions", "dozens", "sixth", "seventh", "eighth", "ninth", "eleventh",
+    "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth", "seventeenth", "eighteenth",
+    "nineteenth", "twentieth",
+];
+
+/// The words of the ordinals 1st to 20th: "1st" is "first" (an order marker), "2nd" is
+/// "second" (a number word, as "third" and the rest are).
+#[rustfmt::skip]
+const ORDINALS: [&str; 20] = [
+    "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth",
+    "tenth", "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth",
+    "seventeenth", "eighteenth", "nineteenth", "twentieth",
+];
+
+/// Other spellings of a language, tool or place name, read as the name ("JS" / "JavaScript",
+/// "Node.js" / "NodeJS", "k8s" / "Kubernetes", "Mt. Everest" / "Mount Everest"): case-blind
+/// when `false`; when `true`, an abbreviation, in capitals as written ("mt" is a unit, "Mt" a
+/// mountain).
+#[rustfmt::skip]
+const SPELLINGS: &[(&str, &str, bool)] = &[
+    ("js", "javascript", false), ("node.js", "nodejs", false), ("next.js", "nextjs", false),
+    ("vue.js", "vue", false), ("vuejs", "vue", false), ("k8s", "kubernetes", false),
+    ("postgres", "postgresql", false), ("mongo", "mongodb", false), ("Mt", "Mount", true),
+    ("Ft", "Fort", true),
 ];
 
 /// Number words that name one number, written as digits ("two" / "2", "a hundred" / "100").
@@ -569,6 +593,9 @@ pub struct Analysis {
     passive_agent: Option<Box<str>>,
     /// The first content word: the agent of an active question.
     first_content: Option<Box<str>>,
+    /// The first content word with its owner, when the question opens on one: "Tesla's CEO"
+    /// and "the CEO of Tesla" are "ceo of tesla".
+    possession: Option<Box<str>>,
     symmetric: bool,
     choice: bool,
     /// "A is X-er than B": which side comes first decides the answer.
@@ -655,6 +682,7 @@ struct Draft {
     content: BTreeSet<String>,
     passive_agent: Option<String>,
     first_content: Option<String>,
+    possession: Option<String>,
     symmetric: bool,
     choice: bool,
     comparative: bool,
@@ -702,6 +730,7 @@ impl Draft {
             pronouns: boxed(self.pronouns),
             passive_agent: self.passive_agent.map(String::into_boxed_str),
             first_content: self.first_content.map(String::into_boxed_str),
+            possession: self.possession.map(String::into_boxed_str),
             symmetric: self.symmetric,
             choice: self.choice,
             comparative: self.comparative,
@@ -743,13 +772,15 @@ impl Analysis {
         let mut source: Option<u64> = None;
         let mut toward: Option<Option<u64>> = None;
         let mut destinations: Vec<(Option<u64>, u64)> = Vec::new();
+        let shouted = shouted(text);
+        let mut head = Head::Start;
         let mut raws = text.split_whitespace().peekable();
         while let Some(raw) = raws.next() {
             // "over 50k" is "more than 50k"; "under 18" is "less than 18".
             let before_number = raws
                 .peek()
                 .is_some_and(|next| next.starts_with(|c: char| c.is_ascii_digit()));
-            let ends_sentence = raw.ends_with(['.', '?', '!', ':']);
+            let mut ends_sentence = raw.ends_with(['.', '?', '!', ':']);
             let token =
                 raw.trim_matches(|c: char| !c.is_alphanumeric() && !"_/\\.-'$%".contains(c));
             let token = token.trim_end_matches(['.', '\'']).trim_start_matches('\'');
@@ -757,6 +788,14 @@ impl Analysis {
                 sentence_start = sentence_start || ends_sentence;
                 continue;
             }
+            let token = match respelled(token) {
+                Some((name, abbreviation)) => {
+                    // The dot of "Mt." ends no sentence: "Everest" after it is a name.
+                    ends_sentence &= !abbreviation;
+                    name
+                }
+                None => token,
+            };
             if is_code(token) {
                 a.code.insert(token.to_owned());
                 a.code_lower.insert(token.to_lowercase());
@@ -774,6 +813,8 @@ impl Analysis {
                 };
                 // "World War II" is "World War 2".
                 let lower = roman_numeral(word).map_or(lower, |n| n.to_string());
+                // "1st" is "first", "3rd" is "third".
+                let lower = ordinal(&lower).map_or(lower, str::to_owned);
                 // "No, ..." / "Yes, ..." opening a sentence answer a question; they negate
                 // nothing in it.
                 let particle = sentence_start && lower == "no" && raw.ends_with(',');
@@ -844,7 +885,8 @@ impl Analysis {
                     sentence_start = false;
                     continue;
                 }
-                let capitalised = word.chars().next().is_some_and(char::is_uppercase);
+                // In a text typed in capitals, capitals say nothing about names.
+                let capitalised = !shouted && word.chars().next().is_some_and(char::is_uppercase);
                 // A plainly capitalised first word of a sentence ("Afterwards", "Using") is
                 // capitalised for the sentence's sake; a name there is still a content word,
                 // and "PyTorch" or "JAX" keep their inner capitals wherever they stand.
@@ -947,6 +989,12 @@ impl Analysis {
                     _ => {}
                 }
                 if STOPWORD.contains(lower.as_str()) || NEGATION.contains(lower.as_str()) {
+                    head = match (head, lower.as_str()) {
+                        (Head::Start, _) => Head::Start,
+                        (Head::Noun(y), "of") => Head::Of(y),
+                        (Head::Of(y), "the" | "a" | "an") => Head::Of(y),
+                        _ => Head::Done,
+                    };
                     continue;
                 }
                 let stem = stem(possessive_stem(&lower));
@@ -956,6 +1004,22 @@ impl Analysis {
                 if a.first_content.is_none() {
                     a.first_content = Some(stem.clone());
                 }
+                // "Tesla's CEO" and "the CEO of Tesla" both read as "ceo of tesla".
+                head = match std::mem::replace(&mut head, Head::Done) {
+                    Head::Start if possessive_stem(&lower).len() < lower.len() => {
+                        Head::Possessor(stem.clone())
+                    }
+                    Head::Start => Head::Noun(stem.clone()),
+                    Head::Possessor(x) => {
+                        a.possession = Some(format!("{stem} of {x}"));
+                        Head::Done
+                    }
+                    Head::Of(y) => {
+                        a.possession = Some(format!("{y} of {stem}"));
+                        Head::Done
+                    }
+                    Head::Noun(_) | Head::Done => Head::Done,
+                };
                 let hashed = token_hash(&stem);
                 if std::mem::take(&mut after_from) {
                     source = Some(hashed);
@@ -1002,6 +1066,8 @@ impl Analysis {
             let c = c.to_lowercase();
             other.code_lower.contains(&c)
                 || other.raw_lower.contains(&c)
+                // Another spelling of a name: "JavaScript" / "JS", "NodeJS" / "Node.js".
+                || other.words.iter().any(|w| **w == c)
                 // A qualified name or a list written out in its parts: "datasets.TextClassification"
                 // / "the TextClassification class of datasets", "checksums/size/splits" /
                 // "checksums, size and splits".
@@ -1480,6 +1546,64 @@ fn with_unit(word: &str) -> impl Iterator<Item = &str> {
         (word, None)
     };
     std::iter::once(first).chain(second)
+}
+
+/// Reading the first content word of a question with its owner (see `Analysis::possession`),
+/// named as a possessive before it or with "of" after it.
+enum Head {
+    /// No content word yet.
+    Start,
+    /// The first content word was a possessive ("Tesla's"): its noun follows.
+    Possessor(String),
+    /// The first content word ("CEO"), which "of" may follow.
+    Noun(String),
+    /// "of" after the first content word: its owner follows.
+    Of(String),
+    /// The agent is read.
+    Done,
+}
+
+/// The name `token` is another spelling of (see [`SPELLINGS`]), and whether it is an
+/// abbreviation ("Mt").
+fn respelled(token: &str) -> Option<(&'static str, bool)> {
+    SPELLINGS
+        .iter()
+        .find(|(spelling, _, cased)| {
+            if *cased {
+                token == *spelling
+            } else {
+                token.eq_ignore_ascii_case(spelling)
+            }
+        })
+        .map(|(_, name, cased)| (*name, *cased))
+}
+
+/// The word of an ordinal from "1st" to "20th" written in digits (with its right suffix:
+/// "1st", "2nd", "3rd", "11th").
+fn ordinal(lower: &str) -> Option<&'static str> {
+    let digits = lower.find(|c: char| !c.is_ascii_digit())?;
+    let n: usize = lower[..digits].parse().ok()?;
+    let suffix = match n {
+        1 => "st",
+        2 => "nd",
+        3 => "rd",
+        _ => "th",
+    };
+    if !(1..=20).contains(&n) || &lower[digits..] != suffix {
+        return None;
+    }
+    Some(ORDINALS[n - 1])
+}
+
+/// Whether `text` is typed all in capitals ("WHAT IS THE CAPITAL OF AUSTRALIA?"): at least
+/// three words of letters and not one lower-case letter.
+fn shouted(text: &str) -> bool {
+    !text.chars().any(char::is_lowercase)
+        && text
+            .split_whitespace()
+            .filter(|w| w.chars().filter(|c| c.is_alphabetic()).count() >= 2)
+            .count()
+            >= 3
 }
 
 /// An abbreviation of single letters with dots ("U.S", "U.K", "e.g": the final dot is gone by
@@ -2088,6 +2212,39 @@ mod tests {
                 "What is the difference between == and === in JavaScript?",
                 "What's the difference between === and == in JavaScript?",
             ),
+            // Ordinals in digits or words; other spellings of a name; a text in capitals; chat
+            // spellings; a possessive or "of".
+            ("What is the 1st amendment?", "What is the first amendment?"),
+            (
+                "What happened in the 5th century?",
+                "What happened in the fifth century?",
+            ),
+            ("How tall is Mt. Everest?", "How tall is Mount Everest?"),
+            (
+                "How do I read a file in Node.js?",
+                "How do I read a file in NodeJS?",
+            ),
+            (
+                "How do I read a file in JS?",
+                "How do I read a file in JavaScript?",
+            ),
+            (
+                "How do I connect to postgres from python?",
+                "How do I connect to PostgreSQL from Python?",
+            ),
+            ("What is k8s?", "What is Kubernetes?"),
+            (
+                "WHAT IS THE CAPITAL OF AUSTRALIA?",
+                "What is the capital of Australia?",
+            ),
+            ("WHAT DOES NASA DO?", "What does NASA do?"),
+            ("Can u explain recursion pls", "Can you explain recursion?"),
+            (
+                "Where is the Eiffel Tower located?",
+                "Where is the Eiffel Tower?",
+            ),
+            ("Who is Tesla's CEO?", "Who is the CEO of Tesla?"),
+            ("Is John's sister Mary?", "Is the sister of John Mary?"),
             // A Roman numeral is its number.
             ("When did World War 2 end?", "When did World War II end?"),
             (
@@ -2104,6 +2261,60 @@ mod tests {
             ),
             ("Who was Henry VIII?", "Who was Henry VII?", Veto::Numbers),
             ("Who was Henry VIII?", "Who was Henry 7?", Veto::Numbers),
+            // Ordinals in either writing.
+            (
+                "What is the 1st amendment?",
+                "What is the 2nd amendment?",
+                Veto::Numbers,
+            ),
+            (
+                "What is the first amendment?",
+                "What is the 2nd amendment?",
+                Veto::Numbers,
+            ),
+            (
+                "Who won the 21st Super Bowl?",
+                "Who won the 22nd Super Bowl?",
+                Veto::Numbers,
+            ),
+            (
+                "What is the 3rd planet from the Sun?",
+                "What is the last planet from the Sun?",
+                Veto::Numbers,
+            ),
+            // Another mountain, language, database, agency; another role.
+            (
+                "How tall is Mt. Everest?",
+                "How tall is Mount Fuji?",
+                Veto::Entities,
+            ),
+            (
+                "How do I read a file in JS?",
+                "How do I read a file in TypeScript?",
+                Veto::Code,
+            ),
+            (
+                "How do I connect to postgres from python?",
+                "How do I connect to MySQL from Python?",
+                Veto::Code,
+            ),
+            ("WHAT DOES NASA DO?", "What does ESA do?", Veto::Entities),
+            // In capitals, a quoted string is still compared as typed.
+            (
+                "HOW DO I PRINT \"HELLO\" IN PYTHON?",
+                "How do I print \"hello\" in Python?",
+                Veto::Quoted,
+            ),
+            (
+                "Is John's sister Mary?",
+                "Is Mary's sister John?",
+                Veto::Roles,
+            ),
+            (
+                "Is Mary's son taller than John?",
+                "Is John taller than Mary's son?",
+                Veto::Roles,
+            ),
             // A question typed without its mark still asks what it asks.
             (
                 "Where should I promote my business online",
