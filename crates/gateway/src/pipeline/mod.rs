@@ -26,10 +26,11 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use reprise_api::{
-    ChatCompletionRequest, CompletionsRequest, Model, ModelList, ResponsesRequest,
-    ResponsesUsageProbe, UsageProbe,
+    ChatCompletionRequest, ChatMessage, CompletionsRequest, Model, ModelList, ResponsesRequest,
+    ResponsesUsageProbe, Role, UsageProbe,
 };
 use reprise_providers::UpstreamError;
+use serde_json::Value;
 
 use attempt::Delivered;
 
@@ -753,7 +754,61 @@ fn validate_chat(request: &ChatCompletionRequest) -> Result<(), GatewayError> {
             Some("messages"),
         ));
     }
-    Ok(())
+    request
+        .messages
+        .iter()
+        .enumerate()
+        .try_for_each(|(i, message)| validate_content(i, message))
+}
+
+/// A message's content is a string or an array of content part objects; a system, developer or
+/// user message must have one (null is for an assistant turn that calls tools). Anything else
+/// is the client's error, named here rather than left to each provider (or to a translation
+/// for a provider that is not OpenAI) to report its own way.
+fn validate_content(i: usize, message: &ChatMessage) -> Result<(), GatewayError> {
+    let param = format!("messages[{i}].content");
+    match &message.content {
+        None if matches!(message.role, Role::System | Role::Developer | Role::User) => {
+            Err(GatewayError::invalid(
+                format!("missing required parameter: '{param}'"),
+                Some(&param),
+            ))
+        }
+        None | Some(Value::String(_)) => Ok(()),
+        Some(Value::Array(parts)) => match parts.iter().position(|p| !p.is_object()) {
+            Some(j) => {
+                let param = format!("{param}[{j}]");
+                Err(GatewayError::invalid(
+                    format!(
+                        "invalid type for '{param}': expected a content part object, got {}",
+                        json_kind(&parts[j])
+                    ),
+                    Some(&param),
+                ))
+            }
+            None => Ok(()),
+        },
+        Some(other) => Err(GatewayError::invalid(
+            format!(
+                "invalid type for '{param}': expected a string or an array of content parts, got {}",
+                json_kind(other)
+            ),
+            Some(&param),
+        )),
+    }
+}
+
+/// How OpenAI names a JSON value's type in its errors.
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_f64() => "a number",
+        Value::Number(_) => "an integer",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// `GET /v1/models`: the models every target serves. A target with exact model names configured

@@ -51,6 +51,32 @@ async fn malformed_requests_are_400_naming_the_field() {
             Some("stream"),
             "stream",
         ),
+        // A message's content: a string or an array of part objects, and there for a user.
+        (
+            r#"{"model":"gpt-4o","messages":[{"role":"user","content":5}]}"#,
+            Some("messages[0].content"),
+            "expected a string or an array of content parts, got an integer",
+        ),
+        (
+            r#"{"model":"gpt-4o","messages":[{"role":"system","content":{"text":"x"}},{"role":"user","content":"x"}]}"#,
+            Some("messages[0].content"),
+            "got an object",
+        ),
+        (
+            r#"{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"text","text":"a"},"b"]}]}"#,
+            Some("messages[0].content[1]"),
+            "expected a content part object, got a string",
+        ),
+        (
+            r#"{"model":"gpt-4o","messages":[{"role":"system","content":"s"},{"role":"user","content":null}]}"#,
+            Some("messages[1].content"),
+            "missing required parameter",
+        ),
+        (
+            r#"{"model":"gpt-4o","messages":[{"role":"user"}]}"#,
+            Some("messages[0].content"),
+            "missing required parameter",
+        ),
     ];
     for (body, param, needle) in cases {
         let e = error_of(post_raw(&gw, "/v1/chat/completions", body).await, 400).await;
