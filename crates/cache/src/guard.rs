@@ -1419,6 +1419,37 @@ fn plain_quotes(text: &str) -> Cow<'_, str> {
     )
 }
 
+/// The text the embedding sees for a question: [`question`], with other spellings of a name
+/// written as the name ("JS" as "javascript", "k8s" as "kubernetes"; see [`SPELLINGS`]), as the
+/// guard reads them. A static embedding scores a spelling and its name far apart ("How do I
+/// read a file in JS?" / "...in JavaScript?" 0.76, "What is k8s?" / "What is Kubernetes?" 0.34).
+pub fn embedded(text: &str) -> Cow<'_, str> {
+    let text = question(text);
+    fn core(word: &str) -> &str {
+        word.trim_matches(|c: char| !c.is_alphanumeric() && c != '.')
+            .trim_end_matches('.')
+    }
+    if !text
+        .split_whitespace()
+        .any(|w| respelled(core(w)).is_some())
+    {
+        return Cow::Borrowed(text);
+    }
+    let words: Vec<Cow<'_, str>> = text
+        .split_whitespace()
+        .map(|w| {
+            let trimmed = core(w);
+            match respelled(trimmed) {
+                // "Mt." is "Mount", without its dot.
+                Some((name, true)) => Cow::Owned(w.replacen(&format!("{trimmed}."), name, 1)),
+                Some((name, false)) => Cow::Owned(w.replacen(trimmed, name, 1)),
+                None => Cow::Borrowed(w),
+            }
+        })
+        .collect();
+    Cow::Owned(words.join(" "))
+}
+
 /// The question in a message: `text` without a greeting or an opening aside set off before it
 /// ("Hi, ...", "Hey there! ...", "Quick question: ...") or thanks and appeals after it ("...
 /// Thanks!", "... Thank you in advance.", "... Any help is appreciated."). They ask nothing;
@@ -2154,6 +2185,34 @@ mod tests {
         ] {
             assert_eq!(super::question(text), asked, "{text}");
         }
+    }
+
+    #[test]
+    fn the_embedding_sees_the_question_with_names_spelled_out() {
+        for (text, seen) in [
+            (
+                "Hi! How do I read a file in JS? Thanks",
+                "How do I read a file in javascript?",
+            ),
+            ("What is k8s?", "What is kubernetes?"),
+            ("How tall is Mt. Everest?", "How tall is Mount Everest?"),
+            (
+                "Is (Node.js) faster than Deno?",
+                "Is (nodejs) faster than Deno?",
+            ),
+            // Nothing to spell out: the text itself, spacing and all.
+            (
+                "How  do I read a file in Rust?",
+                "How  do I read a file in Rust?",
+            ),
+            ("How many mt of CO2?", "How many mt of CO2?"),
+        ] {
+            assert_eq!(super::embedded(text), seen, "{text}");
+        }
+        assert!(matches!(
+            super::embedded("Hey, what is Rust?"),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]

@@ -658,7 +658,7 @@ impl ScopeIndex {
         let threads = threads.max(1);
         let read: Vec<(Vec<f32>, guard::Analysis)> = parallel_map(&questions, threads, |q| {
             (
-                embedder.embed(guard::question(&q.2)),
+                embedder.embed(&guard::embedded(&q.2)),
                 guard::Analysis::of(&q.2),
             )
         });

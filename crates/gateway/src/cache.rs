@@ -3,6 +3,7 @@
 //! (keys, policy, assembly, replay) is `reprise-cache`; this module wires it to the store and to
 //! the request's directives.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -332,7 +333,7 @@ impl Cache {
         ) else {
             return;
         };
-        match model.embed(&[guard::question(text)]).await {
+        match model.embed(&[&guard::embedded(text)]).await {
             Ok(mut vectors) => lookup.embedding = vectors.pop(),
             Err(err) => tracing::warn!(
                 request_id = %lookup.request_id,
@@ -355,7 +356,9 @@ impl Cache {
         }
         let mut added = 0usize;
         for batch in pending.chunks(crate::embedding::BATCH) {
-            let texts: Vec<&str> = batch.iter().map(|(_, _, t)| guard::question(t)).collect();
+            let texts: Vec<Cow<'_, str>> =
+                batch.iter().map(|(_, _, t)| guard::embedded(t)).collect();
+            let texts: Vec<&str> = texts.iter().map(|t| t.as_ref()).collect();
             let vectors = match model.embed(&texts).await {
                 Ok(v) => v,
                 Err(err) => {

@@ -114,7 +114,7 @@ pub fn simulate<'a>(
         }
         let vector = match (embedder, &keys.final_user_text) {
             (Some(e), Some(text)) if semantic => {
-                Some((e.embed(guard::question(text)), text.clone()))
+                Some((e.embed(&guard::embedded(text)), text.clone()))
             }
             _ => None,
         };

@@ -88,9 +88,10 @@ async fn a_paraphrase_is_a_semantic_hit() {
 }
 
 /// What is said around a question (a greeting, thanks, an appeal for help) is neither compared
-/// nor embedded: the same question with or without it is the same question, both ways.
+/// nor embedded, and another spelling of a name is the name: the same question either way is
+/// the same question, both ways.
 #[tokio::test]
-async fn a_greeting_or_thanks_around_a_question_does_not_change_it() {
+async fn a_greeting_or_another_spelling_of_a_name_does_not_change_a_question() {
     let mock = MockUpstream::start().await;
     let gw = Gateway::start(&mock).await;
     let pairs = [
@@ -101,6 +102,11 @@ async fn a_greeting_or_thanks_around_a_question_does_not_change_it() {
         (
             "What is the capital of France?",
             "Hello! What is the capital of France? Any help is appreciated. Thanks!",
+        ),
+        // 0.76 embedded as typed.
+        (
+            "How do I read a file in JavaScript?",
+            "how do i read a file in JS?",
         ),
     ];
     for (stored, asked) in pairs {
@@ -120,7 +126,7 @@ async fn a_greeting_or_thanks_around_a_question_does_not_change_it() {
         .chat(&chat_body("How do I say thank you in French?"))
         .await;
     assert_eq!(cache_header(&r), "miss");
-    assert_eq!(mock.requests().len(), 3);
+    assert_eq!(mock.requests().len(), 4);
 }
 
 #[tokio::test]
