@@ -438,8 +438,9 @@ const ORDINALS: [&str; 20] = [
 const SPELLINGS: &[(&str, &str, bool)] = &[
     ("js", "javascript", false), ("node.js", "nodejs", false), ("next.js", "nextjs", false),
     ("vue.js", "vue", false), ("vuejs", "vue", false), ("k8s", "kubernetes", false),
-    ("postgres", "postgresql", false), ("mongo", "mongodb", false), ("Mt", "Mount", true),
-    ("Ft", "Fort", true),
+    ("postgres", "postgresql", false), ("mongo", "mongodb", false), ("ww1", "World War 1", false),
+    ("ww2", "World War 2", false), ("wwi", "World War I", false), ("wwii", "World War II", false),
+    ("Mt", "Mount", true), ("Ft", "Fort", true),
 ];
 
 /// Number words that name one number, written as digits ("two" / "2", "a hundred" / "100").
@@ -1561,22 +1562,34 @@ const UNITS: &[&str] = &[
     "rpm", "mph", "kph", "kmh", "kw", "kwh", "mw", "mah", "kcal", "cal",
 ];
 
-/// A number with its unit written on ("5km"), as two words ("5", "km"); any other word as it
-/// is.
+/// A number with its unit written on ("5km"), or a language or tool with its version written on
+/// ("Python3", "php8"), as two words ("5", "km"; "Python", "3"); any other word as it is.
 fn with_unit(word: &str) -> impl Iterator<Item = &str> {
     let digits = word
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(word.len());
     let (number, unit) = word.split_at(digits);
-    let split = number.starts_with(|c: char| c.is_ascii_digit())
+    let with_unit = number.starts_with(|c: char| c.is_ascii_digit())
         && !unit.is_empty()
         && UNITS.iter().any(|u| unit.eq_ignore_ascii_case(u));
-    let (first, second) = if split {
+    let (first, second) = if with_unit {
         (number, Some(unit))
+    } else if let Some((name, version)) = versioned(word) {
+        (name, Some(version))
     } else {
         (word, None)
     };
     std::iter::once(first).chain(second)
+}
+
+/// A language or tool with its version written on ("Python3", "python3.12"), as the two.
+fn versioned(word: &str) -> Option<(&str, &str)> {
+    let (name, version) = word.split_at(word.find(|c: char| c.is_ascii_digit())?);
+    (!name.is_empty()
+        && version.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && !version.ends_with('.')
+        && TOOL_NAMES.iter().any(|t| name.eq_ignore_ascii_case(t)))
+    .then_some((name, version))
 }
 
 /// Reading the first content word of a question with its owner (see `Analysis::possession`),
@@ -1853,6 +1866,10 @@ fn is_code(token: &str) -> bool {
         r.starts_with(|c: char| c.is_ascii_digit())
             && r.chars().all(|c| c.is_ascii_digit() || c == '.')
     }) {
+        return false;
+    }
+    // "Python3.12" is Python's version 3.12 (see [`with_unit`]).
+    if versioned(inner).is_some() {
         return false;
     }
     // "U.S." and "e.g." are abbreviations (see [`undotted`]).
@@ -2292,6 +2309,13 @@ mod tests {
                 "How do I connect to PostgreSQL from Python?",
             ),
             ("What is k8s?", "What is Kubernetes?"),
+            ("What year did WW2 end?", "What year did World War 2 end?"),
+            ("What year did WWII end?", "What year did World War II end?"),
+            (
+                "How do I sort a dictionary by value in Python 3?",
+                "How do I sort a dictionary by value in Python3?",
+            ),
+            ("What is new in Python3.12?", "What is new in python 3.12"),
             (
                 "WHAT IS THE CAPITAL OF AUSTRALIA?",
                 "What is the capital of Australia?",
@@ -2358,6 +2382,21 @@ mod tests {
                 Veto::Code,
             ),
             ("WHAT DOES NASA DO?", "What does ESA do?", Veto::Entities),
+            (
+                "What year did WWI end?",
+                "What year did World War II end?",
+                Veto::Numbers,
+            ),
+            (
+                "How do I sort a dictionary by value in Python 3?",
+                "How do I sort a dictionary by value in python2?",
+                Veto::Numbers,
+            ),
+            (
+                "What is new in Python3.12?",
+                "What is new in Python 3.11?",
+                Veto::Numbers,
+            ),
             // In capitals, a quoted string is still compared as typed.
             (
                 "HOW DO I PRINT \"HELLO\" IN PYTHON?",
