@@ -238,7 +238,7 @@ pub fn check_analysed(a: &Analysis, b: &Analysis, closeness: Closeness) -> Resul
     if a.foreign || b.foreign {
         return Err(Veto::Language);
     }
-    if a.numbers != b.numbers {
+    if a.numbers != b.numbers || a.counts_otherwise(b) {
         return Err(Veto::Numbers);
     }
     // The same operators in another order compare the same things in a symmetric question
@@ -607,6 +607,9 @@ pub struct Analysis {
     foreign: bool,
     /// The numbers in the order written, hashed.
     number_order: Box<[u64]>,
+    /// What each number counts: the number hashed and the content word right after it, sorted;
+    /// "how many X" counts X as "many". "5 km in miles" / "5 miles in km" have the same words.
+    quantities: Box<[(u64, Box<str>)]>,
     /// The operators between operands, in the order written, one space between (see
     /// [`operators`]).
     operators: Box<str>,
@@ -690,6 +693,7 @@ struct Draft {
     asks: Option<Asks>,
     foreign: bool,
     number_order: Vec<u64>,
+    quantities: Vec<(u64, String)>,
     operators: String,
     directions: Vec<(u64, u64)>,
 }
@@ -738,6 +742,13 @@ impl Draft {
             asks: self.asks,
             foreign: self.foreign,
             number_order: self.number_order.into_boxed_slice(),
+            quantities: {
+                let mut q = self.quantities;
+                q.sort_unstable();
+                q.into_iter()
+                    .map(|(n, w)| (n, w.into_boxed_str()))
+                    .collect()
+            },
             operators: self.operators.into_boxed_str(),
             directions: self.directions.into_boxed_slice(),
             opposites,
@@ -748,8 +759,9 @@ impl Draft {
 
 impl Analysis {
     pub fn of(text: &str) -> Self {
-        let text = &*plain_quotes(text);
-        let text = question(text);
+        let text = plain_quotes(text);
+        let text = degrees(&text);
+        let text = question(&text);
         let raw_lower = text.to_lowercase();
         let mut a = Draft {
             quoted: quoted_strings(text),
@@ -773,6 +785,12 @@ impl Analysis {
         let mut source: Option<u64> = None;
         let mut toward: Option<Option<u64>> = None;
         let mut destinations: Vec<(Option<u64>, u64)> = Vec::new();
+        // The end named last (source or destination), while its noun phrase goes on: "to
+        // degrees Celsius" goes to "celsius", not "degrees".
+        let mut phrase: Option<End> = None;
+        let mut after_content = false;
+        // A number (or "many") whose noun may come next.
+        let mut counting: Option<u64> = None;
         let shouted = shouted(text);
         let mut head = Head::Start;
         let mut raws = text.split_whitespace().peekable();
@@ -807,6 +825,8 @@ impl Analysis {
             {
                 let word = &*undotted(word);
                 let continues_name = std::mem::take(&mut in_name);
+                let continues_phrase = std::mem::take(&mut after_content);
+                let counted = counting.take();
                 let lower = word.to_lowercase();
                 let (lower, negated) = match lower.strip_suffix("n't") {
                     Some(stem) => (expand_contraction(stem).to_owned(), true),
@@ -841,6 +861,9 @@ impl Analysis {
                 }
                 initial_how = sentence_start && lower == "how";
                 a.tokens.push(token_hash(&lower));
+                if matches!(lower.as_str(), "many" | "much") {
+                    counting = Some(token_hash("many"));
+                }
                 if (negated || NEGATION.contains(lower.as_str())) && !particle {
                     a.negations += 1;
                 }
@@ -876,6 +899,7 @@ impl Analysis {
                     // Quantities only: "S3" and "gpt-4" are names, which a rephrasing may move.
                     if n.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '.') {
                         a.number_order.push(token_hash(&n));
+                        counting = Some(token_hash(&n));
                     }
                     *a.numbers.entry(n).or_default() += 1;
                     // "10%" is "10 percent".
@@ -1022,12 +1046,27 @@ impl Analysis {
                     Head::Noun(_) | Head::Done => Head::Done,
                 };
                 let hashed = token_hash(&stem);
+                if let Some(number) = counted {
+                    a.quantities.push((number, stem.clone()));
+                }
+                match (continues_phrase, phrase) {
+                    (true, Some(End::Source)) => source = Some(hashed),
+                    (true, Some(End::Destination)) => {
+                        if let Some(last) = destinations.last_mut() {
+                            last.1 = hashed;
+                        }
+                    }
+                    _ => phrase = None,
+                }
                 if std::mem::take(&mut after_from) {
                     source = Some(hashed);
+                    phrase = Some(End::Source);
                 }
                 if let Some(before) = toward.take() {
                     destinations.push((before, hashed));
+                    phrase = Some(End::Destination);
                 }
+                after_content = true;
                 last_content = Some(hashed);
                 a.content.insert(stem);
                 a.words.push(lower);
@@ -1042,6 +1081,8 @@ impl Analysis {
             // one token, "REUSE_DATASET_IF_EXISTS", are one name).
             if raw.ends_with(|c: char| c.is_ascii_punctuation()) {
                 in_name = false;
+                after_content = false;
+                counting = None;
             }
         }
         a.directions.extend(directions(source, &mut destinations));
@@ -1054,6 +1095,35 @@ impl Analysis {
     }
 
     /// Whether the other text names one of this text's directions the other way round.
+    /// Whether the things two questions count traded places: a number counts something in each
+    /// that the other names but does not count by it ("How many miles is 5 km?" / "How many km
+    /// is 5 miles?", "cups in a gallon" / "gallons in a cup"). A thing counted under another
+    /// name ("three methods" / "three approaches") or described further ("three new columns" /
+    /// "three columns") is left to the content rule.
+    fn counts_otherwise(&self, other: &Analysis) -> bool {
+        fn counted(a: &Analysis, n: u64) -> Vec<&str> {
+            let mut words: Vec<&str> = a
+                .quantities
+                .iter()
+                .filter(|(m, _)| *m == n)
+                .map(|(_, w)| &**w)
+                .collect();
+            words.sort_unstable();
+            words
+        }
+        self.quantities.iter().any(|&(n, _)| {
+            let (ours, theirs) = (counted(self, n), counted(other, n));
+            !theirs.is_empty()
+                && ours != theirs
+                && ours
+                    .iter()
+                    .any(|w| !theirs.contains(w) && other.content.contains(w))
+                && theirs
+                    .iter()
+                    .any(|w| !ours.contains(w) && self.content.contains(w))
+        })
+    }
+
     fn reverses(&self, other: &Analysis) -> bool {
         self.directions
             .iter()
@@ -1425,7 +1495,47 @@ fn plain_quotes(text: &str) -> Cow<'_, str> {
 /// guard reads them. A static embedding scores a spelling and its name far apart ("How do I
 /// read a file in JS?" / "...in JavaScript?" 0.76, "What is k8s?" / "What is Kubernetes?" 0.34).
 pub fn embedded(text: &str) -> Cow<'_, str> {
-    let text = question(text);
+    match degrees(text) {
+        Cow::Borrowed(text) => names_spelled_out(question(text)),
+        Cow::Owned(text) => Cow::Owned(names_spelled_out(question(&text)).into_owned()),
+    }
+}
+
+/// `text` with "°C" and "°F" written as "degrees Celsius" and "degrees Fahrenheit", and any
+/// other "°" as "degrees": the guard drops the sign with the punctuation, and the embedding
+/// scored "in °C" / "in degrees Celsius" 0.71.
+fn degrees(text: &str) -> Cow<'_, str> {
+    if !text.contains('°') {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '°' {
+            out.push(c);
+            continue;
+        }
+        let scale = match chars.peek() {
+            Some('C' | 'c') => Some(" degrees Celsius"),
+            Some('F' | 'f') => Some(" degrees Fahrenheit"),
+            _ => None,
+        };
+        let mut ahead = chars.clone();
+        ahead.next();
+        match scale {
+            // "°C" alone, not the start of a word ("°Celsius").
+            Some(words) if !ahead.peek().is_some_and(|c| c.is_alphanumeric()) => {
+                chars.next();
+                out.push_str(words);
+            }
+            _ => out.push_str(" degrees "),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// `text` with other spellings of a name written as the name (see [`embedded`]).
+fn names_spelled_out(text: &str) -> Cow<'_, str> {
     fn core(word: &str) -> &str {
         word.trim_matches(|c: char| !c.is_alphanumeric() && c != '.')
             .trim_end_matches('.')
@@ -1580,6 +1690,13 @@ fn with_unit(word: &str) -> impl Iterator<Item = &str> {
         (word, None)
     };
     std::iter::once(first).chain(second)
+}
+
+/// Which end of a direction a noun phrase names (see `Analysis::directions`).
+#[derive(Clone, Copy)]
+enum End {
+    Source,
+    Destination,
 }
 
 /// A language or tool with its version written on ("Python3", "python3.12"), as the two.
@@ -2202,6 +2319,75 @@ mod tests {
         ] {
             assert_eq!(super::question(text), asked, "{text}");
         }
+    }
+
+    /// Conversions and containers with the same words the other way round: the embedding
+    /// scores them 0.87 to 1.0, and all but the last were served before these readings.
+    #[test]
+    fn the_things_a_question_counts_or_converts_may_not_trade_places() {
+        all_vetoed(&[
+            // The destination of "to" is the noun its phrase ends on, not "degrees".
+            (
+                "Convert 100 degrees Fahrenheit to degrees Celsius",
+                "Convert 100 degrees Celsius to degrees Fahrenheit",
+                Veto::Direction,
+            ),
+            (
+                "Convert 100°F to °C",
+                "Convert 100°C to °F",
+                Veto::Direction,
+            ),
+            // What a number counts.
+            (
+                "How many miles is 5 km?",
+                "How many km is 5 miles?",
+                Veto::Numbers,
+            ),
+            (
+                "What is 5 miles in km?",
+                "What is 5 km in miles?",
+                Veto::Numbers,
+            ),
+            (
+                "How many miles per hour is 100 km per hour?",
+                "How many km per hour is 100 miles per hour?",
+                Veto::Numbers,
+            ),
+            (
+                "How many cups are in a gallon?",
+                "How many gallons are in a cup?",
+                Veto::Numbers,
+            ),
+            (
+                "How much is 1 USD in EUR?",
+                "How much is 1 EUR in USD?",
+                Veto::Numbers,
+            ),
+        ]);
+        all_pass(&[
+            (
+                "Convert 100°F to °C",
+                "Convert 100 degrees Fahrenheit to degrees Celsius",
+            ),
+            (
+                "What is the boiling point of water in °C?",
+                "What is the boiling point of water in degrees Celsius?",
+            ),
+            // A number that counts nothing named in one of them; the same things counted.
+            (
+                "Who won the 2018 World Cup?",
+                "Who won the World Cup in 2018?",
+            ),
+            (
+                "The two fields in the NYU Depth V2 dataset are image and depth.",
+                "The NYU Depth V2 dataset has two fields, image and depth.",
+            ),
+        ]);
+        assert_eq!(
+            super::embedded("Is 30°C hot?"),
+            "Is 30 degrees Celsius hot?"
+        );
+        assert_eq!(super::embedded("a 90° angle"), "a 90 degrees  angle");
     }
 
     #[test]
@@ -2888,10 +3074,11 @@ mod tests {
                 "How do I convert Celsius to Fahrenheit?",
                 Veto::Direction,
             ),
+            // What 5 counts is read first.
             (
                 "Convert 5 km to miles",
                 "Convert 5 miles to km",
-                Veto::Direction,
+                Veto::Numbers,
             ),
             (
                 "How do I migrate from MySQL to PostgreSQL?",
