@@ -594,9 +594,9 @@ pub struct Analysis {
     passive_agent: Option<Box<str>>,
     /// The first content word: the agent of an active question.
     first_content: Option<Box<str>>,
-    /// The first content word with its owner, when the question opens on one: "Tesla's CEO"
-    /// and "the CEO of Tesla" are "ceo of tesla".
-    possession: Option<Box<str>>,
+    /// The first content word with its owner, when the question opens on one, hashed: "Tesla's
+    /// CEO" and "the CEO of Tesla" are ("ceo", "tesla").
+    possession: Option<(u64, u64)>,
     symmetric: bool,
     choice: bool,
     /// "A is X-er than B": which side comes first decides the answer.
@@ -686,7 +686,7 @@ struct Draft {
     content: BTreeSet<String>,
     passive_agent: Option<String>,
     first_content: Option<String>,
-    possession: Option<String>,
+    possession: Option<(u64, u64)>,
     symmetric: bool,
     choice: bool,
     comparative: bool,
@@ -735,7 +735,7 @@ impl Draft {
             pronouns: boxed(self.pronouns),
             passive_agent: self.passive_agent.map(String::into_boxed_str),
             first_content: self.first_content.map(String::into_boxed_str),
-            possession: self.possession.map(String::into_boxed_str),
+            possession: self.possession,
             symmetric: self.symmetric,
             choice: self.choice,
             comparative: self.comparative,
@@ -1029,23 +1029,23 @@ impl Analysis {
                 if a.first_content.is_none() {
                     a.first_content = Some(stem.clone());
                 }
+                let hashed = token_hash(&stem);
                 // "Tesla's CEO" and "the CEO of Tesla" both read as "ceo of tesla".
-                head = match std::mem::replace(&mut head, Head::Done) {
+                head = match head {
                     Head::Start if possessive_stem(&lower).len() < lower.len() => {
-                        Head::Possessor(stem.clone())
+                        Head::Possessor(hashed)
                     }
-                    Head::Start => Head::Noun(stem.clone()),
-                    Head::Possessor(x) => {
-                        a.possession = Some(format!("{stem} of {x}"));
+                    Head::Start => Head::Noun(hashed),
+                    Head::Possessor(owner) => {
+                        a.possession = Some((hashed, owner));
                         Head::Done
                     }
-                    Head::Of(y) => {
-                        a.possession = Some(format!("{y} of {stem}"));
+                    Head::Of(noun) => {
+                        a.possession = Some((noun, hashed));
                         Head::Done
                     }
                     Head::Noun(_) | Head::Done => Head::Done,
                 };
-                let hashed = token_hash(&stem);
                 if let Some(number) = counted {
                     a.quantities.push((number, stem.clone()));
                 }
@@ -1710,16 +1710,17 @@ fn versioned(word: &str) -> Option<(&str, &str)> {
 }
 
 /// Reading the first content word of a question with its owner (see `Analysis::possession`),
-/// named as a possessive before it or with "of" after it.
+/// named as a possessive before it or with "of" after it. Words are hashed.
+#[derive(Clone, Copy)]
 enum Head {
     /// No content word yet.
     Start,
     /// The first content word was a possessive ("Tesla's"): its noun follows.
-    Possessor(String),
+    Possessor(u64),
     /// The first content word ("CEO"), which "of" may follow.
-    Noun(String),
+    Noun(u64),
     /// "of" after the first content word: its owner follows.
-    Of(String),
+    Of(u64),
     /// The agent is read.
     Done,
 }
