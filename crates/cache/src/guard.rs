@@ -2081,7 +2081,9 @@ mod tests {
         "never", "without", "before", "after", "over", "under", "more", "less", "than", "first",
         "last", "he", "she", "his", "her", "optional", "required", "Where", "When", "Why", "Who",
         "?", ".", ",", "-", "/", "İ", "ß", "ﬁ", "e\u{301}", "\u{200b}", "\u{202e}", "🦀", "日本語",
-        "\n", "\t",
+        "\n", "\t", "°C", "°", "100°F", "1st", "21st", "Tesla's", "CEO", "of", "JS", "Node.js",
+        "Mt.", "Python3", "python3.12", "WW2", "5km", "km", "miles", "many", "Hi,", "Thanks!",
+        "Quick question:", "WHAT", "IS", "THE",
     ];
 
     /// A question made of [`PIECES`], and now and then any text at all.
@@ -2102,6 +2104,14 @@ mod tests {
             let alone = if Analysis::of(&q).foreign { Err(Veto::Language) } else { Ok(()) };
             prop_assert_eq!(check(&q, &q, Closeness::Similar), alone);
             prop_assert_eq!(check(&q, &q, Closeness::Close), alone);
+        }
+
+        /// What the embedding sees is never empty for a text with words in it, and reading it
+        /// never fails.
+        #[test]
+        fn the_embedded_text_keeps_the_question(q in question()) {
+            let seen = embedded(&q);
+            prop_assert!(seen.trim().is_empty() == q.trim().is_empty(), "{q:?} -> {seen:?}");
         }
 
         /// The guard's verdict does not depend on which of two questions was cached first.
