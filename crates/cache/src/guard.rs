@@ -296,6 +296,13 @@ pub fn check_analysed(a: &Analysis, b: &Analysis, closeness: Closeness) -> Resul
     if (1..=2).contains(&changed) && !(closeness == Closeness::Close && reworded(a, b, changed)) {
         return Err(Veto::Content);
     }
+    // Two words exchanged in one frame, every other word in place: "Is a square a rectangle?" /
+    // "Is a rectangle a square?", "Does the moon orbit the earth?" / "Does the earth orbit the
+    // moon?" (1.0 to the embedding). With names, the reading of agents above judges; without,
+    // this one does.
+    if changed == 0 && !(a.symmetric || b.symmetric || a.choice || b.choice) && a.exchanges(b) {
+        return Err(Veto::Roles);
+    }
     // Two texts that share a long passage word for word (a document, then a question about
     // it) are as similar as the passage makes them, whatever the rest asks: the similarity
     // cannot judge the rest, so any changed content word there is another question.
@@ -860,7 +867,7 @@ impl Analysis {
                     }
                 }
                 initial_how = sentence_start && lower == "how";
-                a.tokens.push(token_hash(&lower));
+                a.tokens.push(token_hash(possessive_stem(&lower)));
                 if matches!(lower.as_str(), "many" | "much") {
                     counting = Some(token_hash("many"));
                 }
@@ -1122,6 +1129,34 @@ impl Analysis {
                     .iter()
                     .any(|w| !ours.contains(w) && self.content.contains(w))
         })
+    }
+
+    /// Whether `other` is this text with two of its words, or two runs of words of one length,
+    /// exchanged ("a primary key" / "a unique index") and every other word in place, the two not
+    /// merely coordinated ("cats and dogs" / "dogs and cats", "an actor and a singer": the same)
+    /// or side by side.
+    fn exchanges(&self, other: &Analysis) -> bool {
+        static COORDINATION: LazyLock<[u64; 4]> =
+            LazyLock::new(|| ["and", "or", "nor", "&"].map(token_hash));
+        static ARTICLES: LazyLock<[u64; 3]> = LazyLock::new(|| ["a", "an", "the"].map(token_hash));
+        let (a, b) = (&self.tokens, &other.tokens);
+        if a.len() != b.len() {
+            return false;
+        }
+        let differ: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
+        let k = differ.len() / 2;
+        if k == 0 || differ.len() != 2 * k {
+            return false;
+        }
+        let (i, j) = (differ[0], differ[k]);
+        let runs = differ[k - 1] == i + k - 1 && differ[2 * k - 1] == j + k - 1;
+        // Between them, nothing or a coordination ("an investigator and an assistant").
+        let between = &a[i + k..j];
+        let coordinated = between
+            .iter()
+            .all(|t| COORDINATION.contains(t) || ARTICLES.contains(t))
+            && (between.is_empty() || between.iter().any(|t| COORDINATION.contains(t)));
+        runs && a[i..i + k] == b[j..j + k] && a[j..j + k] == b[i..i + k] && !coordinated
     }
 
     fn reverses(&self, other: &Analysis) -> bool {
@@ -2399,6 +2434,61 @@ mod tests {
             "Is 30 degrees Celsius hot?"
         );
         assert_eq!(super::embedded("a 90° angle"), "a 90 degrees  angle");
+    }
+
+    /// The same words with two of them exchanged in one frame: 1.0 to the embedding, and
+    /// served before unless they were names.
+    #[test]
+    fn two_things_exchanged_in_one_frame_ask_something_else() {
+        all_vetoed(&[
+            (
+                "Is a square a rectangle?",
+                "Is a rectangle a square?",
+                Veto::Roles,
+            ),
+            (
+                "Does the moon orbit the earth?",
+                "Does the earth orbit the moon?",
+                Veto::Roles,
+            ),
+            ("Do cats chase mice?", "Do mice chase cats?", Veto::Roles),
+            (
+                "Can a dog eat a cat's food?",
+                "Can a cat eat a dog's food?",
+                Veto::Roles,
+            ),
+            (
+                "Does a primary key imply a unique index?",
+                "Does a unique index imply a primary key?",
+                Veto::Roles,
+            ),
+            (
+                "Can the server send data to the client without a request?",
+                "Can the client send data to the server without a request?",
+                Veto::Roles,
+            ),
+            (
+                "Why is the sky blue and the sea green?",
+                "Why is the sky green and the sea blue?",
+                Veto::Roles,
+            ),
+        ]);
+        all_pass(&[
+            // Coordinated, offered as a choice, or in a symmetric relation: the same question.
+            ("Are cats and dogs mammals?", "Are dogs and cats mammals?"),
+            (
+                "Is Noah Bell an actress and an accountant?",
+                "Is Noah Bell an accountant and an actress?",
+            ),
+            (
+                "Is a whale a fish or a mammal?",
+                "Is a whale a mammal or a fish?",
+            ),
+            (
+                "What is the difference between a virus and bacteria?",
+                "What is the difference between bacteria and a virus?",
+            ),
+        ]);
     }
 
     #[test]

@@ -155,6 +155,10 @@ async fn the_guard_vetoes_near_misses_that_change_the_answer() {
             "How do I convert Celsius to Fahrenheit?",
         ),
         ("What is 5 minus 3?", "What is 3 minus 5?"),
+        // Two things exchanged in one frame, or the things counted trading places (both 1.0,
+        // and served before the twenty-first session).
+        ("Is a square a rectangle?", "Is a rectangle a square?"),
+        ("How many miles is 5 km?", "How many km is 5 miles?"),
         // Symbols the embedding barely sees (similarities 0.987 and 0.979).
         (
             "What does a == b do in Python?",
