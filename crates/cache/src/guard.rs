@@ -267,6 +267,11 @@ pub fn check_analysed(a: &Analysis, b: &Analysis, closeness: Closeness) -> Resul
     if a.markers != b.markers {
         return Err(Veto::Markers);
     }
+    // "Who won the World Cup?" / "Who will win the World Cup?" (0.90 to the embedding). The
+    // present answers for either ("What happens if..." / "What will happen if...").
+    if (a.future && !b.future && b.past) || (b.future && !a.future && a.past) {
+        return Err(Veto::Markers);
+    }
     if a.opposes(b) {
         return Err(Veto::Opposite);
     }
@@ -414,6 +419,18 @@ const SYMMETRIC: &[&str] = &[
     "between", "compare", "compared", "comparison", "neighbors", "neighbours", "colleagues",
     "engaged", "divorced", "met", "meet", "close", "acquaintance", "acquaintances", "acquainted",
     "alike",
+];
+
+/// Simple past forms of irregular verbs that are no other word (not "saw", "rose", "left"), and
+/// of a few regular ones that are seldom adjectives.
+#[rustfmt::skip]
+const PAST_FORMS: &[&str] = &[
+    "won", "went", "ate", "began", "came", "wrote", "gave", "took", "ran", "knew", "became",
+    "broke", "bought", "caught", "chose", "drew", "drank", "drove", "fell", "fought", "flew",
+    "forgot", "grew", "heard", "held", "kept", "lost", "met", "paid", "rode", "said", "sold",
+    "sent", "sang", "sat", "slept", "spoke", "spent", "stood", "stole", "swam", "taught", "threw",
+    "told", "understood", "woke", "wore", "died", "tried", "found", "built", "invented",
+    "happened", "started", "ended", "occurred", "discovered",
 ];
 
 #[rustfmt::skip]
@@ -614,6 +631,10 @@ pub struct Analysis {
     foreign: bool,
     /// The numbers in the order written, hashed.
     number_order: Box<[u64]>,
+    /// Asks about the future ("will", "shall").
+    future: bool,
+    /// Asks about the past ("did", "was", a past form of a verb).
+    past: bool,
     /// What each number counts: the number hashed and the content word right after it, sorted;
     /// "how many X" counts X as "many". "5 km in miles" / "5 miles in km" have the same words.
     quantities: Box<[(u64, Box<str>)]>,
@@ -700,6 +721,8 @@ struct Draft {
     asks: Option<Asks>,
     foreign: bool,
     number_order: Vec<u64>,
+    future: bool,
+    past: bool,
     quantities: Vec<(u64, String)>,
     operators: String,
     directions: Vec<(u64, u64)>,
@@ -749,6 +772,8 @@ impl Draft {
             asks: self.asks,
             foreign: self.foreign,
             number_order: self.number_order.into_boxed_slice(),
+            future: self.future,
+            past: self.past,
             quantities: {
                 let mut q = self.quantities;
                 q.sort_unstable();
@@ -868,6 +893,15 @@ impl Analysis {
                 }
                 initial_how = sentence_start && lower == "how";
                 a.tokens.push(token_hash(possessive_stem(&lower)));
+                // Tense: "will" / "shall" ask about the future, "did", "was", "were" and past
+                // forms of verbs about the past ("won", "happened"). Not any "-ed": "the
+                // provided link will take you..." is no past.
+                match lower.as_str() {
+                    "will" | "shall" => a.future = true,
+                    "did" | "was" | "were" => a.past = true,
+                    w if PAST_FORMS.contains(&w) => a.past = true,
+                    _ => {}
+                }
                 if matches!(lower.as_str(), "many" | "much") {
                     counting = Some(token_hash("many"));
                 }
@@ -1095,13 +1129,15 @@ impl Analysis {
         a.directions.extend(directions(source, &mut destinations));
         // Only a question asks: "How many examples are kept depends on `n`." is a statement.
         // A query typed without its question mark ("Where is the Eiffel Tower") still asks.
+        // Nor is its tense compared: statements mix them ("...where it was extracted." /
+        // "...will be re-extracted.").
         if !text.contains('?') && text.trim_end().ends_with(['.', '!', ':', ';']) {
             a.asks = None;
+            (a.future, a.past) = (false, false);
         }
         a.freeze()
     }
 
-    /// Whether the other text names one of this text's directions the other way round.
     /// Whether the things two questions count traded places: a number counts something in each
     /// that the other names but does not count by it ("How many miles is 5 km?" / "How many km
     /// is 5 miles?", "cups in a gallon" / "gallons in a cup"). A thing counted under another
@@ -1159,6 +1195,7 @@ impl Analysis {
         runs && a[i..i + k] == b[j..j + k] && a[j..j + k] == b[i..i + k] && !coordinated
     }
 
+    /// Whether the other text names one of this text's directions the other way round.
     fn reverses(&self, other: &Analysis) -> bool {
         self.directions
             .iter()
@@ -2487,6 +2524,44 @@ mod tests {
             (
                 "What is the difference between a virus and bacteria?",
                 "What is the difference between bacteria and a virus?",
+            ),
+        ]);
+    }
+
+    /// The past and the future are other questions (0.87 to 0.91 to the embedding); the
+    /// present answers for the future ("what will happen if..."), and statements are not read
+    /// for tense.
+    #[test]
+    fn a_question_about_the_past_is_not_one_about_the_future() {
+        all_vetoed(&[
+            (
+                "Who won the World Cup?",
+                "Who will win the World Cup?",
+                Veto::Markers,
+            ),
+            (
+                "When did the war end?",
+                "When will the war end?",
+                Veto::Markers,
+            ),
+            (
+                "What happened to the stock market?",
+                "What will happen to the stock market?",
+                Veto::Markers,
+            ),
+        ]);
+        all_pass(&[
+            (
+                "What will happen if I delete System32?",
+                "What happens if I delete System32?",
+            ),
+            (
+                "How will I know if I have the flu?",
+                "How do I know if I have the flu?",
+            ),
+            (
+                "The archive is extracted again where it was extracted before.",
+                "The archive will be extracted again where it was extracted before.",
             ),
         ]);
     }
