@@ -51,6 +51,7 @@ static PRONOUN: Words = LazyLock::new(|| PRONOUNS.iter().copied().collect());
 static TOOL_NAME: Words = LazyLock::new(|| TOOL_NAMES.iter().copied().collect());
 static SYMMETRIC_WORD: Words = LazyLock::new(|| SYMMETRIC.iter().copied().collect());
 static NUMBER_WORD: Words = LazyLock::new(|| NUMBER_WORDS.iter().copied().collect());
+static PAST_FORM: Words = LazyLock::new(|| PAST_FORMS.iter().copied().collect());
 static IRREGULAR_BASE: LazyLock<FxHashMap<&'static str, &'static str>> =
     LazyLock::new(|| IRREGULAR.iter().copied().collect());
 static NUMBER_OF: LazyLock<FxHashMap<&'static str, &'static str>> =
@@ -899,7 +900,7 @@ impl Analysis {
                 match lower.as_str() {
                     "will" | "shall" => a.future = true,
                     "did" | "was" | "were" => a.past = true,
-                    w if PAST_FORMS.contains(&w) => a.past = true,
+                    w if PAST_FORM.contains(w) => a.past = true,
                     _ => {}
                 }
                 if matches!(lower.as_str(), "many" | "much") {
