@@ -817,6 +817,13 @@ impl Analysis {
         let mut after_from = false;
         let mut source: Option<u64> = None;
         let mut toward: Option<Option<u64>> = None;
+        // The first content word of the noun phrase that ends on `last_content` ("a Word
+        // document into a PDF" sends "word" and "document" to "pdf"), and that of the phrase
+        // before the pending "to".
+        let mut phrase_first: Option<u64> = None;
+        let mut toward_first: Option<u64> = None;
+        // How many destinations the last "to" added (its phrase's words, one or two).
+        let mut last_destinations = 0;
         let mut destinations: Vec<(Option<u64>, u64)> = Vec::new();
         // The end named last (source or destination), while its noun phrase goes on: "to
         // degrees Celsius" goes to "celsius", not "degrees".
@@ -1051,7 +1058,10 @@ impl Analysis {
                     continue;
                 }
                 match lower.as_str() {
-                    "to" | "into" | "onto" | "towards" | "toward" => toward = Some(last_content),
+                    "to" | "into" | "onto" | "towards" | "toward" => {
+                        toward = Some(last_content);
+                        toward_first = phrase_first.filter(|&first| Some(first) != last_content);
+                    }
                     "from" => after_from = true,
                     _ => {}
                 }
@@ -1094,11 +1104,15 @@ impl Analysis {
                 match (continues_phrase, phrase) {
                     (true, Some(End::Source)) => source = Some(hashed),
                     (true, Some(End::Destination)) => {
-                        if let Some(last) = destinations.last_mut() {
+                        let n = destinations.len();
+                        for last in &mut destinations[n - last_destinations..] {
                             last.1 = hashed;
                         }
                     }
                     _ => phrase = None,
+                }
+                if !continues_phrase {
+                    phrase_first = Some(hashed);
                 }
                 if std::mem::take(&mut after_from) {
                     source = Some(hashed);
@@ -1106,6 +1120,11 @@ impl Analysis {
                 }
                 if let Some(before) = toward.take() {
                     destinations.push((before, hashed));
+                    last_destinations = 1;
+                    if let Some(first) = toward_first.take() {
+                        destinations.push((Some(first), hashed));
+                        last_destinations = 2;
+                    }
                     phrase = Some(End::Destination);
                 }
                 after_content = true;
@@ -1118,6 +1137,7 @@ impl Analysis {
                 a.directions
                     .extend(directions(source.take(), &mut destinations));
                 (last_content, after_from, toward) = (None, false, None);
+                (phrase_first, toward_first) = (None, None);
             }
             // A comma or other punctuation between two names separates them (the words of
             // one token, "REUSE_DATASET_IF_EXISTS", are one name).
@@ -2421,6 +2441,12 @@ mod tests {
                 "Convert 100°C to °F",
                 Veto::Direction,
             ),
+            // Every word of the phrase before "to" is its source: "a Word document" is Word.
+            (
+                "How do I convert a PDF to Word?",
+                "What's the best way to turn a Word document into a PDF?",
+                Veto::Direction,
+            ),
             // What a number counts.
             (
                 "How many miles is 5 km?",
@@ -2500,10 +2526,11 @@ mod tests {
                 "Does a unique index imply a primary key?",
                 Veto::Roles,
             ),
+            // Read as data going from one to the other.
             (
                 "Can the server send data to the client without a request?",
                 "Can the client send data to the server without a request?",
-                Veto::Roles,
+                Veto::Direction,
             ),
             (
                 "Why is the sky blue and the sea green?",
@@ -3189,9 +3216,10 @@ mod tests {
             ),
             Some(Veto::Pronouns)
         );
+        // "Jacob loyal to Justin": Jacob is read as going to Justin.
         assert_eq!(
             vetoes("Is Jacob loyal to Justin?", "Is Justin loyal to Jacob?"),
-            Some(Veto::Roles)
+            Some(Veto::Direction)
         );
         assert_eq!(
             vetoes("Does Andrea support Kyle?", "Is Andrea supported by Kyle?"),
