@@ -456,7 +456,8 @@ const ORDINALS: [&str; 20] = [
 ];
 
 /// Other spellings of a language, tool or place name, read as the name ("JS" / "JavaScript",
-/// "Node.js" / "NodeJS", "k8s" / "Kubernetes", "Mt. Everest" / "Mount Everest"): case-blind
+/// "Node.js" / "NodeJS", "k8s" / "Kubernetes", "Mt. Everest" / "Mount Everest"), and short forms
+/// programmers type ("dict", "str", "repo", "db", "config"): case-blind
 /// when `false`; when `true`, an abbreviation, in capitals as written ("mt" is a unit, "Mt" a
 /// mountain).
 #[rustfmt::skip]
@@ -465,7 +466,11 @@ const SPELLINGS: &[(&str, &str, bool)] = &[
     ("vue.js", "vue", false), ("vuejs", "vue", false), ("k8s", "kubernetes", false),
     ("postgres", "postgresql", false), ("mongo", "mongodb", false), ("ww1", "World War 1", false),
     ("ww2", "World War 2", false), ("wwi", "World War I", false), ("wwii", "World War II", false),
-    ("Mt", "Mount", true), ("Ft", "Fort", true),
+    ("Mt", "Mount", true), ("Ft", "Fort", true), ("dict", "dictionary", false),
+    ("str", "string", false), ("int", "integer", false), ("func", "function", false),
+    ("args", "arguments", false), ("repo", "repository", false), ("db", "database", false),
+    ("lib", "library", false), ("docs", "documentation", false), ("img", "image", false),
+    ("msg", "message", false), ("config", "configuration", false),
 ];
 
 /// Number words that name one number, written as digits ("two" / "2", "a hundred" / "100").
@@ -2699,6 +2704,15 @@ mod tests {
                 "How do I connect to PostgreSQL from Python?",
             ),
             ("What is k8s?", "What is Kubernetes?"),
+            (
+                "How do I sort a dict by value in Python?",
+                "How do I sort a dictionary by value in Python?",
+            ),
+            (
+                "How do I convert a str to an int in Python?",
+                "How do I convert a string to an integer in Python?",
+            ),
+            ("How do I clone a repo?", "How do I clone a repository?"),
             ("What year did WW2 end?", "What year did World War 2 end?"),
             ("What year did WWII end?", "What year did World War II end?"),
             (
