@@ -100,7 +100,7 @@ pub fn run(
         std::hint::black_box(reprise_cache::keys::keys("", &request));
         hash.record(t.elapsed().as_nanos() as u64)?;
         let t = Instant::now();
-        std::hint::black_box(model.embed(q));
+        std::hint::black_box(model.embed_question(q));
         embed.record(t.elapsed().as_nanos() as u64)?;
     }
     println!("\nper query ({} queries of ~15 words)", queries.len());
@@ -577,7 +577,7 @@ fn index_row(
     let mut flat = Vec::with_capacity(texts.len() * dim);
     let mut insert = histogram()?;
     for (i, text) in texts.iter().enumerate() {
-        let v = model.embed(text);
+        let v = model.embed_question(text);
         let t = Instant::now();
         index.insert(scope, key(i), &v, text)?;
         insert.record(t.elapsed().as_nanos() as u64)?;
@@ -599,7 +599,7 @@ fn index_row(
     let (mut recalled, mut agreed, mut recalled_loaded) = (0usize, 0usize, 0usize);
     let asked: Vec<(usize, &str, Vec<f32>)> = probes
         .iter()
-        .map(|(target, text)| (*target, text.as_str(), model.embed(text)))
+        .map(|(target, text)| (*target, text.as_str(), model.embed_question(text)))
         .collect();
     // One lookup after another, as a gateway serving semantic hits makes them.
     for (target, text, q) in &asked {

@@ -7,6 +7,12 @@ use std::path::Path;
 /// Turns text into an L2-normalised vector.
 pub trait Embedder: Send + Sync + std::fmt::Debug {
     fn embed(&self, text: &str) -> Vec<f32>;
+    /// The vector of a question as the semantic tier compares it: of the text
+    /// [`guard::embedded`](crate::guard::embedded) leaves (no greeting or thanks, names spelled
+    /// out), which every place that embeds a question must use alike.
+    fn embed_question(&self, question: &str) -> Vec<f32> {
+        self.embed(&crate::guard::embedded(question))
+    }
     fn dim(&self) -> usize;
     /// A short name of the model, recorded with calibration figures.
     fn name(&self) -> &str;

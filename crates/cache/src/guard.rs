@@ -304,8 +304,7 @@ pub fn check_analysed(a: &Analysis, b: &Analysis, closeness: Closeness) -> Resul
     }
     // Two words exchanged in one frame, every other word in place: "Is a square a rectangle?" /
     // "Is a rectangle a square?", "Does the moon orbit the earth?" / "Does the earth orbit the
-    // moon?" (1.0 to the embedding). With names, the reading of agents above judges; without,
-    // this one does.
+    // moon?" (1.0 to the embedding). With names, the reading of agents below judges too.
     if changed == 0 && !(a.symmetric || b.symmetric || a.choice || b.choice) && a.exchanges(b) {
         return Err(Veto::Roles);
     }
@@ -457,9 +456,8 @@ const ORDINALS: [&str; 20] = [
 
 /// Other spellings of a language, tool or place name, read as the name ("JS" / "JavaScript",
 /// "Node.js" / "NodeJS", "k8s" / "Kubernetes", "Mt. Everest" / "Mount Everest"), and short forms
-/// programmers type ("dict", "str", "repo", "db", "config"): case-blind
-/// when `false`; when `true`, an abbreviation, in capitals as written ("mt" is a unit, "Mt" a
-/// mountain).
+/// programmers type ("dict", "str", "repo", "db", "config"): case-blind when `false`; when
+/// `true`, an abbreviation, in capitals as written ("mt" is a unit, "Mt" a mountain).
 #[rustfmt::skip]
 const SPELLINGS: &[(&str, &str, bool)] = &[
     ("js", "javascript", false), ("node.js", "nodejs", false), ("next.js", "nextjs", false),
@@ -909,14 +907,13 @@ impl Analysis {
                 // Tense: "will" / "shall" ask about the future, "did", "was", "were" and past
                 // forms of verbs about the past ("won", "happened"). Not any "-ed": "the
                 // provided link will take you..." is no past.
+                // "How many miles" counts miles, as "5 miles" does.
                 match lower.as_str() {
                     "will" | "shall" => a.future = true,
                     "did" | "was" | "were" => a.past = true,
+                    "many" | "much" => counting = Some(token_hash("many")),
                     w if PAST_FORM.contains(w) => a.past = true,
                     _ => {}
-                }
-                if matches!(lower.as_str(), "many" | "much") {
-                    counting = Some(token_hash("many"));
                 }
                 if (negated || NEGATION.contains(lower.as_str())) && !particle {
                     a.negations += 1;
@@ -1790,21 +1787,21 @@ fn with_unit(word: &str) -> impl Iterator<Item = &str> {
     std::iter::once(first).chain(second)
 }
 
-/// Which end of a direction a noun phrase names (see `Analysis::directions`).
-#[derive(Clone, Copy)]
-enum End {
-    Source,
-    Destination,
-}
-
 /// A language or tool with its version written on ("Python3", "python3.12"), as the two.
 fn versioned(word: &str) -> Option<(&str, &str)> {
     let (name, version) = word.split_at(word.find(|c: char| c.is_ascii_digit())?);
     (!name.is_empty()
         && version.bytes().all(|b| b.is_ascii_digit() || b == b'.')
         && !version.ends_with('.')
-        && TOOL_NAMES.iter().any(|t| name.eq_ignore_ascii_case(t)))
+        && TOOL_NAME.contains(name.to_ascii_lowercase().as_str()))
     .then_some((name, version))
+}
+
+/// Which end of a direction a noun phrase names (see `Analysis::directions`).
+#[derive(Clone, Copy)]
+enum End {
+    Source,
+    Destination,
 }
 
 /// Reading the first content word of a question with its owner (see `Analysis::possession`),

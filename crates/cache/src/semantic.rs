@@ -657,10 +657,7 @@ impl ScopeIndex {
     ) -> Result<usize, IndexError> {
         let threads = threads.max(1);
         let read: Vec<(Vec<f32>, guard::Analysis)> = parallel_map(&questions, threads, |q| {
-            (
-                embedder.embed(&guard::embedded(&q.2)),
-                guard::Analysis::of(&q.2),
-            )
+            (embedder.embed_question(&q.2), guard::Analysis::of(&q.2))
         });
         type Read = (Key, Vec<f32>, guard::Analysis);
         let mut by_scope: HashMap<Key, Vec<Read>> = HashMap::new();

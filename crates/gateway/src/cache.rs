@@ -3,14 +3,12 @@
 //! (keys, policy, assembly, replay) is `reprise-cache`; this module wires it to the store and to
 //! the request's directives.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reprise_cache::embed::Embedder;
-use reprise_cache::guard;
 use reprise_cache::semantic::{Refusal, ScopeIndex};
 use reprise_cache::{CacheControl, CacheKeys, Cacheability, Entry, ExactIndex, Key, Stored};
 use reprise_storage::{CacheRow, Store};
@@ -333,7 +331,7 @@ impl Cache {
         ) else {
             return;
         };
-        match model.embed(&[&guard::embedded(text)]).await {
+        match model.embed_questions(&[text]).await {
             Ok(mut vectors) => lookup.embedding = vectors.pop(),
             Err(err) => tracing::warn!(
                 request_id = %lookup.request_id,
@@ -356,10 +354,8 @@ impl Cache {
         }
         let mut added = 0usize;
         for batch in pending.chunks(crate::embedding::BATCH) {
-            let texts: Vec<Cow<'_, str>> =
-                batch.iter().map(|(_, _, t)| guard::embedded(t)).collect();
-            let texts: Vec<&str> = texts.iter().map(|t| t.as_ref()).collect();
-            let vectors = match model.embed(&texts).await {
+            let texts: Vec<&str> = batch.iter().map(|(_, _, t)| t.as_str()).collect();
+            let vectors = match model.embed_questions(&texts).await {
                 Ok(v) => v,
                 Err(err) => {
                     tracing::warn!(error = %err, "stored questions left out of the semantic tier");

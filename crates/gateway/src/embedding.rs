@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use reprise_cache::embed::Embedder;
+use reprise_cache::guard;
 use serde::Deserialize;
 
 use crate::config::RemoteEmbeddingConfig;
@@ -28,11 +29,18 @@ pub enum SemanticModel {
 }
 
 impl SemanticModel {
-    /// L2-normalised vectors for `texts`, in order.
-    pub async fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+    /// L2-normalised vectors for `questions`, in order, as [`Embedder::embed_question`] makes
+    /// them.
+    pub async fn embed_questions(&self, questions: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         match self {
-            SemanticModel::Local(model) => Ok(texts.iter().map(|t| model.embed(t)).collect()),
-            SemanticModel::Remote(remote) => remote.embed(texts).await,
+            SemanticModel::Local(model) => {
+                Ok(questions.iter().map(|q| model.embed_question(q)).collect())
+            }
+            SemanticModel::Remote(remote) => {
+                let texts: Vec<_> = questions.iter().map(|q| guard::embedded(q)).collect();
+                let texts: Vec<&str> = texts.iter().map(|t| t.as_ref()).collect();
+                remote.embed(&texts).await
+            }
         }
     }
 

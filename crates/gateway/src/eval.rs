@@ -133,8 +133,8 @@ fn score(embedder: &dyn Embedder, pairs: &[Pair]) -> Vec<Scored> {
     pairs
         .iter()
         .map(|p| {
-            let a = embedder.embed(&guard::embedded(&p.text_a));
-            let b = embedder.embed(&guard::embedded(&p.text_b));
+            let a = embedder.embed_question(&p.text_a);
+            let b = embedder.embed_question(&p.text_b);
             Scored {
                 label: p.label == 1,
                 similarity: cosine(&b, &a),
@@ -262,7 +262,7 @@ fn retrieval(
     let pairs: Vec<MockPair> = serde_json::from_str(&text)?;
     let origins: Vec<Vec<f32>> = pairs
         .iter()
-        .map(|p| embedder.embed(&guard::embedded(&p.origin)))
+        .map(|p| embedder.embed_question(&p.origin))
         .collect();
     println!(
         "\ngptcache-mock.json: retrieval protocol ({} entries, {} questions)",
@@ -275,7 +275,7 @@ fn retrieval(
     );
     let asked: Vec<Vec<f32>> = pairs
         .iter()
-        .map(|p| embedder.embed(&guard::embedded(&p.similar)))
+        .map(|p| embedder.embed_question(&p.similar))
         .collect();
     // The gateway's own index: every origin in one scope. As in the gateway, where the exact
     // key is the request's, an origin that occurs twice (35 do) is one entry, under the key of

@@ -9,7 +9,6 @@ use std::path::Path;
 
 use anyhow::Context;
 use reprise_cache::embed::Embedder;
-use reprise_cache::guard;
 use reprise_cache::semantic::ScopeIndex;
 use reprise_cache::{Cacheability, Key};
 use serde_json::Value;
@@ -113,9 +112,7 @@ pub fn simulate<'a>(
             continue;
         }
         let vector = match (embedder, &keys.final_user_text) {
-            (Some(e), Some(text)) if semantic => {
-                Some((e.embed(&guard::embedded(text)), text.clone()))
-            }
+            (Some(e), Some(text)) if semantic => Some((e.embed_question(text), text.clone())),
             _ => None,
         };
         if let Some((embedding, text)) = &vector {
