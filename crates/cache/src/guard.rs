@@ -302,6 +302,12 @@ pub fn check_analysed(a: &Analysis, b: &Analysis, closeness: Closeness) -> Resul
     if (1..=2).contains(&changed) && !(closeness == Closeness::Close && reworded(a, b, changed)) {
         return Err(Veto::Content);
     }
+    // One short phrase put in place of another in an otherwise identical question names
+    // another thing, however many words it takes ("matches an email address" / "matches a
+    // phone number", 0.81 to the embedding).
+    if changed > 2 && only_a > 0 && only_b > 0 && a.substitutes_a_phrase(b) {
+        return Err(Veto::Content);
+    }
     // Two words exchanged in one frame, every other word in place: "Is a square a rectangle?" /
     // "Is a rectangle a square?", "Does the moon orbit the earth?" / "Does the earth orbit the
     // moon?" (1.0 to the embedding). With names, the reading of agents below judges too.
@@ -468,7 +474,8 @@ const SPELLINGS: &[(&str, &str, bool)] = &[
     ("str", "string", false), ("int", "integer", false), ("func", "function", false),
     ("args", "arguments", false), ("repo", "repository", false), ("db", "database", false),
     ("lib", "library", false), ("docs", "documentation", false), ("img", "image", false),
-    ("msg", "message", false), ("config", "configuration", false),
+    ("msg", "message", false), ("config", "configuration", false), ("e-mail", "email", false),
+    ("sqrt", "square root", false), ("venv", "virtual environment", false),
 ];
 
 /// Number words that name one number, written as digits ("two" / "2", "a hundred" / "100").
@@ -1218,6 +1225,64 @@ impl Analysis {
         runs && a[i..i + k] == b[j..j + k] && a[j..j + k] == b[i..i + k] && !coordinated
     }
 
+    /// Whether the two texts are one frame, the same words before and after, with one short
+    /// phrase in place of another: at most [`PHRASE_WORDS`] words on each side, the frame at
+    /// least as long, no word but a determiner in both phrases, and a noun phrase: a
+    /// determiner opens both phrases or comes one or two words before them ("matches an email
+    /// address" / "matches a phone number", "the current date" / "the current time zone"), or a
+    /// preposition just before them ("books on machine learning" / "...on deep neural
+    /// networks"); not "iterates over" / "cycles through", a verb's synonym. Measured with
+    /// `reprise eval` (twenty-second session): a determiner just before only, 68.1 % on
+    /// `gptcache-mock.json`; also two words before and after a preposition, 68.0 % ("a Python
+    /// library for performing" / "a Python package providing" refused), QQP 78.4 to 78.5 %
+    /// precision, and more of the one-off lists' wrong answers refused (README).
+    /// An acronym and its words are one name ("the UK" / "the United Kingdom").
+    fn substitutes_a_phrase(&self, other: &Analysis) -> bool {
+        static DETERMINERS: LazyLock<[u64; 16]> = LazyLock::new(|| {
+            [
+                "a", "an", "the", "my", "your", "his", "her", "its", "our", "their", "this",
+                "that", "these", "those", "some", "any",
+            ]
+            .map(token_hash)
+        });
+        let (a, b) = (&self.tokens, &other.tokens);
+        let prefix = a.iter().zip(b.iter()).take_while(|(x, y)| x == y).count();
+        let suffix = a[prefix..]
+            .iter()
+            .rev()
+            .zip(b[prefix..].iter().rev())
+            .take_while(|(x, y)| x == y)
+            .count();
+        let (phrase_a, phrase_b) = (&a[prefix..a.len() - suffix], &b[prefix..b.len() - suffix]);
+        let short = |phrase: &[u64]| (1..=PHRASE_WORDS).contains(&phrase.len());
+        if !short(phrase_a)
+            || !short(phrase_b)
+            || prefix + suffix < phrase_a.len().max(phrase_b.len())
+        {
+            return false;
+        }
+        static PREPOSITIONS: LazyLock<[u64; 9]> = LazyLock::new(|| {
+            ["of", "on", "for", "about", "in", "with", "from", "by", "at"].map(token_hash)
+        });
+        let noun_phrase = a[prefix.saturating_sub(2)..prefix]
+            .iter()
+            .any(|t| DETERMINERS.contains(t))
+            || (prefix > 0 && PREPOSITIONS.contains(&a[prefix - 1]))
+            || (DETERMINERS.contains(&phrase_a[0]) && DETERMINERS.contains(&phrase_b[0]));
+        let other_words = phrase_a
+            .iter()
+            .all(|t| DETERMINERS.contains(t) || !phrase_b.contains(t));
+        let spelled = |x: &Analysis, phrase: &[u64], y: &Analysis| {
+            x.acronyms.iter().any(|acronym| {
+                phrase.contains(&token_hash(acronym)) && spelled_out(&y.words, acronym).is_some()
+            })
+        };
+        noun_phrase
+            && other_words
+            && !spelled(self, phrase_a, other)
+            && !spelled(other, phrase_b, self)
+    }
+
     /// Whether the other text names one of this text's directions the other way round.
     fn reverses(&self, other: &Analysis) -> bool {
         self.directions
@@ -1320,6 +1385,10 @@ fn spelled_out(words: &[Box<str>], acronym: &str) -> Option<std::ops::Range<usiz
         })
         .map(|i| i..i + n)
 }
+
+/// The longest phrase [`Analysis::substitutes_a_phrase`] reads as a thing named in place of
+/// another.
+const PHRASE_WORDS: usize = 4;
 
 /// Words beyond the changed content words that two questions may differ by and still be one
 /// template: in the words they use (counted on both sides: two substituted function words)...
@@ -3568,6 +3637,63 @@ mod tests {
             ),
             Some(Veto::Content)
         );
+    }
+
+    #[test]
+    fn a_phrase_in_place_of_another_in_one_frame_names_another_thing() {
+        // However close, and however many words the phrases take.
+        for (a, b) in [
+            (
+                "Write a regex that matches an email address.",
+                "Write a regex that matches a phone number.",
+            ),
+            (
+                "How do I validate an email address in JavaScript?",
+                "How do I validate a phone number in JavaScript?",
+            ),
+            (
+                "How do I get the current date in Java?",
+                "How do I get the current time zone in Java?",
+            ),
+            (
+                "What are some good books on machine learning?",
+                "What are some good books on deep neural networks?",
+            ),
+            (
+                "What are the side effects of ibuprofen tablets?",
+                "What are the side effects of blood pressure medication?",
+            ),
+        ] {
+            assert_eq!(
+                check(a, b, Closeness::Close).err(),
+                Some(Veto::Content),
+                "{a} / {b}"
+            );
+            assert_eq!(vetoes(b, a), Some(Veto::Content), "{b} / {a}");
+        }
+        // Not when the phrases share a word, name one thing (an acronym and its words, one
+        // spelling and another), or are a verb's synonyms; nor a longer rewording.
+        for (a, b) in [
+            (
+                "What is the GDP of the UK?",
+                "What is the GDP of the United Kingdom?",
+            ),
+            (
+                "How do I validate an email address in JavaScript?",
+                "How do I validate an e-mail address in JavaScript?",
+            ),
+            (
+                "The `iter_files` method iterates over files.",
+                "The `iter_files` method cycles through files.",
+            ),
+            (
+                "The parameters of the datasets.AudioClassification class are task and label_column.",
+                "The parameters of the AudioClassification class of datasets are task and label_column.",
+            ),
+            ("What is the square root of 144?", "What's the sqrt of 144?"),
+        ] {
+            assert_eq!(check(a, b, Closeness::Close).err(), None, "{a} / {b}");
+        }
     }
 
     #[test]

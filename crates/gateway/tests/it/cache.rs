@@ -159,6 +159,12 @@ async fn the_guard_vetoes_near_misses_that_change_the_answer() {
         // and served before the twenty-first session).
         ("Is a square a rectangle?", "Is a rectangle a square?"),
         ("How many miles is 5 km?", "How many km is 5 miles?"),
+        // One short phrase in place of another in the same frame (0.84: served before the
+        // twenty-second session, as four changed words were read as a rewording).
+        (
+            "How do I validate an email address in JavaScript?",
+            "How do I validate a phone number in JavaScript?",
+        ),
         // Symbols the embedding barely sees (similarities 0.987 and 0.979).
         (
             "What does a == b do in Python?",
