@@ -165,6 +165,11 @@ async fn the_guard_vetoes_near_misses_that_change_the_answer() {
             "How do I validate an email address in JavaScript?",
             "How do I validate a phone number in JavaScript?",
         ),
+        // Another action on the same thing, reworded (0.87: served before the same session).
+        (
+            "How do I kill a process on port 8080?",
+            "How do I find which process is using port 8080?",
+        ),
         // Symbols the embedding barely sees (similarities 0.987 and 0.979).
         (
             "What does a == b do in Python?",
