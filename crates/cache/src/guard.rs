@@ -202,6 +202,12 @@ impl Veto {
 /// to leave a reworded question's changed content words to it (see [`Closeness`]).
 pub const CLOSE_MARGIN: f32 = 0.10;
 
+/// How much above the threshold the embedding must place two questions for the guard to leave
+/// one or two changed content words to it in a question whose words were merely moved around
+/// them (another order, few other words), so long as no changed word kept its place in the
+/// frame (0.95 by default: see [`Closeness::VeryClose`]).
+pub const VERY_CLOSE_MARGIN: f32 = 0.15;
+
 /// How similar the embedding found the two questions, which decides one rule of the guard: one
 /// or two changed content words in an otherwise identical question always veto, but in a
 /// question that is also reworded (other function words, another order) they are part of the
@@ -212,11 +218,15 @@ pub enum Closeness {
     Similar,
     /// At least [`CLOSE_MARGIN`] above it.
     Close,
+    /// At least [`VERY_CLOSE_MARGIN`] above it.
+    VeryClose,
 }
 
 impl Closeness {
     pub fn of(similarity: f32, threshold: f32) -> Self {
-        if similarity >= threshold + CLOSE_MARGIN {
+        if similarity >= threshold + VERY_CLOSE_MARGIN {
+            Closeness::VeryClose
+        } else if similarity >= threshold + CLOSE_MARGIN {
             Closeness::Close
         } else {
             Closeness::Similar
@@ -302,7 +312,20 @@ pub fn check_analysed(a: &Analysis, b: &Analysis, closeness: Closeness) -> Resul
     // threshold judges it. So is a question reworded around the changed words ("doesn't exist
     // in" / "is not a feature of"), when the embedding puts the two close.
     let changed = only_a + only_b;
-    if (1..=2).contains(&changed) && !(closeness == Closeness::Close && reworded(a, b, changed)) {
+    // When the embedding puts the two very close, moving the words around the changed ones is
+    // rewording enough ("Serialized datasets can be saved to cloud storage using X." / "X can
+    // be used to store serialized datasets in cloud storage.", 0.97), unless a changed word
+    // kept its place.
+    let moved = || {
+        closeness == Closeness::VeryClose
+            && a.tokens.len().saturating_mul(b.tokens.len()) <= ALIGNMENT_LIMIT
+            && edit_distance(&a.tokens, &b.tokens) > changed + TEMPLATE_EDIT_SLACK
+            && !swapped_in_place(a, b, &a_content, &b_content)
+    };
+    if (1..=2).contains(&changed)
+        && !(closeness != Closeness::Similar && reworded(a, b, changed))
+        && !moved()
+    {
         return Err(Veto::Content);
     }
     // One short phrase put in place of another in an otherwise identical question names
@@ -1457,6 +1480,54 @@ fn reworded(a: &Analysis, b: &Analysis, changed: usize) -> bool {
     edit_distance(&a.tokens, &b.tokens) > changed + TEMPLATE_EDIT_SLACK
 }
 
+/// Whether a changed content word (or a run of them) comes after the same word or before the
+/// same word in both texts: a word swapped in its slot of one frame, however the rest was moved
+/// around it ("In Python, how do I sort a list by name?" / "How do I sort a list by date in
+/// Python?", "For a beginner, what is the best Python book?" / "What is the best Python course
+/// for a beginner?"), where a rewording puts its other words in other places ("can be saved to
+/// cloud storage using..." / "can be used to store ... in cloud storage").
+fn swapped_in_place(
+    a: &Analysis,
+    b: &Analysis,
+    a_content: &BTreeSet<&str>,
+    b_content: &BTreeSet<&str>,
+) -> bool {
+    fn contexts(x: &Analysis, changed: Vec<u64>) -> Vec<(Option<u64>, Option<u64>)> {
+        let t = &x.tokens;
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < t.len() {
+            if !changed.contains(&t[i]) {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < t.len() && changed.contains(&t[i]) {
+                i += 1;
+            }
+            out.push((start.checked_sub(1).map(|k| t[k]), t.get(i).copied()));
+        }
+        out
+    }
+    let changed = |x: &Analysis, mine: &BTreeSet<&str>, theirs: &BTreeSet<&str>| {
+        x.words
+            .iter()
+            .filter(|w| {
+                let s = stem(w);
+                mine.contains(s.as_str()) && !theirs.contains(s.as_str())
+            })
+            .map(|w| token_hash(possessive_stem(w)))
+            .collect::<Vec<u64>>()
+    };
+    let in_a = contexts(a, changed(a, a_content, b_content));
+    let in_b = contexts(b, changed(b, b_content, a_content));
+    in_a.iter().any(|(before, after)| {
+        in_b.iter().any(|(b_before, b_after)| {
+            (before.is_some() && before == b_before) || (after.is_some() && after == b_after)
+        })
+    })
+}
+
 /// Words two texts must share, as one run at their start and one at their end, before their
 /// similarity is taken to be the passage's rather than the question's.
 const PASSAGE_WORDS: usize = 25;
@@ -2335,6 +2406,7 @@ mod tests {
             let alone = if Analysis::of(&q).foreign { Err(Veto::Language) } else { Ok(()) };
             prop_assert_eq!(check(&q, &q, Closeness::Similar), alone);
             prop_assert_eq!(check(&q, &q, Closeness::Close), alone);
+            prop_assert_eq!(check(&q, &q, Closeness::VeryClose), alone);
         }
 
         /// What the embedding sees is never empty for a text with words in it, and reading it
@@ -2347,8 +2419,12 @@ mod tests {
 
         /// The guard's verdict does not depend on which of two questions was cached first.
         #[test]
-        fn the_guard_is_symmetric(a in question(), b in question(), close in any::<bool>()) {
-            let closeness = if close { Closeness::Close } else { Closeness::Similar };
+        fn the_guard_is_symmetric(a in question(), b in question(), close in 0..3u8) {
+            let closeness = match close {
+                0 => Closeness::Similar,
+                1 => Closeness::Close,
+                _ => Closeness::VeryClose,
+            };
             prop_assert_eq!(check(&a, &b, closeness), check(&b, &a, closeness));
         }
     }
@@ -2416,10 +2492,11 @@ mod tests {
         }
     }
 
-    /// Every pair is refused for its reason, even at the higher closeness.
+    /// Every pair is refused for its reason, even at the higher closenesses.
     fn all_vetoed(pairs: &[(&str, &str, Veto)]) {
         for (a, b, veto) in pairs {
             assert_eq!(check(a, b, Closeness::Close), Err(*veto), "{a} / {b}");
+            assert_eq!(check(a, b, Closeness::VeryClose), Err(*veto), "{a} / {b}");
         }
     }
 
@@ -4038,7 +4115,51 @@ mod tests {
             Some(Veto::Numbers)
         );
         assert_eq!(Closeness::of(0.91, 0.80), Closeness::Close);
+        assert_eq!(Closeness::of(0.951, 0.80), Closeness::VeryClose);
         assert_eq!(Closeness::of(0.89, 0.80), Closeness::Similar);
+    }
+
+    #[test]
+    fn changed_words_with_the_rest_moved_around_them_are_left_to_a_very_close_similarity() {
+        let very = |a: &str, b: &str| check(a, b, Closeness::VeryClose).err();
+        // The same statement turned around (0.96 to 0.99 to the embedding), a word or two of it
+        // said another way: refused below a very close similarity, served at it.
+        for (a, b) in [
+            (
+                "Serialized datasets can be saved to cloud storage using `Dataset.save_to_disk()`.",
+                "`Dataset.save_to_disk()` can be used to store serialized datasets in cloud storage.",
+            ),
+            (
+                "The default value of the `save_infos` parameter is `False`.",
+                "The `save_infos` parameter is set to `False` by default.",
+            ),
+            (
+                "The `get_dataset_split_names` function returns a list of split names for a given dataset.",
+                "A list of split names for a given dataset is yielded by the `get_dataset_split_names` function.",
+            ),
+        ] {
+            assert_eq!(very(a, b), None, "{a} / {b}");
+            assert_eq!(vetoes(a, b), Some(Veto::Content), "{a} / {b}");
+        }
+        // A changed word that kept its place (its word before or after), the rest moved round
+        // it, is a swapped word, however close; so is one whose question barely moved.
+        for (a, b) in [
+            (
+                "In Python, how do I sort a list by name?",
+                "How do I sort a list by date in Python?",
+            ),
+            (
+                "For a beginner, what is the best Python book?",
+                "What is the best Python course for a beginner?",
+            ),
+            (
+                "In Java, how do I convert an int to a String?",
+                "How do I convert a long to a String in Java?",
+            ),
+            ("Can I feed my fish soup?", "Can I feed my dog soup?"),
+        ] {
+            assert_eq!(very(a, b), Some(Veto::Content), "{a} / {b}");
+        }
     }
 
     #[test]

@@ -36,8 +36,10 @@ struct Scored {
     similarity: f32,
     /// The guard's veto when the pair is at or above the threshold...
     veto: Option<Veto>,
-    /// ...and when it is [`guard::CLOSE_MARGIN`] above it.
+    /// ...when it is [`guard::CLOSE_MARGIN`] above it...
     veto_close: Option<Veto>,
+    /// ...and when it is [`guard::VERY_CLOSE_MARGIN`] above it.
+    veto_very: Option<Veto>,
     capability: String,
     test: String,
 }
@@ -48,6 +50,7 @@ impl Scored {
         match Closeness::of(self.similarity, threshold) {
             Closeness::Similar => self.veto,
             Closeness::Close => self.veto_close,
+            Closeness::VeryClose => self.veto_very,
         }
     }
 
@@ -140,6 +143,7 @@ fn score(embedder: &dyn Embedder, pairs: &[Pair]) -> Vec<Scored> {
                 similarity: cosine(&b, &a),
                 veto: guard::check(&p.text_b, &p.text_a, Closeness::Similar).err(),
                 veto_close: guard::check(&p.text_b, &p.text_a, Closeness::Close).err(),
+                veto_very: guard::check(&p.text_b, &p.text_a, Closeness::VeryClose).err(),
                 capability: p.capability.clone().unwrap_or_default(),
                 test: p.test.clone().unwrap_or_default(),
             }
