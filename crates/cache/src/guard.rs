@@ -502,6 +502,7 @@ const SPELLINGS: &[(&str, &str, bool)] = &[
     ("lib", "library", false), ("docs", "documentation", false), ("img", "image", false),
     ("msg", "message", false), ("config", "configuration", false), ("e-mail", "email", false),
     ("sqrt", "square root", false), ("venv", "virtual environment", false),
+    ("tv", "television", false), ("wi-fi", "wifi", false),
 ];
 
 /// Number words that name one number, written as digits ("two" / "2", "a hundred" / "100").
@@ -1378,6 +1379,12 @@ impl Analysis {
                 || other.content.contains(&stem(e))
                 // Inside an identifier: "TextClassification" / "datasets.TextClassification".
                 || other.code_lower.iter().any(|c| contains_word(c, e))
+                // A function word or an order marker in capitals is the same word in small
+                // letters ("What's The best way..." / "What's the best way...", "Which book has
+                // influenced YOU the most?"); a name that is also such a word ("Will") is
+                // compared as written.
+                || ((STOPWORD.contains(e) || MARKER.contains(e) || PRONOUN.contains(e))
+                    && contains_word(&other.raw_lower, e))
                 // An acronym and its words: "ML" / "Machine Learning", both ways.
                 || (self.acronyms.contains(e) && spelled_out(&other.words, e).is_some())
                 || other.acronyms.iter().any(|acronym| {
@@ -2158,17 +2165,10 @@ fn stem(word: &str) -> String {
     let word = IRREGULAR_BASE.get(word).copied().unwrap_or(word);
     // "-eed" is a root ("speed", "need", "exceed": not "sp" and "exc", which "speeds" and
     // "exceeds" would not meet) but for verbs in "-ee" ("agreed" / "agree").
+    #[rustfmt::skip]
     const EE_VERBS: &[&str] = &[
-        "agree",
-        "disagree",
-        "free",
-        "guarantee",
-        "referee",
-        "decree",
-        "flee",
-        "oversee",
-        "foresee",
-        "degree",
+        "agree", "disagree", "free", "guarantee", "referee", "decree", "flee", "oversee",
+        "foresee", "degree",
     ];
     let mut w = word.to_owned();
     let ee = |w: &str| w.ends_with("ee") && w.len() >= 4;
@@ -2195,6 +2195,10 @@ fn stem(word: &str) -> String {
                 && !matches!(b[b.len() - 1], b's' | b'l' | b'e' | b'o')
             {
                 w.pop();
+            }
+            // "differences", "referenced": the "-ence" the noun is derived by, whole again.
+            if w.ends_with("enc") || w.ends_with("anc") {
+                w.push('e');
             }
             break;
         }
@@ -2840,6 +2844,29 @@ mod tests {
     #[test]
     fn how_a_question_is_typed_does_not_change_it() {
         all_pass(&[
+            // A function word or an order marker in capitals, another spelling (QQP
+            // duplicates refused before the twenty-second session).
+            (
+                "What's The best way to stay healthy?",
+                "What is the best way to stay healthy?",
+            ),
+            (
+                "What are the Best books about quantitative finance?",
+                "What are the best books about quantitative finance?",
+            ),
+            (
+                "Which book has influenced YOU the most?",
+                "Which book has influenced you the most?",
+            ),
+            (
+                "What is it like to be a TV news anchor?",
+                "What is it like to be a television news anchor?",
+            ),
+            ("Can I hack Wi-Fi?", "Can I hack wifi?"),
+            (
+                "What is the difference between knowledge and information?",
+                "What are the differences between knowledge and information?",
+            ),
             // No question mark: still a question, asking for a place or a quantity.
             ("Where is the Eiffel Tower?", "Where is the Eiffel Tower"),
             (
@@ -3113,6 +3140,15 @@ mod tests {
         }
         assert_eq!(stem("speed"), "speed");
         for (a, b) in [
+            ("differences", "difference"),
+            ("difference", "differ"),
+            ("performances", "performance"),
+            ("referenced", "reference"),
+            ("sentences", "sentence"),
+        ] {
+            assert_eq!(stem(a), stem(b), "{a} / {b}");
+        }
+        for (a, b) in [
             ("agreed", "agree"),
             ("agrees", "agree"),
             ("guaranteed", "guarantees"),
@@ -3335,6 +3371,18 @@ mod tests {
             ),
             Some(Veto::Entities)
         );
+    }
+
+    #[test]
+    fn a_name_that_is_also_a_common_word_is_still_a_name() {
+        all_vetoed(&[
+            (
+                "Is Will Smith an actor?",
+                "Is Jaden Smith an actor?",
+                Veto::Entities,
+            ),
+            ("What About BuzzFeed?", "What is BuzzFeed?", Veto::Entities),
+        ]);
     }
 
     #[test]
