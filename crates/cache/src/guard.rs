@@ -1620,6 +1620,11 @@ const OPERATORS: &[&str] = &[
     "&=", "->", "=>", "<<", ">>",
 ];
 
+/// Operators written with a question mark, a dot or a colon, which are also punctuation: read
+/// only as a word of their own ("the ?? operator", "what does ?. do"; a quoted one is a quoted
+/// string).
+const PUNCTUATION_OPERATORS: &[&str] = &["??", "?.", "?:", "??=", "::", ":="];
+
 /// What stands beside an operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Operand {
@@ -1707,6 +1712,15 @@ fn operand_after(chars: &[char], at: usize) -> (Operand, bool) {
 /// word, a flag ("--hard", read as code), Markdown's emphasis and bullets.
 fn operators(text: &str) -> String {
     let mut out = String::new();
+    for word in text.split_whitespace() {
+        let word = word.trim_matches([',', '(', ')']);
+        if PUNCTUATION_OPERATORS.contains(&word) {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(word);
+        }
+    }
     if !text.contains(is_operator_char) {
         return out;
     }
@@ -2362,7 +2376,24 @@ fn quoted_strings(text: &str) -> BTreeSet<String> {
         }
         i += 1;
     }
+    out.extend(error_messages(text));
     out
+}
+
+/// The message after an error's name, to the end of its line: as literal as a quoted string
+/// ("TypeError: undefined is not a function" / "TypeError: null is not an object", 0.81 to the
+/// embedding). The name is a word ending in "Error:" or "Exception:" ("TypeError:",
+/// "NullPointerException:"; "error:" as a compiler prints it), the last on its line.
+fn error_messages(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.lines().filter_map(|line| {
+        let lower = line.to_ascii_lowercase();
+        let at = ["error:", "exception:"]
+            .iter()
+            .filter_map(|name| lower.rfind(name).map(|at| at + name.len()))
+            .max()?;
+        let message = line[at..].trim().trim_end_matches(['.', '?', '!']).trim();
+        (!message.is_empty()).then(|| message.to_owned())
+    })
 }
 
 #[cfg(test)]
@@ -3371,6 +3402,38 @@ mod tests {
             ),
             Some(Veto::Entities)
         );
+    }
+
+    #[test]
+    fn an_error_message_and_an_operator_written_with_punctuation_are_literal() {
+        all_vetoed(&[
+            (
+                "Fix this error: TypeError: undefined is not a function",
+                "Fix this error: TypeError: null is not an object",
+                Veto::Quoted,
+            ),
+            (
+                "Why do I get java.lang.NullPointerException: name is null?",
+                "Why do I get java.lang.NullPointerException: id is null?",
+                Veto::Quoted,
+            ),
+            (
+                "What does the ?? operator do in JavaScript?",
+                "What does the ?. operator do in JavaScript?",
+                Veto::Operators,
+            ),
+        ]);
+        all_pass(&[
+            (
+                "Fix this error: TypeError: undefined is not a function",
+                "How do I fix this error: TypeError: undefined is not a function?",
+            ),
+            (
+                "What does the ?? operator do in JavaScript?",
+                "In JavaScript, what does the ?? operator do?",
+            ),
+        ]);
+        assert!(operators("How are you ?").is_empty());
     }
 
     #[test]

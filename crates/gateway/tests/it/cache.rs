@@ -165,6 +165,11 @@ async fn the_guard_vetoes_near_misses_that_change_the_answer() {
             "How do I validate an email address in JavaScript?",
             "How do I validate a phone number in JavaScript?",
         ),
+        // An error message is as literal as a quoted string (0.81).
+        (
+            "Fix this error: TypeError: undefined is not a function",
+            "Fix this error: TypeError: null is not an object",
+        ),
         // Another action on the same thing, reworded (0.87: served before the same session).
         (
             "How do I kill a process on port 8080?",
