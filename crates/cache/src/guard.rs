@@ -10,7 +10,7 @@
 //! |---|---|
 //! | numbers and quantities | NER: changed numbers, dates, times |
 //! | operators | "5 - 3" / "5 * 3", "a == b" / "a != b", "x += 1" / "x -= 1" |
-//! | quoted strings | exact strings the answer depends on |
+//! | quoted strings | exact strings the answer depends on, and an error's message ("TypeError: ...") |
 //! | code identifiers and paths | `os.path.join` vs `os.path.split` |
 //! | named entities | NER: changed names, places; Coref: a name for a pronoun |
 //! | negation parity | Negation: "should worry" vs "should not worry" |
@@ -26,8 +26,9 @@
 //! What it lets through on purpose: word order in symmetric relations and choice questions,
 //! correct active/passive swaps, antonyms under negation ("not invisible" = "visible"),
 //! irrelevant intensifiers ("really", "truly"), and free rephrasing (more than two content words
-//! differ, or one or two in a question also reworded around them when the embedding puts the two
-//! close: see [`Closeness`]), which the similarity judges instead. Surface forms are read as one:
+//! differ, but not one short noun phrase in place of another in one frame; or one or two in a
+//! question also reworded around them, or only moved around them, when the embedding puts the two
+//! close or very close: see [`Closeness`]), which the similarity judges instead. Surface forms are read as one:
 //! typographic and plain quotes, number words and digits ("two" / "2"), an acronym and the words
 //! it stands for ("ML" / "Machine Learning"), "over 50" and "more than 50", "optional" and "not
 //! required", British and American spellings ("colour" / "color"), and "the best way to..." and
@@ -1787,7 +1788,7 @@ fn plain_quotes(text: &str) -> Cow<'_, str> {
 }
 
 /// The text the embedding sees for a question: [`question`], with other spellings of a name
-/// written as the name ("JS" as "javascript", "k8s" as "kubernetes"; see [`SPELLINGS`]), as the
+/// written as the name ("JS" as "javascript", "k8s" as "kubernetes"; see `SPELLINGS`), as the
 /// guard reads them. A static embedding scores a spelling and its name far apart ("How do I
 /// read a file in JS?" / "...in JavaScript?" 0.76, "What is k8s?" / "What is Kubernetes?" 0.34).
 pub fn embedded(text: &str) -> Cow<'_, str> {
