@@ -1303,6 +1303,23 @@ impl Analysis {
     /// precision, and more of the one-off lists' wrong answers refused (README).
     /// An acronym and its words are one name ("the UK" / "the United Kingdom").
     fn substitutes_a_phrase(&self, other: &Analysis) -> bool {
+        let (a, b) = (&*self.tokens, &*other.tokens);
+        if self.phrase_in_frame(other, a, b) {
+            return true;
+        }
+        // A clause moved from the start of one to the end of the other ("On a Mac, how do I
+        // take a screenshot?" / "How do I take a screen recording on a Mac?"): the frame
+        // without it.
+        (2..=PHRASE_WORDS).any(|n| {
+            let moved =
+                |x: &[u64], y: &[u64]| x.len() > n && y.len() > n && x[..n] == y[y.len() - n..];
+            (moved(a, b) && self.phrase_in_frame(other, &a[n..], &b[..b.len() - n]))
+                || (moved(b, a) && self.phrase_in_frame(other, &a[..a.len() - n], &b[n..]))
+        })
+    }
+
+    /// [`Analysis::substitutes_a_phrase`] on the texts' words `a` and `b` as given.
+    fn phrase_in_frame(&self, other: &Analysis, a: &[u64], b: &[u64]) -> bool {
         static DETERMINERS: LazyLock<[u64; 16]> = LazyLock::new(|| {
             [
                 "a", "an", "the", "my", "your", "his", "her", "its", "our", "their", "this",
@@ -1310,7 +1327,6 @@ impl Analysis {
             ]
             .map(token_hash)
         });
-        let (a, b) = (&self.tokens, &other.tokens);
         let prefix = a.iter().zip(b.iter()).take_while(|(x, y)| x == y).count();
         let suffix = a[prefix..]
             .iter()
@@ -4002,6 +4018,11 @@ mod tests {
             (
                 "What are the side effects of ibuprofen tablets?",
                 "What are the side effects of blood pressure medication?",
+            ),
+            // The same with a clause moved from the start to the end.
+            (
+                "On a Mac, how do I take a screenshot?",
+                "How do I take a screen recording on a Mac?",
             ),
         ] {
             assert_eq!(
