@@ -271,24 +271,14 @@ async fn a_reworded_question_is_served_when_close_and_a_swapped_word_never() {
         "Serialized datasets can be saved to cloud storage using Dataset.save_to_disk().",
         "Dataset.save_to_disk() can be used to store serialized datasets in cloud storage.",
     ];
-    assert_eq!(
-        cache_header(&send(&gw, &chat_body(turned[0]), &[]).await),
-        "miss"
-    );
-    let r = send(&gw, &chat_body(turned[1]), &[]).await;
-    assert_eq!(cache_header(&r), "hit");
-    let sorted = [
+    assert_eq!(cache_header(&gw.chat(&chat_body(turned[0])).await), "miss");
+    assert_eq!(cache_header(&gw.chat(&chat_body(turned[1])).await), "hit");
+    for sorted in [
         "In Python, how do I sort a list by name?",
         "How do I sort a list by date in Python?",
-    ];
-    assert_eq!(
-        cache_header(&send(&gw, &chat_body(sorted[0]), &[]).await),
-        "miss"
-    );
-    assert_eq!(
-        cache_header(&send(&gw, &chat_body(sorted[1]), &[]).await),
-        "miss"
-    );
+    ] {
+        assert_eq!(cache_header(&gw.chat(&chat_body(sorted)).await), "miss");
+    }
     assert_eq!(mock.requests().len(), 5);
 
     // "Close" is relative to the configured threshold: at 0.90 the same rewording is a miss.
