@@ -953,8 +953,11 @@ mod tests {
                 .map(|h| h.0)
         };
         let found = (0..=n).filter(|&i| best(&large, i) == Some(key(i))).count();
+        // Built on two threads, the graph's shape depends on how they interleave: its recall was
+        // 99.8-100 % in 25 runs on busy cores, and 98.0-98.7 % in the rare runs that failed a 99 %
+        // bound. 97 % still fails a build that loses a thread's share of the vectors.
         assert!(
-            found * 100 >= (n + 1) * 99,
+            found * 100 >= (n + 1) * 97,
             "graph recall {found}/{}",
             n + 1
         );
