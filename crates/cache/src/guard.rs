@@ -869,6 +869,7 @@ impl Analysis {
     pub fn of(text: &str) -> Self {
         let text = plain_quotes(text);
         let text = degrees(&text);
+        let text = sigiled_names(&text);
         let text = question(&text);
         let raw_lower = text.to_lowercase();
         let mut a = Draft {
@@ -1772,7 +1773,17 @@ fn operators(text: &str) -> String {
             if !out.is_empty() {
                 out.push(' ');
             }
+            // An increment or a decrement is read with its side: "i++" returns the value
+            // before, "++i" the value after.
+            match run.as_str() {
+                "++" | "--" if left_tight && left.is_operand() => out.push('_'),
+                _ => {}
+            }
             out.push_str(&run);
+            match run.as_str() {
+                "++" | "--" if right_tight && right.is_operand() && !left_tight => out.push('_'),
+                _ => {}
+            }
         }
     }
     out
@@ -1846,6 +1857,60 @@ fn degrees(text: &str) -> Cow<'_, str> {
             _ => out.push_str(" degrees "),
         }
     }
+    Cow::Owned(out)
+}
+
+/// `text` with the names written with a sigil spelled as words the guard keeps: "C#" as
+/// "Csharp", "C++" as "Cpp" ("F#", "c#", "Notepad++" alike). The guard drops the sigil with the
+/// punctuation, so "the difference between C++ and C#" / "...between C and C++" (0.99) read
+/// the same, as "C" twice. A single lowercase letter before "++" other than "c" is a variable
+/// incremented ("i++"), an operator (see [`operators`]). Only the guard reads it this way: the
+/// embedding's vocabulary has the sigils, not these words.
+fn sigiled_names(text: &str) -> Cow<'_, str> {
+    if !text.contains('#') && !text.contains("++") {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut rest = text;
+    while let Some(at) = rest.find(['#', '+']) {
+        let (before, from) = rest.split_at(at);
+        let sigil = if from.starts_with("++") {
+            "++"
+        } else {
+            &from[..1]
+        };
+        let after = &from[sigil.len()..];
+        let word_start = before
+            .char_indices()
+            .rev()
+            .take_while(|&(_, c)| c.is_alphanumeric())
+            .last()
+            .map_or(before.len(), |(i, _)| i);
+        let word = &before[word_start..];
+        let standalone = !before[..word_start].ends_with(['_', '.'])
+            && !after.starts_with(|c: char| c.is_alphanumeric() || c == '+' || c == '#');
+        let named = word.starts_with(|c: char| c.is_alphabetic())
+            && standalone
+            && match sigil {
+                "#" => true,
+                "++" => word.chars().count() > 1 || word == "C" || word == "c",
+                _ => false,
+            };
+        out.push_str(before);
+        if named {
+            out.truncate(out.len() - word.len());
+            let mut letters = word.chars();
+            if let Some(first) = letters.next() {
+                out.extend(first.to_uppercase());
+                out.push_str(letters.as_str());
+            }
+            out.push_str(if sigil == "#" { "sharp" } else { "pp" });
+        } else {
+            out.push_str(sigil);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
     Cow::Owned(out)
 }
 
@@ -3727,6 +3792,46 @@ mod tests {
     }
 
     #[test]
+    fn a_name_written_with_a_sigil_is_a_name_of_its_own() {
+        // "C#" and "C++" are not "C": the guard drops the sigils with the punctuation.
+        for (a, b) in [
+            (
+                "What is the difference between C++ and C#?",
+                "What is the difference between C and C++?",
+            ),
+            ("How do I learn C#?", "How do I learn C++?"),
+            ("How do I learn c#?", "How do I learn c?"),
+            (
+                "Why is C++ faster than Python?",
+                "Why is C faster than Python?",
+            ),
+            ("What is Notepad++?", "What is Notepad?"),
+            ("Is F# worth learning?", "Is C# worth learning?"),
+        ] {
+            assert_eq!(vetoes(a, b), Some(Veto::Entities), "{a} / {b}");
+            assert_eq!(vetoes(b, a), Some(Veto::Entities), "{b} / {a}");
+        }
+        for (a, b) in [
+            (
+                "What's the best way to learn C#?",
+                "What is the best way to learn C#?",
+            ),
+            (
+                "How do I learn C++ programming?",
+                "How can I learn C++ programming?",
+            ),
+            (
+                "How does C# compare to Java?",
+                "How does Java compare to C#?",
+            ),
+        ] {
+            assert_eq!(vetoes(a, b), None, "{a} / {b}");
+        }
+        assert_eq!(sigiled_names("x += 1; i++; #tag"), "x += 1; i++; #tag");
+        assert_eq!(sigiled_names("C++, c# and F#."), "Cpp, Csharp and Fsharp.");
+    }
+
+    #[test]
     fn operators_between_the_same_operands_ask_something_else() {
         // Symbols are not words: the embedding barely sees them.
         for (a, b) in [
@@ -3746,6 +3851,12 @@ mod tests {
                 "Is x < 10 true when x is 10?",
             ),
             ("What does a << 2 give?", "What does a >> 2 give?"),
+            // The side of an increment: "i++" is the value before, "++i" the value after.
+            (
+                "How do I use the i++ operator?",
+                "How do I use the ++i operator?",
+            ),
+            ("How do I use i++ in a loop?", "How do I use i-- in a loop?"),
         ] {
             assert_eq!(vetoes(a, b), Some(Veto::Operators), "{a} / {b}");
             assert_eq!(vetoes(b, a), Some(Veto::Operators), "{b} / {a}");

@@ -181,6 +181,12 @@ async fn the_guard_vetoes_near_misses_that_change_the_answer() {
             "What does a != b do in Python?",
         ),
         ("What does x += 1 do?", "What does x -= 1 do?"),
+        // Names written with a sigil (0.99: served before the twenty-third session, both read
+        // as "C" twice).
+        (
+            "What is the difference between C++ and C#?",
+            "What is the difference between C and C++?",
+        ),
         // The opposite operation in other words (0.82: served before the guard read opposites).
         (
             "How do I encrypt a file with openssl on Linux?",
