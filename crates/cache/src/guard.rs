@@ -2108,17 +2108,37 @@ enum Head {
 /// The name `token` is another spelling of (see [`SPELLINGS`]), and whether it is an
 /// abbreviation ("Mt").
 fn respelled(token: &str) -> Option<(&'static str, bool)> {
-    SPELLINGS
-        .iter()
-        .find(|(spelling, _, cased)| {
-            if *cased {
-                token == *spelling
-            } else {
-                token.eq_ignore_ascii_case(spelling)
-            }
-        })
-        .map(|(_, name, cased)| (*name, *cased))
+    let find = |token: &str| {
+        if token.len() > SPELLING_BYTES || !token.is_ascii() {
+            return None;
+        }
+        let mut lower = [0u8; SPELLING_BYTES];
+        let lower = &mut lower[..token.len()];
+        lower.copy_from_slice(token.as_bytes());
+        lower.make_ascii_lowercase();
+        let &(spelling, name, cased) = SPELLING.get(std::str::from_utf8(lower).ok()?)?;
+        (!cased || token == spelling).then_some((name, cased))
+    };
+    find(token).or_else(|| {
+        // A plural of a spelled word: "dicts", "repos".
+        let (name, cased) = find(token.strip_suffix('s')?)?;
+        (!cased).then_some((name, cased))
+    })
 }
+
+/// The longest spelling in [`SPELLINGS`] fits in this many bytes.
+const SPELLING_BYTES: usize = 16;
+
+/// [`SPELLINGS`] by their spelling in lower case.
+static SPELLING: LazyLock<FxHashMap<String, (&'static str, &'static str, bool)>> =
+    LazyLock::new(|| {
+        SPELLINGS
+            .iter()
+            .map(|&(spelling, name, cased)| {
+                (spelling.to_ascii_lowercase(), (spelling, name, cased))
+            })
+            .collect()
+    });
 
 /// The word of an ordinal from "1st" to "20th" written in digits (with its right suffix:
 /// "1st", "2nd", "3rd", "11th").
@@ -3077,6 +3097,10 @@ mod tests {
                 "How do I convert a string to an integer in Python?",
             ),
             ("How do I clone a repo?", "How do I clone a repository?"),
+            (
+                "How do I merge two dicts in Python?",
+                "How do I merge two dictionaries in Python?",
+            ),
             ("What year did WW2 end?", "What year did World War 2 end?"),
             ("What year did WWII end?", "What year did World War II end?"),
             (
@@ -4198,6 +4222,21 @@ mod tests {
             ),
             Some(Veto::Markers)
         );
+    }
+
+    #[test]
+    fn other_spellings_are_found_in_any_case_and_in_the_plural() {
+        assert!(SPELLINGS.iter().all(|(s, _, _)| s.len() <= SPELLING_BYTES));
+        assert_eq!(respelled("K8S"), Some(("kubernetes", false)));
+        assert_eq!(respelled("Node.js"), Some(("nodejs", false)));
+        assert_eq!(respelled("dicts"), Some(("dictionary", false)));
+        assert_eq!(respelled("repos"), Some(("repository", false)));
+        // A cased spelling only as written, and never in the plural.
+        assert_eq!(respelled("Mt"), Some(("Mount", true)));
+        assert_eq!(respelled("mt"), None);
+        assert_eq!(respelled("Mts"), None);
+        assert_eq!(respelled("dictionaryish-and-more"), None);
+        assert_eq!(respelled("jš"), None);
     }
 
     #[test]
