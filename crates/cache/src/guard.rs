@@ -302,6 +302,14 @@ pub fn check_analysed(a: &Analysis, b: &Analysis, closeness: Closeness) -> Resul
     if a.asks != b.asks {
         return Err(Veto::Asks);
     }
+    // Whether to do something against how to do it; a text that asks both ("Should I...? How
+    // would...?") answers either.
+    if matches!(
+        (a.whether_or_how, b.whether_or_how),
+        (WHETHER, HOW) | (HOW, WHETHER)
+    ) {
+        return Err(Veto::Asks);
+    }
     if a.pronouns != b.pronouns {
         return Err(Veto::Pronouns);
     }
@@ -695,6 +703,10 @@ pub struct Analysis {
     comparative: bool,
     /// What a question opening with "where", "when", "why", "who" or "how many" asks for.
     asks: Option<Asks>,
+    /// Whether a sentence opens with "Should" (asks whether to do something) and whether one
+    /// opens with "How" and an auxiliary or "to" (asks how to do it), one bit each (see
+    /// [`WHETHER`]).
+    whether_or_how: u8,
     /// Written in another language than English (see [`foreign`]).
     foreign: bool,
     /// The numbers in the order written, hashed.
@@ -717,6 +729,13 @@ pub struct Analysis {
     /// The [`ACTIONS`] its content words ask for, one bit each.
     actions: u8,
 }
+
+/// A sentence opens with "Should": "Should I jailbreak my iPhone?" asks whether to, for reasons
+/// and risks, where "How do I jailbreak my iPhone?" asks for the steps (see
+/// [`Analysis::whether_or_how`]).
+const WHETHER: u8 = 1;
+/// A sentence opens with "How" and an auxiliary or "to" ("How do I...", "How to...").
+const HOW: u8 = 2;
 
 /// What a question asks for, where its opening word says so. "What", "how", "which" and yes/no
 /// questions are left open: paraphrases trade them freely ("How do I..." / "What is the way
@@ -789,6 +808,7 @@ struct Draft {
     choice: bool,
     comparative: bool,
     asks: Option<Asks>,
+    whether_or_how: u8,
     foreign: bool,
     number_order: Vec<u64>,
     future: bool,
@@ -846,6 +866,7 @@ impl Draft {
             choice: self.choice,
             comparative: self.comparative,
             asks: self.asks,
+            whether_or_how: self.whether_or_how,
             foreign: self.foreign,
             number_order: self.number_order.into_boxed_slice(),
             future: self.future,
@@ -976,6 +997,20 @@ impl Analysis {
                     }
                 }
                 initial_how = sentence_start && lower == "how";
+                if sentence_start && lower == "should" {
+                    a.whether_or_how |= WHETHER;
+                } else if initial_how
+                    && raws.peek().is_some_and(|next| {
+                        let next = next
+                            .trim_matches(|c: char| !c.is_alphanumeric())
+                            .to_lowercase();
+                        next == "to"
+                            || AUXILIARIES.contains(&next.as_str())
+                                && !matches!(next.as_str(), "is" | "are" | "was" | "were" | "am")
+                    })
+                {
+                    a.whether_or_how |= HOW;
+                }
                 a.tokens.push(token_hash(possessive_stem(&lower)));
                 // Tense: "will" / "shall" ask about the future, "did", "was", "were" and past
                 // forms of verbs about the past ("won", "happened"). Not any "-ed": "the
@@ -1229,6 +1264,7 @@ impl Analysis {
         // "...will be re-extracted.").
         if !text.contains('?') && text.trim_end().ends_with(['.', '!', ':', ';']) {
             a.asks = None;
+            a.whether_or_how = 0;
             (a.future, a.past) = (false, false);
         }
         a.freeze()
@@ -4285,6 +4321,46 @@ mod tests {
             ),
             Some(Veto::Content)
         );
+    }
+
+    #[test]
+    fn whether_to_do_something_is_not_how_to_do_it() {
+        // Reasons and risks against steps (0.93 to 0.97 with the default model).
+        for (a, b) in [
+            (
+                "Should I jailbreak my iPhone 6?",
+                "How do I jailbreak my iPhone 6?",
+            ),
+            (
+                "Should I add a blog to my website?",
+                "How do I add a blog to my website?",
+            ),
+            (
+                "Should Tibet gain independence?",
+                "How can Tibet gain independence?",
+            ),
+            ("Should I learn Java?", "How to learn Java?"),
+        ] {
+            assert_eq!(vetoes(a, b), Some(Veto::Asks), "{a} / {b}");
+            assert_eq!(vetoes(b, a), Some(Veto::Asks), "{b} / {a}");
+        }
+        for (a, b) in [
+            // Either both or neither way round.
+            ("Should I learn Java?", "Is it worth learning Java?"),
+            (
+                "How do I learn Java?",
+                "What is the best way to learn Java?",
+            ),
+            (
+                "Should India join CPEC? How would it benefit India?",
+                "Should India join the CPEC?",
+            ),
+            // "How is..." asks what something is like, not how to do it.
+            ("Should I buy a Tesla?", "How is a Tesla to drive?"),
+        ] {
+            assert_ne!(vetoes(a, b), Some(Veto::Asks), "{a} / {b}");
+            assert_ne!(vetoes(b, a), Some(Veto::Asks), "{b} / {a}");
+        }
     }
 
     #[test]

@@ -187,6 +187,11 @@ async fn the_guard_vetoes_near_misses_that_change_the_answer() {
             "What is the difference between C++ and C#?",
             "What is the difference between C and C++?",
         ),
+        // Whether to do something, not how (0.97: served before the same session).
+        (
+            "Should I jailbreak my iPhone 6?",
+            "How do I jailbreak my iPhone 6?",
+        ),
         // The opposite operation in other words (0.82: served before the guard read opposites).
         (
             "How do I encrypt a file with openssl on Linux?",
