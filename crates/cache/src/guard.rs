@@ -304,10 +304,7 @@ pub fn check_analysed(a: &Analysis, b: &Analysis, closeness: Closeness) -> Resul
     }
     // Whether to do something against how to do it; a text that asks both ("Should I...? How
     // would...?") answers either.
-    if matches!(
-        (a.whether_or_how, b.whether_or_how),
-        (WHETHER, HOW) | (HOW, WHETHER)
-    ) {
+    if ask_differently(a.whether_or_how, b.whether_or_how) {
         return Err(Veto::Asks);
     }
     if a.pronouns != b.pronouns {
@@ -703,9 +700,9 @@ pub struct Analysis {
     comparative: bool,
     /// What a question opening with "where", "when", "why", "who" or "how many" asks for.
     asks: Option<Asks>,
-    /// Whether a sentence opens with "Should" (asks whether to do something) and whether one
-    /// opens with "How" and an auxiliary or "to" (asks how to do it), one bit each (see
-    /// [`WHETHER`]).
+    /// How its openings ask, one bit each: a sentence opening with "Should" (whether to do
+    /// something), with "How" and an auxiliary or "to" (how to do it), with "How" and "be",
+    /// and a "What ... of?" question (see [`WHETHER`] and [`ask_differently`]).
     whether_or_how: u8,
     /// Written in another language than English (see [`foreign`]).
     foreign: bool,
@@ -734,8 +731,28 @@ pub struct Analysis {
 /// and risks, where "How do I jailbreak my iPhone?" asks for the steps (see
 /// [`Analysis::whether_or_how`]).
 const WHETHER: u8 = 1;
-/// A sentence opens with "How" and an auxiliary or "to" ("How do I...", "How to...").
+/// A sentence opens with "How" and an auxiliary other than "be", or "to" ("How do I...", "How
+/// to...").
 const HOW: u8 = 2;
+/// A sentence opens with "How" and a form of "be" ("How is cocaine made?").
+const HOW_BE: u8 = 4;
+/// A question opens with "What" or "Which" and ends on a preposition ("What is cocaine made
+/// of?", "What do birds build their nests with?", "What is money for?"): it asks for that
+/// preposition's object, a material, a tool, a purpose, where "How..." asks for a manner.
+const WHAT_PREPOSITION: u8 = 8;
+
+/// Whether two questions' openings ask different things (see [`Analysis::whether_or_how`]):
+/// whether to do something against how to do it, or what with, of or for against how. Only
+/// between texts that each ask one of these.
+fn ask_differently(a: u8, b: u8) -> bool {
+    matches!(
+        (a, b),
+        (WHETHER, HOW)
+            | (HOW, WHETHER)
+            | (WHAT_PREPOSITION, HOW | HOW_BE)
+            | (HOW | HOW_BE, WHAT_PREPOSITION)
+    )
+}
 
 /// What a question asks for, where its opening word says so. "What", "how", "which" and yes/no
 /// questions are left open: paraphrases trade them freely ("How do I..." / "What is the way
@@ -999,17 +1016,15 @@ impl Analysis {
                 initial_how = sentence_start && lower == "how";
                 if sentence_start && lower == "should" {
                     a.whether_or_how |= WHETHER;
-                } else if initial_how
-                    && raws.peek().is_some_and(|next| {
-                        let next = next
-                            .trim_matches(|c: char| !c.is_alphanumeric())
-                            .to_lowercase();
-                        next == "to"
-                            || AUXILIARIES.contains(&next.as_str())
-                                && !matches!(next.as_str(), "is" | "are" | "was" | "were" | "am")
-                    })
-                {
-                    a.whether_or_how |= HOW;
+                } else if initial_how && let Some(next) = raws.peek() {
+                    let next = next
+                        .trim_matches(|c: char| !c.is_alphanumeric())
+                        .to_lowercase();
+                    if matches!(next.as_str(), "is" | "are" | "was" | "were" | "am") {
+                        a.whether_or_how |= HOW_BE;
+                    } else if next == "to" || AUXILIARIES.contains(&next.as_str()) {
+                        a.whether_or_how |= HOW;
+                    }
                 }
                 a.tokens.push(token_hash(possessive_stem(&lower)));
                 // Tense: "will" / "shall" ask about the future, "did", "was", "were" and past
@@ -1262,6 +1277,18 @@ impl Analysis {
         // A query typed without its question mark ("Where is the Eiffel Tower") still asks.
         // Nor is its tense compared: statements mix them ("...where it was extracted." /
         // "...will be re-extracted.").
+        let last_word = text
+            .trim_end()
+            .strip_suffix('?')
+            .and_then(|t| t.split_whitespace().next_back());
+        if last_word.is_some_and(|w| ["of", "with", "for", "from"].contains(&w))
+            && text
+                .split_whitespace()
+                .next()
+                .is_some_and(|w| w.eq_ignore_ascii_case("what") || w.eq_ignore_ascii_case("which"))
+        {
+            a.whether_or_how |= WHAT_PREPOSITION;
+        }
         if !text.contains('?') && text.trim_end().ends_with(['.', '!', ':', ';']) {
             a.asks = None;
             a.whether_or_how = 0;
@@ -4340,6 +4367,13 @@ mod tests {
                 "How can Tibet gain independence?",
             ),
             ("Should I learn Java?", "How to learn Java?"),
+            // What with, of or for against how (0.98 and 0.99).
+            ("What is cocaine made of?", "How is cocaine made?"),
+            (
+                "What do birds build their nests with?",
+                "How do birds build their nests?",
+            ),
+            ("What is Python used for?", "How is Python used?"),
         ] {
             assert_eq!(vetoes(a, b), Some(Veto::Asks), "{a} / {b}");
             assert_eq!(vetoes(b, a), Some(Veto::Asks), "{b} / {a}");
@@ -4357,6 +4391,8 @@ mod tests {
             ),
             // "How is..." asks what something is like, not how to do it.
             ("Should I buy a Tesla?", "How is a Tesla to drive?"),
+            ("What is cheese made from?", "What is cheese made of?"),
+            ("What is Python used for?", "What is the purpose of Python?"),
         ] {
             assert_ne!(vetoes(a, b), Some(Veto::Asks), "{a} / {b}");
             assert_ne!(vetoes(b, a), Some(Veto::Asks), "{b} / {a}");
