@@ -346,6 +346,13 @@ pub fn check_analysed(a: &Analysis, b: &Analysis, closeness: Closeness) -> Resul
     if changed == 0 && !(a.symmetric || b.symmetric || a.choice || b.choice) && a.exchanges(b) {
         return Err(Veto::Roles);
     }
+    // The same words, the speaker acted on in one and acting in the other: "What should I do
+    // if my dog bites me?" / "What should I do if I bite my dog?" (0.95).
+    let acted_on =
+        |x: &Analysis, y: &Analysis| x.speaker_object && !y.speaker_object && y.speaker_subject;
+    if changed == 0 && (acted_on(a, b) || acted_on(b, a)) {
+        return Err(Veto::Roles);
+    }
     // Two texts that share a long passage word for word (a document, then a question about
     // it) are as similar as the passage makes them, whatever the rest asks: the similarity
     // cannot judge the rest, so any changed content word there is another question.
@@ -700,6 +707,11 @@ pub struct Analysis {
     comparative: bool,
     /// What a question opening with "where", "when", "why", "who" or "how many" asks for.
     asks: Option<Asks>,
+    /// "Me" or "us" as an object (not after a preposition or a request: "to me", "show me"),
+    /// and "I" or "we" anywhere: in "my dog bites me" the speaker is bitten, in "I bite my
+    /// dog" the speaker bites.
+    speaker_object: bool,
+    speaker_subject: bool,
     /// How its openings ask, one bit each: a sentence opening with "Should" (whether to do
     /// something), with "How" and an auxiliary or "to" (how to do it), with "How" and "be",
     /// and a "What ... of?" question (see [`WHETHER`] and [`ask_differently`]).
@@ -753,6 +765,18 @@ fn ask_differently(a: u8, b: u8) -> bool {
             | (HOW | HOW_BE, WHAT_PREPOSITION)
     )
 }
+
+/// Words after which "me" or "us" is no one acted on: a preposition ("Explain recursion to
+/// me", "Is it safe for me to...") or a request to the assistant ("Show me how to...").
+static BEFORE_INDIRECT_OBJECT: LazyLock<FxHashSet<u64>> = LazyLock::new(|| {
+    [
+        "to", "for", "with", "of", "about", "from", "by", "at", "on", "in", "like", "than",
+        "without", "show", "give", "help", "teach", "tell", "let",
+    ]
+    .into_iter()
+    .map(token_hash)
+    .collect()
+});
 
 /// What a question asks for, where its opening word says so. "What", "how", "which" and yes/no
 /// questions are left open: paraphrases trade them freely ("How do I..." / "What is the way
@@ -826,6 +850,8 @@ struct Draft {
     comparative: bool,
     asks: Option<Asks>,
     whether_or_how: u8,
+    speaker_object: bool,
+    speaker_subject: bool,
     foreign: bool,
     number_order: Vec<u64>,
     future: bool,
@@ -884,6 +910,8 @@ impl Draft {
             comparative: self.comparative,
             asks: self.asks,
             whether_or_how: self.whether_or_how,
+            speaker_object: self.speaker_object,
+            speaker_subject: self.speaker_subject,
             foreign: self.foreign,
             number_order: self.number_order.into_boxed_slice(),
             future: self.future,
@@ -1014,6 +1042,19 @@ impl Analysis {
                     }
                 }
                 initial_how = sentence_start && lower == "how";
+                match lower.as_str() {
+                    // Not "US" or "U.S.", the country.
+                    "me" | "us"
+                        if word.starts_with(char::is_lowercase)
+                            && !a.tokens.last().is_some_and(|previous| {
+                                BEFORE_INDIRECT_OBJECT.contains(previous)
+                            }) =>
+                    {
+                        a.speaker_object = true;
+                    }
+                    "i" | "we" => a.speaker_subject = true,
+                    _ => {}
+                }
                 if sentence_start && lower == "should" {
                     a.whether_or_how |= WHETHER;
                 } else if initial_how && let Some(next) = raws.peek() {
@@ -4348,6 +4389,42 @@ mod tests {
             ),
             Some(Veto::Content)
         );
+    }
+
+    #[test]
+    fn the_speaker_acted_on_is_not_the_speaker_acting() {
+        for (a, b) in [
+            (
+                "What should I do if my dog bites me?",
+                "What should I do if I bite my dog?",
+            ),
+            ("Does my boss hate me?", "Do I hate my boss?"),
+            (
+                "How do I know if a shy guy likes me?",
+                "How do I know if a guy I like is shy?",
+            ),
+        ] {
+            assert_eq!(vetoes(a, b), Some(Veto::Roles), "{a} / {b}");
+            assert_eq!(vetoes(b, a), Some(Veto::Roles), "{b} / {a}");
+        }
+        // "Me" after a preposition or a request, or "US" the country, is no one acted on.
+        for (a, b) in [
+            ("Explain recursion to me", "Explain recursion"),
+            (
+                "Is it safe for me to eat raw eggs?",
+                "Is it safe to eat raw eggs?",
+            ),
+            (
+                "Show me how to reverse a list in Python",
+                "How do I reverse a list in Python?",
+            ),
+            (
+                "Where can I get a database of U.S. family offices?",
+                "Where can I get a database of family offices in the U.S.?",
+            ),
+        ] {
+            assert_eq!(vetoes(a, b), None, "{a} / {b}");
+        }
     }
 
     #[test]

@@ -187,6 +187,11 @@ async fn the_guard_vetoes_near_misses_that_change_the_answer() {
             "What is the difference between C++ and C#?",
             "What is the difference between C and C++?",
         ),
+        // The speaker bitten, then biting (0.95: served before the twenty-third session).
+        (
+            "What should I do if my dog bites me?",
+            "What should I do if I bite my dog?",
+        ),
         // Whether to do something, not how (0.97: served before the same session).
         (
             "Should I jailbreak my iPhone 6?",
