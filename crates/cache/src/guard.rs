@@ -1370,29 +1370,79 @@ impl Analysis {
     /// Whether `other` is this text with two of its words, or two runs of words of one length,
     /// exchanged ("a primary key" / "a unique index") and every other word in place, the two not
     /// merely coordinated ("cats and dogs" / "dogs and cats", "an actor and a singer": the same)
-    /// or side by side.
+    /// or side by side; or, with other function words, two content words exchanged and every
+    /// other content word in place, the words between them the same.
     fn exchanges(&self, other: &Analysis) -> bool {
         static COORDINATION: LazyLock<[u64; 4]> =
             LazyLock::new(|| ["and", "or", "nor", "&"].map(token_hash));
         static ARTICLES: LazyLock<[u64; 3]> = LazyLock::new(|| ["a", "an", "the"].map(token_hash));
-        let (a, b) = (&self.tokens, &other.tokens);
-        if a.len() != b.len() {
-            return false;
-        }
-        let differ: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
-        let k = differ.len() / 2;
-        if k == 0 || differ.len() != 2 * k {
-            return false;
-        }
-        let (i, j) = (differ[0], differ[k]);
-        let runs = differ[k - 1] == i + k - 1 && differ[2 * k - 1] == j + k - 1;
         // Between them, nothing or a coordination ("an investigator and an assistant").
-        let between = &a[i + k..j];
-        let coordinated = between
-            .iter()
-            .all(|t| COORDINATION.contains(t) || ARTICLES.contains(t))
-            && (between.is_empty() || between.iter().any(|t| COORDINATION.contains(t)));
-        runs && a[i..i + k] == b[j..j + k] && a[j..j + k] == b[i..i + k] && !coordinated
+        let coordinated = |between: &[u64]| {
+            between
+                .iter()
+                .all(|t| COORDINATION.contains(t) || ARTICLES.contains(t))
+                && (between.is_empty() || between.iter().any(|t| COORDINATION.contains(t)))
+        };
+        let (a, b) = (&self.tokens, &other.tokens);
+        if a.len() == b.len() {
+            let differ: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
+            let k = differ.len() / 2;
+            if k > 0 && differ.len() == 2 * k {
+                let (i, j) = (differ[0], differ[k]);
+                let runs = differ[k - 1] == i + k - 1 && differ[2 * k - 1] == j + k - 1;
+                return runs
+                    && a[i..i + k] == b[j..j + k]
+                    && a[j..j + k] == b[i..i + k]
+                    && !coordinated(&a[i + k..j]);
+            }
+        }
+        // The same on the content words alone, one word each way, the function words around
+        // them changed: "What happens if petrol is used in a diesel engine?" / "What happens
+        // when diesel is used in petrol engine?" (0.99), "misconceptions boys have about girls"
+        // / "...girls have about boys".
+        let stems = |x: &Analysis| -> Vec<String> {
+            x.words.iter().map(|w| stem(possessive_stem(w))).collect()
+        };
+        let (x, y) = (stems(self), stems(other));
+        if x.len() != y.len() {
+            return false;
+        }
+        let differ: Vec<usize> = (0..x.len()).filter(|&i| x[i] != y[i]).collect();
+        let &[i, j] = differ.as_slice() else {
+            return false;
+        };
+        // The words between the two, articles aside: a coordination is no exchange.
+        let between = |t: &Analysis, first: &str, second: &str| {
+            let at = |w: &str| {
+                let w = token_hash(possessive_stem(w));
+                t.tokens.iter().position(|&h| h == w)
+            };
+            match (at(first), at(second)) {
+                (Some(p), Some(q)) if p < q && !coordinated(&t.tokens[p + 1..q]) => Some(
+                    t.tokens[p + 1..q]
+                        .iter()
+                        .copied()
+                        .filter(|h| !ARTICLES.contains(h))
+                        .collect::<Vec<u64>>(),
+                ),
+                _ => None,
+            }
+        };
+        if x[i] != y[j] || x[j] != y[i] {
+            return false;
+        }
+        // In one frame: the same words between them ("boys have about girls" / "girls have
+        // about boys"), or, between three or more, all but one. Otherwise the words were moved
+        // around ("an example of satire" / "What is satire? What are some examples?").
+        match (
+            between(self, &self.words[i], &self.words[j]),
+            between(other, &other.words[i], &other.words[j]),
+        ) {
+            (Some(p), Some(q)) => {
+                p == q || (p.len().min(q.len()) >= 3 && edit_distance(&p, &q) <= 1)
+            }
+            _ => false,
+        }
     }
 
     /// Whether the two texts are one frame, the same words before and after, with one short
@@ -3007,6 +3057,23 @@ mod tests {
                 "Why is the sky green and the sea blue?",
                 Veto::Roles,
             ),
+            // The function words around them changed too (0.97 to 0.999, all served before
+            // the twenty-third session).
+            (
+                "What happens if petrol is used in a diesel engine?",
+                "What happens when diesel is used in petrol engine?",
+                Veto::Roles,
+            ),
+            (
+                "What are the common misconceptions boys have about girls?",
+                "What are common misconception girls have about boys?",
+                Veto::Roles,
+            ),
+            (
+                "How do I install Mac on Windows?",
+                "How should I install Windows on Mac?",
+                Veto::Roles,
+            ),
         ]);
         all_pass(&[
             // Coordinated, offered as a choice, or in a symmetric relation: the same question.
@@ -3022,6 +3089,19 @@ mod tests {
             (
                 "What is the difference between a virus and bacteria?",
                 "What is the difference between bacteria and a virus?",
+            ),
+            // Words moved around, not exchanged in one frame.
+            (
+                "What is an example of satire?",
+                "What is satire? What are some examples?",
+            ),
+            (
+                "Which question on Quora has the most views?",
+                "Which question has the most views on Quora?",
+            ),
+            (
+                "How did Justin Bieber break up with Selena Gomez?",
+                "How did Justin Bieber and Selena Gomez break up?",
             ),
         ]);
     }

@@ -187,6 +187,11 @@ async fn the_guard_vetoes_near_misses_that_change_the_answer() {
             "What is the difference between C++ and C#?",
             "What is the difference between C and C++?",
         ),
+        // Two things exchanged, the function words around them changed (0.99).
+        (
+            "What happens if petrol is used in a diesel engine?",
+            "What happens when diesel is used in petrol engine?",
+        ),
         // The speaker bitten, then biting (0.95: served before the twenty-third session).
         (
             "What should I do if my dog bites me?",
