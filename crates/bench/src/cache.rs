@@ -275,8 +275,29 @@ pub fn run(
             bucket_at(&inside, 0.50),
             bucket_at(&inside, 0.99)
         );
+        // The semantic tier's own cost: the same entry found by its exact key and through the
+        // embedding, the graph and the guard.
+        let exact_body: &'static str = Box::leak(
+            serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": original}]})
+                .to_string()
+                .into_boxed_str(),
+        );
+        let exact = crate::load::fetch(gw_addr, "/v1/chat/completions", exact_body).await?;
+        anyhow::ensure!(
+            exact.0.as_deref() == Some("exact"),
+            "the stored question was not an exact hit ({:?})",
+            exact.0
+        );
+        compare(
+            gw.0.id(),
+            seconds,
+            &format!("semantic hit vs exact hit of the same entry, {entries} entries in the scope"),
+            ("exact hit", &Load::new(gw_addr, "/v1/chat/completions", exact_body)),
+            ("semantic hit", &hit),
+        )
+        .await?;
         embeddings_phase(gw_addr, &mock_url, seconds).await?;
-        hit_forms_phase(gw_addr, seconds).await
+        hit_forms_phase(gw.0.id(), gw_addr, seconds).await
     });
     drop(gw);
     let _ = std::fs::remove_dir_all(&data_dir);
@@ -420,7 +441,7 @@ async fn embeddings_phase(gw_addr: SocketAddr, mock_url: &str, seconds: u64) -> 
 /// of the same question: what building a fresh response object costs over a chat completion;
 /// then the chat hit replayed as a stream of chunks (with the usage chunk) against the same hit
 /// as JSON: what serving a hit in the form a streaming client asked for costs.
-async fn hit_forms_phase(gw_addr: SocketAddr, seconds: u64) -> anyhow::Result<()> {
+async fn hit_forms_phase(gateway: u32, gw_addr: SocketAddr, seconds: u64) -> anyhow::Result<()> {
     let question = "How do I rotate the gateway's keys without downtime?";
     let leak = |v: serde_json::Value| -> &'static str { Box::leak(v.to_string().into_boxed_str()) };
     let chat = leak(serde_json::json!({"model": "gpt-4o-mini",
@@ -454,6 +475,7 @@ async fn hit_forms_phase(gw_addr: SocketAddr, seconds: u64) -> anyhow::Result<()
     );
     let chat_hit = Load::new(gw_addr, "/v1/chat/completions", chat);
     compare(
+        gateway,
         seconds,
         "Responses API exact hit vs chat completion exact hit (the same question)",
         ("chat hit", &chat_hit),
@@ -464,6 +486,7 @@ async fn hit_forms_phase(gw_addr: SocketAddr, seconds: u64) -> anyhow::Result<()
     )
     .await?;
     compare(
+        gateway,
         seconds,
         &format!(
             "chat completion exact hit replayed as a stream ({events} events, usage chunk) vs as JSON (the same entry)"
@@ -477,9 +500,11 @@ async fn hit_forms_phase(gw_addr: SocketAddr, seconds: u64) -> anyhow::Result<()
     .await
 }
 
-/// Loads `a` and `b` in alternating one-second rounds (8 connections) and prints both under
-/// `caption`.
+/// Loads `a` and `b` (both through the gateway, process `gateway`) in alternating one-second
+/// rounds (8 connections) and prints both under `caption`, with the gateway's CPU time per
+/// request in each: a figure the machine's noise moves less than the rates.
 async fn compare(
+    gateway: u32,
     seconds: u64,
     caption: &str,
     a: (&str, &Load),
@@ -490,12 +515,28 @@ async fn compare(
         l.closed(8, second).await?;
     }
     let (mut a_all, mut b_all) = (crate::load::Report::empty()?, crate::load::Report::empty()?);
+    let (mut a_cpu, mut b_cpu) = (0.0, 0.0);
     for _ in 0..seconds {
+        let start = crate::cpu_seconds(gateway)?;
         a_all.absorb(&a.1.closed(8, second).await?)?;
+        let middle = crate::cpu_seconds(gateway)?;
         b_all.absorb(&b.1.closed(8, second).await?)?;
+        b_cpu += crate::cpu_seconds(gateway)? - middle;
+        a_cpu += middle - start;
     }
     println!("\n{caption}; 8 connections, {seconds} alternating 1 s rounds");
     crate::print_table_named((a.0, &a_all), (b.0, &b_all));
+    let (a_us, b_us) = (
+        crate::per_request_us(a_cpu, &a_all),
+        crate::per_request_us(b_cpu, &b_all),
+    );
+    println!(
+        "gateway CPU per request: {} {a_us:.1} µs, {} {b_us:.1} µs ({:+.1} µs, {:.2}x)",
+        a.0,
+        b.0,
+        b_us - a_us,
+        b_us / a_us.max(1e-9)
+    );
     Ok(())
 }
 

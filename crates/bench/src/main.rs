@@ -173,7 +173,7 @@ pub(crate) fn spawn_and_find<T>(
 
 /// CPU time (user + system) a process has used, in seconds. `/proc/PID/stat` counts in clock
 /// ticks, 100 a second on Linux.
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+pub(crate) fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the parenthesised command name, which may itself hold spaces.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).context("bad stat")?;
@@ -521,7 +521,7 @@ where
 }
 
 /// CPU microseconds per request of `report`'s run, from `secs` of CPU time.
-fn per_request_us(secs: f64, report: &Report) -> f64 {
+pub(crate) fn per_request_us(secs: f64, report: &Report) -> f64 {
     1e6 * secs / report.count().max(1) as f64
 }
 
