@@ -235,19 +235,9 @@ pub fn run(
         // The paraphrase of entry 0: an exact miss, then a semantic hit.
         let original = question(0);
         let paraphrase = original.replacen("How do I", "How can I", 1);
-        let body: &'static str = Box::leak(
-            serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": paraphrase}]})
-                .to_string()
-                .into_boxed_str(),
-        );
-        let probe = crate::load::fetch(gw_addr, "/v1/chat/completions", body).await?;
-        anyhow::ensure!(
-            probe.0.as_deref() == Some("semantic"),
-            "the paraphrase was not a semantic hit ({:?})",
-            probe.0
-        );
-        let size = probe.1.len();
-        let static_addr = crate::load::static_server(probe.1)?;
+        let (body, answer) = hit_body(gw_addr, &paraphrase, "semantic").await?;
+        let size = answer.len();
+        let static_addr = crate::load::static_server(answer)?;
         let hit = Load::new(gw_addr, "/v1/chat/completions", body);
         let plain = Load::new(static_addr, "/", body);
         let second = Duration::from_secs(1);
@@ -277,17 +267,7 @@ pub fn run(
         );
         // The semantic tier's own cost: the same entry found by its exact key and through the
         // embedding, the graph and the guard.
-        let exact_body: &'static str = Box::leak(
-            serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": original}]})
-                .to_string()
-                .into_boxed_str(),
-        );
-        let exact = crate::load::fetch(gw_addr, "/v1/chat/completions", exact_body).await?;
-        anyhow::ensure!(
-            exact.0.as_deref() == Some("exact"),
-            "the stored question was not an exact hit ({:?})",
-            exact.0
-        );
+        let (exact_body, _) = hit_body(gw_addr, &original, "exact").await?;
         compare(
             gw.0.id(),
             seconds,
@@ -302,6 +282,26 @@ pub fn run(
     drop(gw);
     let _ = std::fs::remove_dir_all(&data_dir);
     result.context("end-to-end phase")
+}
+
+/// A chat completion's body asking `content` (leaked: the load generator holds it for the run),
+/// and the gateway's answer to it, which must be a hit of `kind` ("exact" or "semantic").
+async fn hit_body(
+    gw_addr: SocketAddr,
+    content: &str,
+    kind: &str,
+) -> anyhow::Result<(&'static str, bytes::Bytes)> {
+    let body: &'static str = Box::leak(
+        serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}]})
+            .to_string()
+            .into_boxed_str(),
+    );
+    let (found, answer) = crate::load::fetch(gw_addr, "/v1/chat/completions", body).await?;
+    anyhow::ensure!(
+        found.as_deref() == Some(kind),
+        "{content:?}: expected a hit of the {kind} tier, the gateway answered {found:?}"
+    );
+    Ok((body, answer))
 }
 
 /// A stored entry for the eviction phase: a typical chat completion of about 600 bytes, some

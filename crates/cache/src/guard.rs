@@ -2789,11 +2789,11 @@ mod tests {
         }
     }
 
-    /// Every pair is refused as asking the opposite, both ways round.
-    fn opposite_both_ways(pairs: &[(&str, &str)]) {
+    /// Every pair is refused for `veto`, both ways round.
+    fn vetoed_both_ways(veto: Veto, pairs: &[(&str, &str)]) {
         for (a, b) in pairs {
-            assert_eq!(vetoes(a, b), Some(Veto::Opposite), "{a} / {b}");
-            assert_eq!(vetoes(b, a), Some(Veto::Opposite), "{b} / {a}");
+            assert_eq!(vetoes(a, b), Some(veto), "{a} / {b}");
+            assert_eq!(vetoes(b, a), Some(veto), "{b} / {a}");
         }
     }
 
@@ -3665,7 +3665,7 @@ mod tests {
             Some(Veto::Numbers)
         );
         // "over" and "under" before a number compare like "more than" and "less than".
-        for (a, b) in [
+        all_pass(&[
             (
                 "Does the Hub host over 100 models?",
                 "Does the Hub host more than 100 models?",
@@ -3674,9 +3674,7 @@ mod tests {
                 "Does the Hub host under 100 models?",
                 "Does the Hub host fewer than 100 models?",
             ),
-        ] {
-            assert_eq!(vetoes(a, b), None, "{a} / {b}");
-        }
+        ]);
         assert_eq!(
             vetoes(
                 "Can I drink alcohol in Spain over 18?",
@@ -3829,7 +3827,7 @@ mod tests {
             Some(Veto::Negation)
         );
         // Words that negate by meaning count like "not", both ways.
-        for (a, b) in [
+        all_pass(&[
             (
                 "How do I stop the parser from not creating copies?",
                 "How do I stop the parser from avoiding creating copies?",
@@ -3842,9 +3840,7 @@ mod tests {
                 "What happens when there is no dataset script?",
                 "What happens in the absence of a dataset script?",
             ),
-        ] {
-            assert_eq!(vetoes(a, b), None, "{a} / {b}");
-        }
+        ]);
         assert_eq!(
             vetoes("How can I avoid overfitting?", "How can I get overfitting?"),
             Some(Veto::Negation)
@@ -3917,7 +3913,7 @@ mod tests {
             ),
             None
         );
-        for (a, b) in [
+        all_pass(&[
             (
                 "The default value of the `download_mode` parameter is `REUSE_DATASET_IF_EXISTS`.",
                 "The `download_mode` parameter has `REUSE_DATASET_IF_EXISTS` as its default value.",
@@ -3926,9 +3922,7 @@ mod tests {
                 "You can clone the repository using Git LFS and the git clone command.",
                 "Git LFS and the git clone command can be used to clone the repository.",
             ),
-        ] {
-            assert_eq!(vetoes(a, b), None, "{a} / {b}");
-        }
+        ]);
     }
 
     #[test]
@@ -3978,7 +3972,7 @@ mod tests {
         }
         // The same direction written another way, a symmetric relation, a choice, and
         // identifiers with digits moved by a rephrasing.
-        for (a, b) in [
+        all_pass(&[
             (
                 "How do I go to Paris from London?",
                 "How do I go from London to Paris?",
@@ -3994,32 +3988,30 @@ mod tests {
             ("Compare Python to Java", "Compare Java to Python"),
             ("Which is bigger, 5 or 3?", "Which is bigger, 3 or 5?"),
             ("How do I use S3 with s3fs?", "With s3fs, how do I use S3?"),
-        ] {
-            assert_eq!(vetoes(a, b), None, "{a} / {b}");
-        }
+        ]);
     }
 
     #[test]
     fn a_name_written_with_a_sigil_is_a_name_of_its_own() {
         // "C#" and "C++" are not "C": the guard drops the sigils with the punctuation.
-        for (a, b) in [
-            (
-                "What is the difference between C++ and C#?",
-                "What is the difference between C and C++?",
-            ),
-            ("How do I learn C#?", "How do I learn C++?"),
-            ("How do I learn c#?", "How do I learn c?"),
-            (
-                "Why is C++ faster than Python?",
-                "Why is C faster than Python?",
-            ),
-            ("What is Notepad++?", "What is Notepad?"),
-            ("Is F# worth learning?", "Is C# worth learning?"),
-        ] {
-            assert_eq!(vetoes(a, b), Some(Veto::Entities), "{a} / {b}");
-            assert_eq!(vetoes(b, a), Some(Veto::Entities), "{b} / {a}");
-        }
-        for (a, b) in [
+        vetoed_both_ways(
+            Veto::Entities,
+            &[
+                (
+                    "What is the difference between C++ and C#?",
+                    "What is the difference between C and C++?",
+                ),
+                ("How do I learn C#?", "How do I learn C++?"),
+                ("How do I learn c#?", "How do I learn c?"),
+                (
+                    "Why is C++ faster than Python?",
+                    "Why is C faster than Python?",
+                ),
+                ("What is Notepad++?", "What is Notepad?"),
+                ("Is F# worth learning?", "Is C# worth learning?"),
+            ],
+        );
+        all_pass(&[
             (
                 "What's the best way to learn C#?",
                 "What is the best way to learn C#?",
@@ -4032,9 +4024,7 @@ mod tests {
                 "How does C# compare to Java?",
                 "How does Java compare to C#?",
             ),
-        ] {
-            assert_eq!(vetoes(a, b), None, "{a} / {b}");
-        }
+        ]);
         assert_eq!(sigiled_names("x += 1; i++; #tag"), "x += 1; i++; #tag");
         assert_eq!(sigiled_names("C++, c# and F#."), "Cpp, Csharp and Fsharp.");
     }
@@ -4042,36 +4032,36 @@ mod tests {
     #[test]
     fn operators_between_the_same_operands_ask_something_else() {
         // Symbols are not words: the embedding barely sees them.
-        for (a, b) in [
-            ("What is 5 - 3?", "What is 5 * 3?"),
-            ("What is 12 / 4?", "What is 12 + 4?"),
-            (
-                "In C, what does a == b return?",
-                "In C, what does a != b return?",
-            ),
-            ("What does x += 1 do?", "What does x -= 1 do?"),
-            (
-                "In bash, what does cmd1 && cmd2 do?",
-                "In bash, what does cmd1 || cmd2 do?",
-            ),
-            (
-                "Is x <= 10 true when x is 10?",
-                "Is x < 10 true when x is 10?",
-            ),
-            ("What does a << 2 give?", "What does a >> 2 give?"),
-            // The side of an increment: "i++" is the value before, "++i" the value after.
-            (
-                "How do I use the i++ operator?",
-                "How do I use the ++i operator?",
-            ),
-            ("How do I use i++ in a loop?", "How do I use i-- in a loop?"),
-        ] {
-            assert_eq!(vetoes(a, b), Some(Veto::Operators), "{a} / {b}");
-            assert_eq!(vetoes(b, a), Some(Veto::Operators), "{b} / {a}");
-        }
+        vetoed_both_ways(
+            Veto::Operators,
+            &[
+                ("What is 5 - 3?", "What is 5 * 3?"),
+                ("What is 12 / 4?", "What is 12 + 4?"),
+                (
+                    "In C, what does a == b return?",
+                    "In C, what does a != b return?",
+                ),
+                ("What does x += 1 do?", "What does x -= 1 do?"),
+                (
+                    "In bash, what does cmd1 && cmd2 do?",
+                    "In bash, what does cmd1 || cmd2 do?",
+                ),
+                (
+                    "Is x <= 10 true when x is 10?",
+                    "Is x < 10 true when x is 10?",
+                ),
+                ("What does a << 2 give?", "What does a >> 2 give?"),
+                // The side of an increment: "i++" is the value before, "++i" the value after.
+                (
+                    "How do I use the i++ operator?",
+                    "How do I use the ++i operator?",
+                ),
+                ("How do I use i++ in a loop?", "How do I use i-- in a loop?"),
+            ],
+        );
         // Hyphens in words and names, a slash between words, a percentage, and the same
         // expression written with other spacing are no operators.
-        for (a, b) in [
+        all_pass(&[
             (
                 "What is two-factor authentication?",
                 "Explain two-factor authentication.",
@@ -4084,50 +4074,51 @@ mod tests {
                 "Should I write and/or in a contract?",
                 "In a contract, should I write and/or?",
             ),
-        ] {
-            assert_eq!(vetoes(a, b), None, "{a} / {b}");
-        }
+        ]);
     }
 
     #[test]
     fn the_opposite_operation_in_other_words_asks_something_else() {
         // Reworded around the changed verb, so the content-word rule leaves these to the
         // similarity, which scores them 0.82 to 0.90.
-        opposite_both_ways(&[
-            (
-                "How do I encrypt a file with openssl on Linux?",
-                "What is the way to decrypt a file using openssl in Linux?",
-            ),
-            (
-                "How can I upload a file to S3 using boto3?",
-                "What's the way to download a file from S3 with boto3?",
-            ),
-            (
-                "How do I enable SSH on Ubuntu server?",
-                "What steps disable SSH on an Ubuntu server?",
-            ),
-            (
-                "How do I push changes to a remote git repository?",
-                "What command pulls changes from a remote git repository?",
-            ),
-            (
-                "How do I sort a list in descending order in Python?",
-                "What's the way to sort a Python list in ascending order?",
-            ),
-            (
-                "How do I start the docker daemon on Linux?",
-                "What command stops the docker daemon on Linux?",
-            ),
-            (
-                "What is the maximum value of an int in Java?",
-                "What is the minimum value of an int in Java?",
-            ),
-            // Function words too.
-            (
-                "How do I delete all rows in a table in SQL?",
-                "What is the way to delete some rows from a SQL table?",
-            ),
-        ]);
+        vetoed_both_ways(
+            Veto::Opposite,
+            &[
+                (
+                    "How do I encrypt a file with openssl on Linux?",
+                    "What is the way to decrypt a file using openssl in Linux?",
+                ),
+                (
+                    "How can I upload a file to S3 using boto3?",
+                    "What's the way to download a file from S3 with boto3?",
+                ),
+                (
+                    "How do I enable SSH on Ubuntu server?",
+                    "What steps disable SSH on an Ubuntu server?",
+                ),
+                (
+                    "How do I push changes to a remote git repository?",
+                    "What command pulls changes from a remote git repository?",
+                ),
+                (
+                    "How do I sort a list in descending order in Python?",
+                    "What's the way to sort a Python list in ascending order?",
+                ),
+                (
+                    "How do I start the docker daemon on Linux?",
+                    "What command stops the docker daemon on Linux?",
+                ),
+                (
+                    "What is the maximum value of an int in Java?",
+                    "What is the minimum value of an int in Java?",
+                ),
+                // Function words too.
+                (
+                    "How do I delete all rows in a table in SQL?",
+                    "What is the way to delete some rows from a SQL table?",
+                ),
+            ],
+        );
         // Both sides on one side, or one side the same in both: no opposite.
         for (a, b) in [
             (
@@ -4151,32 +4142,35 @@ mod tests {
     fn finding_creating_changing_and_deleting_are_different_requests() {
         // Reworded around the verb, 0.82 to 0.92 to the embedding; the first and the last
         // were served before the twenty-second session.
-        opposite_both_ways(&[
-            (
-                "How do I kill a process on port 8080?",
-                "How do I find which process is using port 8080?",
-            ),
-            (
-                "How do I find large files on Linux?",
-                "What is the way to remove large files on Linux?",
-            ),
-            (
-                "How do I view my crontab entries?",
-                "What's the best way to edit my crontab entries?",
-            ),
-            (
-                "How do I add an SSH key to GitHub?",
-                "Where do I find my SSH key for GitHub?",
-            ),
-            (
-                "How do I update a column value in SQL?",
-                "How can I insert a column value in SQL?",
-            ),
-            (
-                "How to speed up a slow laptop?",
-                "How to slow down a fast laptop?",
-            ),
-        ]);
+        vetoed_both_ways(
+            Veto::Opposite,
+            &[
+                (
+                    "How do I kill a process on port 8080?",
+                    "How do I find which process is using port 8080?",
+                ),
+                (
+                    "How do I find large files on Linux?",
+                    "What is the way to remove large files on Linux?",
+                ),
+                (
+                    "How do I view my crontab entries?",
+                    "What's the best way to edit my crontab entries?",
+                ),
+                (
+                    "How do I add an SSH key to GitHub?",
+                    "Where do I find my SSH key for GitHub?",
+                ),
+                (
+                    "How do I update a column value in SQL?",
+                    "How can I insert a column value in SQL?",
+                ),
+                (
+                    "How to speed up a slow laptop?",
+                    "How to slow down a fast laptop?",
+                ),
+            ],
+        );
         // One action in other words, or several in a passage.
         for (a, b) in [
             (
@@ -4223,7 +4217,7 @@ mod tests {
             Some(Veto::Entities)
         );
         // The same name in capitals, or first in the sentence, is the same name.
-        for (a, b) in [
+        all_pass(&[
             (
                 "how do i reverse a string in python?",
                 "How do I reverse a string in Python?",
@@ -4232,9 +4226,7 @@ mod tests {
                 "Python: how do I reverse a string?",
                 "how do i reverse a string in python",
             ),
-        ] {
-            assert_eq!(vetoes(a, b), None, "{a} / {b}");
-        }
+        ]);
     }
 
     #[test]
@@ -4386,7 +4378,7 @@ mod tests {
 
     #[test]
     fn other_words_for_an_order_count_as_its_marker() {
-        for (a, b) in [
+        all_pass(&[
             (
                 "What did the previous method return?",
                 "What did the preceding method return?",
@@ -4396,9 +4388,7 @@ mod tests {
                 "What happens before caching the file?",
             ),
             ("What is the initial step?", "What is the first step?"),
-        ] {
-            assert_eq!(vetoes(a, b), None, "{a} / {b}");
-        }
+        ]);
         assert_eq!(
             vetoes(
                 "What happens prior to caching the file?",
@@ -4425,7 +4415,7 @@ mod tests {
 
     #[test]
     fn british_and_american_spellings_are_one_word() {
-        for (a, b) in [
+        all_pass(&[
             (
                 "Why do people go to the theatre?",
                 "Why do people go to the theater?",
@@ -4454,9 +4444,7 @@ mod tests {
                 "What is in the product catalogue?",
                 "What is in the product catalog?",
             ),
-        ] {
-            assert_eq!(vetoes(a, b), None, "{a} / {b}");
-        }
+        ]);
         // Still one word each, not the other's.
         assert_eq!(
             vetoes("Is a detour shorter?", "Is a tour shorter?"),
@@ -4473,22 +4461,22 @@ mod tests {
 
     #[test]
     fn the_speaker_acted_on_is_not_the_speaker_acting() {
-        for (a, b) in [
-            (
-                "What should I do if my dog bites me?",
-                "What should I do if I bite my dog?",
-            ),
-            ("Does my boss hate me?", "Do I hate my boss?"),
-            (
-                "How do I know if a shy guy likes me?",
-                "How do I know if a guy I like is shy?",
-            ),
-        ] {
-            assert_eq!(vetoes(a, b), Some(Veto::Roles), "{a} / {b}");
-            assert_eq!(vetoes(b, a), Some(Veto::Roles), "{b} / {a}");
-        }
+        vetoed_both_ways(
+            Veto::Roles,
+            &[
+                (
+                    "What should I do if my dog bites me?",
+                    "What should I do if I bite my dog?",
+                ),
+                ("Does my boss hate me?", "Do I hate my boss?"),
+                (
+                    "How do I know if a shy guy likes me?",
+                    "How do I know if a guy I like is shy?",
+                ),
+            ],
+        );
         // "Me" after a preposition or a request, or "US" the country, is no one acted on.
-        for (a, b) in [
+        all_pass(&[
             ("Explain recursion to me", "Explain recursion"),
             (
                 "Is it safe for me to eat raw eggs?",
@@ -4502,39 +4490,37 @@ mod tests {
                 "Where can I get a database of U.S. family offices?",
                 "Where can I get a database of family offices in the U.S.?",
             ),
-        ] {
-            assert_eq!(vetoes(a, b), None, "{a} / {b}");
-        }
+        ]);
     }
 
     #[test]
     fn whether_to_do_something_is_not_how_to_do_it() {
         // Reasons and risks against steps (0.93 to 0.97 with the default model).
-        for (a, b) in [
-            (
-                "Should I jailbreak my iPhone 6?",
-                "How do I jailbreak my iPhone 6?",
-            ),
-            (
-                "Should I add a blog to my website?",
-                "How do I add a blog to my website?",
-            ),
-            (
-                "Should Tibet gain independence?",
-                "How can Tibet gain independence?",
-            ),
-            ("Should I learn Java?", "How to learn Java?"),
-            // What with, of or for against how (0.98 and 0.99).
-            ("What is cocaine made of?", "How is cocaine made?"),
-            (
-                "What do birds build their nests with?",
-                "How do birds build their nests?",
-            ),
-            ("What is Python used for?", "How is Python used?"),
-        ] {
-            assert_eq!(vetoes(a, b), Some(Veto::Asks), "{a} / {b}");
-            assert_eq!(vetoes(b, a), Some(Veto::Asks), "{b} / {a}");
-        }
+        vetoed_both_ways(
+            Veto::Asks,
+            &[
+                (
+                    "Should I jailbreak my iPhone 6?",
+                    "How do I jailbreak my iPhone 6?",
+                ),
+                (
+                    "Should I add a blog to my website?",
+                    "How do I add a blog to my website?",
+                ),
+                (
+                    "Should Tibet gain independence?",
+                    "How can Tibet gain independence?",
+                ),
+                ("Should I learn Java?", "How to learn Java?"),
+                // What with, of or for against how (0.98 and 0.99).
+                ("What is cocaine made of?", "How is cocaine made?"),
+                (
+                    "What do birds build their nests with?",
+                    "How do birds build their nests?",
+                ),
+                ("What is Python used for?", "How is Python used?"),
+            ],
+        );
         for (a, b) in [
             // Either both or neither way round.
             ("Should I learn Java?", "Is it worth learning Java?"),
@@ -4558,7 +4544,7 @@ mod tests {
 
     #[test]
     fn the_best_way_to_do_something_asks_how_to_do_it() {
-        for (a, b) in [
+        all_pass(&[
             (
                 "What is the best way to learn networking?",
                 "How can I learn networking?",
@@ -4571,9 +4557,7 @@ mod tests {
                 "What is a good way to learn Java?",
                 "What is the best way to learn Java?",
             ),
-        ] {
-            assert_eq!(vetoes(a, b), None, "{a} / {b}");
-        }
+        ]);
         // Another order or another way is still another question.
         for (a, b, veto) in [
             (
@@ -4615,7 +4599,7 @@ mod tests {
         ] {
             assert_eq!(vetoes(a, b), Some(Veto::Asks), "{a} / {b}");
         }
-        for (a, b) in [
+        all_pass(&[
             // "What", "how" and yes/no questions trade places in paraphrases.
             (
                 "How do I reverse a list in Python?",
@@ -4630,9 +4614,7 @@ mod tests {
                 "When sorting a list in Python the original is kept.",
                 "Sorting a list in Python keeps the original.",
             ),
-        ] {
-            assert_eq!(vetoes(a, b), None, "{a} / {b}");
-        }
+        ]);
     }
 
     #[test]
