@@ -2,10 +2,11 @@
 //!
 //! Deterministic in intent is cacheable: `temperature` absent or at most the ceiling (0 by
 //! default), one choice, no log probabilities, text output, no web search. A request for
-//! something made up (a poem, a joke) is a bypass unless the temperature is pinned, and then
-//! served by the exact tier only. A final message that asks about the
-//! present ("today", "latest", "current price") or about the asker ("my order") is served only
-//! by the exact tier: a paraphrase of it is too likely to be a different question.
+//! something made up (a poem, a joke) or drawn at random (a password, a UUID) is a bypass
+//! unless the temperature is pinned, and then served by the exact tier only. A final message
+//! that asks about the present ("today", "latest", "current price"), about where the asker is
+//! ("near me") or about the asker ("my order") is served only by the exact tier: a paraphrase
+//! of it is too likely to be a different question.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -116,8 +117,21 @@ const TIME_WORDS: &[&str] = &[
     "this week",
     "this month",
     "this year",
+    "this weekend",
     "next week",
     "last week",
+    "last night",
+    // A possessive is one word to the matcher: "today's" is not "today".
+    "today's",
+    "tonight's",
+    "tomorrow's",
+    "yesterday's",
+    "this week's",
+    "this month's",
+    "this year's",
+    "last week's",
+    "last night's",
+    "next week's",
     "right now",
     "at the moment",
     "these days",
@@ -126,7 +140,21 @@ const TIME_WORDS: &[&str] = &[
     "news",
     "stock price",
     "share price",
+    "stock worth",
+    "market cap",
     "exchange rate",
+    "trending",
+    // Counted from today: "How many days until Christmas?", "When is the next eclipse?".
+    "days until",
+    "days till",
+    "how long until",
+    "how long till",
+    "when is the next",
+    "when's the next",
+    // Where the asker is.
+    "near me",
+    "nearest",
+    "nearby",
     "price of",
     "score of",
     "what time",
@@ -180,6 +208,25 @@ const CREATIVE_ASKS: &[&str] = &[
     "suggest",
 ];
 
+/// What a request asks to be drawn at random ("Generate a random password", "Give me a UUID"):
+/// an answer served again is no longer random, and a password or a key served to another
+/// caller is a secret shared. Only when the request opens with one of [`CREATIVE_ASKS`] or
+/// [`DRAWS`]: "How do I generate a random number in Python?" is a question.
+const RANDOM_PIECES: &[&str] = &[
+    "random",
+    "randomly",
+    "password",
+    "passwords",
+    "passphrase",
+    "uuid",
+    "uuids",
+    "guid",
+    "lottery",
+];
+
+/// Asks that draw something, besides [`CREATIVE_ASKS`].
+const DRAWS: &[&str] = &["pick", "choose", "roll", "flip", "shuffle", "make"];
+
 /// Whether a question's answer depends on when it is asked or on who asks it.
 pub fn is_time_sensitive_or_personal(text: &str) -> bool {
     Words::of(text).time_sensitive_or_personal()
@@ -215,7 +262,24 @@ impl Words {
             LazyLock::new(|| automaton(CREATIVE_PIECES.iter()));
         static ASKS: LazyLock<Option<AhoCorasick>> =
             LazyLock::new(|| automaton(CREATIVE_ASKS.iter()));
-        self.mention(PIECES.as_ref()) && self.mention(ASKS.as_ref())
+        static RANDOM: LazyLock<Option<AhoCorasick>> =
+            LazyLock::new(|| automaton(RANDOM_PIECES.iter()));
+        (self.mention(PIECES.as_ref()) && self.mention(ASKS.as_ref()))
+            || (self.mention(RANDOM.as_ref()) && self.opens_with_an_ask())
+    }
+
+    /// Whether the request opens with an ask to make or draw something ("Generate...", "Give
+    /// me...", "Pick...", "Please generate...").
+    fn opens_with_an_ask(&self) -> bool {
+        let text = self
+            .0
+            .strip_prefix(" please ")
+            .map_or(&*self.0, |rest| rest);
+        let text = text.trim_start();
+        CREATIVE_ASKS.iter().chain(DRAWS).any(|ask| {
+            text.strip_prefix(ask)
+                .is_some_and(|rest| rest.starts_with(' '))
+        })
     }
 
     fn mention(&self, phrases: Option<&AhoCorasick>) -> bool {
@@ -354,6 +418,11 @@ mod tests {
             "Tell me a joke about cats.",
             "Write a haiku about the sea",
             "Come up with a slogan for my shop",
+            // Drawn at random: served again, it is no longer random (or a shared secret).
+            "Generate a random password.",
+            "Give me a random number between 1 and 10",
+            "Please generate a UUID",
+            "Pick a random country",
         ] {
             assert_eq!(
                 p.assess(&json!({"model": "m"}), Some(ask)),
@@ -371,6 +440,9 @@ mod tests {
             "Who wrote the poem The Raven?",
             "What is the rhyme scheme of a sonnet?",
             "Write a function that sorts a list.",
+            "How do I generate a random number in Python?",
+            "What is a UUID?",
+            "How do I reset a forgotten password?",
         ] {
             assert_eq!(
                 p.assess(&json!({"model": "m"}), Some(not_creative)),
@@ -425,6 +497,14 @@ mod tests {
             "Is the API down RIGHT   NOW?",
             "Which framework is popular at the moment?",
             "Where is MY parcel",
+            "What are this week's top movies?",
+            "Who won last night's game?",
+            "How much is AAPL stock worth?",
+            "What's trending on Twitter?",
+            "How many days until Christmas?",
+            "When is the next solar eclipse?",
+            "What are the opening hours of the nearest pharmacy?",
+            "Is there a good sushi place near me?",
         ] {
             assert_eq!(
                 p.assess(&json!({}), Some(q)),

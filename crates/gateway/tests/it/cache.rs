@@ -355,6 +355,9 @@ async fn paraphrases_in_another_scope_or_about_now_are_not_served() {
     for _ in 0..2 {
         let r = send(&gw, &chat_body("Tell me a joke about cats."), &[]).await;
         assert_eq!(cache_header(&r), "bypass");
+        // Drawn at random: a password served to another caller would be a shared secret.
+        let r = send(&gw, &chat_body("Generate a random password."), &[]).await;
+        assert_eq!(cache_header(&r), "bypass");
     }
     let mut pinned = chat_body("Tell me a joke about cats.");
     pinned["temperature"] = json!(0);
