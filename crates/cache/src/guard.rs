@@ -463,7 +463,7 @@ const SYMMETRIC: &[&str] = &[
     "different", "differ", "difference", "compatible", "connected", "together", "versus", "vs",
     "between", "compare", "compared", "comparison", "neighbors", "neighbours", "colleagues",
     "engaged", "divorced", "met", "meet", "close", "acquaintance", "acquaintances", "acquainted",
-    "alike",
+    "alike", "far", "distance",
 ];
 
 /// Simple past forms of irregular verbs that are no other word (not "saw", "rose", "left"), and
@@ -1390,10 +1390,13 @@ impl Analysis {
             if k > 0 && differ.len() == 2 * k {
                 let (i, j) = (differ[0], differ[k]);
                 let runs = differ[k - 1] == i + k - 1 && differ[2 * k - 1] == j + k - 1;
-                return runs
+                if runs
                     && a[i..i + k] == b[j..j + k]
                     && a[j..j + k] == b[i..i + k]
-                    && !coordinated(&a[i + k..j]);
+                    && !coordinated(&a[i + k..j])
+                {
+                    return true;
+                }
             }
         }
         // The same on the content words alone, one word each way, the function words around
@@ -3074,6 +3077,12 @@ mod tests {
                 "How should I install Windows on Mac?",
                 Veto::Roles,
             ),
+            // Two other words changed as well, in another place.
+            (
+                "What are some good Android app ideas (no games)?",
+                "What are some good Android game ideas (no apps)?",
+                Veto::Roles,
+            ),
         ]);
         all_pass(&[
             // Coordinated, offered as a choice, or in a symmetric relation: the same question.
@@ -3102,6 +3111,11 @@ mod tests {
             (
                 "How did Justin Bieber break up with Selena Gomez?",
                 "How did Justin Bieber and Selena Gomez break up?",
+            ),
+            // A distance is the same both ways.
+            (
+                "How far is earth from the sun?",
+                "How far is the Sun from Earth?",
             ),
         ]);
     }
