@@ -1326,7 +1326,8 @@ impl Analysis {
             && text
                 .split_whitespace()
                 .next()
-                .is_some_and(|w| w.eq_ignore_ascii_case("what") || w.eq_ignore_ascii_case("which"))
+                .map(|w| w.to_lowercase())
+                .is_some_and(|w| matches!(w.as_str(), "what" | "what's" | "which"))
         {
             a.whether_or_how |= WHAT_PREPOSITION;
         }
@@ -4528,6 +4529,7 @@ mod tests {
                 ("Should I learn Java?", "How to learn Java?"),
                 // What with, of or for against how (0.98 and 0.99).
                 ("What is cocaine made of?", "How is cocaine made?"),
+                ("What's cheese made from?", "How is cheese made?"),
                 (
                     "What do birds build their nests with?",
                     "How do birds build their nests?",
