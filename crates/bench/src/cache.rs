@@ -514,21 +514,17 @@ async fn compare(
     for l in [a.1, b.1] {
         l.closed(8, second).await?;
     }
-    let (mut a_all, mut b_all) = (crate::load::Report::empty()?, crate::load::Report::empty()?);
-    let (mut a_cpu, mut b_cpu) = (0.0, 0.0);
-    for _ in 0..seconds {
-        let start = crate::cpu_seconds(gateway)?;
-        a_all.absorb(&a.1.closed(8, second).await?)?;
-        let middle = crate::cpu_seconds(gateway)?;
-        b_all.absorb(&b.1.closed(8, second).await?)?;
-        b_cpu += crate::cpu_seconds(gateway)? - middle;
-        a_cpu += middle - start;
-    }
+    let both = crate::Pids {
+        first: gateway,
+        second: gateway,
+    };
+    let (a_all, b_all, cpu) =
+        crate::interleave(seconds, a.1, b.1, both, |l| l.closed(8, second)).await?;
     println!("\n{caption}; 8 connections, {seconds} alternating 1 s rounds");
     crate::print_table_named((a.0, &a_all), (b.0, &b_all));
     let (a_us, b_us) = (
-        crate::per_request_us(a_cpu, &a_all),
-        crate::per_request_us(b_cpu, &b_all),
+        crate::per_request_us(cpu.first, &a_all),
+        crate::per_request_us(cpu.second, &b_all),
     );
     println!(
         "gateway CPU per request: {} {a_us:.1} µs, {} {b_us:.1} µs ({:+.1} µs, {:.2}x)",

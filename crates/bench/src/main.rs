@@ -173,7 +173,7 @@ pub(crate) fn spawn_and_find<T>(
 
 /// CPU time (user + system) a process has used, in seconds. `/proc/PID/stat` counts in clock
 /// ticks, 100 a second on Linux.
-pub(crate) fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the parenthesised command name, which may itself hold spaces.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).context("bad stat")?;
@@ -279,8 +279,8 @@ fn proxy(
             "\nclosed loop: {connections} connections, {rounds} alternating 1 s rounds each; upstream over HTTP/2 (h2c)"
         );
         let pids = Pids {
-            mock: mock.0.id(),
-            gateway: gw.0.id(),
+            first: mock.0.id(),
+            second: gw.0.id(),
         };
         let (d, g, cpu) =
             interleave(rounds, &direct, &through, pids, |l| l.closed(connections, second)).await?;
@@ -290,7 +290,7 @@ fn proxy(
             "\nclosed loop: {connections} connections, {rounds} alternating 1 s rounds each; upstream over HTTP/1.1"
         );
         let pids_h1 = Pids {
-            gateway: gw_h1.0.id(),
+            second: gw_h1.0.id(),
             ..pids
         };
         let (d, g, cpu) = interleave(rounds, &direct, &through_h1, pids_h1, |l| {
@@ -306,7 +306,7 @@ fn proxy(
              connections, {rounds} alternating 1 s rounds"
         );
         let pids_bare = Pids {
-            gateway: bare.0.id(),
+            second: bare.0.id(),
             ..pids
         };
         let (d, b, cpu) = interleave(rounds, &direct, &through_bare, pids_bare, |l| {
@@ -316,7 +316,7 @@ fn proxy(
         drop(bare);
         print_table_named(("direct", &d), ("bare proxy", &b));
         let bare_share = b.rps() / d.rps();
-        let bare_us = per_request_us(cpu.gateway, &b);
+        let bare_us = per_request_us(cpu.second, &b);
         println!(
             "CPU per request: bare proxy {bare_us:.1} µs, reprise {gateway_us:.1} µs over HTTP/1.1 ({:.2}x the bare proxy)",
             gateway_us / bare_us.max(1e-9)
@@ -479,24 +479,26 @@ fn proxy(
     Ok(())
 }
 
-/// The processes whose CPU time a phase counts.
+/// The processes whose CPU time a phase counts: `first` in the first load's rounds (the mock,
+/// loaded directly), `second` in the second's (the gateway the same load went through).
 #[derive(Debug, Clone, Copy)]
-struct Pids {
-    mock: u32,
-    gateway: u32,
+pub(crate) struct Pids {
+    pub(crate) first: u32,
+    pub(crate) second: u32,
 }
 
-/// CPU seconds spent by the mock (in direct rounds) and by the gateway (in gateway rounds).
+/// CPU seconds spent by [`Pids::first`] in the first load's rounds and by [`Pids::second`] in
+/// the second's.
 #[derive(Debug, Default, Clone, Copy)]
-struct Cpu {
-    mock: f64,
-    gateway: f64,
+pub(crate) struct Cpu {
+    pub(crate) first: f64,
+    pub(crate) second: f64,
 }
 
 /// Runs `a` (direct) and `b` (through the gateway) in alternating rounds so the machine's noise
-/// falls on both alike, counting the CPU time of the mock during `a` and of the gateway during
-/// `b`.
-async fn interleave<'l, F, Fut>(
+/// falls on both alike, counting the CPU time of `pids.first` during `a` and of `pids.second`
+/// during `b`.
+pub(crate) async fn interleave<'l, F, Fut>(
     rounds: u64,
     a: &'l Load,
     b: &'l Load,
@@ -510,12 +512,12 @@ where
     let (mut ra, mut rb) = (Report::empty()?, Report::empty()?);
     let mut cpu = Cpu::default();
     for _ in 0..rounds {
-        let before = cpu_seconds(pids.mock)?;
+        let before = cpu_seconds(pids.first)?;
         ra.absorb(&run(a).await?)?;
-        cpu.mock += cpu_seconds(pids.mock)? - before;
-        let before = cpu_seconds(pids.gateway)?;
+        cpu.first += cpu_seconds(pids.first)? - before;
+        let before = cpu_seconds(pids.second)?;
         rb.absorb(&run(b).await?)?;
-        cpu.gateway += cpu_seconds(pids.gateway)? - before;
+        cpu.second += cpu_seconds(pids.second)? - before;
     }
     Ok((ra, rb, cpu))
 }
@@ -529,8 +531,8 @@ pub(crate) fn per_request_us(secs: f64, report: &Report) -> f64 {
 /// gateway's CPU microseconds per request and its share.
 fn print_closed(cpu: Cpu, direct: &Report, through: &Report) -> (f64, f64) {
     print_table(direct, through);
-    let mock = per_request_us(cpu.mock, direct);
-    let gateway = per_request_us(cpu.gateway, through);
+    let mock = per_request_us(cpu.first, direct);
+    let gateway = per_request_us(cpu.second, through);
     println!(
         "CPU per request: mock upstream {mock:.1} µs (one HTTP exchange), gateway {gateway:.1} µs \
          (two exchanges: {:.2}x the mock)",

@@ -302,9 +302,9 @@ pub fn check_analysed(a: &Analysis, b: &Analysis, closeness: Closeness) -> Resul
     if a.asks != b.asks {
         return Err(Veto::Asks);
     }
-    // Whether to do something against how to do it; a text that asks both ("Should I...? How
-    // would...?") answers either.
-    if ask_differently(a.whether_or_how, b.whether_or_how) {
+    // Whether to do something against how to do it, what it is made of or for against how; a
+    // text that asks both ("Should I...? How would...?") answers either.
+    if ask_differently(a.openings, b.openings) {
         return Err(Veto::Asks);
     }
     if a.pronouns != b.pronouns {
@@ -715,7 +715,7 @@ pub struct Analysis {
     /// How its openings ask, one bit each: a sentence opening with "Should" (whether to do
     /// something), with "How" and an auxiliary or "to" (how to do it), with "How" and "be",
     /// and a "What ... of?" question (see [`WHETHER`] and [`ask_differently`]).
-    whether_or_how: u8,
+    openings: u8,
     /// Written in another language than English (see [`foreign`]).
     foreign: bool,
     /// The numbers in the order written, hashed.
@@ -741,7 +741,7 @@ pub struct Analysis {
 
 /// A sentence opens with "Should": "Should I jailbreak my iPhone?" asks whether to, for reasons
 /// and risks, where "How do I jailbreak my iPhone?" asks for the steps (see
-/// [`Analysis::whether_or_how`]).
+/// [`Analysis::openings`]).
 const WHETHER: u8 = 1;
 /// A sentence opens with "How" and an auxiliary other than "be", or "to" ("How do I...", "How
 /// to...").
@@ -753,7 +753,7 @@ const HOW_BE: u8 = 4;
 /// preposition's object, a material, a tool, a purpose, where "How..." asks for a manner.
 const WHAT_PREPOSITION: u8 = 8;
 
-/// Whether two questions' openings ask different things (see [`Analysis::whether_or_how`]):
+/// Whether two questions' openings ask different things (see [`Analysis::openings`]):
 /// whether to do something against how to do it, or what with, of or for against how. Only
 /// between texts that each ask one of these.
 fn ask_differently(a: u8, b: u8) -> bool {
@@ -849,7 +849,7 @@ struct Draft {
     choice: bool,
     comparative: bool,
     asks: Option<Asks>,
-    whether_or_how: u8,
+    openings: u8,
     speaker_object: bool,
     speaker_subject: bool,
     foreign: bool,
@@ -909,7 +909,7 @@ impl Draft {
             choice: self.choice,
             comparative: self.comparative,
             asks: self.asks,
-            whether_or_how: self.whether_or_how,
+            openings: self.openings,
             speaker_object: self.speaker_object,
             speaker_subject: self.speaker_subject,
             foreign: self.foreign,
@@ -1056,15 +1056,15 @@ impl Analysis {
                     _ => {}
                 }
                 if sentence_start && lower == "should" {
-                    a.whether_or_how |= WHETHER;
+                    a.openings |= WHETHER;
                 } else if initial_how && let Some(next) = raws.peek() {
                     let next = next
                         .trim_matches(|c: char| !c.is_alphanumeric())
                         .to_lowercase();
                     if matches!(next.as_str(), "is" | "are" | "was" | "were" | "am") {
-                        a.whether_or_how |= HOW_BE;
+                        a.openings |= HOW_BE;
                     } else if next == "to" || AUXILIARIES.contains(&next.as_str()) {
-                        a.whether_or_how |= HOW;
+                        a.openings |= HOW;
                     }
                 }
                 a.tokens.push(token_hash(possessive_stem(&lower)));
@@ -1329,11 +1329,11 @@ impl Analysis {
                 .map(|w| w.to_lowercase())
                 .is_some_and(|w| matches!(w.as_str(), "what" | "what's" | "which"))
         {
-            a.whether_or_how |= WHAT_PREPOSITION;
+            a.openings |= WHAT_PREPOSITION;
         }
         if !text.contains('?') && text.trim_end().ends_with(['.', '!', ':', ';']) {
             a.asks = None;
-            a.whether_or_how = 0;
+            a.openings = 0;
             (a.future, a.past) = (false, false);
         }
         a.freeze()

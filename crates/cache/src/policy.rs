@@ -121,17 +121,6 @@ const TIME_WORDS: &[&str] = &[
     "next week",
     "last week",
     "last night",
-    // A possessive is one word to the matcher: "today's" is not "today".
-    "today's",
-    "tonight's",
-    "tomorrow's",
-    "yesterday's",
-    "this week's",
-    "this month's",
-    "this year's",
-    "last week's",
-    "last night's",
-    "next week's",
     "right now",
     "at the moment",
     "these days",
@@ -244,8 +233,18 @@ impl Words {
             .split(|c: char| !c.is_alphanumeric() && c != '\'')
             .filter(|w| !w.is_empty())
         {
-            joined.extend(word.chars().flat_map(char::to_lowercase));
-            joined.push(' ');
+            // A final "'s" is a word of its own, so that "today's" and "this week's" mention
+            // "today" and "this week" (the phrases are read the same way: "when's the next").
+            match word.strip_suffix("'s").filter(|w| !w.is_empty()) {
+                Some(stem) => {
+                    joined.extend(stem.chars().flat_map(char::to_lowercase));
+                    joined.push_str(" 's ");
+                }
+                None => {
+                    joined.extend(word.chars().flat_map(char::to_lowercase));
+                    joined.push(' ');
+                }
+            }
         }
         Words(joined)
     }
@@ -271,11 +270,8 @@ impl Words {
     /// Whether the request opens with an ask to make or draw something ("Generate...", "Give
     /// me...", "Pick...", "Please generate...").
     fn opens_with_an_ask(&self) -> bool {
-        let text = self
-            .0
-            .strip_prefix(" please ")
-            .map_or(&*self.0, |rest| rest);
-        let text = text.trim_start();
+        let text = self.0.trim_start();
+        let text = text.strip_prefix("please ").unwrap_or(text);
         CREATIVE_ASKS.iter().chain(DRAWS).any(|ask| {
             text.strip_prefix(ask)
                 .is_some_and(|rest| rest.starts_with(' '))
@@ -289,8 +285,9 @@ impl Words {
     }
 }
 
+/// A matcher of `phrases` as whole words, each read as [`Words`] reads a text.
 fn automaton<'a>(phrases: impl Iterator<Item = &'a &'static str>) -> Option<AhoCorasick> {
-    AhoCorasick::new(phrases.map(|w| format!(" {w} "))).ok()
+    AhoCorasick::new(phrases.map(|w| Words::of(w).0)).ok()
 }
 
 /// Whole seconds (HTTP's delta-seconds: digits only). A number too large to hold is the largest
@@ -498,6 +495,8 @@ mod tests {
             "Which framework is popular at the moment?",
             "Where is MY parcel",
             "What are this week's top movies?",
+            "What are today's top headlines?",
+            "When's the next full moon?",
             "Who won last night's game?",
             "How much is AAPL stock worth?",
             "What's trending on Twitter?",
