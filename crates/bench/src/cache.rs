@@ -225,11 +225,14 @@ pub fn run(
             .map(|i| serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": question(i)}]}).to_string())
             .collect();
         let started = Instant::now();
-        crate::load::send_each(gw_addr, "/v1/chat/completions", &fill, 32).await?;
+        let cpu_before = crate::cpu_seconds(gw.0.id())?;
+        crate::load::send_each(gw_addr, "/v1/chat/completions", &fill, 32, crate::load::Pace::BackToBack).await?;
+        let cpu = crate::cpu_seconds(gw.0.id())? - cpu_before;
         let rss_after = rss_mib(gw.0.id())?;
         println!(
-            "\nfilled one scope with {entries} entries in {:.1} s; gateway resident memory {rss_before:.1} -> {rss_after:.1} MiB ({:.1} MiB per 100k entries)",
+            "\nfilled one scope with {entries} entries in {:.1} s ({:.0} µs of gateway CPU a miss, its answer stored); gateway resident memory {rss_before:.1} -> {rss_after:.1} MiB ({:.1} MiB per 100k entries)",
             started.elapsed().as_secs_f64(),
+            cpu * 1e6 / entries.max(1) as f64,
             (rss_after - rss_before) * 100_000.0 / entries.max(1) as f64
         );
         // The paraphrase of entry 0: an exact miss, then a semantic hit.
@@ -276,6 +279,10 @@ pub fn run(
             ("semantic hit", &hit),
         )
         .await?;
+        storing_phase(gw_addr, &hit, entries, seconds).await?;
+        // Had a paraphrase missed once (its answer then stored under its own exact key), the
+        // rows above would have measured exact hits.
+        still_hit(gw_addr, body, "semantic").await?;
         embeddings_phase(gw_addr, &mock_url, seconds).await?;
         hit_forms_phase(gw.0.id(), gw_addr, seconds).await
     });
@@ -296,12 +303,22 @@ async fn hit_body(
             .to_string()
             .into_boxed_str(),
     );
+    let answer = still_hit(gw_addr, body, kind).await?;
+    Ok((body, answer))
+}
+
+/// The gateway's answer to `body`, which must be a hit of `kind` ("exact" or "semantic").
+async fn still_hit(
+    gw_addr: SocketAddr,
+    body: &'static str,
+    kind: &str,
+) -> anyhow::Result<bytes::Bytes> {
     let (found, answer) = crate::load::fetch(gw_addr, "/v1/chat/completions", body).await?;
     anyhow::ensure!(
         found.as_deref() == Some(kind),
-        "{content:?}: expected a hit of the {kind} tier, the gateway answered {found:?}"
+        "{body}: expected a hit of the {kind} tier, the gateway answered {found:?}"
     );
-    Ok((body, answer))
+    Ok(answer)
 }
 
 /// A stored entry for the eviction phase: a typical chat completion of about 600 bytes, some
@@ -434,6 +451,53 @@ async fn embeddings_phase(gw_addr: SocketAddr, mock_url: &str, seconds: u64) -> 
     );
     crate::print_table_named(("static", static_all), ("cached batch", hit_all));
     crate::print_table_named(("mock upstream", upstream_all), ("cached batch", hit_all));
+    Ok(())
+}
+
+/// Semantic hits at a fixed rate alone, and while new questions arrive (misses: each answer is
+/// stored, its question added to the semantic tier), in alternating rounds: what storing costs
+/// the hits served beside it.
+async fn storing_phase(
+    gw_addr: SocketAddr,
+    hit: &Load,
+    entries: usize,
+    seconds: u64,
+) -> anyhow::Result<()> {
+    const RATE: u64 = 500;
+    const MISSES: u64 = 200;
+    const MISS_CONNECTIONS: usize = 4;
+    let second = Duration::from_secs(1);
+    let (mut alone, mut beside) = (crate::load::Report::empty()?, crate::load::Report::empty()?);
+    let (mut next, mut stored) = (entries + 1_000_000, 0usize);
+    for _ in 0..seconds {
+        alone.absorb(&hit.fixed_rate(RATE, second).await?)?;
+        let fresh: Vec<String> = (next..next + MISSES as usize)
+            .map(|i| serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": question(i)}]}).to_string())
+            .collect();
+        next += fresh.len();
+        let pace = crate::load::Pace::Paced {
+            every: Duration::from_secs_f64(MISS_CONNECTIONS as f64 / MISSES as f64),
+            until: Instant::now() + second,
+        };
+        let (hits, misses) = tokio::join!(
+            hit.fixed_rate(RATE, second),
+            crate::load::send_each(
+                gw_addr,
+                "/v1/chat/completions",
+                &fresh,
+                MISS_CONNECTIONS,
+                pace
+            )
+        );
+        beside.absorb(&hits?)?;
+        stored += misses?;
+    }
+    println!(
+        "
+semantic hits at a fixed {RATE} requests/s, alone vs beside new questions at {MISSES} a second (misses, each stored: {:.0} a second), {seconds} alternating 1 s rounds, {entries} entries in the scope",
+        stored as f64 / seconds.max(1) as f64
+    );
+    crate::print_table_named(("hits alone", &alone), ("beside misses", &beside));
     Ok(())
 }
 

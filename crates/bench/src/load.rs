@@ -238,13 +238,23 @@ enum Plan {
     },
 }
 
-/// Sends each body once, `concurrency` at a time, each worker on its own connection.
+/// When [`send_each`] sends: back to back, or (`Paced`) each worker one request every
+/// `every` until `until` (none starts after it).
+#[derive(Debug, Clone, Copy)]
+pub enum Pace {
+    BackToBack,
+    Paced { every: Duration, until: Instant },
+}
+
+/// Sends each body once (or as many as `pace` lets through), `concurrency` at a time, each
+/// worker on its own connection. Returns how many were sent.
 pub async fn send_each(
     addr: SocketAddr,
     path: &'static str,
     bodies: &[String],
     concurrency: usize,
-) -> anyhow::Result<()> {
+    pace: Pace,
+) -> anyhow::Result<usize> {
     let chunks: Vec<&[String]> = bodies
         .chunks(bodies.len().div_ceil(concurrency).max(1))
         .collect();
@@ -255,7 +265,17 @@ pub async fn send_each(
             body: Bytes::new(),
         };
         let mut sender = load.connect().await?;
+        let mut sent = 0usize;
+        let start = Instant::now();
         for body in chunk {
+            if let Pace::Paced { every, until } = pace {
+                let at = start + every.mul_f64(sent as f64);
+                if at >= until {
+                    break;
+                }
+                tokio::time::sleep_until(at.into()).await;
+            }
+            sent += 1;
             sender.ready().await?;
             let request = hyper::Request::post(path)
                 .header("host", addr.to_string())
@@ -269,12 +289,13 @@ pub async fn send_each(
             );
             response.into_body().collect().await?;
         }
-        anyhow::Ok(())
+        anyhow::Ok(sent)
     });
+    let mut sent = 0;
     for result in futures_util::future::join_all(workers).await {
-        result?;
+        sent += result?;
     }
-    Ok(())
+    Ok(sent)
 }
 
 /// One request; returns the `x-reprise-cache-kind` header and the body.

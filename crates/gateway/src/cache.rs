@@ -114,7 +114,77 @@ pub struct Cache {
     /// Held by every write of cache rows, with the look at the index that decides it (see
     /// [`persist`]).
     writes: Arc<Mutex<()>>,
+    /// Inserts waiting to be written to the store (see [`Writer::drain`]).
+    queue: Arc<Mutex<Queue>>,
     tasks: TaskTracker,
+}
+
+/// An insert into the exact index, still to be written to the store: its row (when the index
+/// still holds the entry by then) and the entries it pushed out (deleted unless stored again).
+#[derive(Debug)]
+struct Insert {
+    row: CacheRow,
+    entry: Arc<Entry>,
+    pushed_out: Vec<Arc<Entry>>,
+    request_id: String,
+}
+
+/// Inserts waiting for the store, and whether a [`Writer::drain`] is under way to write them.
+#[derive(Debug, Default)]
+struct Queue {
+    waiting: Vec<Insert>,
+    draining: bool,
+}
+
+/// At most this many inserts go into one transaction, so that a purge waiting for the store
+/// waits for a few milliseconds of writes at most.
+const WRITE_BATCH: usize = 256;
+
+/// What writing queued inserts to the store takes, apart from the cache (it runs off the
+/// request's path, on the blocking pool).
+struct Writer {
+    store: Store,
+    index: Arc<ExactIndex>,
+    semantic: Arc<ScopeIndex>,
+    writes: Arc<Mutex<()>>,
+    queue: Arc<Mutex<Queue>>,
+}
+
+impl Writer {
+    /// Writes the queued inserts, a batch a transaction, until none is left. One drain runs at
+    /// a time: a burst of misses is written by one blocking thread in a few transactions, where
+    /// a thread and a transaction each had it wait behind itself (and readiness pings behind
+    /// it), on the 8 threads the blocking pool has.
+    fn drain(&self) {
+        // A panic (none is expected) must not leave the queue marked as being drained forever.
+        struct Stop<'q>(&'q Mutex<Queue>);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0.lock().unwrap_or_else(|p| p.into_inner()).draining = false;
+                }
+            }
+        }
+        let _stop = Stop(&self.queue);
+        loop {
+            let batch: Vec<Insert> = {
+                let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+                if queue.waiting.is_empty() {
+                    queue.draining = false;
+                    return;
+                }
+                let n = queue.waiting.len().min(WRITE_BATCH);
+                queue.waiting.drain(..n).collect()
+            };
+            // A full cache evicts a batch (a thousand entries at the default bound). Until an
+            // evicted question leaves the semantic tier, a lookup that finds it finds no entry
+            // for it and passes it by.
+            for e in batch.iter().flat_map(|i| &i.pushed_out) {
+                forget(&self.semantic, &self.index, e);
+            }
+            persist(&self.store, &self.index, &self.writes, &batch);
+        }
+    }
 }
 
 /// The APIs whose answers the cache keeps as entries with a question (embeddings are kept input
@@ -264,6 +334,7 @@ impl Cache {
             in_flight: Arc::default(),
             store,
             writes: Arc::default(),
+            queue: Arc::default(),
             tasks,
         })
     }
@@ -536,26 +607,27 @@ impl Cache {
         self.counters
             .evictions
             .fetch_add(pushed_out.len() as u64, Ordering::Relaxed);
-        let (store, writes) = (self.store.clone(), Arc::clone(&self.writes));
-        let (index, semantic) = (Arc::clone(&self.index), Arc::clone(&self.semantic));
-        let request_id = request_id.to_owned();
-        // Off the request's path: a full cache evicts a batch (a thousand entries at the default
-        // bound). Until an evicted question leaves the semantic tier, a lookup that finds it
-        // finds no entry for it and passes it by.
-        self.tasks.spawn_blocking(move || {
-            for e in &pushed_out {
-                forget(&semantic, &index, e);
-            }
-            persist(
-                &store,
-                &index,
-                &writes,
-                &row,
-                &entry,
-                &pushed_out,
-                &request_id,
-            );
-        });
+        let start = {
+            let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            queue.waiting.push(Insert {
+                row,
+                entry,
+                pushed_out,
+                request_id: request_id.to_owned(),
+            });
+            !std::mem::replace(&mut queue.draining, true)
+        };
+        // Off the request's path; a drain under way takes this insert too.
+        if start {
+            let writer = Writer {
+                store: self.store.clone(),
+                index: Arc::clone(&self.index),
+                semantic: Arc::clone(&self.semantic),
+                writes: Arc::clone(&self.writes),
+                queue: Arc::clone(&self.queue),
+            };
+            self.tasks.spawn_blocking(move || writer.drain());
+        }
     }
 
     /// Whether requests are looked up and stored at all.
@@ -678,43 +750,49 @@ fn row(entry: &Entry, text: String) -> CacheRow {
     }
 }
 
-/// Brings the store in line with the exact index after one insert: the new entry's row is
-/// written if the index still holds that very entry (not purged, expired or evicted meanwhile,
-/// nor replaced by a newer answer, whose own call writes that one), and each entry the insert
-/// pushed out is deleted unless its key was stored again since.
+/// Brings the store in line with the exact index after a batch of inserts, in one
+/// transaction: each new entry's row is written if the index still holds that very entry (not
+/// purged, expired or evicted meanwhile, nor replaced by a newer answer, whose own insert writes
+/// that one), and each entry an insert pushed out is deleted unless its key was stored again
+/// since.
 ///
-/// These calls run on the blocking pool in no particular order. Each decides and writes under
-/// `writes` (as purges and sweeps delete under it), so the last one to touch a key sees the
-/// index's final word on it: an eviction that runs late does not delete an entry stored again,
-/// and a store that runs late does not write back an entry purged or evicted.
-fn persist(
-    store: &Store,
-    index: &ExactIndex,
-    writes: &Mutex<()>,
-    row: &CacheRow,
-    entry: &Arc<Entry>,
-    pushed_out: &[Arc<Entry>],
-    request_id: &str,
-) {
+/// Each batch decides and writes under `writes` (as purges and sweeps delete under it), so the
+/// last write to touch a key sees the index's final word on it, whatever order inserts reach
+/// the store in: an eviction written late does not delete an entry stored again, and a store
+/// written late does not write back an entry purged or evicted.
+fn persist(store: &Store, index: &ExactIndex, writes: &Mutex<()>, batch: &[Insert]) {
     let _writes = writes.lock().unwrap_or_else(|p| p.into_inner());
-    if index.holds(entry) {
-        match store.put_cache_entry(row) {
-            // Logged once durable: a crash after this line cannot lose the entry.
-            Ok(()) => tracing::info!(%request_id, key = %row.exact_key, "cache entry stored"),
-            Err(err) => {
-                tracing::error!(%request_id, error = %err, "could not persist a cache entry")
+    let mut stored = Vec::new();
+    let written = store.write_cache(|w| {
+        for insert in batch {
+            if index.holds(&insert.entry) {
+                w.put(&insert.row)?;
+                stored.push(insert);
+            }
+            for e in &insert.pushed_out {
+                if !index.contains(&e.exact) {
+                    w.delete(&e.exact.to_hex())?;
+                }
             }
         }
-    }
-    let evicted: Vec<String> = pushed_out
-        .iter()
-        .filter(|e| !index.contains(&e.exact))
-        .map(|e| e.exact.to_hex())
-        .collect();
-    if !evicted.is_empty()
-        && let Err(err) = store.delete_cache_entries(&evicted)
-    {
-        tracing::error!(error = %err, "could not delete evicted cache entries");
+        Ok(())
+    });
+    match written {
+        // Logged once durable: a crash after these lines cannot lose the entries.
+        Ok(()) => {
+            for insert in stored {
+                let request_id = &insert.request_id;
+                tracing::info!(%request_id, key = %insert.row.exact_key, "cache entry stored");
+            }
+        }
+        // The whole batch is absent from the store; the entries are still served until a
+        // restart.
+        Err(err) => {
+            for insert in batch {
+                let request_id = &insert.request_id;
+                tracing::error!(%request_id, error = %err, "could not persist a cache entry");
+            }
+        }
     }
 }
 
@@ -769,13 +847,17 @@ mod tests {
 
     /// An answer stored under key `n` at `created_ms` for an hour.
     fn entry(n: u8, created_ms: u64) -> Arc<Entry> {
+        keyed(Key([n; 32]), created_ms)
+    }
+
+    fn keyed(exact: Key, created_ms: u64) -> Arc<Entry> {
         Arc::new(Entry {
-            exact: Key([n; 32]),
+            exact,
             scope: Key([0; 32]),
             namespace: String::new(),
             model: "m".into(),
             provider: "openai".into(),
-            prompt: Some(format!("question {n}")),
+            prompt: Some(format!("question {}", exact.to_hex())),
             completion: Stored::compact(&json!({"choices": []})),
             bytes: 100,
             created_ms,
@@ -784,23 +866,24 @@ mod tests {
         })
     }
 
-    /// Persists `entry`'s insert, as its background write does.
+    /// `entry`'s insert as it waits for the store.
+    fn insert(entry: &Arc<Entry>, pushed_out: &[Arc<Entry>]) -> Insert {
+        Insert {
+            row: row(entry, entry.completion.text().into_owned()),
+            entry: Arc::clone(entry),
+            pushed_out: pushed_out.to_vec(),
+            request_id: "test".into(),
+        }
+    }
+
+    /// Persists `entry`'s insert alone, as a batch of one.
     fn persist_insert(
         store: &Store,
         index: &ExactIndex,
         entry: &Arc<Entry>,
         pushed_out: &[Arc<Entry>],
     ) {
-        let row = row(entry, entry.completion.text().into_owned());
-        persist(
-            store,
-            index,
-            &Mutex::new(()),
-            &row,
-            entry,
-            pushed_out,
-            "test",
-        );
+        persist(store, index, &Mutex::new(()), &[insert(entry, pushed_out)]);
     }
 
     /// (key, created_ms) of every row in the store.
@@ -847,6 +930,64 @@ mod tests {
         persist_insert(&store, &index, &y, &y_out);
         persist_insert(&store, &index, &x_again, &x_again_out);
         assert_eq!(stored(&store), vec![(x.exact.to_hex(), 3_000)]);
+    }
+
+    #[test]
+    fn a_batch_of_inserts_ends_as_they_would_one_by_one_and_the_drain_empties_the_queue() {
+        let index = Arc::new(ExactIndex::new(Bounds {
+            max_entries: 1,
+            max_bytes: u64::MAX,
+        }));
+        // X is stored, pushed out by Y, then stored again (pushing Y out), as above.
+        let x = entry(1, 1_000);
+        index.insert(Arc::clone(&x), 1_000);
+        let y = entry(2, 2_000);
+        let y_out = index.insert(Arc::clone(&y), 2_000);
+        let x_again = entry(1, 3_000);
+        let x_again_out = index.insert(Arc::clone(&x_again), 3_000);
+        let inserts = || {
+            vec![
+                insert(&x, &[]),
+                insert(&y, &y_out),
+                insert(&x_again, &x_again_out),
+            ]
+        };
+        // One transaction, in order and reversed.
+        for reversed in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).unwrap();
+            let mut batch = inserts();
+            if reversed {
+                batch.reverse();
+            }
+            persist(&store, &index, &Mutex::new(()), &batch);
+            assert_eq!(stored(&store), vec![(x.exact.to_hex(), 3_000)]);
+        }
+        // The drain writes every queued insert, more than one batch's worth, and leaves the
+        // queue ready for the next drain.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let many = Arc::new(ExactIndex::new(Bounds::default()));
+        let mut waiting = Vec::new();
+        for n in 0..=(WRITE_BATCH + 10) {
+            let e = keyed(Key(*blake3::hash(&n.to_le_bytes()).as_bytes()), 1_000);
+            many.insert(Arc::clone(&e), 1_000);
+            waiting.push(insert(&e, &[]));
+        }
+        let writer = Writer {
+            store: store.clone(),
+            index: Arc::clone(&many),
+            semantic: Arc::default(),
+            writes: Arc::default(),
+            queue: Arc::new(Mutex::new(Queue {
+                waiting,
+                draining: true,
+            })),
+        };
+        writer.drain();
+        assert_eq!(stored(&store).len(), WRITE_BATCH + 11);
+        let queue = writer.queue.lock().unwrap();
+        assert!(queue.waiting.is_empty() && !queue.draining);
     }
 
     #[test]

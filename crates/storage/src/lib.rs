@@ -200,50 +200,41 @@ impl Store {
         Ok(conn.pragma_query_value(None, "user_version", |row| row.get(0))?)
     }
 
-    /// Writes (or replaces) a cache entry; durable once this returns (a crash after it cannot
-    /// lose it, and a crash during it leaves the entry wholly absent). Blocking.
-    pub fn put_cache_entry(&self, row: &CacheRow) -> Result<(), StoreError> {
-        let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
-        conn.execute(
-            "INSERT INTO cache_entries
-                (exact_key, scope_key, namespace, model, provider, completion, bytes, created_ms, expires_ms, hits, prompt)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-             ON CONFLICT (exact_key) DO UPDATE SET
-                scope_key = excluded.scope_key, namespace = excluded.namespace,
-                model = excluded.model, provider = excluded.provider,
-                completion = excluded.completion, bytes = excluded.bytes,
-                created_ms = excluded.created_ms, expires_ms = excluded.expires_ms,
-                hits = excluded.hits, prompt = excluded.prompt",
-            rusqlite::params![
-                row.exact_key,
-                row.scope_key,
-                row.namespace,
-                row.model,
-                row.provider,
-                row.completion,
-                row.bytes,
-                row.created_ms,
-                row.expires_ms,
-                row.hits,
-                row.prompt
-            ],
-        )?;
-        Ok(())
-    }
-
-    /// Deletes cache entries by exact key, in one transaction. Blocking.
-    pub fn delete_cache_entries(&self, keys: &[String]) -> Result<usize, StoreError> {
+    /// Runs `f`'s writes of cache entries as one transaction: all durable once this returns (a
+    /// crash after it cannot lose them), none of them if it fails or a crash comes first (the
+    /// store is never left with part of an entry). Blocking.
+    pub fn write_cache<T>(
+        &self,
+        f: impl FnOnce(&mut CacheWrites<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
         let tx = conn.transaction()?;
-        let mut deleted = 0;
-        {
-            let mut stmt = tx.prepare_cached("DELETE FROM cache_entries WHERE exact_key = ?1")?;
-            for key in keys {
-                deleted += stmt.execute([key])?;
-            }
-        }
+        let done = {
+            let mut writes = CacheWrites {
+                put: tx.prepare_cached(PUT_CACHE_ENTRY)?,
+                delete: tx.prepare_cached("DELETE FROM cache_entries WHERE exact_key = ?1")?,
+            };
+            f(&mut writes)?
+        };
         tx.commit()?;
-        Ok(deleted)
+        Ok(done)
+    }
+
+    /// Writes (or replaces) a cache entry (see [`Store::write_cache`]). Blocking.
+    pub fn put_cache_entry(&self, row: &CacheRow) -> Result<(), StoreError> {
+        self.write_cache(|w| w.put(row))
+    }
+
+    /// Deletes cache entries by exact key, in one transaction; returns how many there were.
+    /// Blocking.
+    pub fn delete_cache_entries(&self, keys: &[String]) -> Result<usize, StoreError> {
+        self.write_cache(|w| {
+            let mut deleted = 0;
+            for key in keys {
+                deleted += usize::from(w.delete(key)?);
+            }
+            Ok(deleted)
+        })
     }
 
     /// Every cache entry not expired at `now_ms`, oldest first; expired ones are deleted.
@@ -287,6 +278,47 @@ impl Store {
         let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
         conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))?;
         Ok(())
+    }
+}
+
+const PUT_CACHE_ENTRY: &str = "INSERT INTO cache_entries
+        (exact_key, scope_key, namespace, model, provider, completion, bytes, created_ms, expires_ms, hits, prompt)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+     ON CONFLICT (exact_key) DO UPDATE SET
+        scope_key = excluded.scope_key, namespace = excluded.namespace,
+        model = excluded.model, provider = excluded.provider,
+        completion = excluded.completion, bytes = excluded.bytes,
+        created_ms = excluded.created_ms, expires_ms = excluded.expires_ms,
+        hits = excluded.hits, prompt = excluded.prompt";
+
+/// Writes of cache entries inside one transaction (see [`Store::write_cache`]).
+pub struct CacheWrites<'t> {
+    put: rusqlite::CachedStatement<'t>,
+    delete: rusqlite::CachedStatement<'t>,
+}
+
+impl CacheWrites<'_> {
+    /// Writes (or replaces) a cache entry.
+    pub fn put(&mut self, row: &CacheRow) -> Result<(), StoreError> {
+        self.put.execute(rusqlite::params![
+            row.exact_key,
+            row.scope_key,
+            row.namespace,
+            row.model,
+            row.provider,
+            row.completion,
+            row.bytes,
+            row.created_ms,
+            row.expires_ms,
+            row.hits,
+            row.prompt
+        ])?;
+        Ok(())
+    }
+
+    /// Deletes the cache entry stored under `exact_key`; whether there was one.
+    pub fn delete(&mut self, exact_key: &str) -> Result<bool, StoreError> {
+        Ok(self.delete.execute([exact_key])? > 0)
     }
 }
 
