@@ -668,7 +668,7 @@ const NEGATIVE_PREFIXES: &[&str] = &[
 
 /// What the guard reads in one question (see [`Analysis::of`]). Stored questions keep theirs
 /// for as long as they are cached, so it is held compactly: sorted boxed slices, not B-trees.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Analysis {
     /// Lower-cased words in order.
     words: Box<[Box<str>]>,
@@ -791,7 +791,7 @@ enum Asks {
 }
 
 /// A sorted set of words, fixed once read.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct WordSet(Box<[Box<str>]>);
 
 impl WordSet {

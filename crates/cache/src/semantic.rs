@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use rustc_hash::FxHashMap;
 
@@ -19,6 +19,16 @@ pub const DEFAULT_THRESHOLD: f32 = 0.80;
 /// How much more similar than every other guarded candidate the served one must be (see
 /// [`ScopeIndex::serve`]). Calibrated with `reprise eval` (README).
 pub const DEFAULT_MARGIN: f32 = 0.015;
+
+/// A question put to the semantic tier: its text, its embedding, and the guard's reading of it,
+/// made the first time a lookup needs it (when it finds candidates) and kept for the insert of
+/// its answer (see [`ScopeIndex::insert_analysed_if`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    pub text: &'a str,
+    pub embedding: &'a [f32],
+    pub analysis: &'a OnceLock<guard::Analysis>,
+}
 
 /// How the semantic tier picks the entry it serves (see [`ScopeIndex::serve`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -453,7 +463,18 @@ impl ScopeIndex {
         wanted: impl FnOnce() -> bool,
     ) -> Result<bool, IndexError> {
         // Analysed before taking any lock.
-        let analysis = guard::Analysis::of(text);
+        self.insert_analysed_if(scope, key, embedding, guard::Analysis::of(text), wanted)
+    }
+
+    /// [`ScopeIndex::insert_if`] for a question the guard has read already (its lookup did).
+    pub fn insert_analysed_if(
+        &self,
+        scope: Key,
+        key: Key,
+        embedding: &[f32],
+        analysis: guard::Analysis,
+        wanted: impl FnOnce() -> bool,
+    ) -> Result<bool, IndexError> {
         let (scope_key, scope) = {
             let mut scopes = self.scopes.write().unwrap_or_else(|p| p.into_inner());
             (scope, scopes.entry(scope).or_default().clone())
@@ -541,7 +562,13 @@ impl ScopeIndex {
         embedding: &[f32],
         threshold: f32,
     ) -> Vec<(Key, f32)> {
-        self.with_candidates(scope, text, embedding, threshold, |s, asked, candidates| {
+        let analysis = OnceLock::new();
+        let asked = Asked {
+            text,
+            embedding,
+            analysis: &analysis,
+        };
+        self.with_candidates(scope, asked, threshold, |s, asked, candidates| {
             candidates
                 .iter()
                 .filter(|&&(i, similarity)| s.passes(asked, i, similarity, threshold))
@@ -563,14 +590,15 @@ impl ScopeIndex {
         embedding: &[f32],
         matching: Matching,
     ) -> Option<(Key, f32)> {
-        self.find_first(
-            scope,
+        let analysis = OnceLock::new();
+        let asked = Asked {
             text,
             embedding,
-            matching,
-            &mut Refusal::None,
-            |k, s| Some((k, s)),
-        )
+            analysis: &analysis,
+        };
+        self.find_first(scope, asked, matching, &mut Refusal::None, |k, s| {
+            Some((k, s))
+        })
     }
 
     /// Offers `accept` the entry [`ScopeIndex::serve`] would choose, and the next ones if it
@@ -579,13 +607,12 @@ impl ScopeIndex {
     pub fn find_first<T>(
         &self,
         scope: &Key,
-        text: &str,
-        embedding: &[f32],
+        asked: Asked<'_>,
         Matching { threshold, margin }: Matching,
         refusal: &mut Refusal,
         mut accept: impl FnMut(Key, f32) -> Option<T>,
     ) -> Option<T> {
-        self.with_candidates(scope, text, embedding, threshold, |s, asked, candidates| {
+        self.with_candidates(scope, asked, threshold, |s, asked, candidates| {
             for (n, &(i, similarity)) in candidates.iter().enumerate() {
                 // A veto of the most similar question is a miss, not a reason to serve the
                 // next: the new question resembles that one most and differs from it in
@@ -613,13 +640,17 @@ impl ScopeIndex {
         .flatten()
     }
 
-    /// Runs `f` on the scope, the asked question's analysis and the positions and similarities
-    /// of the most similar questions at or above `threshold`, best first (none: `None`).
+    /// Runs `f` on the scope, the asked question's analysis (made now if not yet) and the
+    /// positions and similarities of the most similar questions at or above `threshold`, best
+    /// first (none: `None`).
     fn with_candidates<R>(
         &self,
         scope: &Key,
-        text: &str,
-        embedding: &[f32],
+        Asked {
+            text,
+            embedding,
+            analysis,
+        }: Asked<'_>,
         threshold: f32,
         f: impl FnOnce(&Scope, &guard::Analysis, &[(usize, f32)]) -> R,
     ) -> Option<R> {
@@ -639,7 +670,8 @@ impl ScopeIndex {
         if candidates.is_empty() {
             return None;
         }
-        Some(f(&s, &guard::Analysis::of(text), &candidates))
+        let asked = analysis.get_or_init(|| guard::Analysis::of(text));
+        Some(f(&s, asked, &candidates))
     }
 
     /// Adds many questions at once (the stored entries, on start): each is embedded with
@@ -825,10 +857,28 @@ mod tests {
         };
         assert_eq!(index.serve(&scope, asked, &q, matching(0.0)), None);
         let mut refusal = Refusal::None;
-        let served = index.find_first(&scope, asked, &q, matching(0.0), &mut refusal, |k, _| {
+        let analysis = OnceLock::new();
+        let question = Asked {
+            text: asked,
+            embedding: &q,
+            analysis: &analysis,
+        };
+        let served = index.find_first(&scope, question, matching(0.0), &mut refusal, |k, _| {
             Some(k)
         });
         assert_eq!((served, refusal), (None, Refusal::Vetoed));
+        // The lookup kept its reading of the question, for the insert of its answer; one that
+        // found no candidate did not need one.
+        let kept = analysis.get().map(|a| format!("{a:?}"));
+        assert_eq!(kept, Some(format!("{:?}", guard::Analysis::of(asked))));
+        let far = OnceLock::new();
+        let nowhere = Asked {
+            text: asked,
+            embedding: &unit(&[0.0, 0.0, 1.0]),
+            analysis: &far,
+        };
+        let found = index.find_first(&scope, nowhere, matching(0.0), &mut refusal, |k, _| Some(k));
+        assert!(found.is_none() && far.get().is_none());
         // Two questions that pass the guard and are about as similar: ambiguous, a miss,
         // unless one stands out by the margin.
         insert(
@@ -851,10 +901,14 @@ mod tests {
         assert!(gap > 0.0);
         assert_eq!(index.serve(&scope, asked, &q, matching(gap + 0.001)), None);
         let mut refusal = Refusal::None;
+        let question = Asked {
+            text: asked,
+            embedding: &q,
+            analysis: &OnceLock::new(),
+        };
         let served = index.find_first(
             &scope,
-            asked,
-            &q,
+            question,
             matching(gap + 0.001),
             &mut refusal,
             |k, _| Some(k),

@@ -5,11 +5,12 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reprise_cache::embed::Embedder;
-use reprise_cache::semantic::{Refusal, ScopeIndex};
+use reprise_cache::guard;
+use reprise_cache::semantic::{Asked, Refusal, ScopeIndex};
 use reprise_cache::{CacheControl, CacheKeys, Cacheability, Entry, ExactIndex, Key, Stored};
 use reprise_storage::{CacheRow, Store};
 use serde_json::Value;
@@ -216,6 +217,9 @@ pub struct Lookup {
     pub cacheability: Cacheability,
     /// The final user message's embedding, when the semantic tier may answer.
     pub embedding: Option<Vec<f32>>,
+    /// The guard's reading of the final user message, once a semantic lookup needed it: the
+    /// insert of the answer takes it rather than reading the message again.
+    pub analysis: OnceLock<guard::Analysis>,
     /// The request's id, for the log line that confirms a stored entry.
     pub request_id: String,
 }
@@ -391,6 +395,7 @@ impl Cache {
             directives,
             cacheability,
             embedding: None,
+            analysis: OnceLock::new(),
             request_id: request_id.to_owned(),
         })
     }
@@ -526,10 +531,14 @@ impl Cache {
         let max_age = lookup.directives.max_age.map(|d| d.as_secs());
         let now = now_ms();
         let mut refusal = Refusal::None;
-        let found = self.semantic.find_first(
-            &lookup.keys.scope,
+        let asked = Asked {
             text,
             embedding,
+            analysis: &lookup.analysis,
+        };
+        let found = self.semantic.find_first(
+            &lookup.keys.scope,
+            asked,
             self.config.matching(),
             &mut refusal,
             |key, similarity| {
@@ -594,14 +603,22 @@ impl Cache {
         self.put(Arc::clone(&entry), text, now, &lookup.request_id);
         // The semantic tier after the exact index, and only while the exact index still holds
         // the entry (see `forget`): an eviction running meanwhile cannot leave it in one tier only.
-        if let (Some(embedding), Some(question)) = (&lookup.embedding, &entry.prompt)
-            && let Err(err) =
-                self.semantic
-                    .insert_if(entry.scope, entry.exact, embedding, question, || {
-                        self.index.holds(&entry)
-                    })
-        {
-            tracing::warn!(error = %err, "a cache entry left out of the semantic tier");
+        if let (Some(embedding), Some(question)) = (&lookup.embedding, &entry.prompt) {
+            // The lookup's reading of the question, when it found candidates to guard.
+            let analysis = match lookup.analysis.get() {
+                Some(read) => read.clone(),
+                None => guard::Analysis::of(question),
+            };
+            let inserted = self.semantic.insert_analysed_if(
+                entry.scope,
+                entry.exact,
+                embedding,
+                analysis,
+                || self.index.holds(&entry),
+            );
+            if let Err(err) = inserted {
+                tracing::warn!(error = %err, "a cache entry left out of the semantic tier");
+            }
         }
         Ok(())
     }

@@ -10,7 +10,7 @@ use anyhow::Context;
 use reprise_cache::Key;
 use reprise_cache::embed::{Embedder, cosine};
 use reprise_cache::guard::{self, Closeness, Veto};
-use reprise_cache::semantic::{Matching, Refusal, ScopeIndex, decide};
+use reprise_cache::semantic::{Asked, Matching, Refusal, ScopeIndex, decide};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -351,10 +351,15 @@ fn retrieval(
             // The own entry passes on its own; the index refuses it when another entry is more
             // similar (and vetoed, or served: a false hit, listed below) or within the margin.
             let mut refusal = Refusal::None;
+            let analysis = std::sync::OnceLock::new();
+            let asked = Asked {
+                text: &pairs[i].similar,
+                embedding: q,
+                analysis: &analysis,
+            };
             let served = index.find_first(
                 &scope,
-                &pairs[i].similar,
-                q,
+                asked,
                 Matching { threshold, margin },
                 &mut refusal,
                 |k, s| Some((k, s)),
