@@ -933,6 +933,44 @@ async fn entries_survive_a_restart() {
 }
 
 #[tokio::test]
+async fn a_burst_of_misses_stopped_cleanly_is_stored_whole() {
+    // Many misses at once go to the store in batches, off the requests' path; a clean stop
+    // right after the last answer still writes every one of them.
+    let mock = MockUpstream::start().await;
+    let (mut first, url) = Process::serve(&mock, None).await;
+    const ASKED: usize = 300;
+    let mut burst = Vec::new();
+    for worker in 0..16 {
+        let url = url.clone();
+        burst.push(tokio::spawn(async move {
+            for i in (worker..ASKED).step_by(16) {
+                let body = chat_body(&format!("stored burst question number {i}"));
+                let r = client().post(&url).json(&body).send().await.unwrap();
+                assert_eq!(cache_header(&r), "miss");
+            }
+        }));
+    }
+    for b in burst {
+        b.await.unwrap();
+    }
+    first.terminate().await;
+    assert_eq!(first.finish().await.0, Some(0));
+
+    let (mut second, url) = Process::serve(&mock, Some(first.into_data_dir())).await;
+    assert_eq!(second.logged("cache loaded").await["entries"], ASKED);
+    let r = client()
+        .post(&url)
+        .json(&chat_body("stored burst question number 299"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-reprise-cache-kind"], "exact");
+    assert_eq!(mock.requests().len(), ASKED);
+    second.terminate().await;
+    assert_eq!(second.finish().await.0, Some(0));
+}
+
+#[tokio::test]
 async fn stats_and_purge_through_the_admin_api_and_the_cli() {
     let mock = MockUpstream::start().await;
     let gw = Gateway::with_config("[cache]\nnamespace_header = true\n", &mock).await;
