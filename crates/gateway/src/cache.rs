@@ -160,9 +160,9 @@ struct Writer {
 
 impl Writer {
     /// Writes the queued inserts, a batch a transaction, until none is left. One drain runs at
-    /// a time: a burst of misses is written by one blocking thread in a few transactions, where
-    /// a thread and a transaction each had it wait behind itself (and readiness pings behind
-    /// it), on the 8 threads the blocking pool has.
+    /// a time, so a burst of misses is written by one blocking thread in a few transactions
+    /// (each store used to take a thread of the blocking pool's eight and a transaction of its
+    /// own, and a burst queued behind itself, readiness pings behind it).
     fn drain(&self) {
         // A panic (none is expected) must not leave the queue marked as being drained forever.
         struct Stop<'q>(&'q Mutex<Queue>);
