@@ -238,11 +238,12 @@ enum Plan {
     },
 }
 
-/// When [`send_each`] sends: back to back, or (`Paced`) each worker one request every
-/// `every` until `until` (none starts after it).
+/// When [`send_each`] sends: back to back (`Until`: none starts after that instant), or
+/// (`Paced`) each worker one request every `every` until `until`.
 #[derive(Debug, Clone, Copy)]
 pub enum Pace {
     BackToBack,
+    Until(Instant),
     Paced { every: Duration, until: Instant },
 }
 
@@ -268,12 +269,17 @@ pub async fn send_each(
         let mut sent = 0usize;
         let start = Instant::now();
         for body in chunk {
-            if let Pace::Paced { every, until } = pace {
-                let at = start + every.mul_f64(sent as f64);
-                if at >= until {
-                    break;
+            match pace {
+                Pace::BackToBack => {}
+                Pace::Until(until) if Instant::now() >= until => break,
+                Pace::Until(_) => {}
+                Pace::Paced { every, until } => {
+                    let at = start + every.mul_f64(sent as f64);
+                    if at >= until {
+                        break;
+                    }
+                    tokio::time::sleep_until(at.into()).await;
                 }
-                tokio::time::sleep_until(at.into()).await;
             }
             sent += 1;
             sender.ready().await?;

@@ -23,7 +23,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -472,10 +472,106 @@ fn proxy(
             fresh.count(),
             after_all - after_first
         );
-        anyhow::Ok(())
+        drop(gw);
+        miss_cost(gateway, &mock_url, &data_dir, connections, rounds).await
     })?;
-    drop(gw);
     let _ = std::fs::remove_dir_all(&data_dir);
+    Ok(())
+}
+
+/// The embedding model the cache-on phase needs (`scripts/fetch-model`).
+const MODEL_DIR: &str = "models/potion-base-8M";
+
+/// What the cache costs a request it cannot answer: every question new, through a gateway with
+/// the cache off and through one with it on (looked up, then its answer stored: the embedding,
+/// the semantic lookup, the guard, the graph and the row), in alternating rounds.
+async fn miss_cost(
+    gateway: &std::path::Path,
+    mock_url: &str,
+    data_dir: &std::path::Path,
+    connections: usize,
+    rounds: u64,
+) -> anyhow::Result<()> {
+    println!(
+        "
+new questions (every request a miss), upstream over HTTP/1.1: the cache off vs on; {connections} connections, {rounds} alternating 1 s rounds"
+    );
+    if !std::path::Path::new(MODEL_DIR)
+        .join("model.safetensors")
+        .exists()
+    {
+        println!("(skipped: no embedding model in {MODEL_DIR}; run scripts/fetch-model)");
+        return Ok(());
+    }
+    let start = |cache: bool| -> anyhow::Result<(Guard, SocketAddr)> {
+        let dir = data_dir.join(format!("miss-cost-cache-{cache}"));
+        std::fs::create_dir_all(&dir)?;
+        let config = dir.join("bench.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[[targets]]\nname = \"openai\"\nbase_url = \"{mock_url}\"\napi_key_env = \"OPENAI_API_KEY\"\n"
+            ),
+        )?;
+        let mut cmd = Command::new(gateway);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .env("OPENAI_API_KEY", "sk-bench")
+            .env("REPRISE_DATA_DIR", &dir)
+            .env("REPRISE_MODEL_DIR", MODEL_DIR)
+            .env("REPRISE_CACHE_ENABLED", cache.to_string())
+            .env("REPRISE_LOG_FORMAT", "json");
+        spawn_and_find(cmd, |l| {
+            let (_, rest) = l.split_once("\"listen\":\"")?;
+            rest.split('"').next()?.parse::<SocketAddr>().ok()
+        })
+    };
+    let (off, off_addr) = start(false)?;
+    let (on, on_addr) = start(true)?;
+    // More new questions than a round can take; the round's end stops them.
+    let mut next = 0usize;
+    let mut questions = |n: usize| -> Vec<String> {
+        let batch = (next..next + n)
+            .map(|i| {
+                serde_json::json!({"model": "gpt-4o-mini", "messages": [
+                    {"role": "user", "content": format!("What happened in the year {i} of the new calendar?")}
+                ]})
+                .to_string()
+            })
+            .collect();
+        next += n;
+        batch
+    };
+    let path = "/v1/chat/completions";
+    let mut sent = [0usize; 2];
+    let mut cpu = [0f64; 2];
+    let mut elapsed = [Duration::ZERO; 2];
+    for round in 0..=rounds {
+        for (i, (guard, addr)) in [(&off, off_addr), (&on, on_addr)].into_iter().enumerate() {
+            let bodies = questions(60_000);
+            let started = Instant::now();
+            let before = cpu_seconds(guard.0.id())?;
+            let pace = crate::load::Pace::Until(started + Duration::from_secs(1));
+            let n = crate::load::send_each(addr, path, &bodies, connections, pace).await?;
+            // The first round warms both up.
+            if round > 0 {
+                sent[i] += n;
+                cpu[i] += cpu_seconds(guard.0.id())? - before;
+                elapsed[i] += started.elapsed();
+            }
+        }
+    }
+    let rate = |i: usize| sent[i] as f64 / elapsed[i].as_secs_f64().max(1e-9);
+    let us = |i: usize| cpu[i] * 1e6 / sent[i].max(1) as f64;
+    println!("                    req/s   gateway CPU µs a request");
+    println!("cache off        {:>8.0}   {:>8.1}", rate(0), us(0));
+    println!("cache on         {:>8.0}   {:>8.1}", rate(1), us(1));
+    println!(
+        "with the cache on, misses at {:.1} % of the rate with it off, {:.2}x the CPU ({} new questions measured through it, each stored)",
+        100.0 * rate(1) / rate(0).max(1e-9),
+        us(1) / us(0).max(1e-9),
+        sent[1]
+    );
     Ok(())
 }
 
