@@ -203,17 +203,13 @@ pub fn run(
             64u64 << 30
         ),
     )?;
-    let mut cmd = Command::new(gateway);
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .env("OPENAI_API_KEY", "sk-bench")
-        .env("REPRISE_DATA_DIR", &data_dir)
-        .env("REPRISE_MODEL_DIR", model_dir)
-        .env("REPRISE_LOG_FORMAT", "json");
-    let (gw, gw_addr): (Guard, SocketAddr) = spawn_and_find(cmd, |l| {
-        let (_, rest) = l.split_once("\"listen\":\"")?;
-        rest.split('"').next()?.parse().ok()
-    })?;
+    let model = model_dir.to_string_lossy();
+    let (gw, gw_addr): (Guard, SocketAddr) = crate::spawn_gateway(
+        gateway,
+        &config,
+        &data_dir,
+        &[("REPRISE_MODEL_DIR", &model)],
+    )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

@@ -146,6 +146,27 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Starts `reprise serve` on an ephemeral port with `config`, its data in `data_dir`, JSON logs
+/// and the mock's key, plus `env`; returns it with the address it listens on.
+pub(crate) fn spawn_gateway(
+    gateway: &std::path::Path,
+    config: &std::path::Path,
+    data_dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> anyhow::Result<(Guard, SocketAddr)> {
+    let mut cmd = Command::new(gateway);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(config)
+        .env("OPENAI_API_KEY", "sk-bench")
+        .env("REPRISE_DATA_DIR", data_dir)
+        .env("REPRISE_LOG_FORMAT", "json")
+        .envs(env.iter().copied());
+    spawn_and_find(cmd, |l| {
+        let (_, rest) = l.split_once("\"listen\":\"")?;
+        rest.split('"').next()?.parse::<SocketAddr>().ok()
+    })
+}
+
 /// Spawns `cmd` and returns it with the first stdout line that satisfies `find`.
 pub(crate) fn spawn_and_find<T>(
     mut cmd: Command,
@@ -226,18 +247,13 @@ fn proxy(
             ));
         }
         std::fs::write(&config, toml)?;
-        let mut cmd = Command::new(gateway);
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&config)
-            .env("OPENAI_API_KEY", "sk-bench")
-            .env("REPRISE_DATA_DIR", &data_dir)
-            // The proxy path itself: every request goes upstream.
-            .env("REPRISE_CACHE_ENABLED", "false")
-            .env("REPRISE_LOG_FORMAT", "json");
-        spawn_and_find(cmd, |l| {
-            let (_, rest) = l.split_once("\"listen\":\"")?;
-            rest.split('"').next()?.parse::<SocketAddr>().ok()
-        })
+        // The proxy path itself: every request goes upstream.
+        spawn_gateway(
+            gateway,
+            &config,
+            &data_dir,
+            &[("REPRISE_CACHE_ENABLED", "false")],
+        )
     };
     let (gw_h1, gw_h1_addr) = start_gateway(false)?;
     let mut cmd = Command::new(std::env::current_exe()?);
@@ -513,18 +529,16 @@ new questions (every request a miss), upstream over HTTP/1.1: the cache off vs o
                 "[[targets]]\nname = \"openai\"\nbase_url = \"{mock_url}\"\napi_key_env = \"OPENAI_API_KEY\"\n"
             ),
         )?;
-        let mut cmd = Command::new(gateway);
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&config)
-            .env("OPENAI_API_KEY", "sk-bench")
-            .env("REPRISE_DATA_DIR", &dir)
-            .env("REPRISE_MODEL_DIR", MODEL_DIR)
-            .env("REPRISE_CACHE_ENABLED", cache.to_string())
-            .env("REPRISE_LOG_FORMAT", "json");
-        spawn_and_find(cmd, |l| {
-            let (_, rest) = l.split_once("\"listen\":\"")?;
-            rest.split('"').next()?.parse::<SocketAddr>().ok()
-        })
+        let enabled = if cache { "true" } else { "false" };
+        spawn_gateway(
+            gateway,
+            &config,
+            &dir,
+            &[
+                ("REPRISE_MODEL_DIR", MODEL_DIR),
+                ("REPRISE_CACHE_ENABLED", enabled),
+            ],
+        )
     };
     let (off, off_addr) = start(false)?;
     let (on, on_addr) = start(true)?;
