@@ -218,7 +218,7 @@ pub fn run(
         let rss_before = rss_mib(gw.0.id())?;
         // Fill one scope with distinct questions (misses through the mock).
         let fill: Vec<String> = (0..entries)
-            .map(|i| serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": question(i)}]}).to_string())
+            .map(|i| crate::chat_body(&question(i)))
             .collect();
         let started = Instant::now();
         let cpu_before = crate::cpu_seconds(gw.0.id())?;
@@ -294,11 +294,7 @@ async fn hit_body(
     content: &str,
     kind: &str,
 ) -> anyhow::Result<(&'static str, bytes::Bytes)> {
-    let body: &'static str = Box::leak(
-        serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}]})
-            .to_string()
-            .into_boxed_str(),
-    );
+    let body: &'static str = Box::leak(crate::chat_body(content).into_boxed_str());
     let answer = still_hit(gw_addr, body, kind).await?;
     Ok((body, answer))
 }
@@ -468,7 +464,7 @@ async fn storing_phase(
     for _ in 0..seconds {
         alone.absorb(&hit.fixed_rate(RATE, second).await?)?;
         let fresh: Vec<String> = (next..next + MISSES as usize)
-            .map(|i| serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": question(i)}]}).to_string())
+            .map(|i| crate::chat_body(&question(i)))
             .collect();
         next += fresh.len();
         let pace = crate::load::Pace::Paced {
@@ -489,8 +485,7 @@ async fn storing_phase(
         stored += misses?;
     }
     println!(
-        "
-semantic hits at a fixed {RATE} requests/s, alone vs beside new questions at {MISSES} a second (misses, each stored: {:.0} a second), {seconds} alternating 1 s rounds, {entries} entries in the scope",
+        "\nsemantic hits at a fixed {RATE} requests/s, alone vs beside new questions at {MISSES} a second (misses, each stored: {:.0} a second), {seconds} alternating 1 s rounds, {entries} entries in the scope",
         stored as f64 / seconds.max(1) as f64
     );
     crate::print_table_named(("hits alone", &alone), ("beside misses", &beside));

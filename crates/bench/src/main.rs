@@ -52,6 +52,9 @@ enum Bench {
         /// The mock upstream binary.
         #[arg(long, default_value = "target/release/reprise-mock-upstream")]
         mock: PathBuf,
+        /// The embedding model of the last phase, misses with the cache on (skipped without it).
+        #[arg(long, default_value = "models/potion-base-8M")]
+        model: PathBuf,
         /// Concurrent connections in the closed-loop phase.
         #[arg(long, default_value_t = 32)]
         connections: usize,
@@ -131,6 +134,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Proxy {
             gateway,
             mock,
+            model,
             connections,
             seconds,
             rate,
@@ -138,12 +142,19 @@ fn main() -> anyhow::Result<()> {
         } => proxy(
             &gateway,
             &mock,
+            &model,
             connections,
             Duration::from_secs(seconds),
             rate,
             memory_requests,
         ),
     }
+}
+
+/// A chat completion asking `content` as the one user message, as the benchmarks send it.
+pub(crate) fn chat_body(content: &str) -> String {
+    serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}]})
+        .to_string()
 }
 
 /// Starts `reprise serve` on an ephemeral port with `config`, its data in `data_dir`, JSON logs
@@ -220,6 +231,7 @@ pub(crate) fn rss_mib(pid: u32) -> anyhow::Result<f64> {
 fn proxy(
     gateway: &std::path::Path,
     mock: &std::path::Path,
+    model: &std::path::Path,
     connections: usize,
     duration: Duration,
     rate: u64,
@@ -489,36 +501,34 @@ fn proxy(
             after_all - after_first
         );
         drop(gw);
-        miss_cost(gateway, &mock_url, &data_dir, connections, rounds).await
+        miss_cost(gateway, model, &mock_url, &data_dir, connections, rounds).await
     })?;
     let _ = std::fs::remove_dir_all(&data_dir);
     Ok(())
 }
-
-/// The embedding model the cache-on phase needs (`scripts/fetch-model`).
-const MODEL_DIR: &str = "models/potion-base-8M";
 
 /// What the cache costs a request it cannot answer: every question new, through a gateway with
 /// the cache off and through one with it on (looked up, then its answer stored: the embedding,
 /// the semantic lookup, the guard, the graph and the row), in alternating rounds.
 async fn miss_cost(
     gateway: &std::path::Path,
+    model: &std::path::Path,
     mock_url: &str,
     data_dir: &std::path::Path,
     connections: usize,
     rounds: u64,
 ) -> anyhow::Result<()> {
     println!(
-        "
-new questions (every request a miss), upstream over HTTP/1.1: the cache off vs on; {connections} connections, {rounds} alternating 1 s rounds"
+        "\nnew questions (every request a miss), upstream over HTTP/1.1: the cache off vs on; {connections} connections, {rounds} alternating 1 s rounds"
     );
-    if !std::path::Path::new(MODEL_DIR)
-        .join("model.safetensors")
-        .exists()
-    {
-        println!("(skipped: no embedding model in {MODEL_DIR}; run scripts/fetch-model)");
+    if !model.join("model.safetensors").exists() {
+        println!(
+            "(skipped: no embedding model in {}; run scripts/fetch-model)",
+            model.display()
+        );
         return Ok(());
     }
+    let model = model.to_string_lossy();
     let start = |cache: bool| -> anyhow::Result<(Guard, SocketAddr)> {
         let dir = data_dir.join(format!("miss-cost-cache-{cache}"));
         std::fs::create_dir_all(&dir)?;
@@ -535,7 +545,7 @@ new questions (every request a miss), upstream over HTTP/1.1: the cache off vs o
             &config,
             &dir,
             &[
-                ("REPRISE_MODEL_DIR", MODEL_DIR),
+                ("REPRISE_MODEL_DIR", &model),
                 ("REPRISE_CACHE_ENABLED", enabled),
             ],
         )
@@ -547,10 +557,9 @@ new questions (every request a miss), upstream over HTTP/1.1: the cache off vs o
     let mut questions = |n: usize| -> Vec<String> {
         let batch = (next..next + n)
             .map(|i| {
-                serde_json::json!({"model": "gpt-4o-mini", "messages": [
-                    {"role": "user", "content": format!("What happened in the year {i} of the new calendar?")}
-                ]})
-                .to_string()
+                chat_body(&format!(
+                    "What happened in the year {i} of the new calendar?"
+                ))
             })
             .collect();
         next += n;

@@ -9,11 +9,11 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, Env, Overrides, ProcessEnv};
 
 /// The most threads the gateway's blocking work runs on at once (tokio's default is 512). That
-/// work is mostly SQLite's, which one connection serialises: a burst of cache misses queued a
-/// store each, and every queued store took a thread of its own to wait on the connection (516
-/// threads and 430 MiB resident after filling 20,000 entries through 32 connections, against 68
-/// to 108 threads and 210 to 225 MiB when the stores kept up). Past this many, blocking work
-/// waits in tokio's queue instead, in the same order.
+/// work is mostly SQLite's, which one connection serialises, so more threads only wait on it:
+/// when a burst of cache misses still queued a store each, every queued store took a thread of
+/// its own (516 threads and 430 MiB resident after filling 20,000 entries through 32
+/// connections). Stores now go through one writer (see `cache::Writer`); past this many, other
+/// blocking work waits in tokio's queue, in the same order.
 const BLOCKING_THREADS: usize = 8;
 
 #[derive(Debug, Parser)]
